@@ -1,0 +1,67 @@
+//! Accumulates events, processes and strings into one self-contained [`Chunk`].
+
+use std::collections::HashMap;
+
+use crate::event::{Chunk, Event, Process, NONE};
+
+/// Builds a chunk: interns strings, collects process states and events.
+#[derive(Default)]
+pub struct ChunkBuilder {
+    chunk: Chunk,
+    string_ids: HashMap<String, u32>,
+}
+
+impl ChunkBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Returns the id of `s` in this chunk's string table, adding it if needed.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.string_ids.get(s) {
+            return id;
+        }
+        let id = self.chunk.strings.len() as u32;
+        self.chunk.strings.push(s.to_owned());
+        self.string_ids.insert(s.to_owned(), id);
+        id
+    }
+
+    /// Interns an optional string, mapping `None` to [`NONE`].
+    pub fn intern_opt(&mut self, s: Option<&str>) -> u32 {
+        s.map_or(NONE, |s| self.intern(s))
+    }
+
+    /// Adds a process state and returns its index (its parent must already be added).
+    pub fn add_process(&mut self, p: Process) -> u32 {
+        self.chunk.processes.push(p);
+        self.chunk.processes.len() as u32 - 1
+    }
+
+    /// Appends an event.
+    pub fn push(&mut self, e: Event) {
+        self.chunk.events.push(e);
+    }
+
+    /// Records kernel drops that happened while this chunk was open.
+    pub fn add_drops(&mut self, n: u64) {
+        self.chunk.drops += n;
+    }
+
+    /// Number of events so far.
+    pub fn len(&self) -> usize {
+        self.chunk.events.len()
+    }
+
+    /// True when no event and no drop was added.
+    pub fn is_empty(&self) -> bool {
+        self.chunk.events.is_empty() && self.chunk.drops == 0
+    }
+
+    /// Takes the finished chunk and resets the builder.
+    pub fn take(&mut self) -> Chunk {
+        self.string_ids.clear();
+        std::mem::take(&mut self.chunk)
+    }
+}

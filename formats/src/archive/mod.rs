@@ -1,0 +1,20 @@
+//! The segment file: header → sealed chunks → footer index (layout in `formats/FORMAT.md`).
+//!
+//! Each chunk is a zstd-compressed rkyv [`crate::event::Chunk`] in a frame whose header carries
+//! the index entry (time range, event count, event types) and a hash chained to the previous
+//! frame, so a footer can be rebuilt by scanning and any chunk can be verified and decoded alone.
+
+mod builder;
+mod error;
+mod layout;
+mod reader;
+mod writer;
+
+pub use builder::ChunkBuilder;
+pub use error::ArchiveError;
+pub use layout::{FrameHeader, SegmentMeta, FORMAT_MAJOR, FORMAT_MINOR, SEGMENT_EXTENSION};
+pub use reader::{ChunkRef, DecodedChunk, SegmentReader, TornTail};
+pub use writer::SegmentWriter;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,308 @@
+//! Reads a segment through a memory map: finds its chunks (footer index, or a scan when the
+//! segment was never sealed), verifies and decodes them one at a time.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use rkyv::util::AlignedVec;
+
+use super::error::ArchiveError;
+use super::layout::*;
+use crate::event::{ArchivedChunk, NONE};
+
+/// Where a chunk is and what its frame header says.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkRef {
+    /// Chunk number within the segment.
+    pub index: usize,
+    /// Byte offset of the frame.
+    pub offset: u64,
+    /// The frame header (the chunk's index entry).
+    pub header: FrameHeader,
+    /// Chain value of the preceding frame (or the segment seed).
+    prev_chain: [u8; 32],
+}
+
+/// Bytes after the last complete chunk of a segment that was not closed cleanly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// Offset of the first byte that is not part of a complete chunk.
+    pub offset: u64,
+    /// How many bytes follow it.
+    pub bytes: u64,
+}
+
+/// An open segment file.
+pub struct SegmentReader {
+    path: PathBuf,
+    map: Mmap,
+    meta: SegmentMeta,
+    version: (u16, u16),
+    sealed: bool,
+    chunks: Vec<ChunkRef>,
+    torn: Option<TornTail>,
+    warnings: Vec<String>,
+}
+
+/// A verified, decompressed chunk; access is zero-copy into its buffer.
+pub struct DecodedChunk {
+    bytes: AlignedVec<16>,
+}
+
+impl DecodedChunk {
+    /// The archived chunk.
+    pub fn chunk(&self) -> &ArchivedChunk {
+        // SAFETY: `bytes` was validated with `rkyv::access` (bytecheck) when this value was
+        // built in `SegmentReader::decode` and is never mutated afterwards.
+        unsafe { rkyv::access_unchecked::<ArchivedChunk>(&self.bytes) }
+    }
+}
+
+impl SegmentReader {
+    /// Opens and indexes `path`; fails only when nothing in it can be trusted.
+    pub fn open(path: &Path) -> Result<Self, ArchiveError> {
+        let io = |source| ArchiveError::Io { path: path.to_owned(), source };
+        let file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len < FIXED_HEADER_LEN as u64 {
+            if len >= 8 && !is_magic(&file) {
+                return Err(ArchiveError::NotASegment { path: path.to_owned() });
+            }
+            return Err(ArchiveError::BadHeader {
+                path: path.to_owned(),
+                offset: len,
+                what: format!("file ends at byte offset {len}, inside the {FIXED_HEADER_LEN}-byte header"),
+            });
+        }
+        // SAFETY: the map is read-only; segments are append-only while being written and we
+        // never read beyond the length observed here.
+        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let b = &map[..];
+        if &b[0..8] != SEGMENT_MAGIC {
+            return Err(ArchiveError::NotASegment { path: path.to_owned() });
+        }
+        let bad = |offset: u64, what: String| ArchiveError::BadHeader { path: path.to_owned(), offset, what };
+        let major = le_u16(&b[8..10]);
+        let minor = le_u16(&b[10..12]);
+        if major > FORMAT_MAJOR {
+            return Err(ArchiveError::UnsupportedVersion {
+                path: path.to_owned(),
+                major,
+                minor,
+                supported: FORMAT_MAJOR,
+            });
+        }
+        if major == 0 {
+            return Err(bad(8, "format version 0 does not exist".into()));
+        }
+        let header_len = le_u32(&b[12..16]) as u64;
+        let sealed_len = le_u64(&b[16..24]);
+        let footer_offset = le_u64(&b[24..32]);
+        let meta_len = le_u32(&b[32..36]) as u64;
+        if header_len != FIXED_HEADER_LEN as u64 + meta_len {
+            return Err(bad(12, format!("header length {header_len} does not match metadata length {meta_len}")));
+        }
+        if header_len > len {
+            return Err(bad(len, format!("file ends at byte offset {len}, inside the {header_len}-byte header")));
+        }
+        let meta_json = &b[FIXED_HEADER_LEN..header_len as usize];
+        let meta: SegmentMeta = serde_json::from_slice(meta_json)
+            .map_err(|e| bad(FIXED_HEADER_LEN as u64 + e.column() as u64, format!("metadata is not valid: {e}")))?;
+        let seed = chain_seed(meta_json);
+        let mut r = Self {
+            path: path.to_owned(),
+            map,
+            meta,
+            version: (major, minor),
+            sealed: sealed_len != 0,
+            chunks: Vec::new(),
+            torn: None,
+            warnings: Vec::new(),
+        };
+        if sealed_len != 0 {
+            if len < sealed_len {
+                return Err(ArchiveError::Truncated { path: path.to_owned(), expected: sealed_len, actual: len });
+            }
+            match r.read_footer(header_len, footer_offset, sealed_len, seed) {
+                Ok(chunks) => r.chunks = chunks,
+                Err(e) => {
+                    r.warnings.push(format!("{e}; chunk index rebuilt by scanning"));
+                    r.scan(header_len, footer_offset.clamp(header_len, len), seed);
+                }
+            }
+        } else {
+            r.scan(header_len, len, seed);
+        }
+        Ok(r)
+    }
+
+    fn read_footer(&self, header_len: u64, off: u64, sealed_len: u64, seed: [u8; 32]) -> Result<Vec<ChunkRef>, ArchiveError> {
+        let b = &self.map[..];
+        let bad = |offset: u64, what: &str| ArchiveError::BadFooter { path: self.path.clone(), offset, what: what.to_owned() };
+        if off < header_len || off + 16 > sealed_len {
+            return Err(bad(24, "footer offset out of range"));
+        }
+        let o = off as usize;
+        if &b[o..o + 8] != FOOTER_MAGIC {
+            return Err(bad(off, "bad footer magic"));
+        }
+        let count = le_u32(&b[o + 8..o + 12]) as u64;
+        let body_end = off + 16 + count * FOOTER_ENTRY_LEN as u64;
+        if body_end + 32 + TRAILER_LEN as u64 != sealed_len {
+            return Err(bad(off + 8, "chunk count does not match the footer length"));
+        }
+        let body_end = body_end as usize;
+        if blake3::hash(&b[o..body_end]).as_bytes() != &b[body_end..body_end + 32] {
+            return Err(bad(off, "footer checksum mismatch"));
+        }
+        let t = body_end + 32;
+        if le_u64(&b[t..t + 8]) != off || &b[t + 8..t + 16] != TRAILER_MAGIC {
+            return Err(bad(t as u64, "bad trailer"));
+        }
+        let mut prev = seed;
+        let mut out = Vec::with_capacity(count as usize);
+        for i in 0..count as usize {
+            let e = o + 16 + i * FOOTER_ENTRY_LEN;
+            let offset = le_u64(&b[e..e + 8]);
+            let header = FrameHeader::decode(&b[e + 8..e + FOOTER_ENTRY_LEN])
+                .ok_or_else(|| bad(e as u64 + 8, "bad frame magic in index entry"))?;
+            out.push(ChunkRef { index: i, offset, header, prev_chain: prev });
+            prev = header.chain;
+        }
+        Ok(out)
+    }
+
+    fn scan(&mut self, start: u64, end: u64, seed: [u8; 32]) {
+        let b = &self.map[..end as usize];
+        let mut pos = start as usize;
+        let mut prev = seed;
+        while pos < b.len() {
+            let fh = match FrameHeader::decode(&b[pos..]) {
+                Some(fh) if pos + FRAME_HEADER_LEN + fh.payload_len as usize <= b.len() => fh,
+                _ => {
+                    self.torn = Some(TornTail { offset: pos as u64, bytes: (b.len() - pos) as u64 });
+                    return;
+                }
+            };
+            let index = self.chunks.len();
+            self.chunks.push(ChunkRef { index, offset: pos as u64, header: fh, prev_chain: prev });
+            prev = fh.chain;
+            pos += FRAME_HEADER_LEN + fh.payload_len as usize;
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Segment metadata.
+    pub fn meta(&self) -> &SegmentMeta {
+        &self.meta
+    }
+
+    /// Format version (major, minor) of the file.
+    pub fn version(&self) -> (u16, u16) {
+        self.version
+    }
+
+    /// True when the writer closed the segment (footer written).
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
+    /// The chunks found.
+    pub fn chunks(&self) -> &[ChunkRef] {
+        &self.chunks
+    }
+
+    /// Bytes after the last complete chunk, when the writer did not close the segment.
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.torn.as_ref()
+    }
+
+    /// Non-fatal problems found while opening (e.g. a damaged footer that was rebuilt).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Size of the file in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Verifies the chain hash of chunk `r`, decompresses and validates it.
+    pub fn decode(&self, r: &ChunkRef) -> Result<DecodedChunk, ArchiveError> {
+        let corrupt = |what: String| ArchiveError::CorruptChunk {
+            path: self.path.clone(),
+            index: r.index,
+            offset: r.offset,
+            what,
+        };
+        let start = r.offset as usize;
+        let end = start
+            .checked_add(FRAME_HEADER_LEN + r.header.payload_len as usize)
+            .filter(|&e| e <= self.map.len())
+            .ok_or_else(|| corrupt("frame extends past the end of the file".into()))?;
+        let fh = FrameHeader::decode(&self.map[start..end]).ok_or_else(|| corrupt("bad frame magic".into()))?;
+        if fh != r.header {
+            return Err(corrupt("frame header differs from the footer index".into()));
+        }
+        let payload = &self.map[start + FRAME_HEADER_LEN..end];
+        if fh.chain_hash(&r.prev_chain, payload) != fh.chain {
+            return Err(corrupt("checksum mismatch: the chunk was altered or damaged".into()));
+        }
+        if fh.codec != CODEC_ZSTD {
+            return Err(corrupt(format!("unknown compression codec {}", fh.codec)));
+        }
+        if fh.raw_len > MAX_RAW_CHUNK {
+            return Err(corrupt(format!("declared size {} exceeds the {MAX_RAW_CHUNK}-byte limit", fh.raw_len)));
+        }
+        let mut bytes = AlignedVec::<16>::with_capacity(fh.raw_len as usize);
+        bytes.resize(fh.raw_len as usize, 0);
+        let n = zstd::bulk::Decompressor::new()
+            .and_then(|mut d| d.decompress_to_buffer(payload, &mut bytes[..]))
+            .map_err(|e| corrupt(format!("zstd: {e}")))?;
+        if n != fh.raw_len as usize {
+            return Err(corrupt(format!("decompressed to {n} bytes, header says {}", fh.raw_len)));
+        }
+        let chunk = rkyv::access::<ArchivedChunk, rkyv::rancor::Error>(&bytes)
+            .map_err(|e| corrupt(format!("invalid chunk data: {e}")))?;
+        check_references(chunk).map_err(corrupt)?;
+        Ok(DecodedChunk { bytes })
+    }
+}
+
+fn is_magic(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut m = [0u8; 8];
+    file.read_exact_at(&mut m, 0).is_ok() && &m == SEGMENT_MAGIC
+}
+
+/// Checks every cross-reference inside a chunk so later indexing cannot go out of bounds.
+fn check_references(c: &ArchivedChunk) -> Result<(), String> {
+    let nstr = c.strings.len() as u32;
+    let nproc = c.processes.len() as u32;
+    let s_ok = |id: u32| id == NONE || id < nstr;
+    for (i, p) in c.processes.iter().enumerate() {
+        let parent = p.parent.to_native();
+        if parent != NONE && parent >= i as u32 {
+            return Err(format!("process {i} has invalid parent index {parent}"));
+        }
+        for id in [p.name, p.exe, p.exepath, p.args, p.cwd] {
+            if !s_ok(id.to_native()) {
+                return Err(format!("process {i} references missing string {}", id.to_native()));
+            }
+        }
+    }
+    for (i, e) in c.events.iter().enumerate() {
+        if e.process.to_native() >= nproc {
+            return Err(format!("event {i} references missing process {}", e.process.to_native()));
+        }
+        if !s_ok(e.path.to_native()) || !s_ok(e.path2.to_native()) {
+            return Err(format!("event {i} references a missing string"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,174 @@
+use std::fs;
+use std::io::Write;
+
+use super::*;
+use crate::event::{Chunk, Event, Process, NONE};
+
+fn sample_chunk(builder: &mut ChunkBuilder, n: u64) -> Chunk {
+    let name = builder.intern("cat");
+    let exepath = builder.intern("/usr/bin/cat");
+    let args = builder.intern("/etc/shadow");
+    let cwd = builder.intern("/root");
+    let p = builder.add_process(Process {
+        pid: 42,
+        ppid: 1,
+        parent: NONE,
+        uid: 0,
+        gid: 0,
+        name,
+        exe: name,
+        exepath,
+        args,
+        cwd,
+        start_ns: 1,
+    });
+    for i in 0..n {
+        let path = builder.intern(&format!("/etc/file{i}"));
+        builder.push(Event {
+            ts_ns: 1_000 + i,
+            tid: 42,
+            process: p,
+            etype: 2,
+            ret: 3,
+            flags: 0,
+            mode: 0,
+            dirfd: -100,
+            path,
+            path2: NONE,
+        });
+    }
+    builder.take()
+}
+
+fn write_segment(dir: &std::path::Path, chunks: usize, seal: bool) -> (std::path::PathBuf, Vec<Chunk>) {
+    let path = dir.join("seg.lnr");
+    let mut w = SegmentWriter::create(&path, &SegmentMeta { hostname: "h".into(), ..Default::default() }, 3).unwrap();
+    let mut b = ChunkBuilder::new();
+    let mut written = Vec::new();
+    for c in 0..chunks {
+        let chunk = sample_chunk(&mut b, 10 + c as u64);
+        w.append(&chunk).unwrap();
+        written.push(chunk);
+    }
+    if seal {
+        w.finish().unwrap();
+    }
+    (path, written)
+}
+
+fn read_all(r: &SegmentReader) -> Vec<Result<usize, ArchiveError>> {
+    r.chunks().iter().map(|c| r.decode(c).map(|d| d.chunk().events.len())).collect()
+}
+
+#[test]
+fn sealed_segment_round_trips_with_0600_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, written) = write_segment(dir.path(), 3, true);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    let r = SegmentReader::open(&path).unwrap();
+    assert!(r.is_sealed());
+    assert!(r.torn_tail().is_none());
+    assert_eq!(r.meta().hostname, "h");
+    assert_eq!(r.chunks().len(), 3);
+    for (cref, orig) in r.chunks().iter().zip(&written) {
+        let d = r.decode(cref).unwrap();
+        let back: Chunk = rkyv::deserialize::<Chunk, rkyv::rancor::Error>(d.chunk()).unwrap();
+        assert_eq!(&back, orig);
+        assert_eq!(cref.header.event_count as usize, orig.events.len());
+        assert!(cref.header.has_event_type(2));
+        assert!(!cref.header.has_event_type(3));
+    }
+}
+
+#[test]
+fn unsealed_segment_is_indexed_by_scanning() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_segment(dir.path(), 2, false);
+    let r = SegmentReader::open(&path).unwrap();
+    assert!(!r.is_sealed());
+    assert_eq!(r.chunks().len(), 2);
+    assert!(r.torn_tail().is_none());
+    assert!(read_all(&r).iter().all(|x| x.is_ok()));
+}
+
+#[test]
+fn torn_tail_is_reported_and_never_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_segment(dir.path(), 2, false);
+    let good_len = fs::metadata(&path).unwrap().len();
+    // Half a frame, as a writer killed mid-write leaves it.
+    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(b"LNRC\x01\x00\x00\x00\xff\xff\x00\x00").unwrap();
+    drop(f);
+    let r = SegmentReader::open(&path).unwrap();
+    assert_eq!(r.chunks().len(), 2);
+    assert_eq!(r.torn_tail(), Some(&TornTail { offset: good_len, bytes: 12 }));
+    assert!(read_all(&r).iter().all(|x| x.is_ok()));
+}
+
+#[test]
+fn truncated_sealed_segment_is_refused_with_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_segment(dir.path(), 2, true);
+    let len = fs::metadata(&path).unwrap().len();
+    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 40).unwrap();
+    let err = SegmentReader::open(&path).err().expect("truncated file must be refused");
+    let msg = err.to_string();
+    assert!(msg.contains("seg.lnr"), "{msg}");
+    assert!(msg.contains(&format!("sealed at {len} bytes")), "{msg}");
+    assert!(msg.contains(&format!("byte offset {}", len - 40)), "{msg}");
+}
+
+#[test]
+fn flipped_byte_fails_only_its_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_segment(dir.path(), 3, true);
+    let r = SegmentReader::open(&path).unwrap();
+    let victim = r.chunks()[1];
+    drop(r);
+    let mut bytes = fs::read(&path).unwrap();
+    let at = victim.offset as usize + 88 + 5;
+    bytes[at] ^= 0x40;
+    fs::write(&path, &bytes).unwrap();
+    let r = SegmentReader::open(&path).unwrap();
+    let results = read_all(&r);
+    assert!(results[0].is_ok() && results[2].is_ok());
+    let msg = results[1].as_ref().unwrap_err().to_string();
+    assert!(msg.contains(&format!("chunk 1 at byte offset {}", victim.offset)), "{msg}");
+    assert!(msg.contains("checksum mismatch"), "{msg}");
+}
+
+#[test]
+fn short_garbage_and_newer_versions_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.lnr");
+    fs::write(&p, b"hello world, not an archive at all, but long enough to hold a header......").unwrap();
+    assert!(matches!(SegmentReader::open(&p), Err(ArchiveError::NotASegment { .. })));
+    fs::write(&p, b"LANNERSG").unwrap();
+    let msg = SegmentReader::open(&p).err().unwrap().to_string();
+    assert!(msg.contains("byte offset 8"), "{msg}");
+
+    let (path, _) = write_segment(dir.path(), 1, true);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[8] = 9;
+    fs::write(&path, &bytes).unwrap();
+    let msg = SegmentReader::open(&path).err().unwrap().to_string();
+    assert!(msg.contains("version 9.0 is newer"), "{msg}");
+}
+
+#[test]
+fn damaged_footer_is_rebuilt_by_scanning() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_segment(dir.path(), 2, true);
+    let r = SegmentReader::open(&path).unwrap();
+    let footer_at = r.chunks()[1].offset as usize + 88 + r.chunks()[1].header.payload_len as usize;
+    drop(r);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[footer_at + 20] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    let r = SegmentReader::open(&path).unwrap();
+    assert_eq!(r.chunks().len(), 2);
+    assert!(r.warnings()[0].contains("footer checksum mismatch"), "{:?}", r.warnings());
+    assert!(read_all(&r).iter().all(|x| x.is_ok()));
+}

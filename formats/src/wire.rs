@@ -1,0 +1,140 @@
+//! Kernel → user records: the byte layouts the eBPF programs write into the ring buffer.
+//!
+//! `no_std` and dependency-free so that `bpf/` and `capture/` share one definition.
+//! Every record is a [`RecordHeader`] followed by up to two variable-length blobs
+//! (`blob_lens[0]` bytes, then `blob_lens[1]` bytes), each NUL-terminated when non-empty.
+
+/// What a ring-buffer record describes.
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A traced syscall returned: `ret` and `args` are valid, blobs hold path arguments.
+    SyscallExit = 1,
+    /// An exec syscall was entered: blob 0 is the filename, blob 1 the NUL-separated argv.
+    ExecArgs = 2,
+    /// `sched_process_fork`: `args[0]` is the child's thread id; the header's ids are the parent's.
+    Fork = 3,
+    /// `sched_process_exit`: the thread in the header exited.
+    Exit = 4,
+}
+
+impl RecordKind {
+    /// Decodes the on-wire kind value.
+    pub fn from_u16(v: u16) -> Option<Self> {
+        match v {
+            1 => Some(Self::SyscallExit),
+            2 => Some(Self::ExecArgs),
+            3 => Some(Self::Fork),
+            4 => Some(Self::Exit),
+            _ => None,
+        }
+    }
+}
+
+/// Fixed part of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RecordHeader {
+    /// A [`RecordKind`] value.
+    pub kind: u16,
+    /// Length of each of the two blobs that follow the header, NUL included.
+    pub blob_lens: [u16; 2],
+    /// Padding; zero.
+    pub _pad: u16,
+    /// Architecture syscall number (for syscall records).
+    pub nr: u32,
+    /// Padding; zero.
+    pub _pad2: u32,
+    /// `CLOCK_BOOTTIME` nanoseconds when the record was produced.
+    pub ts_boot_ns: u64,
+    /// `bpf_get_current_pid_tgid()`: tgid in the high half, tid in the low half.
+    pub pid_tgid: u64,
+    /// `bpf_get_current_uid_gid()`: gid in the high half, uid in the low half.
+    pub uid_gid: u64,
+    /// Return value of the syscall (syscall records).
+    pub ret: i64,
+    /// Raw syscall arguments (see [`RecordKind`] for other kinds).
+    pub args: [u64; 6],
+    /// The thread's `comm` at the time of the record.
+    pub comm: [u8; 16],
+}
+
+/// Size of [`RecordHeader`] on the wire.
+pub const HEADER_LEN: usize = core::mem::size_of::<RecordHeader>();
+
+/// Largest single blob (a path, or a packed argv) the kernel side copies.
+pub const MAX_BLOB: usize = 4096;
+
+/// Largest single argv element copied for exec records.
+pub const MAX_ARG: usize = 1024;
+
+/// Most argv elements copied for exec records.
+pub const MAX_ARGS: usize = 32;
+
+/// Size of the per-CPU scratch buffer a record is assembled in (header + two blobs + slack).
+pub const SCRATCH_LEN: usize = 16384;
+
+/// Per-syscall descriptor the capture loader writes into the `SYSCALL_DESC` map (indexed by nr).
+///
+/// Bits 0-2: first path argument index + 1 (0 = none); bits 3-5: second path argument index + 1;
+/// bits 6-8: argv argument index + 1 (exec syscalls, read at entry); bit 9: `args[2]` points to a
+/// `struct open_how` whose `flags`/`mode` replace `args[2]`/`args[3]`; bit 15: traced.
+pub mod desc {
+    /// The syscall is traced at all.
+    pub const TRACED: u32 = 1 << 15;
+    /// Exec-like: filename and argv are copied at entry into an `ExecArgs` record.
+    pub const EXEC: u32 = 1 << 10;
+    /// `args[2]` is a `struct open_how *`.
+    pub const OPEN_HOW: u32 = 1 << 9;
+
+    /// Builds a descriptor value.
+    pub const fn make(path_a: Option<u8>, path_b: Option<u8>, argv: Option<u8>, flags: u32) -> u32 {
+        let a = match path_a {
+            Some(i) => i as u32 + 1,
+            None => 0,
+        };
+        let b = match path_b {
+            Some(i) => i as u32 + 1,
+            None => 0,
+        };
+        let v = match argv {
+            Some(i) => i as u32 + 1,
+            None => 0,
+        };
+        TRACED | a | (b << 3) | (v << 6) | flags
+    }
+
+    /// Index of the first path argument, if any.
+    pub const fn path_a(d: u32) -> Option<usize> {
+        match d & 7 {
+            0 => None,
+            i => Some(i as usize - 1),
+        }
+    }
+
+    /// Index of the second path argument, if any.
+    pub const fn path_b(d: u32) -> Option<usize> {
+        match (d >> 3) & 7 {
+            0 => None,
+            i => Some(i as usize - 1),
+        }
+    }
+
+    /// Index of the argv argument, if any.
+    pub const fn argv(d: u32) -> Option<usize> {
+        match (d >> 6) & 7 {
+            0 => None,
+            i => Some(i as usize - 1),
+        }
+    }
+}
+
+/// Number of entries of the `SYSCALL_DESC` array map.
+pub const SYSCALL_DESC_ENTRIES: u32 = 1024;
+
+/// Index of the ring-buffer-full drop counter in the per-CPU `COUNTERS` map.
+pub const COUNTER_DROPS: u32 = 0;
+/// Index of the "exit without a matching enter" counter in the per-CPU `COUNTERS` map.
+pub const COUNTER_UNPAIRED: u32 = 1;
+/// Number of entries of the per-CPU `COUNTERS` map.
+pub const COUNTER_ENTRIES: u32 = 4;
