@@ -1,2 +1,304 @@
+//! Lanner's eBPF programs: syscall tracepoints that stash arguments at entry and emit one
+//! record per completed syscall, plus process fork/exit. Record layouts live in
+//! `lanner_formats::wire`; which syscalls are traced, and where their path arguments are, comes
+//! from the `SYSCALL_DESC` map the loader fills, so this code is architecture-neutral.
 #![no_std]
 #![no_main]
+
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        generated::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str, bpf_ringbuf_output},
+    },
+    macros::{map, tracepoint},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    programs::TracePointContext,
+    EbpfContext,
+};
+use lanner_formats::wire::{
+    desc, RecordHeader, RecordKind, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED, HEADER_LEN, MAX_ARG,
+    MAX_ARGS, MAX_BLOB, SCRATCH_LEN, SYSCALL_DESC_ENTRIES,
+};
+
+/// Thread-group id of the capture process itself; its syscalls are not recorded.
+#[no_mangle]
+static OWN_TGID: u32 = 0;
+
+/// Offset of `child_pid` in the `sched_process_fork` record (read from tracefs by the loader).
+#[no_mangle]
+static FORK_CHILD_PID_OFFSET: u32 = 20;
+
+/// Wake the reader once this many bytes are waiting; otherwise it polls on a short timer.
+const WAKEUP_BYTES: u64 = 256 * 1024;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Stash {
+    nr: u64,
+    args: [u64; 6],
+}
+
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+
+#[map]
+static STASH: LruHashMap<u32, Stash> = LruHashMap::with_max_entries(16384, 0);
+
+#[map]
+static SCRATCH: PerCpuArray<[u8; SCRATCH_LEN]> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static SYSCALL_DESC: Array<u32> = Array::with_max_entries(SYSCALL_DESC_ENTRIES, 0);
+
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_ENTRIES, 0);
+
+#[inline(always)]
+fn own_tgid() -> u32 {
+    // SAFETY: a plain read of a global the loader sets before the program is loaded.
+    unsafe { core::ptr::read_volatile(&OWN_TGID) }
+}
+
+#[inline(always)]
+fn bump(counter: u32) {
+    if let Some(p) = COUNTERS.get_ptr_mut(counter) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+fn ctx_read<T: Copy>(ctx: &TracePointContext, off: usize) -> T {
+    // SAFETY: tracepoint context reads inside the record layout are checked by the verifier.
+    unsafe { core::ptr::read_unaligned((ctx.as_ptr() as *const u8).add(off) as *const T) }
+}
+
+#[inline(always)]
+fn fill_header(buf: *mut u8, kind: RecordKind, nr: u32, pid_tgid: u64, ret: i64, args: &[u64; 6]) {
+    let h = buf as *mut RecordHeader;
+    let comm = bpf_get_current_comm().unwrap_or([0u8; 16]);
+    // SAFETY: `buf` points at a scratch buffer of SCRATCH_LEN > HEADER_LEN bytes.
+    unsafe {
+        (*h).kind = kind as u16;
+        (*h).blob_lens = [0, 0];
+        (*h)._pad = 0;
+        (*h).nr = nr;
+        (*h)._pad2 = 0;
+        (*h).ts_boot_ns = bpf_ktime_get_boot_ns();
+        (*h).pid_tgid = pid_tgid;
+        (*h).uid_gid = bpf_get_current_uid_gid();
+        (*h).ret = ret;
+        (*h).args = *args;
+        (*h).comm = comm;
+    }
+}
+
+/// Copies a user string to `buf + off` (at most `max` bytes incl. NUL); returns the length copied.
+#[inline(always)]
+fn read_user_str(buf: *mut u8, off: usize, max: u32, src: u64) -> usize {
+    if src == 0 {
+        return 0;
+    }
+    // The mask keeps the destination provably inside the scratch buffer for the verifier.
+    let off = off & (2 * MAX_BLOB - 1);
+    // SAFETY: off + max <= 2 * MAX_BLOB + MAX_BLOB < SCRATCH_LEN.
+    let n = unsafe { bpf_probe_read_user_str(buf.add(off) as *mut _, max, src as *const _) };
+    if n <= 0 {
+        0
+    } else {
+        (n as usize) & (2 * MAX_BLOB - 1)
+    }
+}
+
+#[inline(always)]
+fn emit(buf: *mut u8, l1: usize, l2: usize) {
+    let h = buf as *mut RecordHeader;
+    // SAFETY: header lies inside the scratch buffer.
+    unsafe { (*h).blob_lens = [l1 as u16, l2 as u16] };
+    let len = ((HEADER_LEN + l1 + l2) & (SCRATCH_LEN - 1)) as u64;
+    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) > WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    // SAFETY: `len` is bounded by the scratch buffer size.
+    let r = unsafe { bpf_ringbuf_output(&EVENTS as *const _ as *mut _, buf as *mut _, len, flags as u64) };
+    if r != 0 {
+        bump(COUNTER_DROPS);
+    }
+}
+
+#[inline(always)]
+fn scratch() -> Option<*mut u8> {
+    SCRATCH.get_ptr_mut(0).map(|p| p as *mut u8)
+}
+
+/// Entry of every traced syscall: stash the arguments; exec-like calls also emit their argv now,
+/// because a successful exec replaces the memory those pointers refer to.
+#[tracepoint]
+pub fn lanner_sys_enter(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == own_tgid() {
+        return 0;
+    }
+    let nr: i32 = ctx_read(&ctx, 8);
+    let d = match SYSCALL_DESC.get(nr as u32) {
+        Some(d) if *d & desc::TRACED != 0 => *d,
+        _ => return 0,
+    };
+    let mut st = Stash { nr: nr as u64, args: [0; 6] };
+    // One probe read for all six slots: direct context reads past a tracepoint's last argument
+    // would make attaching to syscalls with fewer arguments fail (max_ctx_offset check).
+    // SAFETY: reads 48 bytes of kernel memory following the record header into a stack array.
+    unsafe {
+        bpf_probe_read_kernel(
+            st.args.as_mut_ptr() as *mut _,
+            48,
+            (ctx.as_ptr() as *const u8).add(16) as *const _,
+        )
+    };
+    let _ = STASH.insert(&(pid_tgid as u32), &st, 0);
+    if d & desc::EXEC != 0 {
+        emit_exec_args(nr as u32, d, pid_tgid, &st.args);
+    }
+    0
+}
+
+#[inline(always)]
+fn emit_exec_args(nr: u32, d: u32, pid_tgid: u64, args: &[u64; 6]) {
+    let Some(buf) = scratch() else { return };
+    fill_header(buf, RecordKind::ExecArgs, nr, pid_tgid, 0, args);
+    let filename = match desc::path_a(d) {
+        Some(i) if i < 6 => args[i],
+        _ => 0,
+    };
+    let l1 = read_user_str(buf, HEADER_LEN, MAX_BLOB as u32, filename);
+    let argv = match desc::argv(d) {
+        Some(i) if i < 6 => args[i],
+        _ => 0,
+    };
+    let base = HEADER_LEN + l1;
+    let mut total = 0usize;
+    if argv != 0 {
+        for i in 0..MAX_ARGS {
+            if total >= MAX_BLOB {
+                break;
+            }
+            let mut p: u64 = 0;
+            // SAFETY: reads one pointer from user memory into a stack slot.
+            let r = unsafe {
+                bpf_probe_read_user(&mut p as *mut u64 as *mut _, 8, (argv + (i as u64) * 8) as *const _)
+            };
+            if r != 0 || p == 0 {
+                break;
+            }
+            let off = (base & (2 * MAX_BLOB - 1)) + (total & (MAX_BLOB - 1));
+            let n = read_user_str(buf, off, MAX_ARG as u32, p);
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+    }
+    emit(buf, l1, total & (2 * MAX_BLOB - 1));
+}
+
+/// Exit of every traced syscall: one record with the result, arguments and path strings.
+#[tracepoint]
+pub fn lanner_sys_exit(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == own_tgid() {
+        return 0;
+    }
+    let tid = pid_tgid as u32;
+    let nr: i32 = ctx_read(&ctx, 8);
+    // SAFETY: the value is copied out before any other map operation.
+    let st = match unsafe { STASH.get(&tid) } {
+        Some(s) => *s,
+        None => {
+            bump(COUNTER_UNPAIRED);
+            return 0;
+        }
+    };
+    let _ = STASH.remove(&tid);
+    if st.nr != nr as u64 {
+        bump(COUNTER_UNPAIRED);
+        return 0;
+    }
+    let d = match SYSCALL_DESC.get(nr as u32) {
+        Some(d) => *d,
+        None => return 0,
+    };
+    let ret: i64 = ctx_read(&ctx, 16);
+    let Some(buf) = scratch() else { return 0 };
+    let mut args = st.args;
+    let (mut l1, mut l2) = (0usize, 0usize);
+    if d & desc::EXEC == 0 {
+        if let Some(i) = desc::path_a(d) {
+            if i < 6 {
+                l1 = read_user_str(buf, HEADER_LEN, MAX_BLOB as u32, args[i]);
+            }
+        }
+        if let Some(j) = desc::path_b(d) {
+            if j < 6 {
+                l2 = read_user_str(buf, HEADER_LEN + l1, MAX_BLOB as u32, args[j]);
+            }
+        }
+        if d & desc::OPEN_HOW != 0 && args[2] != 0 {
+            let mut how = [0u64; 2];
+            // SAFETY: reads `struct open_how { u64 flags; u64 mode; ... }` into a stack array.
+            let r = unsafe { bpf_probe_read_user(how.as_mut_ptr() as *mut _, 16, args[2] as *const _) };
+            if r == 0 {
+                args[2] = how[0];
+                args[3] = how[1];
+            }
+        }
+    }
+    fill_header(buf, RecordKind::SyscallExit, nr as u32, pid_tgid, ret, &args);
+    emit(buf, l1, l2);
+    0
+}
+
+/// `sched_process_fork`: the parent (current) created thread or process `child_pid`.
+#[tracepoint]
+pub fn lanner_fork(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == own_tgid() {
+        return 0;
+    }
+    // SAFETY: plain read of a loader-set global.
+    let off = unsafe { core::ptr::read_volatile(&FORK_CHILD_PID_OFFSET) } as usize & 0xff;
+    let child: i32 = match unsafe { ctx.read_at::<i32>(off) } {
+        Ok(c) => c,
+        Err(_) => return 0,
+    };
+    let Some(buf) = scratch() else { return 0 };
+    fill_header(buf, RecordKind::Fork, 0, pid_tgid, 0, &[child as u64, 0, 0, 0, 0, 0]);
+    emit(buf, 0, 0);
+    0
+}
+
+/// `sched_process_exit`: the current thread exits.
+#[tracepoint]
+pub fn lanner_exit(_ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == own_tgid() {
+        return 0;
+    }
+    let _ = STASH.remove(&(pid_tgid as u32));
+    let Some(buf) = scratch() else { return 0 };
+    fill_header(buf, RecordKind::Exit, 0, pid_tgid, 0, &[0; 6]);
+    emit(buf, 0, 0);
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,118 @@
+//! Loads the embedded eBPF object, configures it and attaches its tracepoints.
+
+use anyhow::{anyhow, Context, Result};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::programs::TracePoint;
+use aya::{Ebpf, EbpfLoader};
+use lanner_formats::syscall::{self, TABLE};
+use lanner_formats::wire::{COUNTER_DROPS, COUNTER_UNPAIRED, SYSCALL_DESC_ENTRIES};
+
+static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lanner"));
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// The loaded, attached programs and the maps capture reads.
+pub struct Probes {
+    /// Keeps programs and links alive; dropping it detaches everything.
+    _ebpf: Ebpf,
+    /// Records from the kernel.
+    pub ring: RingBuf<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+    /// Number of tracepoints attached.
+    pub attached: usize,
+}
+
+/// Kernel-side counters, summed over CPUs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Records lost because the ring buffer was full.
+    pub drops: u64,
+    /// Syscall exits seen without their entry (e.g. started before capture).
+    pub unpaired: u64,
+}
+
+impl Probes {
+    /// Loads and attaches everything; capture's own process is filtered in the kernel.
+    pub fn load() -> Result<Self> {
+        ensure_tracefs()?;
+        let own = std::process::id();
+        let fork_off = field_offset("sched", "sched_process_fork", "child_pid")?;
+        let mut ebpf = EbpfLoader::new()
+            .override_global("OWN_TGID", &own, true)
+            .override_global("FORK_CHILD_PID_OFFSET", &fork_off, true)
+            .load(BPF_OBJECT)
+            .context("loading the eBPF object (needs root or CAP_BPF+CAP_PERFMON)")?;
+        {
+            let mut desc: Array<_, u32> = Array::try_from(ebpf.map_mut("SYSCALL_DESC").ok_or_else(|| anyhow!("map SYSCALL_DESC missing"))?)?;
+            for spec in TABLE {
+                if let Some(nr) = syscall::native_nr(spec) {
+                    if nr < SYSCALL_DESC_ENTRIES && spec.desc != 0 {
+                        desc.set(nr, spec.desc, 0)?;
+                    }
+                }
+            }
+        }
+        let mut attached = 0;
+        for (prog, dir) in [("lanner_sys_enter", "enter"), ("lanner_sys_exit", "exit")] {
+            let p: &mut TracePoint = ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
+            p.load().with_context(|| format!("verifier rejected {prog}"))?;
+            for spec in TABLE.iter().filter(|s| s.desc != 0 && syscall::native_nr(s).is_some()) {
+                let tp = format!("sys_{dir}_{}", spec.name);
+                p.attach("syscalls", &tp).with_context(|| format!("attaching syscalls:{tp}"))?;
+                attached += 1;
+            }
+        }
+        for (prog, tp) in [("lanner_fork", "sched_process_fork"), ("lanner_exit", "sched_process_exit")] {
+            let p: &mut TracePoint = ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
+            p.load().with_context(|| format!("verifier rejected {prog}"))?;
+            p.attach("sched", tp).with_context(|| format!("attaching sched:{tp}"))?;
+            attached += 1;
+        }
+        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or_else(|| anyhow!("map EVENTS missing"))?)?;
+        let counters = PerCpuArray::try_from(ebpf.take_map("COUNTERS").ok_or_else(|| anyhow!("map COUNTERS missing"))?)?;
+        Ok(Self { _ebpf: ebpf, ring, counters, attached })
+    }
+
+    /// Reads the kernel counters.
+    pub fn counters(&self) -> KernelCounters {
+        let sum = |i: u32| self.counters.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
+        KernelCounters { drops: sum(COUNTER_DROPS), unpaired: sum(COUNTER_UNPAIRED) }
+    }
+}
+
+fn ensure_tracefs() -> Result<()> {
+    if std::path::Path::new(TRACEFS).join("events").is_dir() {
+        return Ok(());
+    }
+    let src = c"tracefs";
+    let dst = c"/sys/kernel/tracing";
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let r = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), src.as_ptr(), 0, std::ptr::null()) };
+    if r != 0 {
+        return Err(anyhow!(
+            "tracefs is not mounted at {TRACEFS} and mounting it failed: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Offset of `field` in a tracepoint's record, from its tracefs format file.
+fn field_offset(category: &str, event: &str, field: &str) -> Result<u32> {
+    let path = format!("{TRACEFS}/events/{category}/{event}/format");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    for line in text.lines() {
+        let line = line.trim();
+        let Some(decl) = line.strip_prefix("field:") else { continue };
+        let mut parts = decl.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        if name.rsplit(' ').next() == Some(field) {
+            for p in parts {
+                if let Some(off) = p.trim().strip_prefix("offset:") {
+                    return off.parse().with_context(|| format!("{path}: bad offset for {field}"));
+                }
+            }
+        }
+    }
+    Err(anyhow!("{path}: no field {field}"))
+}

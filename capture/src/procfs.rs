@@ -1,0 +1,92 @@
+//! Reads process state from `/proc`: the start-up snapshot, and late lookups for processes
+//! first seen through an event.
+
+use std::collections::HashMap;
+use std::fs;
+
+/// What `/proc/<pid>` says about a process.
+#[derive(Debug, Clone, Default)]
+pub struct ProcSnapshot {
+    /// Thread-group id.
+    pub pid: u32,
+    /// Parent pid.
+    pub ppid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// Real gid.
+    pub gid: u32,
+    /// `comm`.
+    pub comm: String,
+    /// Resolved executable path.
+    pub exepath: String,
+    /// Command line (argv).
+    pub argv: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// Open file descriptors that name filesystem paths.
+    pub fds: HashMap<i32, String>,
+    /// Start time, boot-relative ns.
+    pub start_boot_ns: u64,
+}
+
+/// Reads one process; `None` when it is gone or not a thread-group leader.
+pub fn read_process(pid: u32) -> Option<ProcSnapshot> {
+    let base = format!("/proc/{pid}");
+    let status = fs::read_to_string(format!("{base}/status")).ok()?;
+    let mut s = ProcSnapshot { pid, ..Default::default() };
+    for line in status.lines() {
+        let (k, v) = line.split_once(':')?;
+        let v = v.trim();
+        match k {
+            "Name" => s.comm = v.to_owned(),
+            "Tgid" if v.parse::<u32>().ok()? != pid => return None,
+            "PPid" => s.ppid = v.parse().unwrap_or(0),
+            "Uid" => s.uid = v.split_whitespace().next()?.parse().unwrap_or(0),
+            "Gid" => s.gid = v.split_whitespace().next()?.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    s.exepath = fs::read_link(format!("{base}/exe")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    s.cwd = fs::read_link(format!("{base}/cwd")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    if let Ok(c) = fs::read(format!("{base}/cmdline")) {
+        let c = c.strip_suffix(&[0]).unwrap_or(&c);
+        s.argv = crate::decode::split_argv(c);
+    }
+    if let Ok(dir) = fs::read_dir(format!("{base}/fd")) {
+        for e in dir.flatten() {
+            let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            if let Ok(t) = fs::read_link(e.path()) {
+                let t = t.to_string_lossy();
+                if t.starts_with('/') {
+                    s.fds.insert(fd, t.into_owned());
+                }
+            }
+        }
+    }
+    s.start_boot_ns = start_time_boot_ns(&base).unwrap_or(0);
+    Some(s)
+}
+
+fn start_time_boot_ns(base: &str) -> Option<u64> {
+    let stat = fs::read_to_string(format!("{base}/stat")).ok()?;
+    // Field 22 (starttime); fields after the parenthesised comm start at index 3.
+    let after = stat.rsplit_once(')')?.1;
+    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(ticks * (1_000_000_000 / hz))
+}
+
+/// Reads every process in `/proc`.
+pub fn snapshot() -> Vec<ProcSnapshot> {
+    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter_map(read_process)
+        .collect()
+}
+
+/// Target of `/proc/<pid>/fd/<fd>`, when it still exists.
+pub fn fd_path(pid: u32, fd: i32) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok().map(|p| p.to_string_lossy().into_owned())
+}

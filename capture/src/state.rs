@@ -1,0 +1,434 @@
+//! Process and fd state rebuilt from kernel records, so every event can carry the full
+//! context of its process (name, exe, cmdline, parent, uid, cwd) even after it is gone.
+
+use std::collections::HashMap;
+
+use lanner_formats::event::oflags;
+use lanner_formats::syscall::{self, EventType};
+use lanner_formats::wire::RecordKind;
+
+use crate::decode::{split_argv, Record};
+use crate::paths::resolve;
+use crate::procfs::{self, ProcSnapshot};
+
+const AT_FDCWD: i32 = -100;
+
+/// A process as capture knows it.
+#[derive(Debug, Clone, Default)]
+pub struct ProcInfo {
+    /// Thread-group id.
+    pub pid: u32,
+    /// Parent thread-group id.
+    pub ppid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// Real gid.
+    pub gid: u32,
+    /// `comm`.
+    pub comm: String,
+    /// `argv[0]`.
+    pub exe: String,
+    /// Executable path.
+    pub exepath: String,
+    /// `argv[1..]`.
+    pub args: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// fd → path.
+    pub fds: HashMap<i32, String>,
+    /// Start of the current image, unix ns.
+    pub start_ns: u64,
+    /// Bumped on every change that events must see.
+    pub version: u64,
+    /// Set when the thread-group leader exited (unix ns).
+    pub exited_ns: Option<u64>,
+}
+
+/// An event ready for the chunk builder (paths resolved, arguments decoded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventDraft {
+    /// Wall-clock ns.
+    pub ts_ns: u64,
+    /// Thread id.
+    pub tid: u32,
+    /// Thread-group id.
+    pub pid: u32,
+    /// Event type.
+    pub etype: EventType,
+    /// Return value.
+    pub ret: i64,
+    /// Flags (x86_64 `O_*` for opens).
+    pub flags: u32,
+    /// Mode.
+    pub mode: u32,
+    /// dirfd or fd argument.
+    pub dirfd: i32,
+    /// First path, absolute.
+    pub path: Option<String>,
+    /// Second path, absolute.
+    pub path2: Option<String>,
+}
+
+/// All processes and threads seen, plus what is pending between paired records.
+#[derive(Default)]
+pub struct ProcessTable {
+    procs: HashMap<u32, ProcInfo>,
+    threads: HashMap<u32, u32>,
+    pending_fork: HashMap<u32, u32>,
+    pending_exec: HashMap<u32, (Vec<u8>, Vec<String>)>,
+    next_version: u64,
+    boot_to_wall_ns: i64,
+    /// Records that could not be used (unknown syscall numbers).
+    pub unknown_records: u64,
+}
+
+impl ProcessTable {
+    /// A table converting boot-relative timestamps with `boot_to_wall_ns`.
+    pub fn new(boot_to_wall_ns: i64) -> Self {
+        Self { boot_to_wall_ns, ..Default::default() }
+    }
+
+    /// Seeds the table from a `/proc` snapshot.
+    pub fn seed(&mut self, snaps: Vec<ProcSnapshot>) {
+        for s in snaps {
+            let p = self.from_snapshot(s);
+            self.procs.insert(p.pid, p);
+        }
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.next_version += 1;
+        self.next_version
+    }
+
+    fn from_snapshot(&mut self, s: ProcSnapshot) -> ProcInfo {
+        let mut argv = s.argv.into_iter();
+        ProcInfo {
+            pid: s.pid,
+            ppid: s.ppid,
+            uid: s.uid,
+            gid: s.gid,
+            comm: s.comm,
+            exe: argv.next().unwrap_or_default(),
+            args: argv.collect(),
+            exepath: s.exepath,
+            cwd: s.cwd,
+            fds: s.fds,
+            start_ns: self.wall(s.start_boot_ns),
+            version: self.bump(),
+            exited_ns: None,
+        }
+    }
+
+    fn wall(&self, boot_ns: u64) -> u64 {
+        (boot_ns as i64 + self.boot_to_wall_ns).max(0) as u64
+    }
+
+    /// The process with thread-group id `pid`.
+    pub fn get(&self, pid: u32) -> Option<&ProcInfo> {
+        self.procs.get(&pid)
+    }
+
+    /// Number of processes known.
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// Forgets processes that exited more than `grace_ns` before `now_ns`.
+    pub fn purge_exited(&mut self, now_ns: u64, grace_ns: u64) {
+        self.procs.retain(|_, p| p.exited_ns.is_none_or(|t| t + grace_ns > now_ns));
+    }
+
+    fn ensure_process(&mut self, r: &Record) {
+        if let Some(p) = self.procs.get_mut(&r.tgid) {
+            if p.exited_ns.is_some() {
+                // A pid was reused.
+                self.procs.remove(&r.tgid);
+            } else {
+                let mut changed = false;
+                if r.tid == r.tgid && !r.comm.is_empty() && p.comm != r.comm {
+                    p.comm = r.comm.clone();
+                    changed = true;
+                }
+                if p.uid != r.uid || p.gid != r.gid {
+                    (p.uid, p.gid) = (r.uid, r.gid);
+                    changed = true;
+                }
+                if changed {
+                    self.next_version += 1;
+                    p.version = self.next_version;
+                }
+                if r.tid != r.tgid {
+                    self.threads.insert(r.tid, r.tgid);
+                    self.pending_fork.remove(&r.tid);
+                }
+                return;
+            }
+        }
+        let p = if let Some(parent) = self.pending_fork.remove(&r.tgid) {
+            // A fork we saw: the child starts as a copy of its parent.
+            let base = self.procs.get(&parent).cloned().unwrap_or_default();
+            ProcInfo {
+                pid: r.tgid,
+                ppid: parent,
+                uid: r.uid,
+                gid: r.gid,
+                comm: r.comm.clone(),
+                version: self.bump(),
+                exited_ns: None,
+                start_ns: self.wall(r.ts_boot_ns),
+                ..base
+            }
+        } else if let Some(s) = procfs::read_process(r.tgid) {
+            self.from_snapshot(s)
+        } else {
+            ProcInfo {
+                pid: r.tgid,
+                uid: r.uid,
+                gid: r.gid,
+                comm: r.comm.clone(),
+                version: self.bump(),
+                ..Default::default()
+            }
+        };
+        self.procs.insert(r.tgid, p);
+        if r.tid != r.tgid {
+            self.threads.insert(r.tid, r.tgid);
+            self.pending_fork.remove(&r.tid);
+        }
+    }
+
+    /// Applies one record to the state and returns the event it describes, if any.
+    pub fn apply(&mut self, r: Record) -> Option<EventDraft> {
+        let ts_ns = self.wall(r.ts_boot_ns);
+        if r.kind == RecordKind::Fork {
+            // The header is the parent's; the child appears in later records.
+            self.ensure_process(&r);
+            let child = r.args[0] as u32;
+            self.pending_fork.insert(child, r.tgid);
+            return Some(self.draft(&r, ts_ns, EventType::Clone, child as i64));
+        }
+        self.ensure_process(&r);
+        match r.kind {
+            RecordKind::ExecArgs => {
+                let argv = split_argv(&r.blobs[1]);
+                self.pending_exec.insert(r.tid, (r.blobs[0].clone(), argv));
+                None
+            }
+            RecordKind::Exit => {
+                self.threads.remove(&r.tid);
+                self.pending_exec.remove(&r.tid);
+                if r.tid == r.tgid {
+                    if let Some(p) = self.procs.get_mut(&r.tgid) {
+                        p.exited_ns = Some(ts_ns);
+                    }
+                }
+                Some(self.draft(&r, ts_ns, EventType::Procexit, 0))
+            }
+            RecordKind::SyscallExit => self.syscall(r, ts_ns),
+            RecordKind::Fork => unreachable!("handled above"),
+        }
+    }
+
+    fn draft(&self, r: &Record, ts_ns: u64, etype: EventType, ret: i64) -> EventDraft {
+        EventDraft {
+            ts_ns,
+            tid: r.tid,
+            pid: r.tgid,
+            etype,
+            ret,
+            flags: 0,
+            mode: 0,
+            dirfd: AT_FDCWD,
+            path: None,
+            path2: None,
+        }
+    }
+
+    /// Base directory for a path relative to `dirfd` in process `pid`.
+    fn base_dir(&self, pid: u32, dirfd: i32) -> Option<String> {
+        let p = self.procs.get(&pid)?;
+        if dirfd == AT_FDCWD {
+            return (!p.cwd.is_empty()).then(|| p.cwd.clone());
+        }
+        p.fds.get(&dirfd).cloned().or_else(|| procfs::fd_path(pid, dirfd))
+    }
+
+    fn syscall(&mut self, r: Record, ts_ns: u64) -> Option<EventDraft> {
+        let Some(spec) = syscall::by_native_nr(r.nr) else {
+            self.unknown_records += 1;
+            return None;
+        };
+        let a = r.args;
+        let i32a = |i: usize| a[i] as i32;
+        let mut d = self.draft(&r, ts_ns, spec.event, r.ret);
+        let text = |b: &Vec<u8>| String::from_utf8_lossy(b).into_owned();
+        let p1 = text(&r.blobs[0]);
+        let p2 = text(&r.blobs[1]);
+        use EventType::*;
+        // (dirfd for path 1, dirfd for path 2)
+        let (fd1, fd2) = match spec.event {
+            Openat | Openat2 | Mkdirat | Unlinkat | Execveat => (i32a(0), AT_FDCWD),
+            Renameat | Renameat2 => (i32a(0), i32a(2)),
+            _ => (AT_FDCWD, AT_FDCWD),
+        };
+        match spec.event {
+            Open => (d.flags, d.mode) = (native_oflags(a[1]), a[2] as u32),
+            Openat | Openat2 => (d.flags, d.mode) = (native_oflags(a[2]), a[3] as u32),
+            Creat => (d.flags, d.mode) = (oflags::O_CREAT | oflags::O_WRONLY | oflags::O_TRUNC, a[1] as u32),
+            Mkdir => d.mode = a[1] as u32,
+            Mkdirat => d.mode = a[2] as u32,
+            Unlinkat => d.flags = a[2] as u32,
+            Renameat2 => d.flags = a[4] as u32,
+            Execveat => d.flags = a[4] as u32,
+            Fchdir => d.dirfd = i32a(0),
+            _ => {}
+        }
+        if fd1 != AT_FDCWD {
+            d.dirfd = fd1;
+        }
+        let pid = r.tgid;
+        if spec.event == Execve || spec.event == Execveat {
+            let (filename, argv) = self
+                .pending_exec
+                .remove(&r.tid)
+                .or_else(|| self.pending_exec.remove(&r.tgid))
+                .unwrap_or_default();
+            let filename = text(&filename);
+            let path = resolve(self.base_dir(pid, fd1).as_deref(), &filename);
+            if r.ret == 0 {
+                let version = self.bump();
+                let p = self.procs.get_mut(&pid)?;
+                let mut it = argv.into_iter();
+                p.exe = it.next().unwrap_or_else(|| filename.clone());
+                p.args = it.collect();
+                p.exepath = path.clone();
+                if !r.comm.is_empty() {
+                    p.comm = r.comm.clone();
+                }
+                p.start_ns = ts_ns;
+                p.fds.clear();
+                p.version = version;
+            }
+            d.path = Some(path);
+            return Some(d);
+        }
+        if spec.event == Fchdir {
+            if r.ret == 0 {
+                if let Some(dir) = self.base_dir(pid, d.dirfd) {
+                    let version = self.bump();
+                    let p = self.procs.get_mut(&pid)?;
+                    p.cwd = dir.clone();
+                    p.version = version;
+                    d.path = Some(dir);
+                }
+            }
+            return Some(d);
+        }
+        let has_p1 = lanner_formats::wire::desc::path_a(spec.desc).is_some();
+        let has_p2 = lanner_formats::wire::desc::path_b(spec.desc).is_some();
+        if has_p1 {
+            d.path = Some(resolve(self.base_dir(pid, fd1).as_deref(), &p1));
+        }
+        if has_p2 {
+            d.path2 = Some(resolve(self.base_dir(pid, fd2).as_deref(), &p2));
+        }
+        if r.ret >= 0 {
+            match spec.event {
+                Open | Openat | Openat2 | Creat => {
+                    if let (Some(p), Some(path)) = (self.procs.get_mut(&pid), d.path.clone()) {
+                        p.fds.insert(r.ret as i32, path);
+                    }
+                }
+                Chdir => {
+                    let version = self.bump();
+                    if let (Some(p), Some(path)) = (self.procs.get_mut(&pid), d.path.clone()) {
+                        p.cwd = path;
+                        p.version = version;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(d)
+    }
+}
+
+/// Converts native open flags to the x86_64 values archives use.
+fn native_oflags(raw: u64) -> u32 {
+    let f = raw as u32;
+    if cfg!(target_arch = "aarch64") {
+        // aarch64 swaps O_DIRECTORY/O_NOFOLLOW and O_DIRECT/O_LARGEFILE relative to x86_64.
+        const A_DIRECTORY: u32 = 0o40000;
+        const A_NOFOLLOW: u32 = 0o100000;
+        const A_DIRECT: u32 = 0o200000;
+        const A_LARGEFILE: u32 = 0o400000;
+        let mut out = f & !(A_DIRECTORY | A_NOFOLLOW | A_DIRECT | A_LARGEFILE);
+        let map = [(A_DIRECTORY, 0o200000), (A_NOFOLLOW, 0o400000), (A_DIRECT, 0o40000), (A_LARGEFILE, 0o100000)];
+        for (from, to) in map {
+            if f & from != 0 {
+                out |= to;
+            }
+        }
+        out
+    } else {
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(kind: RecordKind, tgid: u32, tid: u32, nr: u32, ret: i64, args: [u64; 6], blobs: [&[u8]; 2]) -> Record {
+        Record {
+            kind,
+            nr,
+            ts_boot_ns: 1000,
+            tgid,
+            tid,
+            uid: 0,
+            gid: 0,
+            ret,
+            args,
+            comm: "sh".into(),
+            blobs: [blobs[0].to_vec(), blobs[1].to_vec()],
+        }
+    }
+
+    fn nr(e: EventType) -> u32 {
+        syscall::native_nr(e.spec()).expect("native syscall")
+    }
+
+    #[test]
+    fn fork_exec_open_builds_the_child_context() {
+        let mut t = ProcessTable::new(0);
+        let parent = 4_000_000; // not a live pid, so /proc is not consulted
+        t.procs.insert(
+            parent,
+            ProcInfo { pid: parent, ppid: 1, comm: "bash".into(), cwd: "/root".into(), version: 1, ..Default::default() },
+        );
+        let child = parent + 1;
+        let d = t.apply(rec(RecordKind::Fork, parent, parent, 0, 0, [child as u64, 0, 0, 0, 0, 0], [b"", b""])).unwrap();
+        assert_eq!(d.etype, EventType::Clone);
+        assert!(t.apply(rec(RecordKind::ExecArgs, child, child, nr(EventType::Execve), 0, [0; 6], [b"/usr/bin/cat", b"cat\0/etc/shadow"])).is_none());
+        let mut exit = rec(RecordKind::SyscallExit, child, child, nr(EventType::Execve), 0, [0; 6], [b"", b""]);
+        exit.comm = "cat".into();
+        let d = t.apply(exit).unwrap();
+        assert_eq!(d.path.as_deref(), Some("/usr/bin/cat"));
+        let p = t.get(child).unwrap();
+        assert_eq!((p.ppid, p.comm.as_str(), p.exe.as_str(), p.cwd.as_str()), (parent, "cat", "cat", "/root"));
+        assert_eq!(p.args, vec!["/etc/shadow"]);
+        let d = t
+            .apply(rec(RecordKind::SyscallExit, child, child, nr(EventType::Openat), 3, [AT_FDCWD as u64, 0, 0, 0, 0, 0], [b"../etc/./shadow", b""]))
+            .unwrap();
+        assert_eq!(d.path.as_deref(), Some("/etc/shadow"));
+        assert_eq!(t.get(child).unwrap().fds.get(&3).map(String::as_str), Some("/etc/shadow"));
+        // A path relative to that fd resolves through the fd table.
+        let d = t
+            .apply(rec(RecordKind::SyscallExit, child, child, nr(EventType::Mkdirat), 0, [3, 0, 0o755, 0, 0, 0], [b"sub", b""]))
+            .unwrap();
+        assert_eq!(d.path.as_deref(), Some("/etc/shadow/sub"));
+        assert_eq!(d.mode, 0o755);
+    }
+}
