@@ -1,1 +1,123 @@
-fn main(){}
+//! `lanner-analyze`: runs Falco-compatible rules over Lanner archives.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use lanner_analyze::replay::{replay, ReplaySummary};
+use lanner_analyze::rules::{RuleSet, Source, DEFAULT_RULES};
+use lanner_analyze::sinks::OutputSpec;
+
+/// Exit code when some data could not be read (other data was still analyzed).
+const EXIT_DATA_ERROR: u8 = 1;
+/// Exit code for unusable rules or arguments.
+const EXIT_USAGE: u8 = 2;
+
+/// Run Falco-compatible detection rules over Lanner archives.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Evaluate rules over archive segments and print alerts as Falco JSON lines.
+    ///
+    /// Example: `lanner-analyze replay --rules my_rules.yaml /var/lib/lanner/spool`
+    Replay {
+        /// Rules file (repeatable, loaded in order); default: the built-in ruleset.
+        #[arg(long = "rules", short = 'r')]
+        rules: Vec<PathBuf>,
+        /// Where alerts go: `stdout` or `file:PATH` (repeatable).
+        #[arg(long = "output", short = 'o', default_value = "stdout")]
+        outputs: Vec<OutputSpec>,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Archive segments (`.lnr`) or directories holding them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lanner-analyze: error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn load_rules(files: &[PathBuf]) -> Result<Option<RuleSet>> {
+    let sources = if files.is_empty() {
+        vec![Source { name: "<default rules>".into(), text: DEFAULT_RULES.into() }]
+    } else {
+        files
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(f).with_context(|| format!("reading rules file {}", f.display()))?;
+                Ok(Source { name: f.display().to_string(), text })
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    match RuleSet::load(&sources) {
+        Ok(rs) => {
+            for w in &rs.warnings {
+                eprintln!("lanner-analyze: warning: {w}");
+            }
+            Ok(Some(rs))
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("lanner-analyze: error: {e}");
+            }
+            eprintln!("lanner-analyze: error: the rules could not be loaded ({} error(s))", errors.len());
+            Ok(None)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Replay { rules, outputs, threads, paths } => {
+            if let Some(n) = threads {
+                rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().context("starting worker threads")?;
+            }
+            let Some(rules) = load_rules(&rules)? else { return Ok(ExitCode::from(EXIT_USAGE)) };
+            let mut sinks = outputs.iter().map(|o| o.open()).collect::<Result<Vec<_>>>()?;
+            let summary = replay(&rules, &paths, &mut sinks)?;
+            report(&summary);
+            Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
+        }
+    }
+}
+
+fn report(s: &ReplaySummary) {
+    for w in &s.warnings {
+        eprintln!("lanner-analyze: warning: {w}");
+    }
+    for e in &s.errors {
+        eprintln!("lanner-analyze: error: {e}");
+    }
+    let range = s.t_range.map_or(String::new(), |(a, b)| {
+        let f = |t: u64| chrono::DateTime::from_timestamp_nanos(t as i64).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        format!(", {} .. {}", f(a), f(b))
+    });
+    eprintln!(
+        "lanner-analyze: {} events in {} chunk(s) of {} segment(s){range}; {} alert(s); {} kernel drop(s) recorded",
+        s.events,
+        s.chunks,
+        s.segments,
+        s.alerts(),
+        s.drops
+    );
+    for (rule, n) in &s.hits {
+        eprintln!("lanner-analyze:   {n:>6}  {rule}");
+    }
+}

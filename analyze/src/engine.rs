@@ -1,0 +1,47 @@
+//! Evaluates a [`RuleSet`] over the events of one chunk and builds Falco-shaped alerts.
+
+use chrono::SecondsFormat;
+use lanner_formats::alert::Alert;
+use lanner_formats::event::ArchivedChunk;
+
+use crate::rules::fields::{format_time_of_day, EventView};
+use crate::rules::RuleSet;
+
+/// Counts gathered while evaluating one chunk.
+#[derive(Debug, Default, Clone)]
+pub struct ChunkStats {
+    /// Events evaluated.
+    pub events: u64,
+    /// First and last event time (unix ns).
+    pub t_range: Option<(u64, u64)>,
+}
+
+/// Evaluates every event of `chunk`; the first matching rule (in file order) fires, as Falco's
+/// default `rule_matching: first`.
+pub fn evaluate_chunk(rules: &RuleSet, chunk: &ArchivedChunk, hostname: &str, stats: &mut ChunkStats) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for ev in chunk.events.iter() {
+        stats.events += 1;
+        let ts = ev.ts_ns.to_native();
+        stats.t_range = Some(stats.t_range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
+        let view = EventView { chunk, ev, hostname };
+        for &i in rules.rules_for(ev.etype.to_native()) {
+            let rule = &rules.rules[i];
+            if rule.filter.matches(&view) {
+                let (text, output_fields) = rule.output.render(&view);
+                alerts.push(Alert {
+                    time: chrono::DateTime::from_timestamp_nanos(ts as i64).to_rfc3339_opts(SecondsFormat::Nanos, true),
+                    rule: rule.name.clone(),
+                    priority: rule.priority.name().to_owned(),
+                    output: format!("{}: {} {}", format_time_of_day(ts), rule.priority.name(), text),
+                    output_fields,
+                    source: "syscall".to_owned(),
+                    tags: rule.tags.clone(),
+                    hostname: hostname.to_owned(),
+                });
+                break;
+            }
+        }
+    }
+    alerts
+}

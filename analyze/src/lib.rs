@@ -1,0 +1,10 @@
+//! Lanner's analyzer: Falco rules over live or archived traces, alerts to sinks.
+//!
+//! The key decision: one engine for every input. A sealed chunk is a chunk whether it was
+//! written a millisecond or a month ago, so replay evaluates chunks independently (in parallel)
+//! and only the hand-off to sinks is sequential, in archive order.
+
+pub mod engine;
+pub mod replay;
+pub mod rules;
+pub mod sinks;

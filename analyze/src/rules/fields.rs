@@ -1,0 +1,432 @@
+//! Filter fields with libsinsp's names and meanings, extracted from archived events.
+
+use std::borrow::Cow;
+
+use lanner_formats::event::{oflags, ArchivedChunk, ArchivedEvent, ArchivedProcess, NONE};
+use lanner_formats::syscall::EventType;
+
+/// Type of a field's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    /// Text.
+    Str,
+    /// Signed integer.
+    Int,
+    /// Boolean.
+    Bool,
+}
+
+/// A field, resolved from its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    /// `evt.type`
+    EvtType,
+    /// `evt.res`: `SUCCESS` or the errno name.
+    EvtRes,
+    /// `evt.rawres`
+    EvtRawres,
+    /// `evt.failed`
+    EvtFailed,
+    /// `evt.time`
+    EvtTime,
+    /// `evt.dir` (always `<`: Lanner stores completed syscalls)
+    EvtDir,
+    /// `evt.is_open_read`
+    EvtIsOpenRead,
+    /// `evt.is_open_write`
+    EvtIsOpenWrite,
+    /// `evt.hostname`
+    EvtHostname,
+    /// `evt.arg.NAME` / `evt.arg[N]`
+    EvtArg(String),
+    /// `fd.name`
+    FdName,
+    /// `fd.directory`
+    FdDirectory,
+    /// `fd.filename`
+    FdFilename,
+    /// `fd.num`
+    FdNum,
+    /// `fd.typechar`
+    FdTypechar,
+    /// `fd.type`
+    FdType,
+    /// `proc.name`
+    ProcName,
+    /// `proc.exe`
+    ProcExe,
+    /// `proc.exepath`
+    ProcExepath,
+    /// `proc.cmdline`
+    ProcCmdline,
+    /// `proc.args`
+    ProcArgs,
+    /// `proc.pid`
+    ProcPid,
+    /// `proc.ppid`
+    ProcPpid,
+    /// `proc.pname`
+    ProcPname,
+    /// `proc.pcmdline`
+    ProcPcmdline,
+    /// `proc.pexe`
+    ProcPexe,
+    /// `proc.aname[N]` (N ≥ 1; 0 is the process itself)
+    ProcAname(u32),
+    /// `proc.apid[N]`
+    ProcApid(u32),
+    /// `proc.cwd`
+    ProcCwd,
+    /// `thread.tid`
+    ThreadTid,
+    /// `user.uid`
+    UserUid,
+    /// `group.gid`
+    GroupGid,
+}
+
+impl Field {
+    /// Resolves a field name (with optional `[arg]`); `Err` explains what is wrong.
+    pub fn parse(name: &str) -> Result<Field, String> {
+        let (base, arg) = match name.split_once('[') {
+            Some((b, rest)) => match rest.strip_suffix(']') {
+                Some(a) => (b, Some(a)),
+                None => return Err(format!("field '{name}': missing ']'")),
+            },
+            None => (name, None),
+        };
+        let index = |what: &str| -> Result<u32, String> {
+            arg.ok_or_else(|| format!("field '{base}' needs an index, e.g. {base}[1] (the any-ancestor form is not supported yet)"))?
+                .parse::<u32>()
+                .map_err(|_| format!("field '{base}': '{}' is not a {what}", arg.unwrap_or("")))
+        };
+        let no_arg = |f: Field| if arg.is_some() { Err(format!("field '{base}' does not take an argument")) } else { Ok(f) };
+        if let Some(a) = base.strip_prefix("evt.arg.") {
+            return no_arg(Field::EvtArg(a.to_owned()));
+        }
+        match base {
+            "evt.arg" | "evt.rawarg" => {
+                let a = arg.ok_or_else(|| format!("field '{base}' needs an argument name, e.g. {base}.path"))?;
+                Ok(Field::EvtArg(a.to_owned()))
+            }
+            "evt.type" => no_arg(Field::EvtType),
+            "evt.res" => no_arg(Field::EvtRes),
+            "evt.rawres" => no_arg(Field::EvtRawres),
+            "evt.failed" => no_arg(Field::EvtFailed),
+            "evt.time" => no_arg(Field::EvtTime),
+            "evt.dir" => no_arg(Field::EvtDir),
+            "evt.is_open_read" => no_arg(Field::EvtIsOpenRead),
+            "evt.is_open_write" => no_arg(Field::EvtIsOpenWrite),
+            "evt.hostname" => no_arg(Field::EvtHostname),
+            "fd.name" => no_arg(Field::FdName),
+            "fd.directory" => no_arg(Field::FdDirectory),
+            "fd.filename" => no_arg(Field::FdFilename),
+            "fd.num" => no_arg(Field::FdNum),
+            "fd.typechar" => no_arg(Field::FdTypechar),
+            "fd.type" => no_arg(Field::FdType),
+            "proc.name" => no_arg(Field::ProcName),
+            "proc.exe" => no_arg(Field::ProcExe),
+            "proc.exepath" => no_arg(Field::ProcExepath),
+            "proc.cmdline" => no_arg(Field::ProcCmdline),
+            "proc.args" => no_arg(Field::ProcArgs),
+            "proc.pid" => no_arg(Field::ProcPid),
+            "proc.ppid" => no_arg(Field::ProcPpid),
+            "proc.pname" => no_arg(Field::ProcPname),
+            "proc.pcmdline" => no_arg(Field::ProcPcmdline),
+            "proc.pexe" => no_arg(Field::ProcPexe),
+            "proc.aname" => Ok(Field::ProcAname(index("number")?)),
+            "proc.apid" => Ok(Field::ProcApid(index("number")?)),
+            "proc.cwd" => no_arg(Field::ProcCwd),
+            "thread.tid" => no_arg(Field::ThreadTid),
+            "user.uid" => no_arg(Field::UserUid),
+            "group.gid" => no_arg(Field::GroupGid),
+            _ => Err(format!("unknown field '{base}'")),
+        }
+    }
+
+    /// The type of the field's values.
+    pub fn ftype(&self) -> FieldType {
+        use Field::*;
+        match self {
+            EvtRawres | FdNum | ProcPid | ProcPpid | ProcApid(_) | ThreadTid | UserUid | GroupGid => FieldType::Int,
+            EvtFailed | EvtIsOpenRead | EvtIsOpenWrite => FieldType::Bool,
+            _ => FieldType::Str,
+        }
+    }
+}
+
+/// A field value extracted from one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue<'a> {
+    /// The field does not apply to this event (Falco prints `<NA>`).
+    Missing,
+    /// Text.
+    Str(Cow<'a, str>),
+    /// Integer.
+    Int(i64),
+    /// Boolean.
+    Bool(bool),
+}
+
+impl FieldValue<'_> {
+    /// The value as Falco renders it in output strings.
+    pub fn render(&self) -> String {
+        match self {
+            FieldValue::Missing => "<NA>".into(),
+            FieldValue::Str(s) => s.to_string(),
+            FieldValue::Int(i) => i.to_string(),
+            FieldValue::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// One event and the chunk it lives in: everything a field needs.
+#[derive(Clone, Copy)]
+pub struct EventView<'a> {
+    /// The chunk.
+    pub chunk: &'a ArchivedChunk,
+    /// The event.
+    pub ev: &'a ArchivedEvent,
+    /// Host it was recorded on.
+    pub hostname: &'a str,
+}
+
+impl<'a> EventView<'a> {
+    /// The event type, if known to this build.
+    pub fn etype(&self) -> Option<EventType> {
+        EventType::from_u16(self.ev.etype.to_native())
+    }
+
+    fn process(&self) -> Option<&'a ArchivedProcess> {
+        self.chunk.process(self.ev.process.to_native())
+    }
+
+    fn ancestor(&self, n: u32) -> Option<&'a ArchivedProcess> {
+        let mut p = self.process()?;
+        for _ in 0..n {
+            let parent = p.parent.to_native();
+            if parent == NONE {
+                return None;
+            }
+            p = self.chunk.process(parent)?;
+        }
+        Some(p)
+    }
+
+    fn s(&self, id: u32) -> Option<&'a str> {
+        self.chunk.string(id)
+    }
+
+    fn path(&self) -> Option<&'a str> {
+        self.s(self.ev.path.to_native())
+    }
+
+    /// The path an fd-producing event refers to (open family).
+    fn fd_name(&self) -> Option<&'a str> {
+        match self.etype()? {
+            t if t.is_open() => self.path(),
+            EventType::Fchdir => self.path(),
+            _ => None,
+        }
+    }
+
+    fn flags(&self) -> u32 {
+        self.ev.flags.to_native()
+    }
+
+    fn ret(&self) -> i64 {
+        self.ev.ret.to_native()
+    }
+
+    /// Extracts `field`.
+    pub fn get(&self, field: &Field) -> FieldValue<'a> {
+        use FieldValue::{Bool, Int, Missing, Str};
+        let opt_str = |s: Option<&'a str>| s.map_or(Missing, |s| Str(Cow::Borrowed(s)));
+        let proc_str = |p: Option<&'a ArchivedProcess>, f: fn(&ArchivedProcess) -> u32| opt_str(p.and_then(|p| self.s(f(p))));
+        match field {
+            Field::EvtType => opt_str(self.etype().map(|t| t.name())),
+            Field::EvtRes => {
+                let r = self.ret();
+                if r < 0 {
+                    Str(Cow::Owned(errno_name(-r)))
+                } else {
+                    Str(Cow::Borrowed("SUCCESS"))
+                }
+            }
+            Field::EvtRawres => Int(self.ret()),
+            Field::EvtFailed => Bool(self.ret() < 0),
+            Field::EvtTime => Str(Cow::Owned(format_time_of_day(self.ev.ts_ns.to_native()))),
+            Field::EvtDir => Str(Cow::Borrowed("<")),
+            Field::EvtHostname => Str(Cow::Borrowed(self.hostname)),
+            Field::EvtIsOpenRead | Field::EvtIsOpenWrite => match self.etype() {
+                Some(t) if t.is_open() => {
+                    let acc = self.flags() & oflags::O_ACCMODE;
+                    let read = acc == oflags::O_RDONLY || acc == oflags::O_RDWR;
+                    let write = acc == oflags::O_WRONLY || acc == oflags::O_RDWR;
+                    Bool(if *field == Field::EvtIsOpenRead { read } else { write })
+                }
+                _ => Missing,
+            },
+            Field::EvtArg(name) => self.arg(name),
+            Field::FdName => opt_str(self.fd_name()),
+            Field::FdDirectory => opt_str(self.fd_name().map(|n| match n.rfind('/') {
+                Some(0) => "/",
+                Some(i) => &n[..i],
+                None => n,
+            })),
+            Field::FdFilename => opt_str(self.fd_name().map(|n| n.rsplit('/').next().unwrap_or(n))),
+            Field::FdNum => match self.etype() {
+                Some(t) if t.is_open() => Int(self.ret()),
+                Some(EventType::Fchdir) => Int(self.ev.dirfd.to_native() as i64),
+                _ => Missing,
+            },
+            Field::FdTypechar | Field::FdType => match self.etype() {
+                Some(t) if t.is_open() && self.ret() >= 0 => {
+                    let dir = self.flags() & oflags::O_DIRECTORY != 0;
+                    let v = match (field, dir) {
+                        (Field::FdTypechar, false) => "f",
+                        (Field::FdTypechar, true) => "d",
+                        (_, false) => "file",
+                        (_, true) => "directory",
+                    };
+                    Str(Cow::Borrowed(v))
+                }
+                _ => Missing,
+            },
+            Field::ProcName => proc_str(self.process(), |p| p.name.to_native()),
+            Field::ProcExe => proc_str(self.process(), |p| p.exe.to_native()),
+            Field::ProcExepath => proc_str(self.process(), |p| p.exepath.to_native()),
+            Field::ProcCwd => proc_str(self.process(), |p| p.cwd.to_native()),
+            Field::ProcArgs => self.process().map_or(Missing, |p| Str(self.args_joined(p))),
+            Field::ProcCmdline => self.process().map_or(Missing, |p| Str(Cow::Owned(self.cmdline(p)))),
+            Field::ProcPcmdline => self.ancestor(1).map_or(Missing, |p| Str(Cow::Owned(self.cmdline(p)))),
+            Field::ProcPid => self.process().map_or(Missing, |p| Int(p.pid.to_native() as i64)),
+            Field::ProcPpid => self.process().map_or(Missing, |p| Int(p.ppid.to_native() as i64)),
+            Field::ProcPname => proc_str(self.ancestor(1), |p| p.name.to_native()),
+            Field::ProcPexe => proc_str(self.ancestor(1), |p| p.exe.to_native()),
+            Field::ProcAname(n) => proc_str(self.ancestor(*n), |p| p.name.to_native()),
+            Field::ProcApid(n) => self.ancestor(*n).map_or(Missing, |p| Int(p.pid.to_native() as i64)),
+            Field::ThreadTid => Int(self.ev.tid.to_native() as i64),
+            Field::UserUid => self.process().map_or(Missing, |p| Int(p.uid.to_native() as i64)),
+            Field::GroupGid => self.process().map_or(Missing, |p| Int(p.gid.to_native() as i64)),
+        }
+    }
+
+    fn args_joined(&self, p: &ArchivedProcess) -> Cow<'a, str> {
+        let a = self.s(p.args.to_native()).unwrap_or("");
+        if a.contains('\0') {
+            Cow::Owned(a.replace('\0', " "))
+        } else {
+            Cow::Borrowed(a)
+        }
+    }
+
+    fn cmdline(&self, p: &ArchivedProcess) -> String {
+        let name = self.s(p.name.to_native()).unwrap_or("");
+        let args = self.args_joined(p);
+        if args.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name} {args}")
+        }
+    }
+
+    fn arg(&self, name: &str) -> FieldValue<'a> {
+        use EventType::*;
+        let Some(t) = self.etype() else { return FieldValue::Missing };
+        let path = || self.path().map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
+        let path2 = || self.s(self.ev.path2.to_native()).map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
+        let int = |v: i64| FieldValue::Int(v);
+        match (t, name) {
+            (_, "res") => int(self.ret()),
+            (Open | Openat | Openat2 | Creat, "name") => path(),
+            (Open | Openat | Openat2 | Creat, "fd") => int(self.ret()),
+            (Open | Openat | Openat2 | Creat, "flags") => FieldValue::Str(Cow::Owned(render_open_flags(self.flags()))),
+            (Open | Openat | Openat2 | Creat | Mkdir | Mkdirat, "mode") => FieldValue::Str(Cow::Owned(format!("0{:o}", self.ev.mode.to_native()))),
+            (Openat | Openat2 | Mkdirat | Unlinkat | Execveat, "dirfd") | (Renameat | Renameat2, "olddirfd") => {
+                int(self.ev.dirfd.to_native() as i64)
+            }
+            (Mkdir | Mkdirat | Unlink | Rmdir | Chdir, "path") => path(),
+            (Unlinkat, "name") => path(),
+            (Unlinkat | Renameat2, "flags") => int(self.flags() as i64),
+            (Rename | Renameat | Renameat2, "oldpath") => path(),
+            (Rename | Renameat | Renameat2, "newpath") => path2(),
+            (Execve | Execveat, "filename") => path(),
+            (Fchdir, "fd") => int(self.ev.dirfd.to_native() as i64),
+            _ => FieldValue::Missing,
+        }
+    }
+}
+
+/// Renders open flags as libsinsp does (`O_WRONLY|O_CREAT|O_TRUNC`).
+pub fn render_open_flags(f: u32) -> String {
+    let mut parts = vec![match f & oflags::O_ACCMODE {
+        oflags::O_WRONLY => "O_WRONLY",
+        oflags::O_RDWR => "O_RDWR",
+        _ => "O_RDONLY",
+    }];
+    for (bit, name) in [
+        (oflags::O_CREAT, "O_CREAT"),
+        (oflags::O_EXCL, "O_EXCL"),
+        (oflags::O_TRUNC, "O_TRUNC"),
+        (oflags::O_APPEND, "O_APPEND"),
+        (oflags::O_DIRECTORY, "O_DIRECTORY"),
+        (oflags::O_CLOEXEC, "O_CLOEXEC"),
+    ] {
+        if f & bit == bit {
+            parts.push(name);
+        }
+    }
+    parts.join("|")
+}
+
+/// `HH:MM:SS.nnnnnnnnn` (UTC), as Falco prints `evt.time`.
+pub fn format_time_of_day(ts_ns: u64) -> String {
+    let t = chrono::DateTime::from_timestamp_nanos(ts_ns as i64);
+    t.format("%H:%M:%S%.9f").to_string()
+}
+
+/// Linux errno names, indexed by number (asm-generic numbering, used by x86_64 and aarch64).
+const ERRNO_NAMES: &str = "EPERM ENOENT ESRCH EINTR EIO ENXIO E2BIG ENOEXEC EBADF ECHILD EAGAIN ENOMEM EACCES EFAULT ENOTBLK EBUSY EEXIST EXDEV ENODEV ENOTDIR EISDIR EINVAL ENFILE EMFILE ENOTTY ETXTBSY EFBIG ENOSPC ESPIPE EROFS EMLINK EPIPE EDOM ERANGE EDEADLK ENAMETOOLONG ENOLCK ENOSYS ENOTEMPTY ELOOP EWOULDBLOCK ENOMSG EIDRM ECHRNG EL2NSYNC EL3HLT EL3RST ELNRNG EUNATCH ENOCSI EL2HLT EBADE EBADR EXFULL ENOANO EBADRQC EBADSLT EDEADLOCK EBFONT ENOSTR ENODATA ETIME ENOSR ENONET ENOPKG EREMOTE ENOLINK EADV ESRMNT ECOMM EPROTO EMULTIHOP EDOTDOT EBADMSG EOVERFLOW ENOTUNIQ EBADFD EREMCHG ELIBACC ELIBBAD ELIBSCN ELIBMAX ELIBEXEC EILSEQ ERESTART ESTRPIPE EUSERS ENOTSOCK EDESTADDRREQ EMSGSIZE EPROTOTYPE ENOPROTOOPT EPROTONOSUPPORT ESOCKTNOSUPPORT EOPNOTSUPP EPFNOSUPPORT EAFNOSUPPORT EADDRINUSE EADDRNOTAVAIL ENETDOWN ENETUNREACH ENETRESET ECONNABORTED ECONNRESET ENOBUFS EISCONN ENOTCONN ESHUTDOWN ETOOMANYREFS ETIMEDOUT ECONNREFUSED EHOSTDOWN EHOSTUNREACH EALREADY EINPROGRESS ESTALE EUCLEAN ENOTNAM ENAVAIL EISNAM EREMOTEIO EDQUOT ENOMEDIUM EMEDIUMTYPE ECANCELED ENOKEY EKEYEXPIRED EKEYREVOKED EKEYREJECTED EOWNERDEAD ENOTRECOVERABLE ERFKILL EHWPOISON";
+
+/// The errno name for `n` (`ENOENT`), or `E<n>` when unknown.
+pub fn errno_name(n: i64) -> String {
+    if n >= 1 {
+        if let Some(name) = ERRNO_NAMES.split(' ').nth(n as usize - 1) {
+            return name.to_owned();
+        }
+    }
+    format!("E{n}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_names_match_linux_numbers() {
+        assert_eq!(errno_name(2), "ENOENT");
+        assert_eq!(errno_name(13), "EACCES");
+        assert_eq!(errno_name(17), "EEXIST");
+        assert_eq!(errno_name(39), "ENOTEMPTY");
+        assert_eq!(errno_name(110), "ETIMEDOUT");
+        assert_eq!(errno_name(133), "EHWPOISON");
+        assert_eq!(errno_name(999), "E999");
+    }
+
+    #[test]
+    fn field_names_resolve_or_explain() {
+        assert_eq!(Field::parse("proc.aname[2]"), Ok(Field::ProcAname(2)));
+        assert_eq!(Field::parse("evt.arg.path"), Ok(Field::EvtArg("path".into())));
+        assert_eq!(Field::parse("evt.arg[path]"), Ok(Field::EvtArg("path".into())));
+        assert!(Field::parse("proc.nope").unwrap_err().contains("unknown field 'proc.nope'"));
+        assert!(Field::parse("proc.aname").unwrap_err().contains("needs an index"));
+        assert!(Field::parse("proc.name[1]").unwrap_err().contains("does not take an argument"));
+    }
+
+    #[test]
+    fn open_flags_render_like_libsinsp() {
+        assert_eq!(render_open_flags(oflags::O_WRONLY | oflags::O_CREAT | oflags::O_TRUNC), "O_WRONLY|O_CREAT|O_TRUNC");
+        assert_eq!(render_open_flags(oflags::O_CLOEXEC), "O_RDONLY|O_CLOEXEC");
+    }
+}

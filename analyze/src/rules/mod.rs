@@ -1,0 +1,18 @@
+//! The Falco rule language: YAML items, the libsinsp condition grammar, fields, outputs.
+//!
+//! Loading is two-phase, as in Falco: every file is read into items first (so a rule may use a
+//! macro or list defined anywhere, and `append` items extend earlier ones in order), then each
+//! enabled rule is compiled into a [`Filter`] over resolved [`Field`]s and indexed by event type.
+
+mod compile;
+pub mod condition;
+pub mod fields;
+pub mod loader;
+pub mod output;
+
+pub use compile::{CompiledRule, Filter, Priority, RuleSet};
+pub use fields::{Field, FieldValue};
+pub use loader::{Pos, RuleError, Source};
+
+/// The built-in default ruleset, used when no `--rules` file is given.
+pub const DEFAULT_RULES: &str = include_str!("../../default_rules.yaml");

@@ -1,0 +1,41 @@
+//! Alerts as JSON lines appended to a file (mode 0600, synced on flush).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use lanner_formats::alert::Alert;
+
+use super::{json_line, Sink};
+
+/// Appends JSON lines to a file.
+pub struct FileSink {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl FileSink {
+    /// Opens (creating if needed) `path` for appending.
+    pub fn open(path: &Path) -> Result<Self> {
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("opening alert file {}", path.display()))?;
+        Ok(Self { path: path.to_owned(), out: BufWriter::new(f) })
+    }
+}
+
+impl Sink for FileSink {
+    fn send(&mut self, alert: &Alert) -> Result<()> {
+        writeln!(self.out, "{}", json_line(alert)).with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush().with_context(|| format!("writing {}", self.path.display()))?;
+        self.out.get_ref().sync_data().with_context(|| format!("syncing {}", self.path.display()))
+    }
+}

@@ -1,0 +1,61 @@
+//! Where alerts go: one module per sink, all behind the [`Sink`] trait.
+
+mod file;
+mod stdout;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use lanner_formats::alert::Alert;
+
+pub use file::FileSink;
+pub use stdout::StdoutSink;
+
+/// A destination for alerts.
+pub trait Sink {
+    /// Accepts one alert.
+    fn send(&mut self, alert: &Alert) -> Result<()>;
+    /// Makes everything accepted so far durable / visible.
+    fn flush(&mut self) -> Result<()>;
+}
+
+/// A parsed `--output` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputSpec {
+    /// `stdout`
+    Stdout,
+    /// `file:PATH`
+    File(PathBuf),
+}
+
+impl std::str::FromStr for OutputSpec {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "stdout" || s == "-" {
+            return Ok(Self::Stdout);
+        }
+        if let Some(p) = s.strip_prefix("file:") {
+            if p.is_empty() {
+                bail!("output 'file:' needs a path, e.g. file:/var/log/lanner/alerts.json");
+            }
+            return Ok(Self::File(PathBuf::from(p)));
+        }
+        bail!("unknown output '{s}': expected 'stdout' or 'file:PATH'")
+    }
+}
+
+impl OutputSpec {
+    /// Opens the sink.
+    pub fn open(&self) -> Result<Box<dyn Sink>> {
+        Ok(match self {
+            Self::Stdout => Box::new(StdoutSink::new()),
+            Self::File(p) => Box::new(FileSink::open(p)?),
+        })
+    }
+}
+
+/// Serializes an alert as one JSON line (no trailing newline).
+pub fn json_line(alert: &Alert) -> String {
+    serde_json::to_string(alert).expect("alerts serialize")
+}
