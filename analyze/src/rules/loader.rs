@@ -229,7 +229,8 @@ fn item(ctx: &Ctx, node: &Node) -> Result<Option<Item>, RuleError> {
     let Node::Mapping(map) = node else {
         return Err(ctx.err(node.span(), "an item must be a mapping with one of the keys rule, macro, list"));
     };
-    let span = map.span();
+    // A mapping's own span starts at its first value; its first key is where the item starts.
+    let span = map.keys().next().map_or(map.span(), |k| k.span());
     if let Some(name) = ctx.string(map, "rule")? {
         let known = ["rule", "condition", "output", "desc", "priority", "tags", "enabled", "append", "source", "warn_evttypes", "skip-if-unknown-filter"];
         let unsupported = map

@@ -1,0 +1,125 @@
+//! `lanner-analyze` as a user runs it: exit codes, messages, outputs.
+
+mod common;
+
+use std::fs;
+use std::process::{Command, Output};
+
+fn analyze(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lanner-analyze")).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn rules_of(stdout: &[u8]) -> Vec<String> {
+    text(stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["rule"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn replays_a_directory_to_stdout_and_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = common::threat_chunks();
+    common::write_segment(dir.path(), "b.lnr", &chunks[2..], true);
+    common::write_segment(dir.path(), "a.lnr", &chunks[..2], true);
+    let out = analyze(&["replay", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        rules_of(&out.stdout),
+        vec!["Sensitive file read", "Write below etc", "Directory created below binary directory"],
+        "segments are read in name order"
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains("5 events in 3 chunk(s) of 2 segment(s)"), "{err}");
+    assert!(err.contains("3 alert(s)"), "{err}");
+
+    let file = dir.path().join("alerts.json");
+    let spec = format!("file:{}", file.display());
+    let out = analyze(&["replay", "--output", &spec, "--threads", "2", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert_eq!(rules_of(&fs::read(&file).unwrap()).len(), 3);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn malformed_rules_fail_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = common::write_segment(dir.path(), "a.lnr", &common::threat_chunks(), true);
+    let rules = dir.path().join("bad.yaml");
+    fs::write(&rules, "- rule: r\n  desc: d\n  condition: (evt.type = open\n  output: o\n  priority: info\n").unwrap();
+    let out = analyze(&["replay", "--rules", rules.to_str().unwrap(), seg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{}:3:14: rule 'r': invalid condition", rules.display())), "{err}");
+    assert!(err.contains("missing ')'"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn corrupted_chunk_is_an_error_but_good_chunks_are_analyzed() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = common::write_segment(dir.path(), "a.lnr", &common::threat_chunks(), true);
+    let r = lanner_formats::archive::SegmentReader::open(&seg).unwrap();
+    let victim = r.chunks()[1].offset;
+    drop(r);
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[victim as usize + 100] ^= 0xff;
+    fs::write(&seg, bytes).unwrap();
+    let out = analyze(&["replay", seg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{}: chunk 1 at byte offset {victim}: checksum mismatch", seg.display())), "{err}");
+    assert_eq!(rules_of(&out.stdout), vec!["Sensitive file read", "Directory created below binary directory"]);
+}
+
+#[test]
+fn truncated_sealed_segment_is_an_error_naming_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = common::write_segment(dir.path(), "a.lnr", &common::threat_chunks(), true);
+    let len = fs::metadata(&seg).unwrap().len();
+    fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len / 2).unwrap();
+    let out = analyze(&["replay", seg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("truncated: the segment was sealed at {len} bytes but the file ends at byte offset {}", len / 2)), "{err}");
+}
+
+#[test]
+fn torn_tail_of_an_unclosed_segment_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = common::write_segment(dir.path(), "a.lnr", &common::threat_chunks(), false);
+    let good = fs::metadata(&seg).unwrap().len();
+    let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &[b'L', b'N', b'R', b'C', 1, 0, 0, 0, 0xff, 0xff]).unwrap();
+    drop(f);
+    let out = analyze(&["replay", seg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("warning: {}: torn tail at byte offset {good} (10 bytes", seg.display())), "{err}");
+    assert_eq!(rules_of(&out.stdout).len(), 3);
+}
+
+#[test]
+fn non_archives_and_missing_paths_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.lnr");
+    fs::write(&junk, "this is a text file, not an archive segment at all; long enough for a header").unwrap();
+    let out = analyze(&["replay", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(&format!("{}: not a Lanner archive segment (bad magic at byte offset 0)", junk.display())));
+
+    let out = analyze(&["replay", "/nonexistent/x.lnr"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/nonexistent/x.lnr: No such file or directory"), "{}", text(&out.stderr));
+
+    let out = analyze(&["replay", "--output", "carrier-pigeon", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown output 'carrier-pigeon'"));
+}

@@ -1,0 +1,175 @@
+//! Rule loading, errors and evaluation against synthetic events.
+
+mod common;
+
+use lanner_analyze::engine::{evaluate_chunk, ChunkStats};
+use lanner_analyze::rules::{RuleSet, DEFAULT_RULES};
+use lanner_formats::archive::ChunkBuilder;
+use lanner_formats::event::{oflags, Chunk};
+use lanner_formats::syscall::EventType;
+
+fn archived(c: &Chunk) -> rkyv::util::AlignedVec {
+    rkyv::to_bytes::<rkyv::rancor::Error>(c).unwrap()
+}
+
+fn alerts(rules: &RuleSet, chunks: &[Chunk]) -> Vec<lanner_formats::alert::Alert> {
+    let mut out = Vec::new();
+    for c in chunks {
+        let bytes = archived(c);
+        let a = rkyv::access::<lanner_formats::event::ArchivedChunk, rkyv::rancor::Error>(&bytes).unwrap();
+        out.extend(evaluate_chunk(rules, a, "testhost", &mut ChunkStats::default()));
+    }
+    out
+}
+
+#[test]
+fn default_rules_catch_the_reference_threats_with_the_right_fields() {
+    let rules = RuleSet::from_yaml("<default>", DEFAULT_RULES).unwrap();
+    assert!(rules.warnings.is_empty(), "{:?}", rules.warnings);
+    let a = alerts(&rules, &common::threat_chunks());
+    let got: Vec<(&str, &str)> = a.iter().map(|a| (a.rule.as_str(), a.priority.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![("Sensitive file read", "Warning"), ("Write below etc", "Error"), ("Directory created below binary directory", "Error")]
+    );
+    let f = &a[0].output_fields;
+    assert_eq!(f["fd.name"], "/etc/shadow");
+    assert_eq!(f["proc.name"], "cat");
+    assert_eq!(f["proc.cmdline"], "cat /etc/shadow");
+    assert_eq!(f["proc.pname"], "sh");
+    assert_eq!(f["user.uid"], 0);
+    assert_eq!(a[1].output_fields["user.uid"], 1000);
+    assert_eq!(a[1].output_fields["evt.arg.flags"], "O_WRONLY|O_CREAT");
+    assert_eq!(a[2].output_fields["evt.arg.path"], "/bin/dangerousfolder");
+    assert_eq!(a[0].hostname, "testhost");
+    assert_eq!(a[0].source, "syscall");
+    assert_eq!(a[0].time, "2023-11-14T22:13:20.000000002Z");
+    assert!(a[0].output.starts_with("22:13:20.000000002: Warning Sensitive file opened"), "{}", a[0].output);
+    assert!(a[0].tags.contains(&"filesystem".to_owned()));
+}
+
+const MINI: &str = r#"
+- list: shells
+  items: [bash, sh]
+- list: more_shells
+  items: [shells, zsh]
+- macro: spawned_by_shell
+  condition: proc.pname in (more_shells)
+- macro: is_open
+  condition: evt.type in (open, openat)
+- rule: Open by shell child
+  desc: test
+  condition: is_open and spawned_by_shell and not fd.name endswith hostname and evt.rawres >= 0
+  output: "%proc.name opened %fd.name (missing=%evt.arg.newpath)"
+  priority: info
+  tags: [t]
+- rule: Disabled
+  desc: never loaded
+  condition: evt.type = mkdir
+  output: x
+  priority: DEBUG
+  enabled: false
+"#;
+
+#[test]
+fn lists_of_lists_macros_and_negation() {
+    let rules = RuleSet::from_yaml("mini.yaml", MINI).unwrap();
+    assert_eq!(rules.rules.len(), 1, "disabled rule must not load");
+    assert_eq!(rules.rules_for(EventType::Openat as u16), &[0]);
+    assert!(rules.rules_for(EventType::Mkdir as u16).is_empty(), "indexed by event type");
+    let a = alerts(&rules, &common::threat_chunks());
+    assert_eq!(a.len(), 2, "shadow read and badconfigfile write, not hostname: {a:?}");
+    assert_eq!(a[0].priority, "Informational");
+    assert!(a[0].output.ends_with("cat opened /etc/shadow (missing=<NA>)"), "{}", a[0].output);
+    assert!(a[0].output_fields["evt.arg.newpath"].is_null());
+}
+
+#[test]
+fn operators_on_strings_numbers_and_booleans() {
+    let sh = common::P { pid: 5, name: "bash", args: &[], uid: 0 };
+    let child = common::P { pid: 6, name: "python3", args: &["-c", "x"], uid: 33 };
+    let mut b = ChunkBuilder::new();
+    let p = common::lineage(&mut b, &sh, &child);
+    common::ev(&mut b, 10, p, 6, EventType::Openat, "/var/www/html/index.PHP", oflags::O_RDWR, 4);
+    common::ev(&mut b, 11, p, 6, EventType::Openat, "/missing", oflags::O_RDONLY, -2);
+    let chunk = b.take();
+    let check = |cond: &str, expected: usize| {
+        let yaml = format!("- rule: r\n  desc: d\n  condition: {cond}\n  output: o\n  priority: notice\n");
+        let rules = RuleSet::from_yaml("t.yaml", &yaml).unwrap_or_else(|e| panic!("{cond}: {e:?}"));
+        let n = alerts(&rules, std::slice::from_ref(&chunk)).len();
+        assert_eq!(n, expected, "condition: {cond}");
+    };
+    check("evt.type=openat and fd.name icontains .php", 1);
+    check("evt.type=openat and fd.name contains .php", 0);
+    check("evt.type=openat and fd.name glob '/var/*/html/*.PHP'", 1);
+    check("evt.type=openat and fd.name pmatch (/var/www, /srv)", 1);
+    check("evt.type=openat and fd.name pmatch (/var/ww)", 0);
+    check("evt.type=openat and fd.directory = /var/www/html", 1);
+    check("evt.type=openat and fd.filename = index.PHP", 1);
+    check("evt.type=openat and evt.res = ENOENT and evt.failed = true", 1);
+    check("evt.type=openat and evt.res = SUCCESS and evt.is_open_read = true and evt.is_open_write = true", 1);
+    check("evt.type=openat and user.uid > 32 and user.uid <= 33 and user.uid != 0", 2);
+    check("evt.type=openat and proc.cmdline = \"python3 -c x\" and proc.args = '-c x'", 2);
+    check("evt.type=openat and proc.aname[1] = bash and proc.pname startswith ba and proc.ppid = 5", 2);
+    check("evt.type=openat and fd.name regex '^/var/.*PHP$'", 1);
+    check("evt.type=openat and evt.arg.newpath exists", 0);
+    check("evt.type=openat and not fd.name exists", 0);
+    check("evt.type=openat and proc.aname[2] exists", 0);
+}
+
+fn load_err(yaml: &str) -> String {
+    let e = RuleSet::from_yaml("bad.yaml", yaml).expect_err("must fail");
+    e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn errors_name_file_line_and_column() {
+    let e = load_err("- rule: a\n  desc: d\n  condition: proc.name = cat and\n  output: o\n  priority: info\n");
+    assert!(e.starts_with("bad.yaml:3:14: rule 'a': invalid condition at offset"), "{e}");
+    assert!(e.contains("unexpected end of condition"), "{e}");
+
+    let e = load_err("- rule: a\n  desc: d\n  condition: proc.nam = cat\n  output: o\n  priority: info\n");
+    assert!(e.starts_with("bad.yaml:3:14: rule 'a': unknown field 'proc.nam'"), "{e}");
+
+    let e = load_err("- rule: a\n  desc: d\n  condition: not_a_macro\n  output: o\n  priority: info\n");
+    assert!(e.contains("undefined macro 'not_a_macro'"), "{e}");
+
+    let e = load_err("- rule: a\n  desc: d\n  condition: evt.type=open\n  output: o\n  priority: loud\n");
+    assert!(e.starts_with("bad.yaml:5:13: rule 'a': invalid priority 'loud'"), "{e}");
+
+    let e = load_err("- rule: a\n  desc: [unclosed\n");
+    assert!(e.starts_with("bad.yaml:3:"), "{e}");
+    assert!(e.contains("invalid YAML"), "{e}");
+
+    let e = load_err("- rule: a\n  desc: d\n  condition: user.uid = root\n  output: o\n  priority: info\n");
+    assert!(e.contains("'root' is not a number"), "{e}");
+
+    let e = load_err("- macro: m\n  condition: m\n- rule: a\n  desc: d\n  condition: m\n  output: o\n  priority: info\n");
+    assert!(e.contains("macro 'm' refers to itself"), "{e}");
+
+    let e = load_err("- frobnicate: x\n");
+    assert!(e.starts_with("bad.yaml:1:3: unknown top level item"), "{e}");
+
+    let e = load_err("- list: l\n  items: [a]\n  append: true\n");
+    assert!(e.contains("'append: true' but no list by that name"), "{e}");
+}
+
+#[test]
+fn unsupported_keys_and_sources_are_reported_not_ignored() {
+    let yaml = "- rule: a\n  desc: d\n  condition: evt.type=open\n  output: o\n  priority: info\n  exceptions:\n    - name: x\n\
+                - rule: b\n  desc: d\n  condition: ka.verb=get\n  output: o\n  priority: info\n  source: k8s_audit\n";
+    let rules = RuleSet::from_yaml("u.yaml", yaml).unwrap();
+    assert!(rules.rules.is_empty());
+    assert!(rules.warnings[0].starts_with("u.yaml:6:3: rule 'a' skipped: 'exceptions' is not supported yet"), "{:?}", rules.warnings);
+    assert!(rules.warnings[1].contains("rule 'b' skipped: source 'k8s_audit' is not supported"), "{:?}", rules.warnings);
+}
+
+#[test]
+fn rules_without_event_type_get_falcos_warning_and_appends_apply() {
+    let yaml = "- rule: any\n  desc: d\n  condition: proc.name = cat\n  output: o\n  priority: info\n\
+                - rule: any\n  append: true\n  condition: and fd.name = /etc/shadow\n";
+    let rules = RuleSet::from_yaml("w.yaml", yaml).unwrap();
+    assert!(rules.warnings[0].contains("rule 'any' matches too many evt.type values"), "{:?}", rules.warnings);
+    let a = alerts(&rules, &common::threat_chunks());
+    assert_eq!(a.len(), 1, "append narrowed the condition");
+}
