@@ -52,7 +52,14 @@ impl Probes {
                 }
             }
         }
+        // Process lifecycle first, so no process starts unseen while syscalls are being attached.
         let mut attached = 0;
+        for (prog, tp) in [("lanner_fork", "sched_process_fork"), ("lanner_exit", "sched_process_exit")] {
+            let p: &mut TracePoint = ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
+            p.load().with_context(|| format!("verifier rejected {prog}"))?;
+            p.attach("sched", tp).with_context(|| format!("attaching sched:{tp}"))?;
+            attached += 1;
+        }
         for (prog, dir) in [("lanner_sys_enter", "enter"), ("lanner_sys_exit", "exit")] {
             let p: &mut TracePoint = ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
             p.load().with_context(|| format!("verifier rejected {prog}"))?;
@@ -61,12 +68,6 @@ impl Probes {
                 p.attach("syscalls", &tp).with_context(|| format!("attaching syscalls:{tp}"))?;
                 attached += 1;
             }
-        }
-        for (prog, tp) in [("lanner_fork", "sched_process_fork"), ("lanner_exit", "sched_process_exit")] {
-            let p: &mut TracePoint = ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
-            p.load().with_context(|| format!("verifier rejected {prog}"))?;
-            p.attach("sched", tp).with_context(|| format!("attaching sched:{tp}"))?;
-            attached += 1;
         }
         let ring = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or_else(|| anyhow!("map EVENTS missing"))?)?;
         let counters = PerCpuArray::try_from(ebpf.take_map("COUNTERS").ok_or_else(|| anyhow!("map COUNTERS missing"))?)?;
