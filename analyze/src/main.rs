@@ -87,7 +87,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Replay { rules, outputs, threads, paths } => {
             if let Some(n) = threads {
-                rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().context("starting worker threads")?;
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n.max(1))
+                    .build_global()
+                    .context("starting worker threads")?;
             }
             let Some(rules) = load_rules(&rules)? else { return Ok(ExitCode::from(EXIT_USAGE)) };
             let mut sinks = outputs.iter().map(|o| o.open()).collect::<Result<Vec<_>>>()?;

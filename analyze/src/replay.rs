@@ -41,6 +41,13 @@ impl ReplaySummary {
     }
 }
 
+/// What evaluating one chunk produced.
+struct ChunkResult {
+    alerts: Vec<Alert>,
+    stats: ChunkStats,
+    drops: u64,
+}
+
 /// Expands the command-line paths: files as given, directories to their `*.lnr` files (sorted).
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -75,27 +82,24 @@ pub fn replay(rules: &RuleSet, paths: &[PathBuf], sinks: &mut [Box<dyn Sink>]) -
         }
     }
     summary.segments = readers.len();
-    let jobs: Vec<(usize, ChunkRef)> = readers
-        .iter()
-        .enumerate()
-        .flat_map(|(i, r)| r.chunks().iter().map(move |c| (i, *c)))
-        .collect();
+    let jobs: Vec<(usize, ChunkRef)> =
+        readers.iter().enumerate().flat_map(|(i, r)| r.chunks().iter().map(move |c| (i, *c))).collect();
     // Bounded windows keep memory flat; order inside a window is preserved by `collect`.
     let window = rayon::current_num_threads().max(1) * 4;
     for batch in jobs.chunks(window) {
-        let results: Vec<Result<(Vec<Alert>, ChunkStats, u64), String>> = batch
+        let results: Vec<Result<ChunkResult, String>> = batch
             .par_iter()
             .map(|(i, c)| {
                 let r = &readers[*i];
                 let decoded = r.decode(c).map_err(|e| e.to_string())?;
                 let mut stats = ChunkStats::default();
                 let alerts = evaluate_chunk(rules, decoded.chunk(), &r.meta().hostname, &mut stats);
-                Ok((alerts, stats, decoded.chunk().drops.to_native()))
+                Ok(ChunkResult { alerts, stats, drops: decoded.chunk().drops.to_native() })
             })
             .collect();
         for res in results {
             match res {
-                Ok((alerts, stats, drops)) => {
+                Ok(ChunkResult { alerts, stats, drops }) => {
                     summary.chunks += 1;
                     summary.events += stats.events;
                     summary.drops += drops;

@@ -88,7 +88,13 @@ fn truncated_sealed_segment_is_an_error_naming_the_offset() {
     let out = analyze(&["replay", seg.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("truncated: the segment was sealed at {len} bytes but the file ends at byte offset {}", len / 2)), "{err}");
+    assert!(
+        err.contains(&format!(
+            "truncated: the segment was sealed at {len} bytes but the file ends at byte offset {}",
+            len / 2
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -113,7 +119,8 @@ fn non_archives_and_missing_paths_are_refused_clearly() {
     fs::write(&junk, "this is a text file, not an archive segment at all; long enough for a header").unwrap();
     let out = analyze(&["replay", junk.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains(&format!("{}: not a Lanner archive segment (bad magic at byte offset 0)", junk.display())));
+    assert!(text(&out.stderr)
+        .contains(&format!("{}: not a Lanner archive segment (bad magic at byte offset 0)", junk.display())));
 
     let out = analyze(&["replay", "/nonexistent/x.lnr"]);
     assert_eq!(out.status.code(), Some(2));

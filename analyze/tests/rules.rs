@@ -30,7 +30,11 @@ fn default_rules_catch_the_reference_threats_with_the_right_fields() {
     let got: Vec<(&str, &str)> = a.iter().map(|a| (a.rule.as_str(), a.priority.as_str())).collect();
     assert_eq!(
         got,
-        vec![("Sensitive file read", "Warning"), ("Write below etc", "Error"), ("Directory created below binary directory", "Error")]
+        vec![
+            ("Sensitive file read", "Warning"),
+            ("Write below etc", "Error"),
+            ("Directory created below binary directory", "Error")
+        ]
     );
     let f = &a[0].output_fields;
     assert_eq!(f["fd.name"], "/etc/shadow");
@@ -90,8 +94,8 @@ fn operators_on_strings_numbers_and_booleans() {
     let child = common::P { pid: 6, name: "python3", args: &["-c", "x"], uid: 33 };
     let mut b = ChunkBuilder::new();
     let p = common::lineage(&mut b, &sh, &child);
-    common::ev(&mut b, 10, p, 6, EventType::Openat, "/var/www/html/index.PHP", oflags::O_RDWR, 4);
-    common::ev(&mut b, 11, p, 6, EventType::Openat, "/missing", oflags::O_RDONLY, -2);
+    common::ev(&mut b, 10, (p, 6), EventType::Openat, "/var/www/html/index.PHP", oflags::O_RDWR, 4);
+    common::ev(&mut b, 11, (p, 6), EventType::Openat, "/missing", oflags::O_RDONLY, -2);
     let chunk = b.take();
     let check = |cond: &str, expected: usize| {
         let yaml = format!("- rule: r\n  desc: d\n  condition: {cond}\n  output: o\n  priority: notice\n");
@@ -144,7 +148,8 @@ fn errors_name_file_line_and_column() {
     let e = load_err("- rule: a\n  desc: d\n  condition: user.uid = root\n  output: o\n  priority: info\n");
     assert!(e.contains("'root' is not a number"), "{e}");
 
-    let e = load_err("- macro: m\n  condition: m\n- rule: a\n  desc: d\n  condition: m\n  output: o\n  priority: info\n");
+    let e =
+        load_err("- macro: m\n  condition: m\n- rule: a\n  desc: d\n  condition: m\n  output: o\n  priority: info\n");
     assert!(e.contains("macro 'm' refers to itself"), "{e}");
 
     let e = load_err("- frobnicate: x\n");
@@ -160,8 +165,16 @@ fn unsupported_keys_and_sources_are_reported_not_ignored() {
                 - rule: b\n  desc: d\n  condition: ka.verb=get\n  output: o\n  priority: info\n  source: k8s_audit\n";
     let rules = RuleSet::from_yaml("u.yaml", yaml).unwrap();
     assert!(rules.rules.is_empty());
-    assert!(rules.warnings[0].starts_with("u.yaml:6:3: rule 'a' skipped: 'exceptions' is not supported yet"), "{:?}", rules.warnings);
-    assert!(rules.warnings[1].contains("rule 'b' skipped: source 'k8s_audit' is not supported"), "{:?}", rules.warnings);
+    assert!(
+        rules.warnings[0].starts_with("u.yaml:6:3: rule 'a' skipped: 'exceptions' is not supported yet"),
+        "{:?}",
+        rules.warnings
+    );
+    assert!(
+        rules.warnings[1].contains("rule 'b' skipped: source 'k8s_audit' is not supported"),
+        "{:?}",
+        rules.warnings
+    );
 }
 
 #[test]

@@ -9,7 +9,10 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        generated::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str, bpf_ringbuf_output},
+        generated::{
+            bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str,
+            bpf_ringbuf_output,
+        },
     },
     macros::{map, tracepoint},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
@@ -17,8 +20,8 @@ use aya_ebpf::{
     EbpfContext,
 };
 use lanner_formats::wire::{
-    desc, RecordHeader, RecordKind, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED, HEADER_LEN, MAX_ARG,
-    MAX_ARGS, MAX_BLOB, SCRATCH_LEN, SYSCALL_DESC_ENTRIES,
+    desc, RecordHeader, RecordKind, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED, HEADER_LEN, MAX_ARG, MAX_ARGS,
+    MAX_BLOB, SCRATCH_LEN, SYSCALL_DESC_ENTRIES,
 };
 
 /// Thread-group id of the capture process itself; its syscalls are not recorded.
@@ -117,11 +120,8 @@ fn emit(buf: *mut u8, l1: usize, l2: usize) {
     // SAFETY: header lies inside the scratch buffer.
     unsafe { (*h).blob_lens = [l1 as u16, l2 as u16] };
     let len = ((HEADER_LEN + l1 + l2) & (SCRATCH_LEN - 1)) as u64;
-    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) > WAKEUP_BYTES {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    };
+    let flags =
+        if EVENTS.query(BPF_RB_AVAIL_DATA as u64) > WAKEUP_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
     // SAFETY: `len` is bounded by the scratch buffer size.
     let r = unsafe { bpf_ringbuf_output(&EVENTS as *const _ as *mut _, buf as *mut _, len, flags as u64) };
     if r != 0 {
@@ -152,11 +152,7 @@ pub fn lanner_sys_enter(ctx: TracePointContext) -> u32 {
     // would make attaching to syscalls with fewer arguments fail (max_ctx_offset check).
     // SAFETY: reads 48 bytes of kernel memory following the record header into a stack array.
     unsafe {
-        bpf_probe_read_kernel(
-            st.args.as_mut_ptr() as *mut _,
-            48,
-            (ctx.as_ptr() as *const u8).add(16) as *const _,
-        )
+        bpf_probe_read_kernel(st.args.as_mut_ptr() as *mut _, 48, (ctx.as_ptr() as *const u8).add(16) as *const _)
     };
     let _ = STASH.insert(&(pid_tgid as u32), &st, 0);
     if d & desc::EXEC != 0 {
@@ -187,9 +183,8 @@ fn emit_exec_args(nr: u32, d: u32, pid_tgid: u64, args: &[u64; 6]) {
             }
             let mut p: u64 = 0;
             // SAFETY: reads one pointer from user memory into a stack slot.
-            let r = unsafe {
-                bpf_probe_read_user(&mut p as *mut u64 as *mut _, 8, (argv + (i as u64) * 8) as *const _)
-            };
+            let r =
+                unsafe { bpf_probe_read_user(&mut p as *mut u64 as *mut _, 8, (argv + (i as u64) * 8) as *const _) };
             if r != 0 || p == 0 {
                 break;
             }

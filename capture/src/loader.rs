@@ -43,7 +43,8 @@ impl Probes {
             .load(BPF_OBJECT)
             .context("loading the eBPF object (needs root or CAP_BPF+CAP_PERFMON)")?;
         {
-            let mut desc: Array<_, u32> = Array::try_from(ebpf.map_mut("SYSCALL_DESC").ok_or_else(|| anyhow!("map SYSCALL_DESC missing"))?)?;
+            let mut desc: Array<_, u32> =
+                Array::try_from(ebpf.map_mut("SYSCALL_DESC").ok_or_else(|| anyhow!("map SYSCALL_DESC missing"))?)?;
             for spec in TABLE {
                 if let Some(nr) = syscall::native_nr(spec) {
                     if nr < SYSCALL_DESC_ENTRIES && spec.desc != 0 {
@@ -55,13 +56,15 @@ impl Probes {
         // Process lifecycle first, so no process starts unseen while syscalls are being attached.
         let mut attached = 0;
         for (prog, tp) in [("lanner_fork", "sched_process_fork"), ("lanner_exit", "sched_process_exit")] {
-            let p: &mut TracePoint = ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
+            let p: &mut TracePoint =
+                ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
             p.load().with_context(|| format!("verifier rejected {prog}"))?;
             p.attach("sched", tp).with_context(|| format!("attaching sched:{tp}"))?;
             attached += 1;
         }
         for (prog, dir) in [("lanner_sys_enter", "enter"), ("lanner_sys_exit", "exit")] {
-            let p: &mut TracePoint = ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
+            let p: &mut TracePoint =
+                ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
             p.load().with_context(|| format!("verifier rejected {prog}"))?;
             for spec in TABLE.iter().filter(|s| s.desc != 0 && syscall::native_nr(s).is_some()) {
                 let tp = format!("sys_{dir}_{}", spec.name);
@@ -70,7 +73,8 @@ impl Probes {
             }
         }
         let ring = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or_else(|| anyhow!("map EVENTS missing"))?)?;
-        let counters = PerCpuArray::try_from(ebpf.take_map("COUNTERS").ok_or_else(|| anyhow!("map COUNTERS missing"))?)?;
+        let counters =
+            PerCpuArray::try_from(ebpf.take_map("COUNTERS").ok_or_else(|| anyhow!("map COUNTERS missing"))?)?;
         Ok(Self { _ebpf: ebpf, ring, counters, attached })
     }
 

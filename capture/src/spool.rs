@@ -150,7 +150,8 @@ impl Spool {
     /// True when the open chunk should be sealed now.
     pub fn due(&self) -> bool {
         !self.builder.is_empty()
-            && (self.builder.len() >= self.limits.chunk_events || self.chunk_opened.elapsed() >= self.limits.chunk_interval)
+            && (self.builder.len() >= self.limits.chunk_events
+                || self.chunk_opened.elapsed() >= self.limits.chunk_interval)
     }
 
     /// Seals the open chunk (if any) into the current segment, rotating segments by size.

@@ -91,7 +91,7 @@ impl ProcessTable {
     /// Seeds the table from a `/proc` snapshot.
     pub fn seed(&mut self, snaps: Vec<ProcSnapshot>) {
         for s in snaps {
-            let p = self.from_snapshot(s);
+            let p = self.adopt_snapshot(s);
             self.procs.insert(p.pid, p);
         }
     }
@@ -101,7 +101,7 @@ impl ProcessTable {
         self.next_version
     }
 
-    fn from_snapshot(&mut self, s: ProcSnapshot) -> ProcInfo {
+    fn adopt_snapshot(&mut self, s: ProcSnapshot) -> ProcInfo {
         let mut argv = s.argv.into_iter();
         ProcInfo {
             pid: s.pid,
@@ -180,7 +180,7 @@ impl ProcessTable {
                 ..base
             }
         } else if let Some(s) = procfs::read_process(r.tgid) {
-            self.from_snapshot(s)
+            self.adopt_snapshot(s)
         } else {
             ProcInfo {
                 pid: r.tgid,
@@ -289,11 +289,8 @@ impl ProcessTable {
         }
         let pid = r.tgid;
         if spec.event == Execve || spec.event == Execveat {
-            let (filename, argv) = self
-                .pending_exec
-                .remove(&r.tid)
-                .or_else(|| self.pending_exec.remove(&r.tgid))
-                .unwrap_or_default();
+            let (filename, argv) =
+                self.pending_exec.remove(&r.tid).or_else(|| self.pending_exec.remove(&r.tgid)).unwrap_or_default();
             let filename = text(&filename);
             let path = resolve(self.base_dir(pid, fd1).as_deref(), &filename);
             if r.ret == 0 {
@@ -406,12 +403,30 @@ mod tests {
         let parent = 4_000_000; // not a live pid, so /proc is not consulted
         t.procs.insert(
             parent,
-            ProcInfo { pid: parent, ppid: 1, comm: "bash".into(), cwd: "/root".into(), version: 1, ..Default::default() },
+            ProcInfo {
+                pid: parent,
+                ppid: 1,
+                comm: "bash".into(),
+                cwd: "/root".into(),
+                version: 1,
+                ..Default::default()
+            },
         );
         let child = parent + 1;
-        let d = t.apply(rec(RecordKind::Fork, parent, parent, 0, 0, [child as u64, 0, 0, 0, 0, 0], [b"", b""])).unwrap();
+        let d =
+            t.apply(rec(RecordKind::Fork, parent, parent, 0, 0, [child as u64, 0, 0, 0, 0, 0], [b"", b""])).unwrap();
         assert_eq!(d.etype, EventType::Clone);
-        assert!(t.apply(rec(RecordKind::ExecArgs, child, child, nr(EventType::Execve), 0, [0; 6], [b"/usr/bin/cat", b"cat\0/etc/shadow"])).is_none());
+        assert!(t
+            .apply(rec(
+                RecordKind::ExecArgs,
+                child,
+                child,
+                nr(EventType::Execve),
+                0,
+                [0; 6],
+                [b"/usr/bin/cat", b"cat\0/etc/shadow"]
+            ))
+            .is_none());
         let mut exit = rec(RecordKind::SyscallExit, child, child, nr(EventType::Execve), 0, [0; 6], [b"", b""]);
         exit.comm = "cat".into();
         let d = t.apply(exit).unwrap();
@@ -420,13 +435,29 @@ mod tests {
         assert_eq!((p.ppid, p.comm.as_str(), p.exe.as_str(), p.cwd.as_str()), (parent, "cat", "cat", "/root"));
         assert_eq!(p.args, vec!["/etc/shadow"]);
         let d = t
-            .apply(rec(RecordKind::SyscallExit, child, child, nr(EventType::Openat), 3, [AT_FDCWD as u64, 0, 0, 0, 0, 0], [b"../etc/./shadow", b""]))
+            .apply(rec(
+                RecordKind::SyscallExit,
+                child,
+                child,
+                nr(EventType::Openat),
+                3,
+                [AT_FDCWD as u64, 0, 0, 0, 0, 0],
+                [b"../etc/./shadow", b""],
+            ))
             .unwrap();
         assert_eq!(d.path.as_deref(), Some("/etc/shadow"));
         assert_eq!(t.get(child).unwrap().fds.get(&3).map(String::as_str), Some("/etc/shadow"));
         // A path relative to that fd resolves through the fd table.
         let d = t
-            .apply(rec(RecordKind::SyscallExit, child, child, nr(EventType::Mkdirat), 0, [3, 0, 0o755, 0, 0, 0], [b"sub", b""]))
+            .apply(rec(
+                RecordKind::SyscallExit,
+                child,
+                child,
+                nr(EventType::Mkdirat),
+                0,
+                [3, 0, 0o755, 0, 0, 0],
+                [b"sub", b""],
+            ))
             .unwrap();
         assert_eq!(d.path.as_deref(), Some("/etc/shadow/sub"));
         assert_eq!(d.mode, 0o755);

@@ -169,15 +169,25 @@ fn records_real_commands_with_their_process_context() {
     assert_eq!((cat.pname.as_str(), cat.args.as_str(), cat.uid), ("sh", input.as_str(), 0));
     assert!(cat.exepath.ends_with("/cat"), "{cat:?}");
 
-    let mk = find(&|e: &Ev| matches!(e.etype, EventType::Mkdir | EventType::Mkdirat) && e.path == format!("{w}/made"), "mkdir");
+    let mk = find(
+        &|e: &Ev| matches!(e.etype, EventType::Mkdir | EventType::Mkdirat) && e.path == format!("{w}/made"),
+        "mkdir",
+    );
     assert_eq!((mk.ret, mk.name.as_str(), mk.pname.as_str()), (0, "mkdir", "sh"));
 
     // Relative paths are resolved against the cwd the shell changed into.
-    let touch = find(&|e: &Ev| e.name == "touch" && e.etype.is_open() && e.flags & oflags::O_CREAT != 0, "touch relfile");
+    let touch =
+        find(&|e: &Ev| e.name == "touch" && e.etype.is_open() && e.flags & oflags::O_CREAT != 0, "touch relfile");
     assert_eq!(touch.path, format!("{w}/relfile"));
     assert!(touch.flags & oflags::O_CREAT != 0);
-    let mv = find(&|e: &Ev| matches!(e.etype, EventType::Rename | EventType::Renameat | EventType::Renameat2) && e.name == "mv", "mv");
-    assert_eq!((mv.path.as_str(), mv.path2.as_str()), (format!("{w}/relfile").as_str(), format!("{w}/renamed").as_str()));
+    let mv = find(
+        &|e: &Ev| matches!(e.etype, EventType::Rename | EventType::Renameat | EventType::Renameat2) && e.name == "mv",
+        "mv",
+    );
+    assert_eq!(
+        (mv.path.as_str(), mv.path2.as_str()),
+        (format!("{w}/relfile").as_str(), format!("{w}/renamed").as_str())
+    );
     let rm = find(&|e: &Ev| matches!(e.etype, EventType::Unlink | EventType::Unlinkat) && e.name == "rm", "rm");
     assert_eq!(rm.path, format!("{w}/renamed"));
 
@@ -196,7 +206,8 @@ fn kill_9_leaves_a_readable_archive_up_to_the_last_sealed_chunk() {
     assert!(st.success());
     std::thread::sleep(Duration::from_millis(600));
     // Keep the capture busy, then kill it without warning.
-    let mut load = Command::new("sh").args(["-c", "while true; do cat /etc/hostname > /dev/null; done"]).spawn().unwrap();
+    let mut load =
+        Command::new("sh").args(["-c", "while true; do cat /etc/hostname > /dev/null; done"]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     cap.child.kill().unwrap();
     cap.child.wait().unwrap();
@@ -232,7 +243,12 @@ fn capture_refuses_an_unusable_spool_clearly() {
     let f = tempfile::NamedTempFile::new().unwrap();
     let spool = f.path().join("sub");
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_lanner-capture")).arg("--spool").arg(&spool).args(["--duration", "1s"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lanner-capture"))
+        .arg("--spool")
+        .arg(&spool)
+        .args(["--duration", "1s"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("creating spool directory {}", spool.display())), "{err}");

@@ -62,13 +62,7 @@ pub struct SyscallSpec {
     pub desc: u32,
 }
 
-const fn sc(
-    event: EventType,
-    name: &'static str,
-    x86: Option<u32>,
-    arm: Option<u32>,
-    desc: u32,
-) -> SyscallSpec {
+const fn sc(event: EventType, name: &'static str, x86: Option<u32>, arm: Option<u32>, desc: u32) -> SyscallSpec {
     SyscallSpec { event, name, nr_x86_64: x86, nr_aarch64: arm, desc }
 }
 

@@ -83,14 +83,21 @@ fn setup() -> Result<()> {
     if !toolchains.lines().any(|l| l.starts_with("nightly")) {
         run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
     }
-    let components = output_ok(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"])).unwrap_or_default();
+    let components =
+        output_ok(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"]))
+            .unwrap_or_default();
     if !components.lines().any(|l| l.starts_with("rust-src")) {
         run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     }
     // bpf-linker 0.10.0 links with rustc's own LLVM; newer releases need a system LLVM 21+.
     let have = output_ok(Command::new("bpf-linker").arg("--version")).unwrap_or_default();
     if !have.contains(BPF_LINKER_VERSION) {
-        run(Command::new("cargo").args(["install", &format!("bpf-linker@{BPF_LINKER_VERSION}"), "--locked", "--force"]))?;
+        run(Command::new("cargo").args([
+            "install",
+            &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+            "--locked",
+            "--force",
+        ]))?;
     }
     // tracefs: the capture mounts it itself when it can, but tests and tools expect it.
     if !Path::new("/sys/kernel/tracing/events").is_dir() && is_root() {

@@ -146,7 +146,9 @@ fn str_op(op: Op, s: &str, vals: &[String]) -> bool {
         Op::Icontains => s.to_lowercase().contains(&vals[0].to_lowercase()),
         Op::Startswith | Op::Bstartswith => s.starts_with(vals[0].as_str()),
         Op::Endswith => s.ends_with(vals[0].as_str()),
-        Op::Pmatch => vals.iter().any(|p| s == p || (s.starts_with(p.as_str()) && (p.ends_with('/') || s.as_bytes().get(p.len()) == Some(&b'/')))),
+        Op::Pmatch => vals.iter().any(|p| {
+            s == p || (s.starts_with(p.as_str()) && (p.ends_with('/') || s.as_bytes().get(p.len()) == Some(&b'/')))
+        }),
         Op::Glob => glob_match(vals[0].as_bytes(), s.as_bytes()),
         Op::Iglob => glob_match(vals[0].to_lowercase().as_bytes(), s.to_lowercase().as_bytes()),
         Op::Bcontains => s.contains(vals[0].as_str()),
@@ -304,14 +306,20 @@ impl Compiler {
             match item {
                 Item::List(l) => match (l.append, c.lists.get_mut(&l.name)) {
                     (true, Some(base)) => base.items.extend(l.items),
-                    (true, None) => errors.push(err(&l.pos, format!("list '{}' has 'append: true' but no list by that name was defined before", l.name))),
+                    (true, None) => errors.push(err(
+                        &l.pos,
+                        format!("list '{}' has 'append: true' but no list by that name was defined before", l.name),
+                    )),
                     (false, _) => {
                         c.lists.insert(l.name.clone(), l);
                     }
                 },
                 Item::Macro(m) => match (m.append, c.macros.get_mut(&m.name)) {
                     (true, Some(base)) => append_text(&mut base.condition, &m.condition),
-                    (true, None) => errors.push(err(&m.pos, format!("macro '{}' has 'append: true' but no macro by that name was defined before", m.name))),
+                    (true, None) => errors.push(err(
+                        &m.pos,
+                        format!("macro '{}' has 'append: true' but no macro by that name was defined before", m.name),
+                    )),
                     (false, _) => {
                         c.macros.insert(m.name.clone(), m);
                     }
@@ -330,7 +338,10 @@ impl Compiler {
                                 base.enabled = r.enabled;
                             }
                         }
-                        (true, None) => errors.push(err(&r.pos, format!("rule '{}' has 'append: true' but no rule by that name was defined before", r.name))),
+                        (true, None) => errors.push(err(
+                            &r.pos,
+                            format!("rule '{}' has 'append: true' but no rule by that name was defined before", r.name),
+                        )),
                         (false, Some(base)) => {
                             // Redefinition replaces the earlier rule, keeping its position in order.
                             *base = r;
@@ -362,7 +373,12 @@ impl Compiler {
                 continue;
             }
             if r.source.as_deref().is_some_and(|s| s != "syscall") {
-                warnings.push(format!("{}: rule '{}' skipped: source '{}' is not supported (only syscall)", r.pos, r.name, r.source.as_deref().unwrap_or("")));
+                warnings.push(format!(
+                    "{}: rule '{}' skipped: source '{}' is not supported (only syscall)",
+                    r.pos,
+                    r.name,
+                    r.source.as_deref().unwrap_or("")
+                ));
                 continue;
             }
             match self.compile_rule(r) {
@@ -394,7 +410,8 @@ impl Compiler {
         let prio = r.priority.as_ref().ok_or_else(|| err(&r.pos, format!("rule '{}' has no priority", r.name)))?;
         let priority = Priority::parse(prio.text.trim())
             .ok_or_else(|| err(&prio.pos, format!("rule '{}': invalid priority '{}'", r.name, prio.text)))?;
-        let output = OutputFormat::parse(output).map_err(|e| err(&r.pos, format!("rule '{}': invalid output: {e}", r.name)))?;
+        let output =
+            OutputFormat::parse(output).map_err(|e| err(&r.pos, format!("rule '{}': invalid output: {e}", r.name)))?;
         let mut stack = Vec::new();
         let filter = self.compile_condition(cond, &format!("rule '{}'", r.name), &mut stack)?;
         let types = event_types(&filter);
@@ -406,16 +423,36 @@ impl Compiler {
 
     fn compile_condition(&self, cond: &Located, owner: &str, stack: &mut Vec<String>) -> Result<Filter, RuleError> {
         let expr = condition::parse(&cond.text).map_err(|e| {
-            err(&cond.pos, format!("{owner}: invalid condition at offset {} ('{}'): {}", e.at, excerpt(&cond.text, e.at), e.message))
+            err(
+                &cond.pos,
+                format!(
+                    "{owner}: invalid condition at offset {} ('{}'): {}",
+                    e.at,
+                    excerpt(&cond.text, e.at),
+                    e.message
+                ),
+            )
         })?;
         self.compile_expr(&expr, cond, owner, stack)
     }
 
-    fn compile_expr(&self, e: &Expr, cond: &Located, owner: &str, stack: &mut Vec<String>) -> Result<Filter, RuleError> {
-        let at_err = |at: usize, msg: String| err(&cond.pos, format!("{owner}: {msg} (condition offset {at}: '{}')", excerpt(&cond.text, at)));
+    fn compile_expr(
+        &self,
+        e: &Expr,
+        cond: &Located,
+        owner: &str,
+        stack: &mut Vec<String>,
+    ) -> Result<Filter, RuleError> {
+        let at_err = |at: usize, msg: String| {
+            err(&cond.pos, format!("{owner}: {msg} (condition offset {at}: '{}')", excerpt(&cond.text, at)))
+        };
         Ok(match e {
-            Expr::And(v) => Filter::And(v.iter().map(|x| self.compile_expr(x, cond, owner, stack)).collect::<Result<_, _>>()?),
-            Expr::Or(v) => Filter::Or(v.iter().map(|x| self.compile_expr(x, cond, owner, stack)).collect::<Result<_, _>>()?),
+            Expr::And(v) => {
+                Filter::And(v.iter().map(|x| self.compile_expr(x, cond, owner, stack)).collect::<Result<_, _>>()?)
+            }
+            Expr::Or(v) => {
+                Filter::Or(v.iter().map(|x| self.compile_expr(x, cond, owner, stack)).collect::<Result<_, _>>()?)
+            }
             Expr::Not(x) => Filter::Not(Box::new(self.compile_expr(x, cond, owner, stack)?)),
             Expr::Macro(name, at) => {
                 let m = self.macros.get(name).ok_or_else(|| at_err(*at, format!("undefined macro '{name}'")))?;
@@ -452,7 +489,8 @@ impl Compiler {
                         return Err(format!("list '{}' refers to itself", l.name));
                     }
                     seen.push(l.name.clone());
-                    let entries: Vec<ListEntry> = l.items.iter().map(|t| ListEntry { text: t.clone(), quoted: false }).collect();
+                    let entries: Vec<ListEntry> =
+                        l.items.iter().map(|t| ListEntry { text: t.clone(), quoted: false }).collect();
                     self.expand_list(&entries, out, seen)?;
                     seen.pop();
                 }
@@ -485,7 +523,18 @@ fn typed_values(f: &Field, op: Op, raw: Vec<String>) -> Result<Values, String> {
         // never match until capture records that syscall.
         FieldType::Str => Ok(Values::Str(raw)),
         FieldType::Int => {
-            if matches!(op, Op::Contains | Op::Icontains | Op::Startswith | Op::Endswith | Op::Glob | Op::Iglob | Op::Pmatch | Op::Bcontains | Op::Bstartswith) {
+            if matches!(
+                op,
+                Op::Contains
+                    | Op::Icontains
+                    | Op::Startswith
+                    | Op::Endswith
+                    | Op::Glob
+                    | Op::Iglob
+                    | Op::Pmatch
+                    | Op::Bcontains
+                    | Op::Bstartswith
+            ) {
                 return Err(format!("operator '{}' cannot be used with numeric field", op.as_str()));
             }
             raw.iter()
@@ -519,7 +568,8 @@ fn event_types(f: &Filter) -> BTreeSet<u16> {
             }
             Filter::Check(c) if c.field == Field::EvtType => {
                 let Values::Str(names) = &c.values else { return all.clone() };
-                let named: BTreeSet<u16> = names.iter().filter_map(|n| EventType::from_name(n)).map(|t| t as u16).collect();
+                let named: BTreeSet<u16> =
+                    names.iter().filter_map(|n| EventType::from_name(n)).map(|t| t as u16).collect();
                 match c.op {
                     Op::Eq | Op::In => named,
                     Op::Ne => all.difference(&named).copied().collect(),

@@ -228,7 +228,11 @@ fn lex(s: &str) -> Result<Vec<(Tok, usize)>, SyntaxError> {
             }
             _ => {
                 let start = i;
-                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | b'(' | b')' | b',' | b'"' | b'\'' | b'=' | b'<' | b'>')
+                while i < b.len()
+                    && !matches!(
+                        b[i],
+                        b' ' | b'\t' | b'\n' | b'\r' | b'(' | b')' | b',' | b'"' | b'\'' | b'=' | b'<' | b'>'
+                    )
                     && !(b[i] == b'!' && b.get(i + 1) == Some(&b'='))
                 {
                     // Brackets belong to field arguments such as proc.aname[2] or fd.name[/x y].
@@ -262,7 +266,10 @@ pub fn parse(s: &str) -> Result<Expr, SyntaxError> {
     }
     let e = p.or()?;
     if let Some((t, at)) = p.toks.get(p.i) {
-        return Err(SyntaxError { at: *at, message: format!("unexpected {} after a complete expression", describe(t)) });
+        return Err(SyntaxError {
+            at: *at,
+            message: format!("unexpected {} after a complete expression", describe(t)),
+        });
     }
     Ok(e)
 }
@@ -324,7 +331,10 @@ impl Parser {
                         self.i += 1;
                         Ok(e)
                     }
-                    Some(t) => Err(SyntaxError { at: self.at(), message: format!("expected ')' or an operator, found {}", describe(t)) }),
+                    Some(t) => Err(SyntaxError {
+                        at: self.at(),
+                        message: format!("expected ')' or an operator, found {}", describe(t)),
+                    }),
                     None => Err(SyntaxError { at: self.at(), message: "missing ')'".into() }),
                 }
             }
@@ -339,7 +349,10 @@ impl Parser {
                 }
                 self.check(w, at)
             }
-            Some(t) => Err(SyntaxError { at, message: format!("unexpected {}: expected a field, a macro or '('", describe(&t)) }),
+            Some(t) => Err(SyntaxError {
+                at,
+                message: format!("unexpected {}: expected a field, a macro or '('", describe(&t)),
+            }),
             None => Err(SyntaxError { at, message: "unexpected end of condition".into() }),
         }
     }
@@ -353,7 +366,10 @@ impl Parser {
         };
         let Some(op) = op else {
             let found = self.peek().map_or("end of condition".to_owned(), describe);
-            return Err(SyntaxError { at: op_at, message: format!("expected an operator after field '{field}', found {found}") });
+            return Err(SyntaxError {
+                at: op_at,
+                message: format!("expected an operator after field '{field}', found {found}"),
+            });
         };
         self.i += 1;
         let operand = if op == Op::Exists {
@@ -372,7 +388,10 @@ impl Parser {
                 }
                 other => {
                     let found = other.as_ref().map_or("end of condition".to_owned(), describe);
-                    return Err(SyntaxError { at: self.at(), message: format!("expected a value after '{}', found {found}", op.as_str()) });
+                    return Err(SyntaxError {
+                        at: self.at(),
+                        message: format!("expected a value after '{}', found {found}", op.as_str()),
+                    });
                 }
             }
         };
@@ -395,7 +414,10 @@ impl Parser {
                 Some(Tok::Quoted(w)) => items.push(ListEntry { text: w, quoted: true }),
                 other => {
                     let found = other.as_ref().map_or("end of condition".to_owned(), describe);
-                    return Err(SyntaxError { at: self.at(), message: format!("expected a list value, found {found}") });
+                    return Err(SyntaxError {
+                        at: self.at(),
+                        message: format!("expected a list value, found {found}"),
+                    });
                 }
             }
             self.i += 1;
@@ -437,14 +459,20 @@ mod tests {
         let Expr::And(v) = e else { panic!("{e:?}") };
         let Expr::Check { field, op, operand: Operand::List(items), .. } = &v[0] else { panic!() };
         assert_eq!((field.as_str(), *op), ("proc.aname[2]", Op::In));
-        assert_eq!(items.iter().map(|i| (i.text.as_str(), i.quoted)).collect::<Vec<_>>(), vec![("bash", false), ("my shell", true), ("shell_binaries", false)]);
+        assert_eq!(
+            items.iter().map(|i| (i.text.as_str(), i.quoted)).collect::<Vec<_>>(),
+            vec![("bash", false), ("my shell", true), ("shell_binaries", false)]
+        );
         assert_eq!(v[1], check("fd.name", Op::Ne, "/etc/x y", 58));
     }
 
     #[test]
     fn compact_operators_and_exists() {
         assert_eq!(parse("evt.res>=0").unwrap(), check("evt.res", Op::Ge, "0", 0));
-        assert_eq!(parse("fd.name exists").unwrap(), Expr::Check { field: "fd.name".into(), op: Op::Exists, operand: Operand::None, at: 0 });
+        assert_eq!(
+            parse("fd.name exists").unwrap(),
+            Expr::Check { field: "fd.name".into(), op: Op::Exists, operand: Operand::None, at: 0 }
+        );
     }
 
     #[test]

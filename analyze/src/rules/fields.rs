@@ -96,11 +96,14 @@ impl Field {
             None => (name, None),
         };
         let index = |what: &str| -> Result<u32, String> {
-            arg.ok_or_else(|| format!("field '{base}' needs an index, e.g. {base}[1] (the any-ancestor form is not supported yet)"))?
-                .parse::<u32>()
-                .map_err(|_| format!("field '{base}': '{}' is not a {what}", arg.unwrap_or("")))
+            arg.ok_or_else(|| {
+                format!("field '{base}' needs an index, e.g. {base}[1] (the any-ancestor form is not supported yet)")
+            })?
+            .parse::<u32>()
+            .map_err(|_| format!("field '{base}': '{}' is not a {what}", arg.unwrap_or("")))
         };
-        let no_arg = |f: Field| if arg.is_some() { Err(format!("field '{base}' does not take an argument")) } else { Ok(f) };
+        let no_arg =
+            |f: Field| if arg.is_some() { Err(format!("field '{base}' does not take an argument")) } else { Ok(f) };
         if let Some(a) = base.strip_prefix("evt.arg.") {
             return no_arg(Field::EvtArg(a.to_owned()));
         }
@@ -242,7 +245,8 @@ impl<'a> EventView<'a> {
     pub fn get(&self, field: &Field) -> FieldValue<'a> {
         use FieldValue::{Bool, Int, Missing, Str};
         let opt_str = |s: Option<&'a str>| s.map_or(Missing, |s| Str(Cow::Borrowed(s)));
-        let proc_str = |p: Option<&'a ArchivedProcess>, f: fn(&ArchivedProcess) -> u32| opt_str(p.and_then(|p| self.s(f(p))));
+        let proc_str =
+            |p: Option<&'a ArchivedProcess>, f: fn(&ArchivedProcess) -> u32| opt_str(p.and_then(|p| self.s(f(p))));
         match field {
             Field::EvtType => opt_str(self.etype().map(|t| t.name())),
             Field::EvtRes => {
@@ -335,14 +339,17 @@ impl<'a> EventView<'a> {
         use EventType::*;
         let Some(t) = self.etype() else { return FieldValue::Missing };
         let path = || self.path().map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
-        let path2 = || self.s(self.ev.path2.to_native()).map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
+        let path2 =
+            || self.s(self.ev.path2.to_native()).map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
         let int = |v: i64| FieldValue::Int(v);
         match (t, name) {
             (_, "res") => int(self.ret()),
             (Open | Openat | Openat2 | Creat, "name") => path(),
             (Open | Openat | Openat2 | Creat, "fd") => int(self.ret()),
             (Open | Openat | Openat2 | Creat, "flags") => FieldValue::Str(Cow::Owned(render_open_flags(self.flags()))),
-            (Open | Openat | Openat2 | Creat | Mkdir | Mkdirat, "mode") => FieldValue::Str(Cow::Owned(format!("0{:o}", self.ev.mode.to_native()))),
+            (Open | Openat | Openat2 | Creat | Mkdir | Mkdirat, "mode") => {
+                FieldValue::Str(Cow::Owned(format!("0{:o}", self.ev.mode.to_native())))
+            }
             (Openat | Openat2 | Mkdirat | Unlinkat | Execveat, "dirfd") | (Renameat | Renameat2, "olddirfd") => {
                 int(self.ev.dirfd.to_native() as i64)
             }

@@ -220,7 +220,9 @@ fn yaml_error(ctx: &Ctx, e: &marked_yaml::LoadError) -> RuleError {
         MappingKeyMustBeScalar(m) => (m, "mapping keys must be plain strings".to_owned()),
         UnexpectedTag(m) => (m, "YAML tags are not supported".to_owned()),
         ScanError(m, se) => (m, format!("invalid YAML: {}", se.info())),
-        DuplicateKey(d) => (d.key.span().start().expect("key has a position"), format!("duplicate key '{}'", d.key.as_str())),
+        DuplicateKey(d) => {
+            (d.key.span().start().expect("key has a position"), format!("duplicate key '{}'", d.key.as_str()))
+        }
     };
     RuleError { pos: Pos { file: ctx.file.clone(), line: m.line(), col: m.column() }, message: what }
 }
@@ -232,7 +234,19 @@ fn item(ctx: &Ctx, node: &Node) -> Result<Option<Item>, RuleError> {
     // A mapping's own span starts at its first value; its first key is where the item starts.
     let span = map.keys().next().map_or(map.span(), |k| k.span());
     if let Some(name) = ctx.string(map, "rule")? {
-        let known = ["rule", "condition", "output", "desc", "priority", "tags", "enabled", "append", "source", "warn_evttypes", "skip-if-unknown-filter"];
+        let known = [
+            "rule",
+            "condition",
+            "output",
+            "desc",
+            "priority",
+            "tags",
+            "enabled",
+            "append",
+            "source",
+            "warn_evttypes",
+            "skip-if-unknown-filter",
+        ];
         let unsupported = map
             .keys()
             .filter(|k| !known.contains(&k.as_str()))
@@ -253,9 +267,8 @@ fn item(ctx: &Ctx, node: &Node) -> Result<Option<Item>, RuleError> {
         })));
     }
     if let Some(name) = ctx.string(map, "macro")? {
-        let condition = ctx
-            .located(map, "condition")?
-            .ok_or_else(|| ctx.err(span, format!("macro '{name}' has no condition")))?;
+        let condition =
+            ctx.located(map, "condition")?.ok_or_else(|| ctx.err(span, format!("macro '{name}' has no condition")))?;
         return Ok(Some(Item::Macro(MacroItem {
             name,
             pos: ctx.pos(span),
@@ -278,5 +291,11 @@ fn item(ctx: &Ctx, node: &Node) -> Result<Option<Item>, RuleError> {
         return Ok(Some(Item::EngineVersion(v)));
     }
     let keys: Vec<&str> = map.keys().map(|k| k.as_str()).collect();
-    Err(ctx.err(span, format!("unknown top level item (keys: {}); expected rule, macro, list or required_engine_version", keys.join(", "))))
+    Err(ctx.err(
+        span,
+        format!(
+            "unknown top level item (keys: {}); expected rule, macro, list or required_engine_version",
+            keys.join(", ")
+        ),
+    ))
 }

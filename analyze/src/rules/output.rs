@@ -109,11 +109,8 @@ mod tests {
     #[test]
     fn tokens_stop_at_punctuation() {
         let f = OutputFormat::parse("read %fd.name by %proc.name (parent=%proc.aname[1]). 100%").unwrap();
-        let names: Vec<_> = f
-            .parts
-            .iter()
-            .filter_map(|p| if let Part::Field(n, _) = p { Some(n.as_str()) } else { None })
-            .collect();
+        let names: Vec<_> =
+            f.parts.iter().filter_map(|p| if let Part::Field(n, _) = p { Some(n.as_str()) } else { None }).collect();
         assert_eq!(names, vec!["fd.name", "proc.name", "proc.aname[1]"]);
         assert!(OutputFormat::parse("%proc.bogus").unwrap_err().contains("unknown field"));
     }

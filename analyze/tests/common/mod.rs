@@ -26,13 +26,38 @@ fn add(b: &mut ChunkBuilder, p: &P, parent: u32, ppid: u32) -> u32 {
     let exepath = b.intern(&format!("/usr/bin/{}", p.name));
     let args = b.intern(&p.args.join("\0"));
     let cwd = b.intern("/root");
-    b.add_process(Process { pid: p.pid, ppid, parent, uid: p.uid, gid: 0, name, exe: name, exepath, args, cwd, start_ns: 0 })
+    b.add_process(Process {
+        pid: p.pid,
+        ppid,
+        parent,
+        uid: p.uid,
+        gid: 0,
+        name,
+        exe: name,
+        exepath,
+        args,
+        cwd,
+        start_ns: 0,
+    })
 }
 
 /// An event of type `t` on `path` by process index `proc_idx`.
-pub fn ev(b: &mut ChunkBuilder, ts: u64, proc_idx: u32, pid: u32, t: EventType, path: &str, flags: u32, ret: i64) {
+/// `who` is (process index, thread id).
+pub fn ev(b: &mut ChunkBuilder, ts: u64, who: (u32, u32), t: EventType, path: &str, flags: u32, ret: i64) {
+    let (proc_idx, pid) = who;
     let path = b.intern(path);
-    b.push(Event { ts_ns: ts, tid: pid, process: proc_idx, etype: t as u16, ret, flags, mode: 0, dirfd: -100, path, path2: NONE });
+    b.push(Event {
+        ts_ns: ts,
+        tid: pid,
+        process: proc_idx,
+        etype: t as u16,
+        ret,
+        flags,
+        mode: 0,
+        dirfd: -100,
+        path,
+        path2: NONE,
+    });
 }
 
 /// The reference threats as three chunks: `cat /etc/shadow`, `touch /etc/x`, `mkdir /bin/x`.
@@ -41,15 +66,31 @@ pub fn threat_chunks() -> Vec<Chunk> {
     let mut out = Vec::new();
     let mut b = ChunkBuilder::new();
     let cat = lineage(&mut b, &sh, &P { pid: 101, name: "cat", args: &["/etc/shadow"], uid: 0 });
-    ev(&mut b, 1_700_000_000_000_000_001, cat, 101, EventType::Openat, "/etc/hostname", oflags::O_RDONLY, 3);
-    ev(&mut b, 1_700_000_000_000_000_002, cat, 101, EventType::Openat, "/etc/shadow", oflags::O_RDONLY | oflags::O_CLOEXEC, 3);
+    ev(&mut b, 1_700_000_000_000_000_001, (cat, 101), EventType::Openat, "/etc/hostname", oflags::O_RDONLY, 3);
+    ev(
+        &mut b,
+        1_700_000_000_000_000_002,
+        (cat, 101),
+        EventType::Openat,
+        "/etc/shadow",
+        oflags::O_RDONLY | oflags::O_CLOEXEC,
+        3,
+    );
     out.push(b.take());
     let touch = lineage(&mut b, &sh, &P { pid: 102, name: "touch", args: &["/etc/badconfigfile"], uid: 1000 });
-    ev(&mut b, 1_700_000_000_000_000_003, touch, 102, EventType::Openat, "/etc/badconfigfile", oflags::O_WRONLY | oflags::O_CREAT, 3);
+    ev(
+        &mut b,
+        1_700_000_000_000_000_003,
+        (touch, 102),
+        EventType::Openat,
+        "/etc/badconfigfile",
+        oflags::O_WRONLY | oflags::O_CREAT,
+        3,
+    );
     out.push(b.take());
     let mkdir = lineage(&mut b, &sh, &P { pid: 103, name: "mkdir", args: &["/bin/dangerousfolder"], uid: 0 });
-    ev(&mut b, 1_700_000_000_000_000_004, mkdir, 103, EventType::Mkdir, "/bin/dangerousfolder", 0, 0);
-    ev(&mut b, 1_700_000_000_000_000_005, mkdir, 103, EventType::Mkdir, "/bin/exists", 0, -17);
+    ev(&mut b, 1_700_000_000_000_000_004, (mkdir, 103), EventType::Mkdir, "/bin/dangerousfolder", 0, 0);
+    ev(&mut b, 1_700_000_000_000_000_005, (mkdir, 103), EventType::Mkdir, "/bin/exists", 0, -17);
     out.push(b.take());
     out
 }

@@ -137,9 +137,19 @@ impl SegmentReader {
         Ok(r)
     }
 
-    fn read_footer(&self, header_len: u64, off: u64, sealed_len: u64, seed: [u8; 32]) -> Result<Vec<ChunkRef>, ArchiveError> {
+    fn read_footer(
+        &self,
+        header_len: u64,
+        off: u64,
+        sealed_len: u64,
+        seed: [u8; 32],
+    ) -> Result<Vec<ChunkRef>, ArchiveError> {
         let b = &self.map[..];
-        let bad = |offset: u64, what: &str| ArchiveError::BadFooter { path: self.path.clone(), offset, what: what.to_owned() };
+        let bad = |offset: u64, what: &str| ArchiveError::BadFooter {
+            path: self.path.clone(),
+            offset,
+            what: what.to_owned(),
+        };
         if off < header_len || off + 16 > sealed_len {
             return Err(bad(24, "footer offset out of range"));
         }

@@ -23,12 +23,7 @@ impl SegmentWriter {
     /// Creates `path` (mode 0600, must not exist) and writes the header.
     pub fn create(path: &Path, meta: &SegmentMeta, zstd_level: i32) -> Result<Self, ArchiveError> {
         let io = |source| ArchiveError::Io { path: path.to_owned(), source };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
         let meta_json = serde_json::to_vec(meta).expect("metadata serializes");
         let header_len = FIXED_HEADER_LEN + meta_json.len();
         let mut h = vec![0u8; FIXED_HEADER_LEN];
