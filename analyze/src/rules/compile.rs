@@ -425,12 +425,7 @@ impl Compiler {
         let expr = condition::parse(&cond.text).map_err(|e| {
             err(
                 &cond.pos,
-                format!(
-                    "{owner}: invalid condition at offset {} ('{}'): {}",
-                    e.at,
-                    excerpt(&cond.text, e.at),
-                    e.message
-                ),
+                format!("{owner}: invalid condition at offset {} ({}): {}", e.at, excerpt(&cond.text, e.at), e.message),
             )
         })?;
         self.compile_expr(&expr, cond, owner, stack)
@@ -444,7 +439,7 @@ impl Compiler {
         stack: &mut Vec<String>,
     ) -> Result<Filter, RuleError> {
         let at_err = |at: usize, msg: String| {
-            err(&cond.pos, format!("{owner}: {msg} (condition offset {at}: '{}')", excerpt(&cond.text, at)))
+            err(&cond.pos, format!("{owner}: {msg} (condition offset {at}: {})", excerpt(&cond.text, at)))
         };
         Ok(match e {
             Expr::And(v) => {
@@ -501,10 +496,16 @@ impl Compiler {
     }
 }
 
+/// Up to 30 characters of `text` from byte `at`, quoted, for error messages.
 fn excerpt(text: &str, at: usize) -> String {
     let start = text.floor_char_boundary(at.min(text.len()));
     let rest: String = text[start..].chars().take(30).collect();
-    rest.split_whitespace().collect::<Vec<_>>().join(" ")
+    let rest = rest.split_whitespace().collect::<Vec<_>>().join(" ");
+    if rest.is_empty() {
+        "at the end of the condition".to_owned()
+    } else {
+        format!("'{rest}'")
+    }
 }
 
 fn typed_values(f: &Field, op: Op, raw: Vec<String>) -> Result<Values, String> {
