@@ -22,10 +22,10 @@ pub fn evaluate_chunk(rules: &RuleSet, chunk: &ArchivedChunk, hostname: &str, st
     let mut alerts = Vec::new();
     for ev in chunk.events.iter() {
         stats.events += 1;
-        let ts = ev.ts_ns.to_native();
+        let ts = ev.ts_ns;
         stats.t_range = Some(stats.t_range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
         let view = EventView { chunk, ev, hostname };
-        for &i in rules.rules_for(ev.etype.to_native()) {
+        for &i in rules.rules_for(ev.etype) {
             let rule = &rules.rules[i];
             if rule.filter.matches(&view) {
                 let (text, output_fields) = rule.output.render(&view);

@@ -105,7 +105,7 @@ fn read_events(dir: &Path) -> Vec<Ev> {
             let d = r.decode(c).unwrap();
             let chunk: Chunk = rkyv::deserialize::<Chunk, rkyv::rancor::Error>(d.chunk()).unwrap();
             let s = |id: u32| if id == NONE { String::new() } else { chunk.strings[id as usize].clone() };
-            for e in &chunk.events {
+            for e in chunk.events.iter() {
                 let p = &chunk.processes[e.process as usize];
                 let pname = if p.parent == NONE { String::new() } else { s(chunk.processes[p.parent as usize].name) };
                 out.push(Ev {

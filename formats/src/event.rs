@@ -15,10 +15,89 @@ pub struct Chunk {
     pub strings: Vec<String>,
     /// Process states referenced by events (and their ancestors).
     pub processes: Vec<Process>,
-    /// Events in capture order.
-    pub events: Vec<Event>,
+    /// Events in capture order, one column per field.
+    pub events: EventColumns,
     /// Events the kernel could not deliver while this chunk was being filled.
     pub drops: u64,
+}
+
+/// Events stored column by column: similar values sit together, so they compress well and
+/// decode without per-event parsing. All columns have the same length.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct EventColumns {
+    /// Smallest timestamp of the chunk (unix ns); `ts_off` is relative to it.
+    pub ts_base: u64,
+    /// Timestamp minus `ts_base`.
+    pub ts_off: Vec<u64>,
+    /// See [`Event::tid`].
+    pub tid: Vec<u32>,
+    /// See [`Event::process`].
+    pub process: Vec<u32>,
+    /// See [`Event::etype`].
+    pub etype: Vec<u16>,
+    /// See [`Event::ret`].
+    pub ret: Vec<i64>,
+    /// See [`Event::flags`].
+    pub flags: Vec<u32>,
+    /// See [`Event::mode`].
+    pub mode: Vec<u32>,
+    /// See [`Event::dirfd`].
+    pub dirfd: Vec<i32>,
+    /// See [`Event::path`].
+    pub path: Vec<u32>,
+    /// See [`Event::path2`].
+    pub path2: Vec<u32>,
+}
+
+impl EventColumns {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.ts_off.len()
+    }
+
+    /// True when there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.ts_off.is_empty()
+    }
+
+    /// Event `i` (panics when out of range, like slice indexing).
+    pub fn get(&self, i: usize) -> Event {
+        Event {
+            ts_ns: self.ts_base + self.ts_off[i],
+            tid: self.tid[i],
+            process: self.process[i],
+            etype: self.etype[i],
+            ret: self.ret[i],
+            flags: self.flags[i],
+            mode: self.mode[i],
+            dirfd: self.dirfd[i],
+            path: self.path[i],
+            path2: self.path2[i],
+        }
+    }
+
+    /// All events, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Builds the columns from events.
+    pub fn from_events(events: &[Event]) -> Self {
+        let ts_base = events.iter().map(|e| e.ts_ns).min().unwrap_or(0);
+        Self {
+            ts_base,
+            ts_off: events.iter().map(|e| e.ts_ns - ts_base).collect(),
+            tid: events.iter().map(|e| e.tid).collect(),
+            process: events.iter().map(|e| e.process).collect(),
+            etype: events.iter().map(|e| e.etype).collect(),
+            ret: events.iter().map(|e| e.ret).collect(),
+            flags: events.iter().map(|e| e.flags).collect(),
+            mode: events.iter().map(|e| e.mode).collect(),
+            dirfd: events.iter().map(|e| e.dirfd).collect(),
+            path: events.iter().map(|e| e.path).collect(),
+            path2: events.iter().map(|e| e.path2).collect(),
+        }
+    }
 }
 
 /// A process (thread group) as it was when the referencing events happened.
@@ -48,8 +127,8 @@ pub struct Process {
     pub start_ns: u64,
 }
 
-/// One recorded event.
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// One recorded event (the row view of [`EventColumns`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Event {
     /// Wall-clock time, nanoseconds since the Unix epoch.
     pub ts_ns: u64,
@@ -97,6 +176,57 @@ pub mod oflags {
     pub const O_CLOEXEC: u32 = 0o2000000;
     /// Unnamed temporary file.
     pub const O_TMPFILE: u32 = 0o20200000;
+}
+
+impl ArchivedEventColumns {
+    /// Number of events (columns are validated to have equal lengths when a chunk is decoded).
+    pub fn len(&self) -> usize {
+        self.ts_off.len()
+    }
+
+    /// True when there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.ts_off.is_empty()
+    }
+
+    /// Event `i`, materialized from the columns; `None` when out of range.
+    pub fn get(&self, i: usize) -> Option<Event> {
+        Some(Event {
+            ts_ns: self.ts_base.to_native().wrapping_add(self.ts_off.get(i)?.to_native()),
+            tid: self.tid.get(i)?.to_native(),
+            process: self.process.get(i)?.to_native(),
+            etype: self.etype.get(i)?.to_native(),
+            ret: self.ret.get(i)?.to_native(),
+            flags: self.flags.get(i)?.to_native(),
+            mode: self.mode.get(i)?.to_native(),
+            dirfd: self.dirfd.get(i)?.to_native(),
+            path: self.path.get(i)?.to_native(),
+            path2: self.path2.get(i)?.to_native(),
+        })
+    }
+
+    /// All events, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
+        (0..self.len()).map_while(|i| self.get(i))
+    }
+
+    /// True when every column has the same length.
+    pub fn is_consistent(&self) -> bool {
+        let n = self.ts_off.len();
+        [
+            self.tid.len(),
+            self.process.len(),
+            self.etype.len(),
+            self.ret.len(),
+            self.flags.len(),
+            self.mode.len(),
+            self.dirfd.len(),
+            self.path.len(),
+            self.path2.len(),
+        ]
+        .iter()
+        .all(|&l| l == n)
+    }
 }
 
 impl ArchivedChunk {

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use lanner_formats::event::{oflags, ArchivedChunk, ArchivedEvent, ArchivedProcess, NONE};
+use lanner_formats::event::{oflags, ArchivedChunk, ArchivedProcess, Event, NONE};
 use lanner_formats::syscall::EventType;
 
 /// Type of a field's values.
@@ -189,7 +189,7 @@ pub struct EventView<'a> {
     /// The chunk.
     pub chunk: &'a ArchivedChunk,
     /// The event.
-    pub ev: &'a ArchivedEvent,
+    pub ev: Event,
     /// Host it was recorded on.
     pub hostname: &'a str,
 }
@@ -197,11 +197,11 @@ pub struct EventView<'a> {
 impl<'a> EventView<'a> {
     /// The event type, if known to this build.
     pub fn etype(&self) -> Option<EventType> {
-        EventType::from_u16(self.ev.etype.to_native())
+        EventType::from_u16(self.ev.etype)
     }
 
     fn process(&self) -> Option<&'a ArchivedProcess> {
-        self.chunk.process(self.ev.process.to_native())
+        self.chunk.process(self.ev.process)
     }
 
     fn ancestor(&self, n: u32) -> Option<&'a ArchivedProcess> {
@@ -221,7 +221,7 @@ impl<'a> EventView<'a> {
     }
 
     fn path(&self) -> Option<&'a str> {
-        self.s(self.ev.path.to_native())
+        self.s(self.ev.path)
     }
 
     /// The path an fd-producing event refers to (open family).
@@ -234,11 +234,11 @@ impl<'a> EventView<'a> {
     }
 
     fn flags(&self) -> u32 {
-        self.ev.flags.to_native()
+        self.ev.flags
     }
 
     fn ret(&self) -> i64 {
-        self.ev.ret.to_native()
+        self.ev.ret
     }
 
     /// Extracts `field`.
@@ -259,7 +259,7 @@ impl<'a> EventView<'a> {
             }
             Field::EvtRawres => Int(self.ret()),
             Field::EvtFailed => Bool(self.ret() < 0),
-            Field::EvtTime => Str(Cow::Owned(format_time_of_day(self.ev.ts_ns.to_native()))),
+            Field::EvtTime => Str(Cow::Owned(format_time_of_day(self.ev.ts_ns))),
             Field::EvtDir => Str(Cow::Borrowed("<")),
             Field::EvtHostname => Str(Cow::Borrowed(self.hostname)),
             Field::EvtIsOpenRead | Field::EvtIsOpenWrite => match self.etype() {
@@ -281,7 +281,7 @@ impl<'a> EventView<'a> {
             Field::FdFilename => opt_str(self.fd_name().map(|n| n.rsplit('/').next().unwrap_or(n))),
             Field::FdNum => match self.etype() {
                 Some(t) if t.is_open() => Int(self.ret()),
-                Some(EventType::Fchdir) => Int(self.ev.dirfd.to_native() as i64),
+                Some(EventType::Fchdir) => Int(self.ev.dirfd as i64),
                 _ => Missing,
             },
             Field::FdTypechar | Field::FdType => match self.etype() {
@@ -310,7 +310,7 @@ impl<'a> EventView<'a> {
             Field::ProcPexe => proc_str(self.ancestor(1), |p| p.exe.to_native()),
             Field::ProcAname(n) => proc_str(self.ancestor(*n), |p| p.name.to_native()),
             Field::ProcApid(n) => self.ancestor(*n).map_or(Missing, |p| Int(p.pid.to_native() as i64)),
-            Field::ThreadTid => Int(self.ev.tid.to_native() as i64),
+            Field::ThreadTid => Int(self.ev.tid as i64),
             Field::UserUid => self.process().map_or(Missing, |p| Int(p.uid.to_native() as i64)),
             Field::GroupGid => self.process().map_or(Missing, |p| Int(p.gid.to_native() as i64)),
         }
@@ -339,8 +339,7 @@ impl<'a> EventView<'a> {
         use EventType::*;
         let Some(t) = self.etype() else { return FieldValue::Missing };
         let path = || self.path().map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
-        let path2 =
-            || self.s(self.ev.path2.to_native()).map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
+        let path2 = || self.s(self.ev.path2).map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
         let int = |v: i64| FieldValue::Int(v);
         match (t, name) {
             (_, "res") => int(self.ret()),
@@ -348,10 +347,10 @@ impl<'a> EventView<'a> {
             (Open | Openat | Openat2 | Creat, "fd") => int(self.ret()),
             (Open | Openat | Openat2 | Creat, "flags") => FieldValue::Str(Cow::Owned(render_open_flags(self.flags()))),
             (Open | Openat | Openat2 | Creat | Mkdir | Mkdirat, "mode") => {
-                FieldValue::Str(Cow::Owned(format!("0{:o}", self.ev.mode.to_native())))
+                FieldValue::Str(Cow::Owned(format!("0{:o}", self.ev.mode)))
             }
             (Openat | Openat2 | Mkdirat | Unlinkat | Execveat, "dirfd") | (Renameat | Renameat2, "olddirfd") => {
-                int(self.ev.dirfd.to_native() as i64)
+                int(self.ev.dirfd as i64)
             }
             (Mkdir | Mkdirat | Unlink | Rmdir | Chdir, "path") => path(),
             (Unlinkat, "name") => path(),
@@ -359,7 +358,7 @@ impl<'a> EventView<'a> {
             (Rename | Renameat | Renameat2, "oldpath") => path(),
             (Rename | Renameat | Renameat2, "newpath") => path2(),
             (Execve | Execveat, "filename") => path(),
-            (Fchdir, "fd") => int(self.ev.dirfd.to_native() as i64),
+            (Fchdir, "fd") => int(self.ev.dirfd as i64),
             _ => FieldValue::Missing,
         }
     }

@@ -65,7 +65,7 @@ impl OutputFormat {
                     let v = view.get(f);
                     s.push_str(&v.render());
                     let json = match (&v, f) {
-                        (_, Field::EvtTime) => Value::from(view.ev.ts_ns.to_native()),
+                        (_, Field::EvtTime) => Value::from(view.ev.ts_ns),
                         (FieldValue::Missing, _) => Value::Null,
                         (FieldValue::Str(x), _) => Value::from(x.as_ref()),
                         (FieldValue::Int(i), _) => Value::from(*i),

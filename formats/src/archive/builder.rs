@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 
-use crate::event::{Chunk, Event, Process, NONE};
+use crate::event::{Chunk, Event, EventColumns, Process, NONE};
 
 /// Builds a chunk: interns strings, collects process states and events.
 #[derive(Default)]
 pub struct ChunkBuilder {
     chunk: Chunk,
+    events: Vec<Event>,
     string_ids: HashMap<String, u32>,
 }
 
@@ -41,7 +42,7 @@ impl ChunkBuilder {
 
     /// Appends an event.
     pub fn push(&mut self, e: Event) {
-        self.chunk.events.push(e);
+        self.events.push(e);
     }
 
     /// Records kernel drops that happened while this chunk was open.
@@ -51,17 +52,20 @@ impl ChunkBuilder {
 
     /// Number of events so far.
     pub fn len(&self) -> usize {
-        self.chunk.events.len()
+        self.events.len()
     }
 
     /// True when no event and no drop was added.
     pub fn is_empty(&self) -> bool {
-        self.chunk.events.is_empty() && self.chunk.drops == 0
+        self.events.is_empty() && self.chunk.drops == 0
     }
 
     /// Takes the finished chunk and resets the builder.
     pub fn take(&mut self) -> Chunk {
         self.string_ids.clear();
-        std::mem::take(&mut self.chunk)
+        let mut chunk = std::mem::take(&mut self.chunk);
+        chunk.events = EventColumns::from_events(&self.events);
+        self.events.clear();
+        chunk
     }
 }

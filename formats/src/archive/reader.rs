@@ -306,13 +306,15 @@ fn check_references(c: &ArchivedChunk) -> Result<(), String> {
             }
         }
     }
-    for (i, e) in c.events.iter().enumerate() {
-        if e.process.to_native() >= nproc {
-            return Err(format!("event {i} references missing process {}", e.process.to_native()));
-        }
-        if !s_ok(e.path.to_native()) || !s_ok(e.path2.to_native()) {
-            return Err(format!("event {i} references a missing string"));
-        }
+    let ev = &c.events;
+    if !ev.is_consistent() {
+        return Err("event columns have different lengths".into());
+    }
+    if let Some(i) = ev.process.iter().position(|p| p.to_native() >= nproc) {
+        return Err(format!("event {i} references missing process {}", ev.process[i].to_native()));
+    }
+    if let Some(i) = ev.path.iter().chain(ev.path2.iter()).position(|s| !s_ok(s.to_native())) {
+        return Err(format!("event {} references a missing string", i % ev.len().max(1)));
     }
     Ok(())
 }

@@ -72,9 +72,9 @@ impl SegmentWriter {
         let raw = rkyv::to_bytes::<rkyv::rancor::Error>(chunk).expect("chunk serializes");
         let payload = zstd::bulk::compress(&raw, self.level).map_err(io)?;
         let mut types = 0u128;
-        for e in &chunk.events {
-            if e.etype < 128 {
-                types |= 1u128 << e.etype;
+        for &t in &chunk.events.etype {
+            if t < 128 {
+                types |= 1u128 << t;
             }
         }
         let mut fh = FrameHeader {
