@@ -4,6 +4,7 @@ use chrono::SecondsFormat;
 use lanner_formats::alert::Alert;
 use lanner_formats::event::ArchivedChunk;
 
+use crate::replay::Window;
 use crate::rules::fields::{format_time_of_day, EventView};
 use crate::rules::RuleSet;
 
@@ -18,11 +19,20 @@ pub struct ChunkStats {
 
 /// Evaluates every event of `chunk`; the first matching rule (in file order) fires, as Falco's
 /// default `rule_matching: first`.
-pub fn evaluate_chunk(rules: &RuleSet, chunk: &ArchivedChunk, hostname: &str, stats: &mut ChunkStats) -> Vec<Alert> {
+pub fn evaluate_chunk(
+    rules: &RuleSet,
+    chunk: &ArchivedChunk,
+    hostname: &str,
+    window: Window,
+    stats: &mut ChunkStats,
+) -> Vec<Alert> {
     let mut alerts = Vec::new();
     for ev in chunk.events.iter() {
-        stats.events += 1;
         let ts = ev.ts_ns;
+        if !window.contains(ts) {
+            continue;
+        }
+        stats.events += 1;
         stats.t_range = Some(stats.t_range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
         let view = EventView { chunk, ev, hostname };
         for &i in rules.rules_for(ev.etype) {

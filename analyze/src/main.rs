@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use lanner_analyze::replay::{replay, ReplaySummary};
+use lanner_analyze::replay::{discover, replay, ReplaySummary, Window};
 use lanner_analyze::rules::{RuleSet, Source, DEFAULT_RULES};
 use lanner_analyze::sinks::OutputSpec;
+use lanner_formats::archive::verify;
 
 /// Exit code when some data could not be read (other data was still analyzed).
 const EXIT_DATA_ERROR: u8 = 1;
@@ -37,10 +38,40 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Only events at or after this time (RFC 3339, e.g. 2026-11-26T15:00:00Z, or unix ns).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<u64>,
+        /// Only events at or before this time (RFC 3339 or unix ns).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<u64>,
         /// Archive segments (`.lnr`) or directories holding them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Check archive integrity: every chunk's hash, and the chain between the segments of a capture.
+    ///
+    /// Exit status 0 when every segment is ok or only has a torn tail (the writer was killed),
+    /// 1 when anything was altered, removed, reordered or truncated.
+    ///
+    /// Example: `lanner-analyze verify /var/lib/lanner/spool`
+    Verify {
+        /// Archive segments or directories, in capture order (directories are read in name order).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// Parses RFC 3339 (`2026-11-26T15:00:00Z`, `2026-11-26T15:00:00.5+01:00`), `YYYY-MM-DD HH:MM:SS`
+/// (UTC) or integer unix nanoseconds.
+fn parse_time(s: &str) -> Result<u64, String> {
+    if let Ok(ns) = s.parse::<u64>() {
+        return Ok(ns);
+    }
+    let dt = chrono::DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").map(|n| n.and_utc()))
+        .map_err(|_| format!("'{s}' is not a time: use RFC 3339 (2026-11-26T15:00:00Z) or unix nanoseconds"))?;
+    dt.timestamp_nanos_opt().map(|n| n.max(0) as u64).ok_or_else(|| format!("'{s}' is out of range"))
 }
 
 fn main() -> ExitCode {
@@ -85,7 +116,22 @@ fn load_rules(files: &[PathBuf]) -> Result<Option<RuleSet>> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Replay { rules, outputs, threads, paths } => {
+        Command::Verify { paths } => {
+            let files = discover(&paths)?;
+            let findings = verify(&files);
+            let mut problems = 0;
+            for f in &findings {
+                if f.is_problem() {
+                    problems += 1;
+                    println!("FAIL  {f}");
+                } else {
+                    println!("ok    {f}");
+                }
+            }
+            println!("{} segment(s) checked, {problems} problem(s)", files.len());
+            Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
+        }
+        Command::Replay { rules, outputs, threads, since, until, paths } => {
             if let Some(n) = threads {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n.max(1))
@@ -94,7 +140,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let Some(rules) = load_rules(&rules)? else { return Ok(ExitCode::from(EXIT_USAGE)) };
             let mut sinks = outputs.iter().map(|o| o.open()).collect::<Result<Vec<_>>>()?;
-            let summary = replay(&rules, &paths, &mut sinks)?;
+            let summary = replay(&rules, &paths, Window { since, until }, &mut sinks)?;
             report(&summary);
             Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
         }
@@ -112,8 +158,13 @@ fn report(s: &ReplaySummary) {
         let f = |t: u64| chrono::DateTime::from_timestamp_nanos(t as i64).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
         format!(", {} .. {}", f(a), f(b))
     });
+    let pruned = if s.chunks_pruned > 0 {
+        format!(" ({} chunk(s) skipped by the index)", s.chunks_pruned)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "lanner-analyze: {} events in {} chunk(s) of {} segment(s){range}; {} alert(s); {} kernel drop(s) recorded",
+        "lanner-analyze: {} events in {} chunk(s){pruned} of {} segment(s){range}; {} alert(s); {} kernel drop(s) recorded",
         s.events,
         s.chunks,
         s.segments,

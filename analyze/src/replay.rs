@@ -20,6 +20,8 @@ pub struct ReplaySummary {
     pub segments: usize,
     /// Chunks evaluated.
     pub chunks: usize,
+    /// Chunks skipped without decompressing (time window or event types from the index).
+    pub chunks_pruned: usize,
     /// Events evaluated.
     pub events: u64,
     /// Alerts per rule.
@@ -71,8 +73,34 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Which events a replay considers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    /// Only events at or after this time (unix ns).
+    pub since: Option<u64>,
+    /// Only events at or before this time (unix ns).
+    pub until: Option<u64>,
+}
+
+impl Window {
+    /// True when an event at `ts` is inside the window.
+    pub fn contains(&self, ts: u64) -> bool {
+        self.since.is_none_or(|s| ts >= s) && self.until.is_none_or(|u| ts <= u)
+    }
+
+    /// True when a chunk spanning `first..=last` may hold events inside the window.
+    pub fn overlaps(&self, first: u64, last: u64) -> bool {
+        self.since.is_none_or(|s| last >= s) && self.until.is_none_or(|u| first <= u)
+    }
+}
+
 /// Replays `paths` with `rules`, sending alerts to every sink in archive order.
-pub fn replay(rules: &RuleSet, paths: &[PathBuf], sinks: &mut [Box<dyn Sink>]) -> Result<ReplaySummary> {
+pub fn replay(
+    rules: &RuleSet,
+    paths: &[PathBuf],
+    window: Window,
+    sinks: &mut [Box<dyn Sink>],
+) -> Result<ReplaySummary> {
     let mut summary = ReplaySummary::default();
     let mut readers = Vec::new();
     for p in discover(paths)? {
@@ -82,18 +110,31 @@ pub fn replay(rules: &RuleSet, paths: &[PathBuf], sinks: &mut [Box<dyn Sink>]) -
         }
     }
     summary.segments = readers.len();
-    let jobs: Vec<(usize, ChunkRef)> =
-        readers.iter().enumerate().flat_map(|(i, r)| r.chunks().iter().map(move |c| (i, *c))).collect();
+    let wanted_types = rules.event_type_mask();
+    let mut jobs: Vec<(usize, ChunkRef)> = Vec::new();
+    for (i, r) in readers.iter().enumerate() {
+        for c in r.chunks() {
+            let h = &c.header;
+            // Chunks holding only drop records carry no events but must still be counted.
+            let keep = (h.event_count == 0 && h.drops > 0)
+                || (window.overlaps(h.t_first, h.t_last) && h.event_types & wanted_types != 0);
+            if keep {
+                jobs.push((i, *c));
+            } else {
+                summary.chunks_pruned += 1;
+            }
+        }
+    }
     // Bounded windows keep memory flat; order inside a window is preserved by `collect`.
-    let window = rayon::current_num_threads().max(1) * 4;
-    for batch in jobs.chunks(window) {
+    let batch_len = rayon::current_num_threads().max(1) * 4;
+    for batch in jobs.chunks(batch_len) {
         let results: Vec<Result<ChunkResult, String>> = batch
             .par_iter()
             .map(|(i, c)| {
                 let r = &readers[*i];
                 let decoded = r.decode(c).map_err(|e| e.to_string())?;
                 let mut stats = ChunkStats::default();
-                let alerts = evaluate_chunk(rules, decoded.chunk(), &r.meta().hostname, &mut stats);
+                let alerts = evaluate_chunk(rules, decoded.chunk(), &r.meta().hostname, window, &mut stats);
                 Ok(ChunkResult { alerts, stats, drops: decoded.chunk().drops.to_native() })
             })
             .collect();
@@ -129,7 +170,11 @@ fn open_segment(p: &Path, summary: &mut ReplaySummary) -> Option<SegmentReader> 
             for w in r.warnings() {
                 summary.warnings.push(w.clone());
             }
-            if let Some(t) = r.torn_tail() {
+            if let Some(e) = r.truncation() {
+                summary
+                    .errors
+                    .push(format!("{e}; the {} complete chunk(s) before the cut were read", r.chunks().len()));
+            } else if let Some(t) = r.torn_tail() {
                 summary.warnings.push(format!(
                     "{}: torn tail at byte offset {} ({} bytes after the last complete chunk were not decoded; the writer did not close this segment, e.g. it was killed); the {} complete chunk(s) before it were read",
                     p.display(),

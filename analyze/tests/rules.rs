@@ -3,6 +3,7 @@
 mod common;
 
 use lanner_analyze::engine::{evaluate_chunk, ChunkStats};
+use lanner_analyze::replay::Window;
 use lanner_analyze::rules::{RuleSet, DEFAULT_RULES};
 use lanner_formats::archive::ChunkBuilder;
 use lanner_formats::event::{oflags, Chunk};
@@ -17,7 +18,7 @@ fn alerts(rules: &RuleSet, chunks: &[Chunk]) -> Vec<lanner_formats::alert::Alert
     for c in chunks {
         let bytes = archived(c);
         let a = rkyv::access::<lanner_formats::event::ArchivedChunk, rkyv::rancor::Error>(&bytes).unwrap();
-        out.extend(evaluate_chunk(rules, a, "testhost", &mut ChunkStats::default()));
+        out.extend(evaluate_chunk(rules, a, "testhost", Window::default(), &mut ChunkStats::default()));
     }
     out
 }

@@ -278,6 +278,11 @@ impl RuleSet {
         Self::load(&[Source { name: name.to_owned(), text: text.to_owned() }])
     }
 
+    /// Bit `n` set when some rule can match event type `n` (for index pruning).
+    pub fn event_type_mask(&self) -> u128 {
+        self.by_type.iter().enumerate().filter(|(t, v)| *t < 128 && !v.is_empty()).fold(0, |m, (t, _)| m | (1u128 << t))
+    }
+
     /// Indices of the rules that can match event type `etype`.
     pub fn rules_for(&self, etype: u16) -> &[usize] {
         self.by_type.get(etype as usize).map_or(&[], |v| v.as_slice())

@@ -108,3 +108,28 @@ pub fn write_segment(dir: &Path, name: &str, chunks: &[Chunk], seal: bool) -> Pa
     }
     path
 }
+
+/// Writes a capture of `segments` linked segments (`seg-000.lnr`…), each holding the three
+/// reference-threat chunks; returns their paths.
+pub fn write_capture(dir: &Path, segments: usize) -> Vec<PathBuf> {
+    let mut prev_chain = String::new();
+    let mut out = Vec::new();
+    for seq in 0..segments {
+        let path = dir.join(format!("seg-{seq:03}.lnr"));
+        let meta = SegmentMeta {
+            hostname: "testhost".into(),
+            capture_id: "cafe0001".into(),
+            sequence: seq as u64,
+            prev_chain: prev_chain.clone(),
+            ..Default::default()
+        };
+        let mut w = SegmentWriter::create(&path, &meta, 3).unwrap();
+        for c in threat_chunks() {
+            w.append(&c).unwrap();
+        }
+        prev_chain = w.chain_hex();
+        w.finish().unwrap();
+        out.push(path);
+    }
+    out
+}

@@ -8,12 +8,14 @@ mod builder;
 mod error;
 mod layout;
 mod reader;
+mod verify;
 mod writer;
 
 pub use builder::ChunkBuilder;
 pub use error::ArchiveError;
 pub use layout::{FrameHeader, SegmentMeta, FORMAT_MAJOR, FORMAT_MINOR, SEGMENT_EXTENSION};
 pub use reader::{ChunkRef, DecodedChunk, SegmentReader, TornTail};
+pub use verify::{verify, Finding};
 pub use writer::SegmentWriter;
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ pub struct SegmentReader {
     chunks: Vec<ChunkRef>,
     torn: Option<TornTail>,
     warnings: Vec<String>,
+    seed: [u8; 32],
+    truncated: Option<(u64, u64)>,
 }
 
 /// A verified, decompressed chunk; access is zero-copy into its buffer.
@@ -119,10 +121,16 @@ impl SegmentReader {
             chunks: Vec::new(),
             torn: None,
             warnings: Vec::new(),
+            seed,
+            truncated: None,
         };
         if sealed_len != 0 {
             if len < sealed_len {
-                return Err(ArchiveError::Truncated { path: path.to_owned(), expected: sealed_len, actual: len });
+                // Sealed, then cut short: the footer is gone; complete chunks are still usable.
+                r.truncated = Some((sealed_len, len));
+                r.scan(header_len, len, seed);
+                r.torn = None;
+                return Ok(r);
             }
             match r.read_footer(header_len, footer_offset, sealed_len, seed) {
                 Ok(chunks) => r.chunks = chunks,
@@ -232,9 +240,21 @@ impl SegmentReader {
         self.torn.as_ref()
     }
 
+    /// When a sealed segment was cut short: the error describing it (its complete chunks are
+    /// still listed in [`Self::chunks`]).
+    pub fn truncation(&self) -> Option<ArchiveError> {
+        self.truncated.map(|(expected, actual)| ArchiveError::Truncated { path: self.path.clone(), expected, actual })
+    }
+
     /// Non-fatal problems found while opening (e.g. a damaged footer that was rebuilt).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// Chain value after the last complete chunk (hex): what the next segment must link to.
+    pub fn last_chain_hex(&self) -> String {
+        let last = self.chunks.last().map_or(self.seed, |c| c.header.chain);
+        last.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Size of the file in bytes.

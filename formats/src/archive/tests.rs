@@ -108,16 +108,20 @@ fn torn_tail_is_reported_and_never_decoded() {
 }
 
 #[test]
-fn truncated_sealed_segment_is_refused_with_offsets() {
+fn truncated_sealed_segment_is_reported_with_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = write_segment(dir.path(), 2, true);
     let len = fs::metadata(&path).unwrap().len();
-    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 40).unwrap();
-    let err = SegmentReader::open(&path).err().expect("truncated file must be refused");
-    let msg = err.to_string();
+    let cut = SegmentReader::open(&path).unwrap().chunks()[1].offset + 50;
+    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
+    let r = SegmentReader::open(&path).unwrap();
+    let msg = r.truncation().expect("truncation reported").to_string();
+    assert_eq!(r.chunks().len(), 1, "the complete chunk before the cut is still usable");
+    assert!(r.decode(&r.chunks()[0]).is_ok());
+    assert!(r.torn_tail().is_none());
     assert!(msg.contains("seg.lnr"), "{msg}");
     assert!(msg.contains(&format!("sealed at {len} bytes")), "{msg}");
-    assert!(msg.contains(&format!("byte offset {}", len - 40)), "{msg}");
+    assert!(msg.contains(&format!("byte offset {cut}")), "{msg}");
 }
 
 #[test]
