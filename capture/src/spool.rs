@@ -61,8 +61,8 @@ impl Spool {
             self.chunk_opened = Instant::now();
         }
         let process = self.intern_process(d.pid, table);
-        let path = self.builder.intern_opt(d.path.as_deref());
-        let path2 = self.builder.intern_opt(d.path2.as_deref());
+        let path = self.builder.intern_path_opt(d.path.as_deref());
+        let path2 = self.builder.intern_path_opt(d.path2.as_deref());
         self.builder.push(Event {
             ts_ns: d.ts_ns,
             tid: d.tid,

@@ -11,8 +11,10 @@ pub const NONE: u32 = u32::MAX;
 /// One independently decodable unit of a recording.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct Chunk {
-    /// Interned strings; events and processes refer to them by index.
+    /// Interned process strings (names, executables, arguments, cwd).
     pub strings: Vec<String>,
+    /// Interned event paths, in order of first use by an event (see [`EventColumns::path`]).
+    pub paths: Vec<String>,
     /// Process states referenced by events (and their ancestors).
     pub processes: Vec<Process>,
     /// Events in capture order, one column per field.
@@ -21,14 +23,18 @@ pub struct Chunk {
     pub drops: u64,
 }
 
-/// Events stored column by column: similar values sit together, so they compress well and
-/// decode without per-event parsing. All columns have the same length.
+/// Events stored column by column, so that similar values sit together and compress well.
+///
+/// Two columns are delta-coded and decoded while iterating: `ts_delta` (zigzag difference to
+/// the previous event's time, the first relative to `ts_base`) and the path references (0 = no
+/// path, 1 = the next path not used before, n ≥ 2 = path `n - 2`). All columns have the same
+/// length.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct EventColumns {
-    /// Smallest timestamp of the chunk (unix ns); `ts_off` is relative to it.
+    /// Time of the first event (unix ns).
     pub ts_base: u64,
-    /// Timestamp minus `ts_base`.
-    pub ts_off: Vec<u64>,
+    /// Zigzag-coded time differences.
+    pub ts_delta: Vec<u64>,
     /// See [`Event::tid`].
     pub tid: Vec<u32>,
     /// See [`Event::process`].
@@ -43,60 +49,104 @@ pub struct EventColumns {
     pub mode: Vec<u32>,
     /// See [`Event::dirfd`].
     pub dirfd: Vec<i32>,
-    /// See [`Event::path`].
+    /// Path references for [`Event::path`].
     pub path: Vec<u32>,
-    /// See [`Event::path2`].
+    /// Path references for [`Event::path2`].
     pub path2: Vec<u32>,
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Running state of the path-reference decoder.
+#[derive(Debug, Clone, Copy, Default)]
+struct PathRefs {
+    next_new: u32,
+}
+
+impl PathRefs {
+    fn encode(&mut self, id: u32) -> u32 {
+        if id == NONE {
+            0
+        } else if id == self.next_new {
+            self.next_new += 1;
+            1
+        } else {
+            id + 2
+        }
+    }
+
+    fn decode(&mut self, r: u32) -> u32 {
+        match r {
+            0 => NONE,
+            1 => {
+                self.next_new = self.next_new.saturating_add(1);
+                self.next_new - 1
+            }
+            n => n - 2,
+        }
+    }
 }
 
 impl EventColumns {
     /// Number of events.
     pub fn len(&self) -> usize {
-        self.ts_off.len()
+        self.ts_delta.len()
     }
 
     /// True when there are no events.
     pub fn is_empty(&self) -> bool {
-        self.ts_off.is_empty()
-    }
-
-    /// Event `i` (panics when out of range, like slice indexing).
-    pub fn get(&self, i: usize) -> Event {
-        Event {
-            ts_ns: self.ts_base + self.ts_off[i],
-            tid: self.tid[i],
-            process: self.process[i],
-            etype: self.etype[i],
-            ret: self.ret[i],
-            flags: self.flags[i],
-            mode: self.mode[i],
-            dirfd: self.dirfd[i],
-            path: self.path[i],
-            path2: self.path2[i],
-        }
+        self.ts_delta.is_empty()
     }
 
     /// All events, in order.
     pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
-        (0..self.len()).map(|i| self.get(i))
+        let mut ts = self.ts_base;
+        let mut refs = PathRefs::default();
+        (0..self.len()).map(move |i| {
+            ts = ts.wrapping_add(unzigzag(self.ts_delta[i]) as u64);
+            let path = refs.decode(self.path[i]);
+            let path2 = refs.decode(self.path2[i]);
+            Event {
+                ts_ns: ts,
+                tid: self.tid[i],
+                process: self.process[i],
+                etype: self.etype[i],
+                ret: self.ret[i],
+                flags: self.flags[i],
+                mode: self.mode[i],
+                dirfd: self.dirfd[i],
+                path,
+                path2,
+            }
+        })
     }
 
-    /// Builds the columns from events.
+    /// Builds the columns from events whose path ids were assigned in order of first use.
     pub fn from_events(events: &[Event]) -> Self {
-        let ts_base = events.iter().map(|e| e.ts_ns).min().unwrap_or(0);
-        Self {
-            ts_base,
-            ts_off: events.iter().map(|e| e.ts_ns - ts_base).collect(),
-            tid: events.iter().map(|e| e.tid).collect(),
-            process: events.iter().map(|e| e.process).collect(),
-            etype: events.iter().map(|e| e.etype).collect(),
-            ret: events.iter().map(|e| e.ret).collect(),
-            flags: events.iter().map(|e| e.flags).collect(),
-            mode: events.iter().map(|e| e.mode).collect(),
-            dirfd: events.iter().map(|e| e.dirfd).collect(),
-            path: events.iter().map(|e| e.path).collect(),
-            path2: events.iter().map(|e| e.path2).collect(),
+        let ts_base = events.first().map_or(0, |e| e.ts_ns);
+        let mut prev = ts_base;
+        let mut refs = PathRefs::default();
+        let mut c = Self { ts_base, ..Default::default() };
+        for e in events {
+            c.ts_delta.push(zigzag(e.ts_ns.wrapping_sub(prev) as i64));
+            prev = e.ts_ns;
+            c.tid.push(e.tid);
+            c.process.push(e.process);
+            c.etype.push(e.etype);
+            c.ret.push(e.ret);
+            c.flags.push(e.flags);
+            c.mode.push(e.mode);
+            c.dirfd.push(e.dirfd);
+            c.path.push(refs.encode(e.path));
+            c.path2.push(refs.encode(e.path2));
         }
+        c
     }
 }
 
@@ -146,9 +196,9 @@ pub struct Event {
     pub mode: u32,
     /// Directory fd argument (`*at` syscalls) or fd argument (`fchdir`), else -100 (`AT_FDCWD`).
     pub dirfd: i32,
-    /// First path argument, resolved to absolute (string id or [`NONE`]).
+    /// First path argument, resolved to absolute (id in [`Chunk::paths`] or [`NONE`]).
     pub path: u32,
-    /// Second path argument (rename target), resolved to absolute (string id or [`NONE`]).
+    /// Second path argument (rename target), resolved to absolute (id in [`Chunk::paths`] or [`NONE`]).
     pub path2: u32,
 }
 
@@ -181,38 +231,56 @@ pub mod oflags {
 impl ArchivedEventColumns {
     /// Number of events (columns are validated to have equal lengths when a chunk is decoded).
     pub fn len(&self) -> usize {
-        self.ts_off.len()
+        self.ts_delta.len()
     }
 
     /// True when there are no events.
     pub fn is_empty(&self) -> bool {
-        self.ts_off.is_empty()
+        self.ts_delta.is_empty()
     }
 
-    /// Event `i`, materialized from the columns; `None` when out of range.
-    pub fn get(&self, i: usize) -> Option<Event> {
-        Some(Event {
-            ts_ns: self.ts_base.to_native().wrapping_add(self.ts_off.get(i)?.to_native()),
-            tid: self.tid.get(i)?.to_native(),
-            process: self.process.get(i)?.to_native(),
-            etype: self.etype.get(i)?.to_native(),
-            ret: self.ret.get(i)?.to_native(),
-            flags: self.flags.get(i)?.to_native(),
-            mode: self.mode.get(i)?.to_native(),
-            dirfd: self.dirfd.get(i)?.to_native(),
-            path: self.path.get(i)?.to_native(),
-            path2: self.path2.get(i)?.to_native(),
+    /// All events, in order, materialized from the columns (stops early only if the columns
+    /// have different lengths, which decoding rejects).
+    pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
+        let mut ts = self.ts_base.to_native();
+        let mut refs = PathRefs::default();
+        (0..self.len()).map_while(move |i| {
+            ts = ts.wrapping_add(unzigzag(self.ts_delta.get(i)?.to_native()) as u64);
+            let path = refs.decode(self.path.get(i)?.to_native());
+            let path2 = refs.decode(self.path2.get(i)?.to_native());
+            Some(Event {
+                ts_ns: ts,
+                tid: self.tid.get(i)?.to_native(),
+                process: self.process.get(i)?.to_native(),
+                etype: self.etype.get(i)?.to_native(),
+                ret: self.ret.get(i)?.to_native(),
+                flags: self.flags.get(i)?.to_native(),
+                mode: self.mode.get(i)?.to_native(),
+                dirfd: self.dirfd.get(i)?.to_native(),
+                path,
+                path2,
+            })
         })
     }
 
-    /// All events, in order.
-    pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
-        (0..self.len()).map_while(|i| self.get(i))
+    /// Checks that every path reference resolves to one of `npaths` paths; `Err` gives the
+    /// index of the first event that does not.
+    pub fn check_paths(&self, npaths: u32) -> Result<(), usize> {
+        let mut refs = PathRefs::default();
+        for (i, (a, b)) in self.path.iter().zip(self.path2.iter()).enumerate() {
+            for r in [a.to_native(), b.to_native()] {
+                let id = refs.decode(r);
+                if id != NONE && id >= npaths {
+                    return Err(i);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// True when every column has the same length.
     pub fn is_consistent(&self) -> bool {
-        let n = self.ts_off.len();
+        let n = self.ts_delta.len();
         [
             self.tid.len(),
             self.process.len(),
@@ -235,8 +303,39 @@ impl ArchivedChunk {
         self.strings.get(id as usize).map(|s| s.as_str())
     }
 
+    /// The event path with id `id`, or `None` for [`NONE`].
+    pub fn path(&self, id: u32) -> Option<&str> {
+        self.paths.get(id as usize).map(|s| s.as_str())
+    }
+
     /// The process entry at `idx` (validated when a chunk is decoded).
     pub fn process(&self, idx: u32) -> Option<&ArchivedProcess> {
         self.processes.get(idx as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(ts: u64, path: u32, path2: u32) -> Event {
+        Event { ts_ns: ts, tid: 1, process: 0, etype: 2, ret: -2, flags: 0, mode: 0, dirfd: -100, path, path2 }
+    }
+
+    #[test]
+    fn delta_columns_round_trip_out_of_order_times_and_repeated_paths() {
+        let events = vec![ev(1_000, 0, NONE), ev(990, 1, 0), ev(u64::MAX - 5, NONE, 2), ev(5, 1, 3), ev(5, 2, NONE)];
+        let cols = EventColumns::from_events(&events);
+        assert_eq!(
+            (cols.path.clone(), cols.path2.clone()),
+            (vec![1, 1, 0, 3, 4], vec![0, 2, 1, 1, 0]),
+            "new paths cost a 1, repeats their id + 2"
+        );
+        assert_eq!(cols.iter().collect::<Vec<_>>(), events);
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&cols).unwrap();
+        let archived = rkyv::access::<ArchivedEventColumns, rkyv::rancor::Error>(&bytes).unwrap();
+        assert_eq!(archived.iter().collect::<Vec<_>>(), events);
+        assert_eq!(archived.check_paths(4), Ok(()));
+        assert_eq!(archived.check_paths(3), Err(3), "event 3 uses path 3");
     }
 }

@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+
+mod bench;
+mod fuzz;
 
 #[derive(Parser)]
 #[command(about = "Lanner developer tasks")]
@@ -28,6 +31,18 @@ enum Cmd {
     Demo,
     /// Run formatting checks, clippy and every test.
     Test,
+    /// Run a benchmark (figures go in docs/BENCHMARKS.md).
+    Bench {
+        /// Which benchmark.
+        #[arg(value_enum)]
+        what: bench::Which,
+    },
+    /// Fuzz the archive reader (cargo-fuzz, nightly): seeds the corpus, runs each target.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -41,6 +56,14 @@ fn main() -> Result<()> {
             setup()?;
             test()
         }
+        Cmd::Bench { what } => {
+            setup()?;
+            bench::run(&root(), what)
+        }
+        Cmd::Fuzz { seconds } => {
+            setup()?;
+            fuzz::run(&root(), seconds)
+        }
     }
 }
 
@@ -48,7 +71,7 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: $ {}", show(cmd));
     let st = cmd.status().with_context(|| format!("starting {}", show(cmd)))?;
     if !st.success() {
@@ -69,7 +92,7 @@ fn output_ok(cmd: &mut Command) -> Option<String> {
     o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
     c
@@ -107,7 +130,7 @@ fn setup() -> Result<()> {
     Ok(())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
@@ -118,6 +141,52 @@ fn test() -> Result<()> {
     run(cargo().args(["build", "--bins"]))?;
     run(cargo().args(["test", "--no-fail-fast"]))?;
     eprintln!("xtask: all checks passed");
+    Ok(())
+}
+
+/// Starts `lanner-capture` from `bin` into `spool` and waits until it records; its log is
+/// forwarded to stderr.
+pub(crate) fn start_capture(bin: &Path, spool: &Path, extra: &[&str]) -> Result<Child> {
+    eprintln!("xtask: starting lanner-capture (spool {})", spool.display());
+    let mut child = Command::new(bin.join("lanner-capture"))
+        .arg("--spool")
+        .arg(spool)
+        .args(["--duration", "1h"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting lanner-capture")?;
+    let stderr = child.stderr.take().expect("piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let Some(line) = lines.next() else {
+            let st = child.wait()?;
+            bail!("lanner-capture exited ({st}) before it started recording");
+        };
+        let line = line?;
+        eprintln!("  {line}");
+        if line.contains("recording to") {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("lanner-capture did not start within 30 s");
+        }
+    }
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("  {l}")));
+    Ok(child)
+}
+
+/// Stops a capture with SIGINT (it seals its chunk and footer) and checks its exit status.
+pub(crate) fn stop_capture(mut child: Child) -> Result<()> {
+    // SAFETY: plain kill(2) on our child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let st = child.wait()?;
+    if !st.success() {
+        bail!("lanner-capture failed ({st})");
+    }
     Ok(())
 }
 
@@ -154,31 +223,7 @@ fn demo() -> Result<()> {
         bin_dir: PathBuf::from(format!("/bin/{tag}")),
         capture: None,
     };
-    eprintln!("xtask: starting lanner-capture (spool {})", traces.spool.display());
-    let mut child = Command::new(bin.join("lanner-capture"))
-        .args(["--spool"])
-        .arg(&traces.spool)
-        .args(["--duration", "60s", "--chunk-interval", "500ms"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting lanner-capture")?;
-    let stderr = child.stderr.take().expect("piped");
-    traces.capture = Some(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = lines.next().ok_or_else(|| anyhow!("lanner-capture exited before it started recording"))??;
-        eprintln!("  {line}");
-        if line.contains("recording to") {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("lanner-capture did not start within 30 s");
-        }
-    }
-    // Keep forwarding capture's log in the background.
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("  {l}")));
+    traces.capture = Some(start_capture(&bin, &traces.spool, &["--chunk-interval", "500ms"])?);
 
     let script = format!(
         "cat /etc/shadow > /dev/null; touch {etc}; mkdir {bin}",
@@ -191,13 +236,7 @@ fn demo() -> Result<()> {
     std::fs::remove_dir(&traces.bin_dir).context("removing the demo directory below /bin")?;
     std::thread::sleep(Duration::from_millis(700));
 
-    let mut child = traces.capture.take().expect("capture running");
-    // SAFETY: plain kill(2) on our child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let st = child.wait()?;
-    if !st.success() {
-        bail!("lanner-capture failed ({st})");
-    }
+    stop_capture(traces.capture.take().expect("capture running"))?;
     eprintln!("xtask: replaying the capture with the built-in rules:");
     let out = Command::new(bin.join("lanner-analyze")).arg("replay").arg(&traces.spool).output()?;
     eprint!("{}", String::from_utf8_lossy(&out.stderr));

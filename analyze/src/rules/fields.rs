@@ -221,7 +221,7 @@ impl<'a> EventView<'a> {
     }
 
     fn path(&self) -> Option<&'a str> {
-        self.s(self.ev.path)
+        self.chunk.path(self.ev.path)
     }
 
     /// The path an fd-producing event refers to (open family).
@@ -339,7 +339,8 @@ impl<'a> EventView<'a> {
         use EventType::*;
         let Some(t) = self.etype() else { return FieldValue::Missing };
         let path = || self.path().map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
-        let path2 = || self.s(self.ev.path2).map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
+        let path2 =
+            || self.chunk.path(self.ev.path2).map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
         let int = |v: i64| FieldValue::Int(v);
         match (t, name) {
             (_, "res") => int(self.ret()),

@@ -45,7 +45,7 @@ fn add(b: &mut ChunkBuilder, p: &P, parent: u32, ppid: u32) -> u32 {
 /// `who` is (process index, thread id).
 pub fn ev(b: &mut ChunkBuilder, ts: u64, who: (u32, u32), t: EventType, path: &str, flags: u32, ret: i64) {
     let (proc_idx, pid) = who;
-    let path = b.intern(path);
+    let path = b.intern_path(path);
     b.push(Event {
         ts_ns: ts,
         tid: pid,

@@ -10,6 +10,7 @@ pub struct ChunkBuilder {
     chunk: Chunk,
     events: Vec<Event>,
     string_ids: HashMap<String, u32>,
+    path_ids: HashMap<String, u32>,
 }
 
 impl ChunkBuilder {
@@ -32,6 +33,25 @@ impl ChunkBuilder {
     /// Interns an optional string, mapping `None` to [`NONE`].
     pub fn intern_opt(&mut self, s: Option<&str>) -> u32 {
         s.map_or(NONE, |s| self.intern(s))
+    }
+
+    /// Returns the id of event path `p` in this chunk's path table, adding it if needed.
+    ///
+    /// Intern an event's paths just before pushing it (first path, then second): ids are then
+    /// assigned in order of first use, which the path columns encode in almost no space.
+    pub fn intern_path(&mut self, p: &str) -> u32 {
+        if let Some(&id) = self.path_ids.get(p) {
+            return id;
+        }
+        let id = self.chunk.paths.len() as u32;
+        self.chunk.paths.push(p.to_owned());
+        self.path_ids.insert(p.to_owned(), id);
+        id
+    }
+
+    /// Interns an optional event path, mapping `None` to [`NONE`].
+    pub fn intern_path_opt(&mut self, p: Option<&str>) -> u32 {
+        p.map_or(NONE, |p| self.intern_path(p))
     }
 
     /// Adds a process state and returns its index (its parent must already be added).
@@ -63,6 +83,7 @@ impl ChunkBuilder {
     /// Takes the finished chunk and resets the builder.
     pub fn take(&mut self) -> Chunk {
         self.string_ids.clear();
+        self.path_ids.clear();
         let mut chunk = std::mem::take(&mut self.chunk);
         chunk.events = EventColumns::from_events(&self.events);
         self.events.clear();

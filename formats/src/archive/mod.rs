@@ -14,7 +14,7 @@ mod writer;
 pub use builder::ChunkBuilder;
 pub use error::ArchiveError;
 pub use layout::{FrameHeader, SegmentMeta, FORMAT_MAJOR, FORMAT_MINOR, SEGMENT_EXTENSION};
-pub use reader::{ChunkRef, DecodedChunk, SegmentReader, TornTail};
+pub use reader::{decode_payload, ChunkRef, DecodedChunk, SegmentReader, TornTail};
 pub use verify::{verify, Finding};
 pub use writer::SegmentWriter;
 

@@ -36,7 +36,7 @@ pub struct TornTail {
 /// An open segment file.
 pub struct SegmentReader {
     path: PathBuf,
-    map: Mmap,
+    map: Backing,
     meta: SegmentMeta,
     version: (u16, u16),
     sealed: bool,
@@ -45,6 +45,23 @@ pub struct SegmentReader {
     warnings: Vec<String>,
     seed: [u8; 32],
     truncated: Option<(u64, u64)>,
+}
+
+/// The bytes of a segment: a read-only map of the file, or a buffer.
+enum Backing {
+    Map(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Backing {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Backing::Map(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
 }
 
 /// A verified, decompressed chunk; access is zero-copy into its buffer.
@@ -68,18 +85,33 @@ impl SegmentReader {
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len < FIXED_HEADER_LEN as u64 {
-            if len >= 8 && !is_magic(&file) {
-                return Err(ArchiveError::NotASegment { path: path.to_owned() });
-            }
-            return Err(ArchiveError::BadHeader {
-                path: path.to_owned(),
-                offset: len,
-                what: format!("file ends at byte offset {len}, inside the {FIXED_HEADER_LEN}-byte header"),
-            });
+            // Too short to map usefully; the in-memory path reports what is wrong.
+            return Self::from_bytes(path, std::fs::read(path).map_err(io)?);
         }
         // SAFETY: the map is read-only; segments are append-only while being written and we
         // never read beyond the length observed here.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        Self::index(path, Backing::Map(map))
+    }
+
+    /// Indexes a segment held in memory (`name` is used in messages).
+    pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<Self, ArchiveError> {
+        let len = bytes.len() as u64;
+        if len < FIXED_HEADER_LEN as u64 {
+            if len >= 8 && &bytes[..8] != SEGMENT_MAGIC {
+                return Err(ArchiveError::NotASegment { path: name.to_owned() });
+            }
+            return Err(ArchiveError::BadHeader {
+                path: name.to_owned(),
+                offset: len,
+                what: format!("file ends at byte offset {len}, inside the {FIXED_HEADER_LEN}-byte header"),
+            });
+        }
+        Self::index(name, Backing::Owned(bytes))
+    }
+
+    fn index(path: &Path, map: Backing) -> Result<Self, ArchiveError> {
+        let len = map.len() as u64;
         let b = &map[..];
         if &b[0..8] != SEGMENT_MAGIC {
             return Err(ArchiveError::NotASegment { path: path.to_owned() });
@@ -286,28 +318,28 @@ impl SegmentReader {
         if fh.codec != CODEC_ZSTD {
             return Err(corrupt(format!("unknown compression codec {}", fh.codec)));
         }
-        if fh.raw_len > MAX_RAW_CHUNK {
-            return Err(corrupt(format!("declared size {} exceeds the {MAX_RAW_CHUNK}-byte limit", fh.raw_len)));
-        }
-        let mut bytes = AlignedVec::<16>::with_capacity(fh.raw_len as usize);
-        bytes.resize(fh.raw_len as usize, 0);
-        let n = zstd::bulk::Decompressor::new()
-            .and_then(|mut d| d.decompress_to_buffer(payload, &mut bytes[..]))
-            .map_err(|e| corrupt(format!("zstd: {e}")))?;
-        if n != fh.raw_len as usize {
-            return Err(corrupt(format!("decompressed to {n} bytes, header says {}", fh.raw_len)));
-        }
-        let chunk = rkyv::access::<ArchivedChunk, rkyv::rancor::Error>(&bytes)
-            .map_err(|e| corrupt(format!("invalid chunk data: {e}")))?;
-        check_references(chunk).map_err(corrupt)?;
-        Ok(DecodedChunk { bytes })
+        decode_payload(payload, fh.raw_len).map_err(corrupt)
     }
 }
 
-fn is_magic(file: &File) -> bool {
-    use std::os::unix::fs::FileExt;
-    let mut m = [0u8; 8];
-    file.read_exact_at(&mut m, 0).is_ok() && &m == SEGMENT_MAGIC
+/// Decompresses a zstd chunk payload of `raw_len` bytes and validates it (rkyv bytecheck and
+/// every cross-reference), so that the result can be read without further checks.
+pub fn decode_payload(payload: &[u8], raw_len: u32) -> Result<DecodedChunk, String> {
+    if raw_len > MAX_RAW_CHUNK {
+        return Err(format!("declared size {raw_len} exceeds the {MAX_RAW_CHUNK}-byte limit"));
+    }
+    let mut bytes = AlignedVec::<16>::with_capacity(raw_len as usize);
+    bytes.resize(raw_len as usize, 0);
+    let n = zstd::bulk::Decompressor::new()
+        .and_then(|mut d| d.decompress_to_buffer(payload, &mut bytes[..]))
+        .map_err(|e| format!("zstd: {e}"))?;
+    if n != raw_len as usize {
+        return Err(format!("decompressed to {n} bytes, header says {raw_len}"));
+    }
+    let chunk =
+        rkyv::access::<ArchivedChunk, rkyv::rancor::Error>(&bytes).map_err(|e| format!("invalid chunk data: {e}"))?;
+    check_references(chunk)?;
+    Ok(DecodedChunk { bytes })
 }
 
 /// Checks every cross-reference inside a chunk so later indexing cannot go out of bounds.
@@ -333,8 +365,8 @@ fn check_references(c: &ArchivedChunk) -> Result<(), String> {
     if let Some(i) = ev.process.iter().position(|p| p.to_native() >= nproc) {
         return Err(format!("event {i} references missing process {}", ev.process[i].to_native()));
     }
-    if let Some(i) = ev.path.iter().chain(ev.path2.iter()).position(|s| !s_ok(s.to_native())) {
-        return Err(format!("event {} references a missing string", i % ev.len().max(1)));
+    if let Err(i) = ev.check_paths(c.paths.len() as u32) {
+        return Err(format!("event {i} references a missing path"));
     }
     Ok(())
 }

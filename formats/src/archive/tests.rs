@@ -23,7 +23,7 @@ fn sample_chunk(builder: &mut ChunkBuilder, n: u64) -> Chunk {
         start_ns: 1,
     });
     for i in 0..n {
-        let path = builder.intern(&format!("/etc/file{i}"));
+        let path = builder.intern_path(&format!("/etc/file{i}"));
         builder.push(Event {
             ts_ns: 1_000 + i,
             tid: 42,

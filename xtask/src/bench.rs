@@ -1,0 +1,82 @@
+//! `cargo xtask bench …`: runs a workload under a real capture and measures it.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// The benchmarks.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Which {
+    /// Archive size vs JSON+zstd, decode throughput, zstd level table.
+    Archive,
+}
+
+/// Runs benchmark `what`.
+pub fn run(root: &Path, what: Which) -> Result<()> {
+    match what {
+        Which::Archive => archive(root),
+    }
+}
+
+/// Removes a directory on every exit path.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The mixed workload: a C build, `find /usr`, `tar c /usr/share/doc`, an exec storm.
+fn mixed_workload(work: &Path) -> Result<()> {
+    let registry = std::env::var("CARGO_HOME").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cargo")
+    });
+    let zstd_lib = std::fs::read_dir(registry.join("registry/src"))
+        .context("cargo registry sources")?
+        .filter_map(|e| e.ok())
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().filter_map(|e| e.ok()))
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("zstd-sys-")))
+        .map(|p| p.join("zstd/lib"))
+        .context("zstd-sys sources (the C project we compile) not found in the cargo registry")?;
+    let src = work.join("zstd");
+    super::run(Command::new("cp").arg("-r").arg(&zstd_lib).arg(&src))?;
+    let steps = [
+        (
+            "C build (zstd, 2 jobs)",
+            "ls common/*.c compress/*.c decompress/*.c | xargs -P2 -n1 sh -c 'gcc -O1 -c \"$0\" -o \"$0.o\"'",
+        ),
+        ("find /usr", "find /usr > /dev/null"),
+        ("tar c /usr/share/doc", "tar c /usr/share/doc 2>/dev/null | cat > /dev/null"),
+        ("exec storm (3000 × /bin/true)", "i=0; while [ $i -lt 3000 ]; do /bin/true; i=$((i+1)); done"),
+    ];
+    for (name, script) in steps {
+        eprintln!("xtask: workload: {name}");
+        let st = Command::new("sh").args(["-c", script]).current_dir(&src).status()?;
+        if !st.success() {
+            bail!("workload step '{name}' failed ({st})");
+        }
+    }
+    Ok(())
+}
+
+fn archive(root: &Path) -> Result<()> {
+    if !super::is_root() {
+        bail!("the archive benchmark captures a real workload with eBPF: run it as root");
+    }
+    super::run(super::cargo().args(["build", "--release", "--bins"]))?;
+    let tmp = TempDir(std::env::temp_dir().join(format!("lanner-bench-archive-{}", std::process::id())));
+    let spool = tmp.0.join("spool");
+    let work = tmp.0.join("work");
+    std::fs::create_dir_all(&work)?;
+    let cap = super::start_capture(&root.join("target/release"), &spool, &[])?;
+    let res = mixed_workload(&work);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    super::stop_capture(cap)?;
+    res?;
+    super::run(
+        super::cargo().args(["bench", "-p", "lanner-formats", "--bench", "archive"]).env("LANNER_BENCH_SPOOL", &spool),
+    )
+}
