@@ -78,6 +78,19 @@ fn main() {
         }
     }
     let json_zstd = enc.finish().unwrap().len() as u64;
+    // Workload composition: events by type and by process name.
+    let mut by_type = std::collections::BTreeMap::<&str, u64>::new();
+    let mut by_proc = std::collections::BTreeMap::<String, u64>::new();
+    for c in &owned {
+        for e in c.events.iter() {
+            *by_type.entry(EventType::from_u16(e.etype).map_or("?", |t| t.name())).or_default() += 1;
+            let name = c.strings[c.processes[e.process as usize].name as usize].clone();
+            *by_proc.entry(name).or_default() += 1;
+        }
+    }
+    let mut procs: Vec<_> = by_proc.into_iter().collect();
+    procs.sort_by(|a, b| b.1.cmp(&a.1));
+    println!("Workload: events by type {by_type:?}; top processes {:?}\n", &procs[..procs.len().min(8)]);
     println!("## Archive size ({events} events, {} segments, {} chunks)\n", segs.len(), owned.len());
     println!("| encoding | bytes | bytes/event | vs Lanner |");
     println!("|---|---|---|---|");

@@ -54,7 +54,8 @@ fn mixed_workload(work: &Path) -> Result<()> {
     ];
     for (name, script) in steps {
         eprintln!("xtask: workload: {name}");
-        let st = Command::new("sh").args(["-c", script]).current_dir(&src).status()?;
+        // cargo's LD_LIBRARY_PATH would make the dynamic loader probe dozens of extra paths per exec.
+        let st = Command::new("sh").args(["-c", script]).current_dir(&src).env_remove("LD_LIBRARY_PATH").status()?;
         if !st.success() {
             bail!("workload step '{name}' failed ({st})");
         }
