@@ -2,7 +2,7 @@
 
 use chrono::SecondsFormat;
 use lanner_formats::alert::Alert;
-use lanner_formats::event::ArchivedChunk;
+use lanner_formats::archive::DecodedChunk;
 
 use crate::replay::Window;
 use crate::rules::fields::{format_time_of_day, EventView};
@@ -21,11 +21,12 @@ pub struct ChunkStats {
 /// default `rule_matching: first`.
 pub fn evaluate_chunk(
     rules: &RuleSet,
-    chunk: &ArchivedChunk,
+    decoded: &DecodedChunk,
     hostname: &str,
     window: Window,
     stats: &mut ChunkStats,
 ) -> Vec<Alert> {
+    let (chunk, paths) = (decoded.chunk(), decoded.paths());
     let mut alerts = Vec::new();
     for ev in chunk.events.iter() {
         let ts = ev.ts_ns;
@@ -34,7 +35,7 @@ pub fn evaluate_chunk(
         }
         stats.events += 1;
         stats.t_range = Some(stats.t_range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
-        let view = EventView { chunk, ev, hostname };
+        let view = EventView { chunk, paths, ev, hostname };
         for &i in rules.rules_for(ev.etype) {
             let rule = &rules.rules[i];
             if rule.filter.matches(&view) {

@@ -134,7 +134,7 @@ pub fn replay(
                 let r = &readers[*i];
                 let decoded = r.decode(c).map_err(|e| e.to_string())?;
                 let mut stats = ChunkStats::default();
-                let alerts = evaluate_chunk(rules, decoded.chunk(), &r.meta().hostname, window, &mut stats);
+                let alerts = evaluate_chunk(rules, &decoded, &r.meta().hostname, window, &mut stats);
                 Ok(ChunkResult { alerts, stats, drops: decoded.chunk().drops.to_native() })
             })
             .collect();

@@ -5,20 +5,15 @@ mod common;
 use lanner_analyze::engine::{evaluate_chunk, ChunkStats};
 use lanner_analyze::replay::Window;
 use lanner_analyze::rules::{RuleSet, DEFAULT_RULES};
-use lanner_formats::archive::ChunkBuilder;
+use lanner_formats::archive::{ChunkBuilder, DecodedChunk};
 use lanner_formats::event::{oflags, Chunk};
 use lanner_formats::syscall::EventType;
-
-fn archived(c: &Chunk) -> rkyv::util::AlignedVec {
-    rkyv::to_bytes::<rkyv::rancor::Error>(c).unwrap()
-}
 
 fn alerts(rules: &RuleSet, chunks: &[Chunk]) -> Vec<lanner_formats::alert::Alert> {
     let mut out = Vec::new();
     for c in chunks {
-        let bytes = archived(c);
-        let a = rkyv::access::<lanner_formats::event::ArchivedChunk, rkyv::rancor::Error>(&bytes).unwrap();
-        out.extend(evaluate_chunk(rules, a, "testhost", Window::default(), &mut ChunkStats::default()));
+        let d = DecodedChunk::from_chunk(c).unwrap();
+        out.extend(evaluate_chunk(rules, &d, "testhost", Window::default(), &mut ChunkStats::default()));
     }
     out
 }

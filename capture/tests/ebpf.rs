@@ -105,6 +105,7 @@ fn read_events(dir: &Path) -> Vec<Ev> {
             let d = r.decode(c).unwrap();
             let chunk: Chunk = rkyv::deserialize::<Chunk, rkyv::rancor::Error>(d.chunk()).unwrap();
             let s = |id: u32| if id == NONE { String::new() } else { chunk.strings[id as usize].clone() };
+            let paths = chunk.paths.to_vec();
             for e in chunk.events.iter() {
                 let p = &chunk.processes[e.process as usize];
                 let pname = if p.parent == NONE { String::new() } else { s(chunk.processes[p.parent as usize].name) };
@@ -114,8 +115,8 @@ fn read_events(dir: &Path) -> Vec<Ev> {
                     ret: e.ret,
                     flags: e.flags,
                     pid: p.pid,
-                    path: if e.path == NONE { String::new() } else { chunk.paths[e.path as usize].clone() },
-                    path2: if e.path2 == NONE { String::new() } else { chunk.paths[e.path2 as usize].clone() },
+                    path: if e.path == NONE { String::new() } else { paths[e.path as usize].clone() },
+                    path2: if e.path2 == NONE { String::new() } else { paths[e.path2 as usize].clone() },
                     name: s(p.name),
                     pname,
                     exepath: s(p.exepath),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use lanner_formats::archive::{SegmentMeta, SegmentReader, SegmentWriter};
-use lanner_formats::event::{ArchivedChunk, Chunk, Event, NONE};
+use lanner_formats::event::{ArchivedChunk, Chunk, Event, PathIndex, NONE};
 use lanner_formats::syscall::EventType;
 
 fn segments() -> Vec<PathBuf> {
@@ -23,7 +23,7 @@ fn segments() -> Vec<PathBuf> {
 
 /// One event as a self-describing JSON line, with its process context (what a recorder without
 /// string and process tables would write).
-fn json_line(c: &ArchivedChunk, e: &Event, out: &mut Vec<u8>) {
+fn json_line(c: &ArchivedChunk, paths: &PathIndex, e: &Event, out: &mut Vec<u8>) {
     let s = |id: u32| if id == NONE { "" } else { c.string(id).unwrap_or("") };
     let p = c.process(e.process).expect("validated");
     let pname = c.process(p.parent.to_native()).map_or("", |pp| s(pp.name.to_native()));
@@ -37,8 +37,8 @@ fn json_line(c: &ArchivedChunk, e: &Event, out: &mut Vec<u8>) {
         "uid": p.uid.to_native(),
         "gid": p.gid.to_native(),
         "ret": e.ret,
-        "path": c.path(e.path).unwrap_or(""),
-        "path2": c.path(e.path2).unwrap_or(""),
+        "path": paths.get(e.path).unwrap_or(""),
+        "path2": paths.get(e.path2).unwrap_or(""),
         "flags": e.flags,
         "mode": e.mode,
         "dirfd": e.dirfd,
@@ -69,7 +69,7 @@ fn main() {
             let ch = d.chunk();
             for e in ch.events.iter() {
                 line.clear();
-                json_line(ch, &e, &mut line);
+                json_line(ch, d.paths(), &e, &mut line);
                 json_raw += line.len() as u64;
                 enc.write_all(&line).unwrap();
                 events += 1;
@@ -89,7 +89,7 @@ fn main() {
         }
     }
     let mut procs: Vec<_> = by_proc.into_iter().collect();
-    procs.sort_by(|a, b| b.1.cmp(&a.1));
+    procs.sort_by_key(|p| std::cmp::Reverse(p.1));
     println!("Workload: events by type {by_type:?}; top processes {:?}\n", &procs[..procs.len().min(8)]);
     println!("## Archive size ({events} events, {} segments, {} chunks)\n", segs.len(), owned.len());
     println!("| encoding | bytes | bytes/event | vs Lanner |");
@@ -127,7 +127,7 @@ fn main() {
         ("path", bytes_of(&|c| le(&c.events.path, u32::to_le_bytes))),
         ("path2", bytes_of(&|c| le(&c.events.path2, u32::to_le_bytes))),
         ("strings", bytes_of(&|c| c.strings.join("\n").into_bytes())),
-        ("paths", bytes_of(&|c| c.paths.join("\n").into_bytes())),
+        ("paths", bytes_of(&|c| rkyv::to_bytes::<rkyv::rancor::Error>(&c.paths).unwrap().to_vec())),
         ("processes", bytes_of(&|c| rkyv::to_bytes::<rkyv::rancor::Error>(&c.processes).unwrap().to_vec())),
     ];
     for (name, b) in cols {

@@ -14,13 +14,139 @@ pub struct Chunk {
     /// Interned process strings (names, executables, arguments, cwd).
     pub strings: Vec<String>,
     /// Interned event paths, in order of first use by an event (see [`EventColumns::path`]).
-    pub paths: Vec<String>,
+    pub paths: PathTable,
     /// Process states referenced by events (and their ancestors).
     pub processes: Vec<Process>,
     /// Events in capture order, one column per field.
     pub events: EventColumns,
     /// Events the kernel could not deliver while this chunk was being filled.
     pub drops: u64,
+}
+
+/// Event paths, front-coded: each path stores how many leading bytes it shares with the
+/// previous one and its own remainder. Paths arrive in traversal order (a `find`, a build), so
+/// most of each path is shared; the table is expanded once per chunk when it is decoded.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct PathTable {
+    /// Bytes shared with the previous path.
+    pub shared: Vec<u16>,
+    /// Length in bytes of each path's own remainder.
+    pub suffix_len: Vec<u32>,
+    /// All remainders, concatenated.
+    pub suffixes: String,
+}
+
+impl PathTable {
+    /// Front-codes `paths`.
+    pub fn from_paths(paths: &[String]) -> Self {
+        let mut t = Self::default();
+        let mut prev = "";
+        for p in paths {
+            let mut shared = prev.bytes().zip(p.bytes()).take_while(|(a, b)| a == b).count().min(u16::MAX as usize);
+            while !p.is_char_boundary(shared) {
+                shared -= 1;
+            }
+            t.shared.push(shared as u16);
+            t.suffix_len.push((p.len() - shared) as u32);
+            t.suffixes.push_str(&p[shared..]);
+            prev = p;
+        }
+        t
+    }
+
+    /// Number of paths.
+    pub fn len(&self) -> usize {
+        self.shared.len()
+    }
+
+    /// True when there are no paths.
+    pub fn is_empty(&self) -> bool {
+        self.shared.is_empty()
+    }
+
+    /// The paths, expanded.
+    pub fn to_vec(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(self.len());
+        let mut at = 0usize;
+        for (i, (&sh, &len)) in self.shared.iter().zip(&self.suffix_len).enumerate() {
+            let mut p = if i == 0 { String::new() } else { out[i - 1][..sh as usize].to_owned() };
+            p.push_str(&self.suffixes[at..at + len as usize]);
+            at += len as usize;
+            out.push(p);
+        }
+        out
+    }
+}
+
+/// Expanded event paths of one decoded chunk.
+#[derive(Debug, Default, Clone)]
+pub struct PathIndex {
+    buf: String,
+    ends: Vec<u32>,
+}
+
+impl PathIndex {
+    /// Path `id`, or `None` for [`NONE`] or an unknown id.
+    pub fn get(&self, id: u32) -> Option<&str> {
+        let i = id as usize;
+        let end = *self.ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        Some(&self.buf[start..end])
+    }
+
+    /// Number of paths.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when there are no paths.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+impl ArchivedPathTable {
+    /// Number of paths.
+    pub fn len(&self) -> usize {
+        self.shared.len()
+    }
+
+    /// True when there are no paths.
+    pub fn is_empty(&self) -> bool {
+        self.shared.is_empty()
+    }
+
+    /// Expands the table, checking every length against the data (untrusted input).
+    pub fn expand(&self) -> Result<PathIndex, String> {
+        if self.shared.len() != self.suffix_len.len() {
+            return Err("path table columns have different lengths".into());
+        }
+        let suffixes = self.suffixes.as_str();
+        let mut out =
+            PathIndex { buf: String::with_capacity(suffixes.len() * 4), ends: Vec::with_capacity(self.len()) };
+        let (mut at, mut prev_start) = (0usize, 0usize);
+        for (i, (sh, len)) in self.shared.iter().zip(self.suffix_len.iter()).enumerate() {
+            let (sh, len) = (sh.to_native() as usize, len.to_native() as usize);
+            let start = out.buf.len();
+            let prev = &out.buf[prev_start..start];
+            if sh > prev.len() || !prev.is_char_boundary(sh) {
+                return Err(format!("path {i} shares {sh} bytes with a {}-byte predecessor", prev.len()));
+            }
+            let suffix = at
+                .checked_add(len)
+                .and_then(|end| suffixes.get(at..end))
+                .ok_or_else(|| format!("path {i}: remainder of {len} bytes at {at} is outside the table"))?;
+            out.buf.extend_from_within(prev_start..prev_start + sh);
+            out.buf.push_str(suffix);
+            at += len;
+            prev_start = start;
+            out.ends.push(u32::try_from(out.buf.len()).map_err(|_| "path table too large".to_owned())?);
+        }
+        if at != suffixes.len() {
+            return Err(format!("path table has {} unused bytes", suffixes.len() - at));
+        }
+        Ok(out)
+    }
 }
 
 /// Events stored column by column, so that similar values sit together and compress well.
@@ -303,11 +429,6 @@ impl ArchivedChunk {
         self.strings.get(id as usize).map(|s| s.as_str())
     }
 
-    /// The event path with id `id`, or `None` for [`NONE`].
-    pub fn path(&self, id: u32) -> Option<&str> {
-        self.paths.get(id as usize).map(|s| s.as_str())
-    }
-
     /// The process entry at `idx` (validated when a chunk is decoded).
     pub fn process(&self, idx: u32) -> Option<&ArchivedProcess> {
         self.processes.get(idx as usize)
@@ -320,6 +441,32 @@ mod tests {
 
     fn ev(ts: u64, path: u32, path2: u32) -> Event {
         Event { ts_ns: ts, tid: 1, process: 0, etype: 2, ret: -2, flags: 0, mode: 0, dirfd: -100, path, path2 }
+    }
+
+    #[test]
+    fn front_coded_paths_round_trip_and_reject_bad_lengths() {
+        let paths: Vec<String> =
+            ["/usr/share/doc", "/usr/share/doc/zstd", "/usr/lib", "", "/usr/é", "/usr/è"].map(String::from).into();
+        let t = PathTable::from_paths(&paths);
+        assert_eq!(t.shared, vec![0, 14, 5, 0, 0, 5], "é and è share a first byte, not a character");
+        assert_eq!(t.to_vec(), paths);
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&t).unwrap();
+        let a = rkyv::access::<ArchivedPathTable, rkyv::rancor::Error>(&bytes).unwrap();
+        let idx = a.expand().unwrap();
+        assert_eq!((0..6).map(|i| idx.get(i).unwrap().to_owned()).collect::<Vec<_>>(), paths);
+        assert_eq!(idx.get(6), None);
+        assert_eq!(idx.get(NONE), None);
+
+        let mut bad = t.clone();
+        bad.shared[2] = 40;
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&bad).unwrap();
+        let a = rkyv::access::<ArchivedPathTable, rkyv::rancor::Error>(&bytes).unwrap();
+        assert!(a.expand().unwrap_err().contains("path 2 shares 40 bytes"));
+        let mut bad = t.clone();
+        bad.suffix_len[5] = 99;
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&bad).unwrap();
+        let a = rkyv::access::<ArchivedPathTable, rkyv::rancor::Error>(&bytes).unwrap();
+        assert!(a.expand().unwrap_err().contains("outside the table"));
     }
 
     #[test]

@@ -14,8 +14,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(d) = decode_payload(&data[4..], raw_len) {
         let c = d.chunk();
         for e in c.events.iter() {
-            let _ = c.path(e.path);
-            let _ = c.path(e.path2);
+            let _ = d.paths().get(e.path);
+            let _ = d.paths().get(e.path2);
             if let Some(p) = c.process(e.process) {
                 let _ = c.string(p.args.to_native());
                 let _ = c.process(p.parent.to_native());

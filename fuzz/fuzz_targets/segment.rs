@@ -12,15 +12,15 @@ fuzz_target!(|data: &[u8]| {
     let _ = r.truncation();
     for c in r.chunks() {
         if let Ok(d) = r.decode(c) {
-            touch_fields(d.chunk());
+            touch_fields(d.chunk(), d.paths());
         }
     }
 });
 
-fn touch_fields(c: &lanner_formats::event::ArchivedChunk) {
+fn touch_fields(c: &lanner_formats::event::ArchivedChunk, paths: &lanner_formats::event::PathIndex) {
     for e in c.events.iter() {
-        let _ = c.path(e.path);
-        let _ = c.path(e.path2);
+        let _ = paths.get(e.path);
+        let _ = paths.get(e.path2);
         if let Some(p) = c.process(e.process) {
             let _ = c.string(p.name.to_native());
             let _ = c.process(p.parent.to_native());

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use lanner_formats::event::{oflags, ArchivedChunk, ArchivedProcess, Event, NONE};
+use lanner_formats::event::{oflags, ArchivedChunk, ArchivedProcess, Event, PathIndex, NONE};
 use lanner_formats::syscall::EventType;
 
 /// Type of a field's values.
@@ -188,6 +188,8 @@ impl FieldValue<'_> {
 pub struct EventView<'a> {
     /// The chunk.
     pub chunk: &'a ArchivedChunk,
+    /// The chunk's expanded event paths.
+    pub paths: &'a PathIndex,
     /// The event.
     pub ev: Event,
     /// Host it was recorded on.
@@ -221,7 +223,7 @@ impl<'a> EventView<'a> {
     }
 
     fn path(&self) -> Option<&'a str> {
-        self.chunk.path(self.ev.path)
+        self.paths.get(self.ev.path)
     }
 
     /// The path an fd-producing event refers to (open family).
@@ -339,8 +341,7 @@ impl<'a> EventView<'a> {
         use EventType::*;
         let Some(t) = self.etype() else { return FieldValue::Missing };
         let path = || self.path().map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
-        let path2 =
-            || self.chunk.path(self.ev.path2).map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
+        let path2 = || self.paths.get(self.ev.path2).map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
         let int = |v: i64| FieldValue::Int(v);
         match (t, name) {
             (_, "res") => int(self.ret()),

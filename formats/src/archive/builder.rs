@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 
-use crate::event::{Chunk, Event, EventColumns, Process, NONE};
+use crate::event::{Chunk, Event, EventColumns, PathTable, Process, NONE};
 
 /// Builds a chunk: interns strings, collects process states and events.
 #[derive(Default)]
 pub struct ChunkBuilder {
     chunk: Chunk,
     events: Vec<Event>,
+    paths: Vec<String>,
     string_ids: HashMap<String, u32>,
     path_ids: HashMap<String, u32>,
 }
@@ -43,8 +44,8 @@ impl ChunkBuilder {
         if let Some(&id) = self.path_ids.get(p) {
             return id;
         }
-        let id = self.chunk.paths.len() as u32;
-        self.chunk.paths.push(p.to_owned());
+        let id = self.paths.len() as u32;
+        self.paths.push(p.to_owned());
         self.path_ids.insert(p.to_owned(), id);
         id
     }
@@ -86,7 +87,9 @@ impl ChunkBuilder {
         self.path_ids.clear();
         let mut chunk = std::mem::take(&mut self.chunk);
         chunk.events = EventColumns::from_events(&self.events);
+        chunk.paths = PathTable::from_paths(&self.paths);
         self.events.clear();
+        self.paths.clear();
         chunk
     }
 }

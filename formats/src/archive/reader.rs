@@ -9,7 +9,7 @@ use rkyv::util::AlignedVec;
 
 use super::error::ArchiveError;
 use super::layout::*;
-use crate::event::{ArchivedChunk, NONE};
+use crate::event::{ArchivedChunk, PathIndex, NONE};
 
 /// Where a chunk is and what its frame header says.
 #[derive(Debug, Clone, Copy)]
@@ -64,12 +64,25 @@ impl std::ops::Deref for Backing {
     }
 }
 
-/// A verified, decompressed chunk; access is zero-copy into its buffer.
+/// A verified, decompressed chunk: zero-copy access into its buffer, plus its expanded paths.
 pub struct DecodedChunk {
     bytes: AlignedVec<16>,
+    paths: PathIndex,
 }
 
 impl DecodedChunk {
+    /// Encodes and validates an in-memory chunk (for tests and tools that build chunks).
+    pub fn from_chunk(c: &crate::event::Chunk) -> Result<Self, String> {
+        let raw = rkyv::to_bytes::<rkyv::rancor::Error>(c).map_err(|e| e.to_string())?;
+        let payload = zstd::bulk::compress(&raw, 1).map_err(|e| e.to_string())?;
+        decode_payload(&payload, raw.len() as u32)
+    }
+
+    /// The chunk's event paths, by id.
+    pub fn paths(&self) -> &PathIndex {
+        &self.paths
+    }
+
     /// The archived chunk.
     pub fn chunk(&self) -> &ArchivedChunk {
         // SAFETY: `bytes` was validated with `rkyv::access` (bytecheck) when this value was
@@ -339,7 +352,8 @@ pub fn decode_payload(payload: &[u8], raw_len: u32) -> Result<DecodedChunk, Stri
     let chunk =
         rkyv::access::<ArchivedChunk, rkyv::rancor::Error>(&bytes).map_err(|e| format!("invalid chunk data: {e}"))?;
     check_references(chunk)?;
-    Ok(DecodedChunk { bytes })
+    let paths = chunk.paths.expand()?;
+    Ok(DecodedChunk { bytes, paths })
 }
 
 /// Checks every cross-reference inside a chunk so later indexing cannot go out of bounds.
