@@ -56,7 +56,10 @@ fn malformed_rules_fail_with_file_and_line() {
     let out = analyze(&["replay", "--rules", rules.to_str().unwrap(), seg.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("{}:3:14: rule 'r': invalid condition", rules.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:3:14: LOAD_ERR_COMPILE_CONDITION (rule 'r'): missing ')'", rules.display())),
+        "{err}"
+    );
     assert!(err.contains("missing ')'"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.stdout.is_empty());

@@ -4,7 +4,7 @@ mod common;
 
 use lanner_analyze::engine::{evaluate_chunk, ChunkStats};
 use lanner_analyze::replay::Window;
-use lanner_analyze::rules::{RuleSet, DEFAULT_RULES};
+use lanner_analyze::rules::{Code, RuleSet, RuleStatus, DEFAULT_RULES};
 use lanner_formats::archive::{ChunkBuilder, DecodedChunk};
 use lanner_formats::event::{oflags, Chunk};
 use lanner_formats::syscall::EventType;
@@ -125,52 +125,67 @@ fn load_err(yaml: &str) -> String {
 #[test]
 fn errors_name_file_line_and_column() {
     let e = load_err("- rule: a\n  desc: d\n  condition: proc.name = cat and\n  output: o\n  priority: info\n");
-    assert!(e.starts_with("bad.yaml:3:14: rule 'a': invalid condition at offset"), "{e}");
-    assert!(e.contains("unexpected end of condition"), "{e}");
+    assert_eq!(
+        e,
+        "bad.yaml:3:14: LOAD_ERR_COMPILE_CONDITION (rule 'a'): unexpected end of condition (at the end of the condition)"
+    );
 
     let e = load_err("- rule: a\n  desc: d\n  condition: proc.nam = cat\n  output: o\n  priority: info\n");
-    assert!(e.starts_with("bad.yaml:3:14: rule 'a': unknown field 'proc.nam'"), "{e}");
+    assert_eq!(
+        e,
+        "bad.yaml:3:14: LOAD_ERR_COMPILE_CONDITION (rule 'a'): filter_check called with nonexistent field proc.nam"
+    );
 
     let e = load_err("- rule: a\n  desc: d\n  condition: not_a_macro\n  output: o\n  priority: info\n");
-    assert!(e.contains("undefined macro 'not_a_macro'"), "{e}");
+    assert!(e.contains("LOAD_ERR_VALIDATE (rule 'a'): Undefined macro 'not_a_macro' used in filter."), "{e}");
 
     let e = load_err("- rule: a\n  desc: d\n  condition: evt.type=open\n  output: o\n  priority: loud\n");
-    assert!(e.starts_with("bad.yaml:5:13: rule 'a': invalid priority 'loud'"), "{e}");
+    assert_eq!(e, "bad.yaml:5:13: LOAD_ERR_VALIDATE (rule 'a'): Invalid priority level: loud");
 
     let e = load_err("- rule: a\n  desc: [unclosed\n");
     assert!(e.starts_with("bad.yaml:3:"), "{e}");
-    assert!(e.contains("invalid YAML"), "{e}");
+    assert!(e.contains("LOAD_ERR_YAML_PARSE"), "{e}");
 
     let e = load_err("- rule: a\n  desc: d\n  condition: user.uid = root\n  output: o\n  priority: info\n");
     assert!(e.contains("'root' is not a number"), "{e}");
 
     let e =
         load_err("- macro: m\n  condition: m\n- rule: a\n  desc: d\n  condition: m\n  output: o\n  priority: info\n");
-    assert!(e.contains("macro 'm' refers to itself"), "{e}");
+    assert!(e.contains("Macro 'm' refers to itself"), "{e}");
 
     let e = load_err("- frobnicate: x\n");
-    assert!(e.starts_with("bad.yaml:1:3: unknown top level item"), "{e}");
+    assert_eq!(e, "bad.yaml:1:3: LOAD_ERR_YAML_VALIDATE (rules content item): Unknown top level object: frobnicate");
 
     let e = load_err("- list: l\n  items: [a]\n  append: true\n");
-    assert!(e.contains("'append: true' but no list by that name"), "{e}");
+    assert!(
+        e.contains("LOAD_ERR_VALIDATE (list 'l'): List has 'append' key but no list by that name already exists"),
+        "{e}"
+    );
+
+    let e = load_err("- rule: a\n  desc: d\n  condition: evt.type=open\n  output: \"%nope\"\n  priority: info\n");
+    assert_eq!(e, "bad.yaml:4:11: LOAD_ERR_COMPILE_OUTPUT (rule 'a'): invalid formatting token nope");
 }
 
 #[test]
-fn unsupported_keys_and_sources_are_reported_not_ignored() {
-    let yaml = "- rule: a\n  desc: d\n  condition: evt.type=open\n  output: o\n  priority: info\n  exceptions:\n    - name: x\n\
+fn exceptions_unknown_keys_and_sources() {
+    let yaml = "- rule: a\n  desc: d\n  condition: evt.type=openat\n  output: o\n  priority: info\n  frobnicate: 1\n  exceptions:\n    - name: x\n      fields: [proc.name, fd.name]\n      values: [[cat, /etc/shadow]]\n\
                 - rule: b\n  desc: d\n  condition: ka.verb=get\n  output: o\n  priority: info\n  source: k8s_audit\n";
     let rules = RuleSet::from_yaml("u.yaml", yaml).unwrap();
-    assert!(rules.rules.is_empty());
+    assert_eq!(rules.rules.len(), 1);
+    let w: Vec<String> = rules.warnings.iter().map(|w| w.to_string()).collect();
     assert!(
-        rules.warnings[0].starts_with("u.yaml:6:3: rule 'a' skipped: 'exceptions' is not supported yet"),
-        "{:?}",
-        rules.warnings
+        w.contains(&"u.yaml:6:3: LOAD_UNKNOWN_KEY (rule 'a'): Unknown key 'frobnicate' is ignored".to_owned()),
+        "{w:?}"
     );
-    assert!(
-        rules.warnings[1].contains("rule 'b' skipped: source 'k8s_audit' is not supported"),
-        "{:?}",
-        rules.warnings
+    assert!(w.iter().any(|x| x.contains("(rule 'b'): event source 'k8s_audit' is not supported")), "{w:?}");
+    assert_eq!(
+        rules.statuses[1].2,
+        RuleStatus::Skipped("event source 'k8s_audit' is not supported (only syscall)".into())
     );
+    // The exception removes cat's read of /etc/shadow but keeps cat's read of /etc/hostname.
+    let a = alerts(&rules, &common::threat_chunks());
+    let names: Vec<_> = a.iter().map(|a| a.rule.as_str()).collect();
+    assert_eq!(names, vec!["a", "a"], "hostname read and badconfigfile write remain: {a:?}");
 }
 
 #[test]
@@ -178,7 +193,25 @@ fn rules_without_event_type_get_falcos_warning_and_appends_apply() {
     let yaml = "- rule: any\n  desc: d\n  condition: proc.name = cat\n  output: o\n  priority: info\n\
                 - rule: any\n  append: true\n  condition: and fd.name = /etc/shadow\n";
     let rules = RuleSet::from_yaml("w.yaml", yaml).unwrap();
-    assert!(rules.warnings[0].contains("rule 'any' matches too many evt.type values"), "{:?}", rules.warnings);
+    assert_eq!(rules.warnings[0].code, Code::NoEvttype, "{:?}", rules.warnings);
+    assert_eq!(
+        rules.warnings[0].message,
+        "Rule matches too many evt.type values. This has a significant performance penalty."
+    );
     let a = alerts(&rules, &common::threat_chunks());
     assert_eq!(a.len(), 1, "append narrowed the condition");
+}
+
+#[test]
+fn override_append_and_replace() {
+    let yaml = "- list: l\n  items: [cat]\n- macro: m\n  condition: proc.name in (l)\n\
+                - rule: r\n  desc: d\n  condition: evt.type = openat and m\n  output: o\n  priority: info\n\
+                - list: l\n  items: [touch]\n  override:\n    items: append\n\
+                - rule: r\n  condition: and fd.name startswith /etc/b\n  priority: error\n  override:\n    condition: append\n    priority: replace\n";
+    let rules = RuleSet::from_yaml("o.yaml", yaml).unwrap();
+    let a = alerts(&rules, &common::threat_chunks());
+    assert_eq!(
+        a.iter().map(|a| (a.output_fields.is_empty(), a.priority.as_str())).collect::<Vec<_>>(),
+        vec![(true, "Error")]
+    );
 }

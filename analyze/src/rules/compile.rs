@@ -1,14 +1,18 @@
-//! Turns loaded items into a [`RuleSet`]: appends applied, macros and lists expanded, fields
-//! resolved, values typed, rules indexed by the event types they can match.
+//! Turns loaded items into a [`RuleSet`]: appends and overrides applied, exceptions turned into
+//! conditions, macros and lists expanded, fields resolved, values typed, rules indexed by the
+//! event types they can match. Errors and warnings use Falco's codes and messages.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use lanner_formats::syscall::{EventType, TABLE};
-use regex::Regex;
 
-use super::condition::{self, Expr, ListEntry, Op, Operand};
-use super::fields::{EventView, Field, FieldType, FieldValue};
-use super::loader::{self, Item, ListItem, Located, MacroItem, Pos, RuleError, RuleItem, Source};
+use super::condition::{self, Expr, FieldRef, ListEntry, Op, Operand};
+use super::fields::{EventView, Field, FieldType};
+use super::filter::{Check, Filter};
+use super::loader::{
+    self, Code, Diagnostic, ExceptionFields, ExceptionItem, ExceptionValue, Item, ListItem, Located, MacroItem,
+    OverrideMode, Pos, RuleItem, Source,
+};
 use super::output::OutputFormat;
 
 /// Falco priorities, most severe first.
@@ -63,172 +67,6 @@ impl Priority {
     }
 }
 
-/// A compiled condition.
-#[derive(Debug, Clone)]
-pub enum Filter {
-    /// All must hold.
-    And(Vec<Filter>),
-    /// Any must hold.
-    Or(Vec<Filter>),
-    /// Negation.
-    Not(Box<Filter>),
-    /// One field comparison.
-    Check(Check),
-}
-
-/// A compiled field comparison with typed values.
-#[derive(Debug, Clone)]
-pub struct Check {
-    field: Field,
-    op: Op,
-    values: Values,
-}
-
-#[derive(Debug, Clone)]
-enum Values {
-    None,
-    Str(Vec<String>),
-    Int(Vec<i64>),
-    Bool(bool),
-    Regex(Regex),
-}
-
-impl Filter {
-    /// Evaluates the filter on one event.
-    pub fn matches(&self, v: &EventView<'_>) -> bool {
-        match self {
-            Filter::And(fs) => fs.iter().all(|f| f.matches(v)),
-            Filter::Or(fs) => fs.iter().any(|f| f.matches(v)),
-            Filter::Not(f) => !f.matches(v),
-            Filter::Check(c) => c.matches(v),
-        }
-    }
-}
-
-impl Check {
-    fn matches(&self, v: &EventView<'_>) -> bool {
-        let val = v.get(&self.field);
-        if self.op == Op::Exists {
-            return val != FieldValue::Missing;
-        }
-        match (&val, &self.values) {
-            (FieldValue::Missing, _) => false,
-            (FieldValue::Str(s), Values::Str(vals)) => str_op(self.op, s, vals),
-            (FieldValue::Str(s), Values::Regex(re)) => re.is_match(s),
-            (FieldValue::Int(i), Values::Int(vals)) => match self.op {
-                Op::Eq | Op::In | Op::Intersects => vals.contains(i),
-                Op::Ne => !vals.contains(i),
-                Op::Lt => *i < vals[0],
-                Op::Le => *i <= vals[0],
-                Op::Gt => *i > vals[0],
-                Op::Ge => *i >= vals[0],
-                _ => false,
-            },
-            (FieldValue::Bool(b), Values::Bool(x)) => match self.op {
-                Op::Eq | Op::In => b == x,
-                Op::Ne => b != x,
-                _ => false,
-            },
-            _ => false,
-        }
-    }
-}
-
-fn str_op(op: Op, s: &str, vals: &[String]) -> bool {
-    match op {
-        Op::Eq | Op::In | Op::Intersects => vals.iter().any(|v| v == s),
-        Op::Ne => vals[0] != s,
-        Op::Lt => s < vals[0].as_str(),
-        Op::Le => s <= vals[0].as_str(),
-        Op::Gt => s > vals[0].as_str(),
-        Op::Ge => s >= vals[0].as_str(),
-        Op::Contains => s.contains(vals[0].as_str()),
-        Op::Icontains => s.to_lowercase().contains(&vals[0].to_lowercase()),
-        Op::Startswith | Op::Bstartswith => s.starts_with(vals[0].as_str()),
-        Op::Endswith => s.ends_with(vals[0].as_str()),
-        Op::Pmatch => vals.iter().any(|p| {
-            s == p || (s.starts_with(p.as_str()) && (p.ends_with('/') || s.as_bytes().get(p.len()) == Some(&b'/')))
-        }),
-        Op::Glob => glob_match(vals[0].as_bytes(), s.as_bytes()),
-        Op::Iglob => glob_match(vals[0].to_lowercase().as_bytes(), s.to_lowercase().as_bytes()),
-        Op::Bcontains => s.contains(vals[0].as_str()),
-        Op::Regex | Op::Exists => false,
-    }
-}
-
-/// Shell-style glob (`*`, `?`, `[...]`) as libsinsp's `glob` operator uses (fnmatch semantics).
-fn glob_match(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si) = (0, 0);
-    let (mut star_p, mut star_s) = (usize::MAX, 0);
-    while si < s.len() {
-        if pi < p.len() {
-            match p[pi] {
-                b'*' => {
-                    star_p = pi;
-                    star_s = si;
-                    pi += 1;
-                    continue;
-                }
-                b'?' => {
-                    pi += 1;
-                    si += 1;
-                    continue;
-                }
-                b'[' => {
-                    if let Some((matched, next)) = class_match(&p[pi..], s[si]) {
-                        if matched {
-                            pi += next;
-                            si += 1;
-                            continue;
-                        }
-                    } else if p[pi] == s[si] {
-                        pi += 1;
-                        si += 1;
-                        continue;
-                    }
-                }
-                c if c == s[si] => {
-                    pi += 1;
-                    si += 1;
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        if star_p == usize::MAX {
-            return false;
-        }
-        pi = star_p + 1;
-        star_s += 1;
-        si = star_s;
-    }
-    p[pi..].iter().all(|&c| c == b'*')
-}
-
-fn class_match(p: &[u8], c: u8) -> Option<(bool, usize)> {
-    let mut i = 1;
-    let negate = matches!(p.get(1), Some(b'!') | Some(b'^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    while i < p.len() && (p[i] != b']' || first) {
-        first = false;
-        if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
-            matched |= p[i] <= c && c <= p[i + 2];
-            i += 3;
-        } else {
-            matched |= p[i] == c;
-            i += 1;
-        }
-    }
-    if i >= p.len() {
-        return None;
-    }
-    Some((matched != negate, i + 1))
-}
-
 /// One rule ready to evaluate.
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
@@ -240,41 +78,63 @@ pub struct CompiledRule {
     pub output: OutputFormat,
     /// Tags.
     pub tags: Vec<String>,
-    /// The condition.
+    /// The condition, exceptions included.
     pub filter: Filter,
     /// Where the rule is defined.
     pub pos: Pos,
 }
 
+/// What became of one rule of the loaded files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleStatus {
+    /// Compiled and enabled.
+    Ok,
+    /// Compiled, but `enabled: false`.
+    Disabled,
+    /// Not loaded, with the reason (unsupported source, unknown field with skip-if-unknown-filter).
+    Skipped(String),
+}
+
 /// Every enabled rule, compiled, with an index by event type.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
-    /// The rules, in definition order.
+    /// The enabled rules, in definition order.
     pub rules: Vec<CompiledRule>,
     by_type: Vec<Vec<usize>>,
-    /// Non-fatal findings (rules skipped as unsupported, rules matching every event type…).
-    pub warnings: Vec<String>,
+    /// Every rule of the files with what became of it, in definition order.
+    pub statuses: Vec<(String, Pos, RuleStatus)>,
+    /// Warnings (Falco's codes: LOAD_NO_EVTTYPE, LOAD_UNUSED_MACRO, …).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl RuleSet {
-    /// Loads and compiles rule files in order; `Err` lists every error with file and line.
-    pub fn load(sources: &[Source]) -> Result<Self, Vec<RuleError>> {
+    /// Loads and compiles rule files in order; `Err` lists every error (warnings included
+    /// after them, as Falco reports both).
+    pub fn load(sources: &[Source]) -> Result<Self, Vec<Diagnostic>> {
         let mut items = Vec::new();
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         for s in sources {
             match loader::load(s) {
-                Ok(v) => items.extend(v),
+                Ok((v, w)) => {
+                    items.extend(v);
+                    warnings.extend(w);
+                }
                 Err(e) => errors.extend(e),
             }
         }
         if !errors.is_empty() {
             return Err(errors);
         }
-        Compiler::new(items)?.compile()
+        let c = match Compiler::merge(items) {
+            Ok(c) => c,
+            Err(e) => return Err(e),
+        };
+        c.compile(warnings)
     }
 
     /// Loads rules from one YAML text named `name` (for messages).
-    pub fn from_yaml(name: &str, text: &str) -> Result<Self, Vec<RuleError>> {
+    pub fn from_yaml(name: &str, text: &str) -> Result<Self, Vec<Diagnostic>> {
         Self::load(&[Source { name: name.to_owned(), text: text.to_owned() }])
     }
 
@@ -287,74 +147,47 @@ impl RuleSet {
     pub fn rules_for(&self, etype: u16) -> &[usize] {
         self.by_type.get(etype as usize).map_or(&[], |v| v.as_slice())
     }
+
+    /// Evaluates rule `i` on one event.
+    pub fn matches(&self, i: usize, v: &EventView<'_>) -> bool {
+        self.rules[i].filter.matches(v)
+    }
 }
 
 struct Compiler {
     lists: HashMap<String, ListItem>,
-    macros: HashMap<String, MacroItem>,
+    macros: Vec<MacroItem>,
     rules: Vec<RuleItem>,
 }
 
-fn err(pos: &Pos, message: impl Into<String>) -> RuleError {
-    RuleError { pos: pos.clone(), message: message.into() }
+fn diag(pos: &Pos, code: Code, item_type: &str, item_name: &str, message: impl Into<String>) -> Diagnostic {
+    Diagnostic {
+        pos: pos.clone(),
+        code,
+        item_type: item_type.to_owned(),
+        item_name: item_name.to_owned(),
+        message: message.into(),
+    }
 }
 
-fn append_text(base: &mut Located, extra: &Located) {
-    base.text = format!("{} {}", base.text, extra.text);
+fn append_text(base: &mut Option<Located>, extra: &Located) {
+    match base {
+        Some(b) => b.text = format!("{} {}", b.text, extra.text),
+        None => *base = Some(extra.clone()),
+    }
 }
 
 impl Compiler {
-    fn new(items: Vec<Item>) -> Result<Self, Vec<RuleError>> {
-        let mut c = Compiler { lists: HashMap::new(), macros: HashMap::new(), rules: Vec::new() };
+    /// Applies definitions, appends and overrides in file order.
+    fn merge(items: Vec<Item>) -> Result<Self, Vec<Diagnostic>> {
+        let mut c = Compiler { lists: HashMap::new(), macros: Vec::new(), rules: Vec::new() };
         let mut errors = Vec::new();
         for item in items {
             match item {
-                Item::List(l) => match (l.append, c.lists.get_mut(&l.name)) {
-                    (true, Some(base)) => base.items.extend(l.items),
-                    (true, None) => errors.push(err(
-                        &l.pos,
-                        format!("list '{}' has 'append: true' but no list by that name was defined before", l.name),
-                    )),
-                    (false, _) => {
-                        c.lists.insert(l.name.clone(), l);
-                    }
-                },
-                Item::Macro(m) => match (m.append, c.macros.get_mut(&m.name)) {
-                    (true, Some(base)) => append_text(&mut base.condition, &m.condition),
-                    (true, None) => errors.push(err(
-                        &m.pos,
-                        format!("macro '{}' has 'append: true' but no macro by that name was defined before", m.name),
-                    )),
-                    (false, _) => {
-                        c.macros.insert(m.name.clone(), m);
-                    }
-                },
-                Item::Rule(r) => {
-                    let existing = c.rules.iter_mut().find(|x| x.name == r.name);
-                    match (r.append, existing) {
-                        (true, Some(base)) => {
-                            if let (Some(b), Some(extra)) = (base.condition.as_mut(), r.condition.as_ref()) {
-                                append_text(b, extra);
-                            }
-                            if let Some(o) = &r.output {
-                                base.output = Some(format!("{} {o}", base.output.clone().unwrap_or_default()));
-                            }
-                            if r.enabled.is_some() {
-                                base.enabled = r.enabled;
-                            }
-                        }
-                        (true, None) => errors.push(err(
-                            &r.pos,
-                            format!("rule '{}' has 'append: true' but no rule by that name was defined before", r.name),
-                        )),
-                        (false, Some(base)) => {
-                            // Redefinition replaces the earlier rule, keeping its position in order.
-                            *base = r;
-                        }
-                        (false, None) => c.rules.push(r),
-                    }
-                }
-                Item::EngineVersion(_) => {}
+                Item::List(l) => c.merge_list(l, &mut errors),
+                Item::Macro(m) => c.merge_macro(m, &mut errors),
+                Item::Rule(r) => c.merge_rule(r, &mut errors),
+                Item::EngineVersion | Item::PluginVersions => {}
             }
         }
         if errors.is_empty() {
@@ -364,134 +197,429 @@ impl Compiler {
         }
     }
 
-    fn compile(self) -> Result<RuleSet, Vec<RuleError>> {
-        let mut rules = Vec::new();
+    fn merge_list(&mut self, l: ListItem, errors: &mut Vec<Diagnostic>) {
+        let mode = if l.append { Some(OverrideMode::Append) } else { l.overrides.get("items").copied() };
+        match (mode, self.lists.get_mut(&l.name)) {
+            (None, _) => {
+                self.lists.insert(l.name.clone(), l);
+            }
+            (Some(OverrideMode::Append), Some(base)) => base.items.extend(l.items),
+            (Some(OverrideMode::Replace), Some(base)) => base.items = l.items,
+            (Some(_), None) => errors.push(diag(
+                &l.pos,
+                Code::ErrValidate,
+                "list",
+                &l.name,
+                "List has 'append' key but no list by that name already exists",
+            )),
+        }
+    }
+
+    fn merge_macro(&mut self, m: MacroItem, errors: &mut Vec<Diagnostic>) {
+        let mode = if m.append { Some(OverrideMode::Append) } else { m.overrides.get("condition").copied() };
+        let existing = self.macros.iter_mut().find(|x| x.name == m.name);
+        match (mode, existing) {
+            (None, Some(base)) => *base = m,
+            (None, None) => self.macros.push(m),
+            (Some(OverrideMode::Append), Some(base)) => {
+                base.condition.text = format!("{} {}", base.condition.text, m.condition.text)
+            }
+            (Some(OverrideMode::Replace), Some(base)) => base.condition = m.condition,
+            (Some(_), None) => errors.push(diag(
+                &m.pos,
+                Code::ErrValidate,
+                "macro",
+                &m.name,
+                "Macro has 'append' key but no macro by that name already exists",
+            )),
+        }
+    }
+
+    fn merge_rule(&mut self, r: RuleItem, errors: &mut Vec<Diagnostic>) {
+        let existing = self.rules.iter_mut().find(|x| x.name == r.name);
+        let err = |msg: &str| diag(&r.pos, Code::ErrValidate, "rule", &r.name, msg);
+        if r.append {
+            let Some(base) = existing else {
+                errors.push(err("Rule has 'append' key but no rule by that name already exists"));
+                return;
+            };
+            if r.condition.is_none() && r.exceptions.is_none() && r.output.is_none() {
+                errors.push(err("Appended rule must have exceptions or condition property"));
+                return;
+            }
+            if let Some(c) = &r.condition {
+                append_text(&mut base.condition, c);
+            }
+            if let Some(o) = &r.output {
+                append_text(&mut base.output, o);
+            }
+            if let Some(ex) = r.exceptions {
+                if let Err(e) = append_exceptions(base, ex) {
+                    errors.push(e);
+                }
+            }
+            if r.enabled.is_some() {
+                base.enabled = r.enabled;
+            }
+            return;
+        }
+        if !r.overrides.is_empty() {
+            let Some(base) = existing else {
+                errors.push(err("Rule has 'override' key but no rule by that name already exists"));
+                return;
+            };
+            for (key, mode) in &r.overrides {
+                let append = *mode == OverrideMode::Append;
+                match key.as_str() {
+                    "condition" if append => append_text(&mut base.condition, r.condition.as_ref().expect("checked")),
+                    "condition" => base.condition = r.condition.clone(),
+                    "output" if append => append_text(&mut base.output, r.output.as_ref().expect("checked")),
+                    "output" => base.output = r.output.clone(),
+                    "desc" if append => {
+                        base.desc = Some(format!(
+                            "{} {}",
+                            base.desc.clone().unwrap_or_default(),
+                            r.desc.clone().unwrap_or_default()
+                        ))
+                    }
+                    "desc" => base.desc = r.desc.clone(),
+                    "priority" => base.priority = r.priority.clone(),
+                    "enabled" => base.enabled = r.enabled,
+                    "tags" if append => {
+                        base.tags.get_or_insert_with(Vec::new).extend(r.tags.clone().unwrap_or_default())
+                    }
+                    "tags" => base.tags = r.tags.clone(),
+                    "exceptions" if append => {
+                        if let Err(e) = append_exceptions(base, r.exceptions.clone().unwrap_or_default()) {
+                            errors.push(e);
+                        }
+                    }
+                    "exceptions" => base.exceptions = r.exceptions.clone(),
+                    _ => {}
+                }
+            }
+            return;
+        }
+        let enable_only = r.condition.is_none() && r.output.is_none() && r.priority.is_none() && r.enabled.is_some();
+        match existing {
+            Some(base) if enable_only => base.enabled = r.enabled,
+            None if enable_only => errors.push(err("Rule has 'enabled' key but no rule by that name already exists")),
+            // A full redefinition replaces the earlier rule, keeping its place in the order.
+            Some(base) => *base = r,
+            None => self.rules.push(r),
+        }
+    }
+
+    fn compile(self, mut warnings: Vec<Diagnostic>) -> Result<RuleSet, Vec<Diagnostic>> {
         let mut errors = Vec::new();
-        let mut warnings = Vec::new();
+        let mut used = Usage::default();
+        // Every macro must parse and refer only to defined macros, used or not.
+        for m in &self.macros {
+            match condition::parse(&m.condition.text) {
+                Ok(e) => {
+                    let mut refs = Vec::new();
+                    macro_refs(&e, &mut refs);
+                    for r in refs {
+                        if self.find_macro(&r).is_none() {
+                            errors.push(diag(
+                                &m.pos,
+                                Code::ErrValidate,
+                                "macro",
+                                &m.name,
+                                format!("Undefined macro '{r}' used in filter."),
+                            ));
+                        }
+                    }
+                }
+                Err(e) => errors.push(diag(
+                    &m.condition.pos,
+                    Code::ErrCompileCondition,
+                    "macro",
+                    &m.name,
+                    located(&e, &m.condition.text),
+                )),
+            }
+        }
+        let mut rules = Vec::new();
+        let mut statuses = Vec::new();
         let mut by_type = vec![Vec::new(); TABLE.len() + 1];
         for r in &self.rules {
-            if r.enabled == Some(false) {
+            if let Some(src) = r.source.as_deref().filter(|s| *s != "syscall") {
+                let why = format!("event source '{src}' is not supported (only syscall)");
+                warnings.push(diag(&r.pos, Code::UnsupportedSource, "rule", &r.name, why.clone()));
+                statuses.push((r.name.clone(), r.pos.clone(), RuleStatus::Skipped(why)));
                 continue;
             }
-            if let Some((key, pos)) = r.unsupported.first() {
-                warnings.push(format!("{pos}: rule '{}' skipped: '{key}' is not supported yet", r.name));
-                continue;
-            }
-            if r.source.as_deref().is_some_and(|s| s != "syscall") {
-                warnings.push(format!(
-                    "{}: rule '{}' skipped: source '{}' is not supported (only syscall)",
-                    r.pos,
-                    r.name,
-                    r.source.as_deref().unwrap_or("")
-                ));
-                continue;
-            }
-            match self.compile_rule(r) {
-                Ok((rule, types)) => {
-                    if types.len() == TABLE.len() {
-                        warnings.push(format!(
-                            "{}: rule '{}' matches too many evt.type values; this has a significant performance penalty",
-                            r.pos, r.name
+            match self.compile_rule(r, &mut used) {
+                Ok(rule) => {
+                    let types = event_types(&rule.filter);
+                    if types.len() == TABLE.len() && r.warn_evttypes != Some(false) {
+                        warnings.push(diag(
+                            &r.pos,
+                            Code::NoEvttype,
+                            "rule",
+                            &r.name,
+                            "Rule matches too many evt.type values. This has a significant performance penalty.",
                         ));
+                    }
+                    if r.enabled == Some(false) {
+                        statuses.push((r.name.clone(), r.pos.clone(), RuleStatus::Disabled));
+                        continue;
                     }
                     for t in types {
                         by_type[t as usize].push(rules.len());
                     }
+                    statuses.push((r.name.clone(), r.pos.clone(), RuleStatus::Ok));
                     rules.push(rule);
+                }
+                Err(e) if e.code == Code::UnknownField => {
+                    statuses.push((r.name.clone(), r.pos.clone(), RuleStatus::Skipped(e.message.clone())));
+                    warnings.push(e);
                 }
                 Err(e) => errors.push(e),
             }
         }
+        // Macros used only by other macros count as used (as in Falco).
+        for m in &self.macros {
+            if let Ok(e) = condition::parse(&m.condition.text) {
+                let mut refs = Vec::new();
+                macro_refs(&e, &mut refs);
+                used.macros.extend(refs.into_iter().filter(|r| *r != m.name));
+            }
+        }
+        for m in &self.macros {
+            if !used.macros.contains(&m.name) {
+                warnings.push(diag(
+                    &m.pos,
+                    Code::UnusedMacro,
+                    "macro",
+                    &m.name,
+                    "Macro not referred to by any other rule/macro",
+                ));
+            }
+        }
+        let mut lists: Vec<&ListItem> = self.lists.values().collect();
+        lists.sort_by(|a, b| (a.pos.file.as_ref(), a.pos.line).cmp(&(b.pos.file.as_ref(), b.pos.line)));
+        for l in lists {
+            let referenced_by_list = self.lists.values().any(|o| o.name != l.name && o.items.contains(&l.name));
+            if !used.lists.contains(&l.name) && !referenced_by_list {
+                warnings.push(diag(
+                    &l.pos,
+                    Code::UnusedList,
+                    "list",
+                    &l.name,
+                    "List not referred to by any other rule/macro",
+                ));
+            }
+        }
         if errors.is_empty() {
-            Ok(RuleSet { rules, by_type, warnings })
+            Ok(RuleSet { rules, by_type, statuses, warnings })
         } else {
+            errors.extend(warnings);
             Err(errors)
         }
     }
 
-    fn compile_rule(&self, r: &RuleItem) -> Result<(CompiledRule, BTreeSet<u16>), RuleError> {
-        let cond = r.condition.as_ref().ok_or_else(|| err(&r.pos, format!("rule '{}' has no condition", r.name)))?;
-        let output = r.output.as_deref().ok_or_else(|| err(&r.pos, format!("rule '{}' has no output", r.name)))?;
-        let prio = r.priority.as_ref().ok_or_else(|| err(&r.pos, format!("rule '{}' has no priority", r.name)))?;
-        let priority = Priority::parse(prio.text.trim())
-            .ok_or_else(|| err(&prio.pos, format!("rule '{}': invalid priority '{}'", r.name, prio.text)))?;
-        let output =
-            OutputFormat::parse(output).map_err(|e| err(&r.pos, format!("rule '{}': invalid output: {e}", r.name)))?;
-        let mut stack = Vec::new();
-        let filter = self.compile_condition(cond, &format!("rule '{}'", r.name), &mut stack)?;
-        let types = event_types(&filter);
-        Ok((
-            CompiledRule { name: r.name.clone(), priority, output, tags: r.tags.clone(), filter, pos: r.pos.clone() },
-            types,
-        ))
+    fn find_macro(&self, name: &str) -> Option<&MacroItem> {
+        self.macros.iter().find(|m| m.name == name)
     }
 
-    fn compile_condition(&self, cond: &Located, owner: &str, stack: &mut Vec<String>) -> Result<Filter, RuleError> {
-        let expr = condition::parse(&cond.text).map_err(|e| {
-            err(
-                &cond.pos,
-                format!("{owner}: invalid condition at offset {} ({}): {}", e.at, excerpt(&cond.text, e.at), e.message),
-            )
+    fn compile_rule(&self, r: &RuleItem, used: &mut Usage) -> Result<CompiledRule, Diagnostic> {
+        let missing = |k: &str| {
+            diag(&r.pos, Code::ErrYamlValidate, "rule", &r.name, format!("Item has no mapping for key '{k}'"))
+        };
+        let cond = r.condition.as_ref().ok_or_else(|| missing("condition"))?;
+        let output_text = r.output.as_ref().ok_or_else(|| missing("output"))?;
+        let prio = r.priority.as_ref().ok_or_else(|| missing("priority"))?;
+        let priority = Priority::parse(prio.text.trim()).ok_or_else(|| {
+            diag(&prio.pos, Code::ErrValidate, "rule", &r.name, format!("Invalid priority level: {}", prio.text))
         })?;
-        self.compile_expr(&expr, cond, owner, stack)
+        let ctx = Ctx {
+            item_type: "rule",
+            item_name: &r.name,
+            pos: &cond.pos,
+            skip_unknown: r.skip_if_unknown_filter == Some(true),
+        };
+        let mut expr =
+            condition::parse(&cond.text).map_err(|e| ctx.err(Code::ErrCompileCondition, located(&e, &cond.text)))?;
+        if let Some(ex) = &r.exceptions {
+            if let Some(not_ex) = self.exceptions_expr(r, ex)? {
+                expr = Expr::And(vec![expr, Expr::Not(Box::new(not_ex))]);
+            }
+        }
+        let filter = self.compile_expr(&expr, &ctx, &mut Vec::new(), used)?;
+        let output = OutputFormat::parse(&output_text.text)
+            .map_err(|e| diag(&output_text.pos, Code::ErrCompileOutput, "rule", &r.name, e))?;
+        Ok(CompiledRule {
+            name: r.name.clone(),
+            priority,
+            output,
+            tags: r.tags.clone().unwrap_or_default(),
+            filter,
+            pos: r.pos.clone(),
+        })
+    }
+
+    /// `(tuple1) or (tuple2) …` for a rule's exceptions, or `None` when there are no values.
+    fn exceptions_expr(&self, r: &RuleItem, items: &[ExceptionItem]) -> Result<Option<Expr>, Diagnostic> {
+        let mut alternatives = Vec::new();
+        for ex in items {
+            let err = |m: &str| diag(&ex.pos, Code::ErrValidate, "rule", &r.name, m);
+            let Some(fields) = &ex.fields else {
+                return Err(diag(
+                    &ex.pos,
+                    Code::ErrYamlValidate,
+                    "rule",
+                    &r.name,
+                    "Item has no mapping for key 'fields'",
+                ));
+            };
+            match fields {
+                ExceptionFields::Single(f) => {
+                    check_exception_field(f).map_err(|m| err(&m))?;
+                    let comp = match &ex.comps {
+                        None => Op::In,
+                        Some(ExceptionFields::Single(c)) => parse_comp(c).map_err(|m| err(&m))?,
+                        Some(ExceptionFields::List(_)) => {
+                            return Err(err("Fields and comps lists must have equal length"))
+                        }
+                    };
+                    if ex.values.is_empty() {
+                        continue;
+                    }
+                    let mut entries = Vec::new();
+                    for v in &ex.values {
+                        flatten_value(v, &mut entries);
+                    }
+                    alternatives.push(check_expr(f, comp, Operand::List(entries)));
+                }
+                ExceptionFields::List(fs) => {
+                    for f in fs {
+                        check_exception_field(f).map_err(|m| err(&m))?;
+                    }
+                    let comps: Vec<Op> = match &ex.comps {
+                        None => vec![Op::Eq; fs.len()],
+                        Some(ExceptionFields::List(cs)) if cs.len() == fs.len() => {
+                            cs.iter().map(|c| parse_comp(c)).collect::<Result<_, _>>().map_err(|m| err(&m))?
+                        }
+                        Some(_) => return Err(err("Fields and comps lists must have equal length")),
+                    };
+                    for v in &ex.values {
+                        let ExceptionValue::List(tuple) = v else {
+                            return Err(err("Fields and values lists must have equal length"));
+                        };
+                        if tuple.len() != fs.len() {
+                            return Err(err("Fields and values lists must have equal length"));
+                        }
+                        let checks = fs
+                            .iter()
+                            .zip(&comps)
+                            .zip(tuple)
+                            .map(|((f, &op), val)| {
+                                let operand = if op.takes_list() {
+                                    let mut entries = Vec::new();
+                                    flatten_value(val, &mut entries);
+                                    Operand::List(entries)
+                                } else {
+                                    match val {
+                                        ExceptionValue::Scalar(s) => Operand::Value(s.clone()),
+                                        ExceptionValue::List(_) => {
+                                            let mut entries = Vec::new();
+                                            flatten_value(val, &mut entries);
+                                            Operand::List(entries)
+                                        }
+                                    }
+                                };
+                                check_expr(f, op, operand)
+                            })
+                            .collect();
+                        alternatives.push(Expr::And(checks));
+                    }
+                }
+            }
+        }
+        Ok(match alternatives.len() {
+            0 => None,
+            1 => alternatives.pop(),
+            _ => Some(Expr::Or(alternatives)),
+        })
     }
 
     fn compile_expr(
         &self,
         e: &Expr,
-        cond: &Located,
-        owner: &str,
+        ctx: &Ctx<'_>,
         stack: &mut Vec<String>,
-    ) -> Result<Filter, RuleError> {
-        let at_err = |at: usize, msg: String| {
-            err(&cond.pos, format!("{owner}: {msg} (condition offset {at}: {})", excerpt(&cond.text, at)))
-        };
+        used: &mut Usage,
+    ) -> Result<Filter, Diagnostic> {
         Ok(match e {
             Expr::And(v) => {
-                Filter::And(v.iter().map(|x| self.compile_expr(x, cond, owner, stack)).collect::<Result<_, _>>()?)
+                Filter::And(v.iter().map(|x| self.compile_expr(x, ctx, stack, used)).collect::<Result<_, _>>()?)
             }
             Expr::Or(v) => {
-                Filter::Or(v.iter().map(|x| self.compile_expr(x, cond, owner, stack)).collect::<Result<_, _>>()?)
+                Filter::Or(v.iter().map(|x| self.compile_expr(x, ctx, stack, used)).collect::<Result<_, _>>()?)
             }
-            Expr::Not(x) => Filter::Not(Box::new(self.compile_expr(x, cond, owner, stack)?)),
-            Expr::Macro(name, at) => {
-                let m = self.macros.get(name).ok_or_else(|| at_err(*at, format!("undefined macro '{name}'")))?;
+            Expr::Not(x) => Filter::Not(Box::new(self.compile_expr(x, ctx, stack, used)?)),
+            Expr::Macro(name, _) => {
+                let m = self
+                    .find_macro(name)
+                    .ok_or_else(|| ctx.err(Code::ErrValidate, format!("Undefined macro '{name}' used in filter.")))?;
                 if stack.contains(name) {
-                    return Err(at_err(*at, format!("macro '{name}' refers to itself")));
+                    return Err(ctx.err(Code::ErrValidate, format!("Macro '{name}' refers to itself")));
                 }
+                used.macros.insert(name.clone());
                 stack.push(name.clone());
-                let f = self.compile_condition(&m.condition, &format!("macro '{name}'"), stack)?;
+                let parsed = condition::parse(&m.condition.text).map_err(|e| {
+                    diag(&m.condition.pos, Code::ErrCompileCondition, "macro", &m.name, located(&e, &m.condition.text))
+                })?;
+                let f = self.compile_expr(&parsed, ctx, stack, used)?;
                 stack.pop();
                 f
             }
-            Expr::Check { field, op, operand, at } => {
-                let f = Field::parse(field).map_err(|m| at_err(*at, m))?;
-                let raw: Vec<String> = match operand {
+            Expr::Check { field, op, operand, .. } => {
+                let f = resolve_field(&field.name).map_err(|m| ctx.unknown_field(m))?;
+                let rhs = match operand {
                     Operand::None => Vec::new(),
                     Operand::Value(v) => vec![v.clone()],
                     Operand::List(items) => {
                         let mut out = Vec::new();
-                        self.expand_list(items, &mut out, &mut Vec::new()).map_err(|m| at_err(*at, m))?;
+                        self.expand_list(items, &mut out, &mut Vec::new(), used)
+                            .map_err(|m| ctx.err(Code::ErrCompileCondition, m))?;
                         out
                     }
+                    Operand::Field(other) => {
+                        let of = resolve_field(&other.name).map_err(|m| ctx.unknown_field(m))?;
+                        return Check::with_field(f, field.transformers.clone(), *op, of, other.transformers.clone())
+                            .map(Filter::Check)
+                            .map_err(|m| ctx.err(Code::ErrCompileCondition, m));
+                    }
                 };
-                let values = typed_values(&f, *op, raw).map_err(|m| at_err(*at, m))?;
-                Filter::Check(Check { field: f, op: *op, values })
+                Filter::Check(
+                    Check::new(f, field.transformers.clone(), *op, rhs)
+                        .map_err(|m| ctx.err(Code::ErrCompileCondition, m))?,
+                )
             }
         })
     }
 
-    fn expand_list(&self, items: &[ListEntry], out: &mut Vec<String>, seen: &mut Vec<String>) -> Result<(), String> {
+    fn expand_list(
+        &self,
+        items: &[ListEntry],
+        out: &mut Vec<String>,
+        seen: &mut Vec<String>,
+        used: &mut Usage,
+    ) -> Result<(), String> {
         for i in items {
             match (i.quoted, self.lists.get(&i.text)) {
                 (false, Some(l)) => {
                     if seen.contains(&l.name) {
-                        return Err(format!("list '{}' refers to itself", l.name));
+                        return Err(format!("List '{}' refers to itself", l.name));
                     }
+                    used.lists.insert(l.name.clone());
                     seen.push(l.name.clone());
                     let entries: Vec<ListEntry> =
                         l.items.iter().map(|t| ListEntry { text: t.clone(), quoted: false }).collect();
-                    self.expand_list(&entries, out, seen)?;
+                    self.expand_list(&entries, out, seen, used)?;
                     seen.pop();
                 }
                 _ => out.push(i.text.clone()),
@@ -501,89 +629,153 @@ impl Compiler {
     }
 }
 
-/// Up to 30 characters of `text` from byte `at`, quoted, for error messages.
-fn excerpt(text: &str, at: usize) -> String {
-    let start = text.floor_char_boundary(at.min(text.len()));
-    let rest: String = text[start..].chars().take(30).collect();
-    let rest = rest.split_whitespace().collect::<Vec<_>>().join(" ");
-    if rest.is_empty() {
-        "at the end of the condition".to_owned()
-    } else {
-        format!("'{rest}'")
+/// Which macros and lists compiled rules referred to.
+#[derive(Default)]
+struct Usage {
+    macros: HashSet<String>,
+    lists: HashSet<String>,
+}
+
+/// The item being compiled, for messages.
+struct Ctx<'a> {
+    item_type: &'static str,
+    item_name: &'a str,
+    pos: &'a Pos,
+    skip_unknown: bool,
+}
+
+impl Ctx<'_> {
+    fn err(&self, code: Code, message: impl Into<String>) -> Diagnostic {
+        diag(self.pos, code, self.item_type, self.item_name, message)
+    }
+
+    fn unknown_field(&self, message: String) -> Diagnostic {
+        let code = if self.skip_unknown { Code::UnknownField } else { Code::ErrCompileCondition };
+        self.err(code, message)
     }
 }
 
-fn typed_values(f: &Field, op: Op, raw: Vec<String>) -> Result<Values, String> {
-    if op == Op::Exists {
-        return Ok(Values::None);
+/// A syntax error's message with where in the condition it is.
+fn located(e: &condition::SyntaxError, text: &str) -> String {
+    let start = text.floor_char_boundary(e.at.min(text.len()));
+    let rest: String = text[start..].chars().take(30).collect();
+    let rest = rest.split_whitespace().collect::<Vec<_>>().join(" ");
+    if rest.is_empty() {
+        format!("{} (at the end of the condition)", e.message)
+    } else {
+        format!("{} (at offset {} of the condition: '{rest}')", e.message, e.at)
     }
-    if raw.is_empty() && !op.takes_list() {
-        return Err(format!("operator '{}' needs a value", op.as_str()));
-    }
-    if op == Op::Regex {
-        let re = Regex::new(&raw[0]).map_err(|e| format!("invalid regex '{}': {e}", raw[0]))?;
-        return Ok(Values::Regex(re));
-    }
-    match f.ftype() {
-        // Unknown evt.type names are accepted, as Falco accepts every syscall name; they simply
-        // never match until capture records that syscall.
-        FieldType::Str => Ok(Values::Str(raw)),
-        FieldType::Int => {
-            if matches!(
-                op,
-                Op::Contains
-                    | Op::Icontains
-                    | Op::Startswith
-                    | Op::Endswith
-                    | Op::Glob
-                    | Op::Iglob
-                    | Op::Pmatch
-                    | Op::Bcontains
-                    | Op::Bstartswith
-            ) {
-                return Err(format!("operator '{}' cannot be used with numeric field", op.as_str()));
-            }
-            raw.iter()
-                .map(|v| v.parse::<i64>().map_err(|_| format!("'{v}' is not a number")))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Values::Int)
+}
+
+fn resolve_field(name: &str) -> Result<Field, String> {
+    Field::parse(name).map_err(|e| {
+        if e.starts_with("unknown field") {
+            format!("filter_check called with nonexistent field {name}")
+        } else {
+            e
         }
-        FieldType::Bool => match (op, raw[0].as_str()) {
-            (Op::Eq | Op::Ne | Op::In, "true") => Ok(Values::Bool(true)),
-            (Op::Eq | Op::Ne | Op::In, "false") => Ok(Values::Bool(false)),
-            (Op::Eq | Op::Ne | Op::In, v) => Err(format!("'{v}' is not true or false")),
-            (op, _) => Err(format!("operator '{}' cannot be used with a boolean field", op.as_str())),
-        },
+    })
+}
+
+fn check_exception_field(f: &str) -> Result<(), String> {
+    match Field::parse(f) {
+        Ok(_) => Ok(()),
+        Err(e) if e.starts_with("unknown field") => Err(format!("'{f}' is not a supported filter field")),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_comp(c: &str) -> Result<Op, String> {
+    condition::parse(&format!("x.y {c} (z)"))
+        .ok()
+        .or_else(|| condition::parse(&format!("x.y {c} z")).ok())
+        .and_then(|e| match e {
+            Expr::Check { op, .. } if op != Op::Exists => Some(op),
+            _ => None,
+        })
+        .ok_or_else(|| format!("'{c}' is not a supported comparison operator"))
+}
+
+fn flatten_value(v: &ExceptionValue, out: &mut Vec<ListEntry>) {
+    match v {
+        // A scalar may name a list; `(list)` is accepted as well.
+        ExceptionValue::Scalar(s) => {
+            let t = s.trim();
+            let t = t.strip_prefix('(').and_then(|x| x.strip_suffix(')')).unwrap_or(t);
+            out.push(ListEntry { text: t.to_owned(), quoted: false })
+        }
+        ExceptionValue::List(items) => items.iter().for_each(|i| flatten_value(i, out)),
+    }
+}
+
+fn check_expr(field: &str, op: Op, operand: Operand) -> Expr {
+    Expr::Check { field: FieldRef::plain(field), op, operand, at: 0 }
+}
+
+fn macro_refs(e: &Expr, out: &mut Vec<String>) {
+    match e {
+        Expr::And(v) | Expr::Or(v) => v.iter().for_each(|x| macro_refs(x, out)),
+        Expr::Not(x) => macro_refs(x, out),
+        Expr::Macro(n, _) => out.push(n.clone()),
+        Expr::Check { .. } => {}
     }
 }
 
 /// The event types a filter can match (libsinsp's approach: `and` intersects, `or` unites,
-/// `not` complements; checks on other fields allow every type).
+/// `not` complements a pure event-type test; checks on other fields allow every type).
 fn event_types(f: &Filter) -> BTreeSet<u16> {
     let all: BTreeSet<u16> = TABLE.iter().map(|s| s.event as u16).collect();
     fn go(f: &Filter, all: &BTreeSet<u16>) -> BTreeSet<u16> {
         match f {
             Filter::And(v) => v.iter().fold(all.clone(), |acc, x| acc.intersection(&go(x, all)).copied().collect()),
             Filter::Or(v) => v.iter().fold(BTreeSet::new(), |acc, x| acc.union(&go(x, all)).copied().collect()),
-            Filter::Not(x) => {
-                // Only a pure event-type test can be complemented; anything else may match any type.
-                match x.as_ref() {
-                    Filter::Check(c) if c.field == Field::EvtType => all.difference(&go(x, all)).copied().collect(),
-                    _ => all.clone(),
+            Filter::Not(x) => match x.as_ref() {
+                Filter::Check(c) if c.event_type_names().is_some() => all.difference(&go(x, all)).copied().collect(),
+                _ => all.clone(),
+            },
+            Filter::Check(c) => match c.event_type_names() {
+                Some((op, names)) => {
+                    let named: BTreeSet<u16> =
+                        names.iter().filter_map(|n| EventType::from_name(n)).map(|t| t as u16).collect();
+                    match op {
+                        Op::Eq | Op::In => named,
+                        Op::Ne => all.difference(&named).copied().collect(),
+                        _ => all.clone(),
+                    }
                 }
-            }
-            Filter::Check(c) if c.field == Field::EvtType => {
-                let Values::Str(names) = &c.values else { return all.clone() };
-                let named: BTreeSet<u16> =
-                    names.iter().filter_map(|n| EventType::from_name(n)).map(|t| t as u16).collect();
-                match c.op {
-                    Op::Eq | Op::In => named,
-                    Op::Ne => all.difference(&named).copied().collect(),
-                    _ => all.clone(),
-                }
-            }
-            Filter::Check(_) => all.clone(),
+                None => all.clone(),
+            },
         }
     }
     go(f, &all)
+}
+
+/// Field type of `f` after `transformers`.
+pub(crate) fn transformed_type(f: &Field, transformers: &[condition::Transformer]) -> FieldType {
+    if transformers.last() == Some(&condition::Transformer::Len) {
+        FieldType::Int
+    } else {
+        f.ftype()
+    }
+}
+
+fn append_exceptions(base: &mut RuleItem, extra: Vec<ExceptionItem>) -> Result<(), Diagnostic> {
+    let list = base.exceptions.get_or_insert_with(Vec::new);
+    for ex in extra {
+        if let Some(existing) = list.iter_mut().find(|e| e.name == ex.name) {
+            existing.values.extend(ex.values);
+        } else {
+            if ex.fields.is_none() {
+                return Err(diag(
+                    &ex.pos,
+                    Code::ErrValidate,
+                    "rule",
+                    &base.name,
+                    "Rule exception must have fields property with a list of fields",
+                ));
+            }
+            list.push(ex);
+        }
+    }
+    Ok(())
 }

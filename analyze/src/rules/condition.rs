@@ -119,8 +119,8 @@ pub enum Expr {
     Macro(String, usize),
     /// `field op operand`, at a byte offset of the condition.
     Check {
-        /// Field name, possibly with `[arg]`.
-        field: String,
+        /// The field, possibly with `[arg]` and transformers.
+        field: FieldRef,
         /// Operator.
         op: Op,
         /// Right-hand side.
@@ -130,6 +130,50 @@ pub enum Expr {
     },
 }
 
+/// Value transformers applied to a field (`tolower(proc.name)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transformer {
+    /// `tolower()`
+    Tolower,
+    /// `toupper()`
+    Toupper,
+    /// `b64()`: base64-decode.
+    B64,
+    /// `basename()`
+    Basename,
+    /// `len()`: length of the string (a number).
+    Len,
+}
+
+impl Transformer {
+    fn from_word(w: &str) -> Option<Self> {
+        Some(match w {
+            "tolower" => Self::Tolower,
+            "toupper" => Self::Toupper,
+            "b64" => Self::B64,
+            "basename" => Self::Basename,
+            "len" => Self::Len,
+            _ => return None,
+        })
+    }
+}
+
+/// A field reference: name (with optional `[arg]`) and transformers, innermost first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRef {
+    /// Field name as written (`proc.aname[2]`).
+    pub name: String,
+    /// Transformers, innermost first.
+    pub transformers: Vec<Transformer>,
+}
+
+impl FieldRef {
+    /// A plain field.
+    pub fn plain(name: impl Into<String>) -> Self {
+        Self { name: name.into(), transformers: Vec::new() }
+    }
+}
+
 /// Right-hand side of a check.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operand {
@@ -137,6 +181,8 @@ pub enum Operand {
     None,
     /// One value.
     Value(String),
+    /// Another field's value: `val(field)`.
+    Field(FieldRef),
     /// A list; bare items may name `list` items, expanded at compile time.
     List(Vec<ListEntry>),
 }
@@ -265,13 +311,21 @@ pub fn parse(s: &str) -> Result<Expr, SyntaxError> {
         return Err(SyntaxError { at: 0, message: "empty condition".into() });
     }
     let e = p.or()?;
-    if let Some((t, at)) = p.toks.get(p.i) {
-        return Err(SyntaxError {
-            at: *at,
-            message: format!("unexpected {} after a complete expression", describe(t)),
-        });
+    if let Some((_, at)) = p.toks.get(p.i) {
+        return Err(SyntaxError { at: *at, message: p.unexpected_after(false) });
     }
     Ok(e)
+}
+
+/// The source text of a token.
+fn text(t: &Tok) -> String {
+    match t {
+        Tok::LParen => "(".into(),
+        Tok::RParen => ")".into(),
+        Tok::Comma => ",".into(),
+        Tok::Word(w) | Tok::Sym(w) => w.clone(),
+        Tok::Quoted(w) => format!("\"{w}\""),
+    }
 }
 
 fn describe(t: &Tok) -> String {
@@ -292,6 +346,13 @@ impl Parser {
 
     fn at(&self) -> usize {
         self.toks.get(self.i).map_or(self.end, |t| t.1)
+    }
+
+    /// libsinsp's message for a token that cannot follow a complete expression.
+    fn unexpected_after(&self, in_parens: bool) -> String {
+        let prev = self.i.checked_sub(1).and_then(|j| self.toks.get(j)).map_or(String::new(), |t| text(&t.0));
+        let expecting = if in_parens { "'or', 'and', ')'" } else { "'or', 'and'" };
+        format!("unexpected token after '{prev}', expecting {expecting}")
     }
 
     fn keyword(&self, k: &str) -> bool {
@@ -331,15 +392,19 @@ impl Parser {
                         self.i += 1;
                         Ok(e)
                     }
-                    Some(t) => Err(SyntaxError {
-                        at: self.at(),
-                        message: format!("expected ')' or an operator, found {}", describe(t)),
-                    }),
+                    Some(_) => Err(SyntaxError { at: self.at(), message: self.unexpected_after(true) }),
                     None => Err(SyntaxError { at: self.at(), message: "missing ')'".into() }),
                 }
             }
             Some(Tok::Word(w)) if w == "and" || w == "or" => {
                 Err(SyntaxError { at, message: format!("unexpected '{w}': expected a field, a macro or '('") })
+            }
+            Some(Tok::Word(w))
+                if Transformer::from_word(&w).is_some()
+                    && self.toks.get(self.i + 1).is_some_and(|t| t.0 == Tok::LParen) =>
+            {
+                let field = self.field_ref()?;
+                self.check(field, at)
             }
             Some(Tok::Word(w)) => {
                 self.i += 1;
@@ -347,7 +412,7 @@ impl Parser {
                     // Falco fields always have a dot; a bare identifier is a macro.
                     return Ok(Expr::Macro(w, at));
                 }
-                self.check(w, at)
+                self.check(FieldRef::plain(w), at)
             }
             Some(t) => Err(SyntaxError {
                 at,
@@ -357,7 +422,27 @@ impl Parser {
         }
     }
 
-    fn check(&mut self, field: String, at: usize) -> Result<Expr, SyntaxError> {
+    /// `name`, `transformer(field_ref)` or (with `allow_val`) `val(field_ref)`.
+    fn field_ref(&mut self) -> Result<FieldRef, SyntaxError> {
+        let at = self.at();
+        let Some(Tok::Word(w)) = self.peek().cloned() else {
+            return Err(SyntaxError { at, message: "expected a field".into() });
+        };
+        self.i += 1;
+        let Some(t) = Transformer::from_word(&w).filter(|_| self.peek() == Some(&Tok::LParen)) else {
+            return Ok(FieldRef::plain(w));
+        };
+        self.i += 1;
+        let mut inner = self.field_ref()?;
+        if self.peek() != Some(&Tok::RParen) {
+            return Err(SyntaxError { at: self.at(), message: format!("expected ')' to close {w}(") });
+        }
+        self.i += 1;
+        inner.transformers.push(t);
+        Ok(inner)
+    }
+
+    fn check(&mut self, field: FieldRef, at: usize) -> Result<Expr, SyntaxError> {
         let op_at = self.at();
         let op = match self.peek() {
             Some(Tok::Sym(s)) => Op::from_word(s),
@@ -368,7 +453,7 @@ impl Parser {
             let found = self.peek().map_or("end of condition".to_owned(), describe);
             return Err(SyntaxError {
                 at: op_at,
-                message: format!("expected an operator after field '{field}', found {found}"),
+                message: format!("expected an operator after field '{}', found {found}", field.name),
             });
         };
         self.i += 1;
@@ -378,6 +463,15 @@ impl Parser {
             Operand::List(self.list(op)?)
         } else {
             match self.peek().cloned() {
+                Some(Tok::Word(w)) if w == "val" && self.toks.get(self.i + 1).is_some_and(|t| t.0 == Tok::LParen) => {
+                    self.i += 2;
+                    let f = self.field_ref()?;
+                    if self.peek() != Some(&Tok::RParen) {
+                        return Err(SyntaxError { at: self.at(), message: "expected ')' to close val(".into() });
+                    }
+                    self.i += 1;
+                    Operand::Field(f)
+                }
                 Some(Tok::Word(w)) => {
                     self.i += 1;
                     Operand::Value(w)
@@ -438,7 +532,7 @@ mod tests {
     use super::*;
 
     fn check(field: &str, op: Op, v: &str, at: usize) -> Expr {
-        Expr::Check { field: field.into(), op, operand: Operand::Value(v.into()), at }
+        Expr::Check { field: FieldRef::plain(field), op, operand: Operand::Value(v.into()), at }
     }
 
     #[test]
@@ -458,7 +552,7 @@ mod tests {
         let e = parse("(proc.aname[2] in (bash, \"my shell\", shell_binaries)) and fd.name != '/etc/x y'").unwrap();
         let Expr::And(v) = e else { panic!("{e:?}") };
         let Expr::Check { field, op, operand: Operand::List(items), .. } = &v[0] else { panic!() };
-        assert_eq!((field.as_str(), *op), ("proc.aname[2]", Op::In));
+        assert_eq!((field.name.as_str(), *op), ("proc.aname[2]", Op::In));
         assert_eq!(
             items.iter().map(|i| (i.text.as_str(), i.quoted)).collect::<Vec<_>>(),
             vec![("bash", false), ("my shell", true), ("shell_binaries", false)]
@@ -471,7 +565,7 @@ mod tests {
         assert_eq!(parse("evt.res>=0").unwrap(), check("evt.res", Op::Ge, "0", 0));
         assert_eq!(
             parse("fd.name exists").unwrap(),
-            Expr::Check { field: "fd.name".into(), op: Op::Exists, operand: Operand::None, at: 0 }
+            Expr::Check { field: FieldRef::plain("fd.name"), op: Op::Exists, operand: Operand::None, at: 0 }
         );
     }
 
@@ -484,6 +578,21 @@ mod tests {
         assert_eq!((e.at, e.message.as_str()), (10, "expected an operator after field 'proc.name', found 'cat'"));
         assert!(parse("proc.name = 'x").unwrap_err().message.contains("unterminated"));
         assert!(parse("a and and b").is_err());
-        assert!(parse("a b").unwrap_err().message.contains("after a complete expression"));
+        assert_eq!(
+            parse("evt.type=execve foo").unwrap_err().message,
+            "unexpected token after 'execve', expecting 'or', 'and'"
+        );
+        assert_eq!(parse("(a or b c)").unwrap_err().message, "unexpected token after 'b', expecting 'or', 'and', ')'");
+    }
+
+    #[test]
+    fn transformers_and_val() {
+        let e = parse("tolower(basename(proc.exe)) = bash and fd.name = val(proc.cwd)").unwrap();
+        let Expr::And(v) = e else { panic!() };
+        let Expr::Check { field, .. } = &v[0] else { panic!() };
+        assert_eq!(field.name, "proc.exe");
+        assert_eq!(field.transformers, vec![Transformer::Basename, Transformer::Tolower]);
+        let Expr::Check { operand: Operand::Field(f), .. } = &v[1] else { panic!() };
+        assert_eq!(f.name, "proc.cwd");
     }
 }

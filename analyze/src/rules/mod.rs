@@ -7,12 +7,14 @@
 mod compile;
 pub mod condition;
 pub mod fields;
+mod filter;
 pub mod loader;
 pub mod output;
 
-pub use compile::{CompiledRule, Filter, Priority, RuleSet};
+pub use compile::{CompiledRule, Priority, RuleSet, RuleStatus};
 pub use fields::{Field, FieldValue};
-pub use loader::{Pos, RuleError, Source};
+pub use filter::Filter;
+pub use loader::{Code, Diagnostic, Pos, RuleError, Source};
 
 /// The built-in default ruleset, used when no `--rules` file is given.
 pub const DEFAULT_RULES: &str = include_str!("../../default_rules.yaml");

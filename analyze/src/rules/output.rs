@@ -40,7 +40,7 @@ impl OutputFormat {
                 rest = after;
                 continue;
             }
-            let field = Field::parse(name)?;
+            let field = Field::parse(name).map_err(|_| format!("invalid formatting token {name}"))?;
             if !lit.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut lit)));
             }
@@ -112,6 +112,6 @@ mod tests {
         let names: Vec<_> =
             f.parts.iter().filter_map(|p| if let Part::Field(n, _) = p { Some(n.as_str()) } else { None }).collect();
         assert_eq!(names, vec!["fd.name", "proc.name", "proc.aname[1]"]);
-        assert!(OutputFormat::parse("%proc.bogus").unwrap_err().contains("unknown field"));
+        assert_eq!(OutputFormat::parse("x %proc.bogus").unwrap_err(), "invalid formatting token proc.bogus");
     }
 }

@@ -1,0 +1,330 @@
+//! Compiled conditions: a tree of checks over typed values, evaluated per event.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use regex::Regex;
+
+use super::compile::transformed_type;
+use super::condition::{Op, Transformer};
+use super::fields::{EventView, Field, FieldType, FieldValue};
+
+/// A compiled condition.
+#[derive(Debug, Clone)]
+pub enum Filter {
+    /// All must hold.
+    And(Vec<Filter>),
+    /// Any must hold.
+    Or(Vec<Filter>),
+    /// Negation.
+    Not(Box<Filter>),
+    /// One field comparison.
+    Check(Check),
+}
+
+impl Filter {
+    /// Evaluates the filter on one event.
+    pub fn matches(&self, v: &EventView<'_>) -> bool {
+        match self {
+            Filter::And(fs) => fs.iter().all(|f| f.matches(v)),
+            Filter::Or(fs) => fs.iter().any(|f| f.matches(v)),
+            Filter::Not(f) => !f.matches(v),
+            Filter::Check(c) => c.matches(v),
+        }
+    }
+}
+
+/// A compiled field comparison.
+#[derive(Debug, Clone)]
+pub struct Check {
+    field: Field,
+    transformers: Vec<Transformer>,
+    op: Op,
+    values: Values,
+}
+
+#[derive(Debug, Clone)]
+enum Values {
+    None,
+    Str(Vec<String>),
+    Bytes(Vec<u8>),
+    Int(Vec<i64>),
+    Bool(bool),
+    Regex(Box<Regex>),
+    Field(Field, Vec<Transformer>),
+}
+
+impl Check {
+    /// Compiles `field op values`, typing the values for the field; `Err` explains why not.
+    pub fn new(field: Field, transformers: Vec<Transformer>, op: Op, raw: Vec<String>) -> Result<Self, String> {
+        let values = typed_values(&field, &transformers, op, raw)?;
+        Ok(Self { field, transformers, op, values })
+    }
+
+    /// Compiles `field op val(other)`.
+    pub fn with_field(
+        field: Field,
+        transformers: Vec<Transformer>,
+        op: Op,
+        other: Field,
+        other_transformers: Vec<Transformer>,
+    ) -> Result<Self, String> {
+        if op.takes_list() || op == Op::Regex {
+            return Err(format!("operator '{}' cannot take val()", op.as_str()));
+        }
+        Ok(Self { field, transformers, op, values: Values::Field(other, other_transformers) })
+    }
+
+    /// For a plain `evt.type` comparison: the operator and the names compared against.
+    pub fn event_type_names(&self) -> Option<(Op, &[String])> {
+        match (&self.field, &self.values) {
+            (Field::EvtType, Values::Str(v)) if self.transformers.is_empty() => Some((self.op, v)),
+            _ => None,
+        }
+    }
+
+    fn matches(&self, v: &EventView<'_>) -> bool {
+        let val = transform(v.get(&self.field), &self.transformers);
+        if self.op == Op::Exists {
+            return val != FieldValue::Missing;
+        }
+        match (&val, &self.values) {
+            (FieldValue::Missing, _) => false,
+            (FieldValue::Str(s), Values::Str(vals)) => str_op(self.op, s, vals),
+            (FieldValue::Str(s), Values::Bytes(b)) => bytes_op(self.op, s.as_bytes(), b),
+            (FieldValue::Str(s), Values::Regex(re)) => re.is_match(s),
+            (FieldValue::Int(i), Values::Int(vals)) => int_op(self.op, *i, vals),
+            (FieldValue::Bool(b), Values::Bool(x)) => match self.op {
+                Op::Eq | Op::In => b == x,
+                Op::Ne => b != x,
+                _ => false,
+            },
+            (_, Values::Field(f, t)) => match (&val, transform(v.get(f), t)) {
+                (FieldValue::Str(a), FieldValue::Str(b)) => str_op(self.op, a, &[b.into_owned()]),
+                (FieldValue::Int(a), FieldValue::Int(b)) => int_op(self.op, *a, &[b]),
+                (FieldValue::Bool(a), FieldValue::Bool(b)) => match self.op {
+                    Op::Eq => *a == b,
+                    Op::Ne => *a != b,
+                    _ => false,
+                },
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// Applies transformers (innermost first) to a value.
+pub fn transform<'a>(mut v: FieldValue<'a>, ts: &[Transformer]) -> FieldValue<'a> {
+    for t in ts {
+        v = match (t, v) {
+            (_, FieldValue::Missing) => FieldValue::Missing,
+            (Transformer::Tolower, FieldValue::Str(s)) => FieldValue::Str(Cow::Owned(s.to_lowercase())),
+            (Transformer::Toupper, FieldValue::Str(s)) => FieldValue::Str(Cow::Owned(s.to_uppercase())),
+            (Transformer::Basename, FieldValue::Str(s)) => {
+                let b = s.rsplit('/').next().unwrap_or("").to_owned();
+                FieldValue::Str(Cow::Owned(b))
+            }
+            (Transformer::B64, FieldValue::Str(s)) => {
+                match base64::engine::general_purpose::STANDARD.decode(s.as_bytes()) {
+                    Ok(d) => FieldValue::Str(Cow::Owned(String::from_utf8_lossy(&d).into_owned())),
+                    Err(_) => FieldValue::Missing,
+                }
+            }
+            (Transformer::Len, FieldValue::Str(s)) => FieldValue::Int(s.len() as i64),
+            (_, other) => other,
+        };
+    }
+    v
+}
+
+fn int_op(op: Op, i: i64, vals: &[i64]) -> bool {
+    match op {
+        Op::Eq | Op::In | Op::Intersects => vals.contains(&i),
+        Op::Ne => !vals.contains(&i),
+        Op::Lt => i < vals[0],
+        Op::Le => i <= vals[0],
+        Op::Gt => i > vals[0],
+        Op::Ge => i >= vals[0],
+        _ => false,
+    }
+}
+
+fn bytes_op(op: Op, s: &[u8], b: &[u8]) -> bool {
+    match op {
+        Op::Bcontains => s.windows(b.len().max(1)).any(|w| w == b) || b.is_empty(),
+        Op::Bstartswith => s.starts_with(b),
+        _ => false,
+    }
+}
+
+fn str_op(op: Op, s: &str, vals: &[String]) -> bool {
+    match op {
+        Op::Eq | Op::In | Op::Intersects => vals.iter().any(|v| v == s),
+        Op::Ne => vals[0] != s,
+        Op::Lt => s < vals[0].as_str(),
+        Op::Le => s <= vals[0].as_str(),
+        Op::Gt => s > vals[0].as_str(),
+        Op::Ge => s >= vals[0].as_str(),
+        Op::Contains => s.contains(vals[0].as_str()),
+        Op::Icontains => s.to_lowercase().contains(&vals[0].to_lowercase()),
+        Op::Startswith => s.starts_with(vals[0].as_str()),
+        Op::Endswith => s.ends_with(vals[0].as_str()),
+        Op::Pmatch => vals.iter().any(|p| path_prefix(p, s)),
+        Op::Glob => glob_match(vals[0].as_bytes(), s.as_bytes()),
+        Op::Iglob => glob_match(vals[0].to_lowercase().as_bytes(), s.to_lowercase().as_bytes()),
+        Op::Bcontains | Op::Bstartswith | Op::Regex | Op::Exists => false,
+    }
+}
+
+/// `pmatch`: `s` is `p` or lies below directory `p`.
+fn path_prefix(p: &str, s: &str) -> bool {
+    let p = p.strip_suffix('/').unwrap_or(p);
+    s == p || (s.starts_with(p) && s.as_bytes().get(p.len()) == Some(&b'/'))
+}
+
+/// Shell-style glob (`*`, `?`, `[...]`), as libsinsp's `glob` operator (fnmatch semantics).
+pub fn glob_match(p: &[u8], s: &[u8]) -> bool {
+    let (mut pi, mut si) = (0, 0);
+    let (mut star_p, mut star_s) = (usize::MAX, 0);
+    while si < s.len() {
+        if pi < p.len() {
+            match p[pi] {
+                b'*' => {
+                    star_p = pi;
+                    star_s = si;
+                    pi += 1;
+                    continue;
+                }
+                b'?' => {
+                    pi += 1;
+                    si += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, next)) = class_match(&p[pi..], s[si]) {
+                        if matched {
+                            pi += next;
+                            si += 1;
+                            continue;
+                        }
+                    } else if p[pi] == s[si] {
+                        pi += 1;
+                        si += 1;
+                        continue;
+                    }
+                }
+                c if c == s[si] => {
+                    pi += 1;
+                    si += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if star_p == usize::MAX {
+            return false;
+        }
+        pi = star_p + 1;
+        star_s += 1;
+        si = star_s;
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+fn class_match(p: &[u8], c: u8) -> Option<(bool, usize)> {
+    let mut i = 1;
+    let negate = matches!(p.get(1), Some(b'!') | Some(b'^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < p.len() && (p[i] != b']' || first) {
+        first = false;
+        if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
+            matched |= p[i] <= c && c <= p[i + 2];
+            i += 3;
+        } else {
+            matched |= p[i] == c;
+            i += 1;
+        }
+    }
+    if i >= p.len() {
+        return None;
+    }
+    Some((matched != negate, i + 1))
+}
+
+fn typed_values(f: &Field, transformers: &[Transformer], op: Op, raw: Vec<String>) -> Result<Values, String> {
+    if op == Op::Exists {
+        return Ok(Values::None);
+    }
+    if raw.is_empty() && !op.takes_list() {
+        return Err(format!("operator '{}' needs a value", op.as_str()));
+    }
+    if op == Op::Regex {
+        let re = Regex::new(&raw[0]).map_err(|e| format!("invalid regex '{}': {e}", raw[0]))?;
+        return Ok(Values::Regex(Box::new(re)));
+    }
+    if matches!(op, Op::Bcontains | Op::Bstartswith) {
+        let hex = raw[0].as_bytes();
+        if hex.len() % 2 != 0 || !hex.iter().all(u8::is_ascii_hexdigit) {
+            return Err(format!("'{}' is not a hex byte string (operator '{}')", raw[0], op.as_str()));
+        }
+        let bytes = hex
+            .chunks(2)
+            .map(|c| u8::from_str_radix(std::str::from_utf8(c).expect("ascii"), 16).expect("hex digits"))
+            .collect();
+        return Ok(Values::Bytes(bytes));
+    }
+    match transformed_type(f, transformers) {
+        // Unknown evt.type names are accepted, as Falco accepts every syscall name; they simply
+        // never match until capture records that syscall.
+        FieldType::Str => Ok(Values::Str(raw)),
+        FieldType::Int => {
+            if !matches!(op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::In | Op::Intersects) {
+                return Err(format!("operator '{}' cannot be used with a numeric field", op.as_str()));
+            }
+            raw.iter()
+                .map(|v| v.parse::<i64>().map_err(|_| format!("'{v}' is not a number")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Values::Int)
+        }
+        FieldType::Bool => match (op, raw.first().map(String::as_str)) {
+            (Op::Eq | Op::Ne | Op::In, Some("true")) => Ok(Values::Bool(true)),
+            (Op::Eq | Op::Ne | Op::In, Some("false")) => Ok(Values::Bool(false)),
+            (Op::Eq | Op::Ne | Op::In, Some(v)) => Err(format!("'{v}' is not true or false")),
+            (op, _) => Err(format!("operator '{}' cannot be used with a boolean field", op.as_str())),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_and_pmatch() {
+        assert!(glob_match(b"/var/*/html/*.PHP", b"/var/www/html/index.PHP"));
+        assert!(glob_match(b"/tmp/[a-c]?", b"/tmp/bx"));
+        assert!(!glob_match(b"/tmp/[!a-c]?", b"/tmp/bx"));
+        assert!(path_prefix("/var/www", "/var/www/x"));
+        assert!(path_prefix("/var/www/", "/var/www"));
+        assert!(!path_prefix("/var/ww", "/var/www"));
+    }
+
+    #[test]
+    fn transformers_apply_innermost_first() {
+        let v = FieldValue::Str(Cow::Borrowed("/usr/bin/BASH"));
+        assert_eq!(
+            transform(v.clone(), &[Transformer::Basename, Transformer::Tolower]),
+            FieldValue::Str(Cow::Owned("bash".into()))
+        );
+        assert_eq!(transform(v, &[Transformer::Len]), FieldValue::Int(13));
+        assert_eq!(
+            transform(FieldValue::Str(Cow::Borrowed("aGVsbG8=")), &[Transformer::B64]),
+            FieldValue::Str(Cow::Owned("hello".into()))
+        );
+    }
+}
