@@ -126,11 +126,7 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let c = match Compiler::merge(items) {
-            Ok(c) => c,
-            Err(e) => return Err(e),
-        };
-        c.compile(warnings)
+        Compiler::merge(items)?.compile(warnings)
     }
 
     /// Loads rules from one YAML text named `name` (for messages).
@@ -186,7 +182,7 @@ impl Compiler {
             match item {
                 Item::List(l) => c.merge_list(l, &mut errors),
                 Item::Macro(m) => c.merge_macro(m, &mut errors),
-                Item::Rule(r) => c.merge_rule(r, &mut errors),
+                Item::Rule(r) => c.merge_rule(*r, &mut errors),
                 Item::EngineVersion | Item::PluginVersions => {}
             }
         }

@@ -269,7 +269,7 @@ fn typed_values(f: &Field, transformers: &[Transformer], op: Op, raw: Vec<String
     }
     if matches!(op, Op::Bcontains | Op::Bstartswith) {
         let hex = raw[0].as_bytes();
-        if hex.len() % 2 != 0 || !hex.iter().all(u8::is_ascii_hexdigit) {
+        if !hex.len().is_multiple_of(2) || !hex.iter().all(u8::is_ascii_hexdigit) {
             return Err(format!("'{}' is not a hex byte string (operator '{}')", raw[0], op.as_str()));
         }
         let bytes = hex

@@ -235,7 +235,7 @@ pub struct ListItem {
 #[derive(Debug, Clone)]
 pub enum Item {
     /// A rule.
-    Rule(RuleItem),
+    Rule(Box<RuleItem>),
     /// A macro.
     Macro(MacroItem),
     /// A list.
@@ -585,7 +585,7 @@ fn item(ctx: &mut Ctx, node: &Node) -> Result<Item, Diagnostic> {
                 let mut w = Vec::new();
                 r.warn_unknown_keys(&mut w, RULE_KEYS);
                 ctx.warnings.extend(w);
-                Ok(Item::Rule(rule))
+                Ok(Item::Rule(Box::new(rule)))
             }
             "macro" => {
                 let overrides = r.overrides(&["condition"])?;

@@ -203,7 +203,8 @@ impl SegmentReader {
             offset,
             what: what.to_owned(),
         };
-        if off < header_len || off + 16 > sealed_len {
+        // Every offset and length here comes from the file: no arithmetic may overflow.
+        if off < header_len || off.checked_add(16).is_none_or(|e| e > sealed_len) {
             return Err(bad(24, "footer offset out of range"));
         }
         let o = off as usize;
@@ -212,7 +213,7 @@ impl SegmentReader {
         }
         let count = le_u32(&b[o + 8..o + 12]) as u64;
         let body_end = off + 16 + count * FOOTER_ENTRY_LEN as u64;
-        if body_end + 32 + TRAILER_LEN as u64 != sealed_len {
+        if body_end.checked_add(32 + TRAILER_LEN as u64) != Some(sealed_len) {
             return Err(bad(off + 8, "chunk count does not match the footer length"));
         }
         let body_end = body_end as usize;

@@ -162,6 +162,18 @@ fn short_garbage_and_newer_versions_are_refused_clearly() {
 }
 
 #[test]
+fn hostile_footer_offsets_do_not_overflow() {
+    // Found by the `segment` fuzz target: a sealed header whose footer offset is near u64::MAX.
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_segment(dir.path(), 1, true);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[24..32].copy_from_slice(&(u64::MAX - 3).to_le_bytes());
+    let r = SegmentReader::from_bytes(&path, bytes).unwrap();
+    assert!(r.warnings()[0].contains("footer offset out of range"), "{:?}", r.warnings());
+    assert_eq!(r.chunks().len(), 1, "chunks are still found by scanning");
+}
+
+#[test]
 fn damaged_footer_is_rebuilt_by_scanning() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = write_segment(dir.path(), 2, true);
