@@ -348,8 +348,8 @@ impl Compiler {
             }
             match self.compile_rule(r, &mut used) {
                 Ok(rule) => {
-                    let types = event_types(&rule.filter);
-                    if types.len() == TABLE.len() && r.warn_evttypes != Some(false) {
+                    let types = event_types(&rule.filter, true);
+                    if event_types(&rule.filter, false).len() == TABLE.len() && r.warn_evttypes != Some(false) {
                         warnings.push(diag(
                             &r.pos,
                             Code::NoEvttype,
@@ -439,7 +439,7 @@ impl Compiler {
         let mut expr =
             condition::parse(&cond.text).map_err(|e| ctx.err(Code::ErrCompileCondition, located(&e, &cond.text)))?;
         if let Some(ex) = &r.exceptions {
-            if let Some(not_ex) = self.exceptions_expr(r, ex)? {
+            if let Some(not_ex) = self.exceptions_expr(ex)? {
                 expr = Expr::And(vec![expr, Expr::Not(Box::new(not_ex))]);
             }
         }
@@ -457,16 +457,16 @@ impl Compiler {
     }
 
     /// `(tuple1) or (tuple2) …` for a rule's exceptions, or `None` when there are no values.
-    fn exceptions_expr(&self, r: &RuleItem, items: &[ExceptionItem]) -> Result<Option<Expr>, Diagnostic> {
+    fn exceptions_expr(&self, items: &[ExceptionItem]) -> Result<Option<Expr>, Diagnostic> {
         let mut alternatives = Vec::new();
         for ex in items {
-            let err = |m: &str| diag(&ex.pos, Code::ErrValidate, "rule", &r.name, m);
+            let err = |m: &str| diag(&ex.pos, Code::ErrValidate, "exception", &ex.name, m);
             let Some(fields) = &ex.fields else {
                 return Err(diag(
                     &ex.pos,
                     Code::ErrYamlValidate,
-                    "rule",
-                    &r.name,
+                    "exception",
+                    &ex.name,
                     "Item has no mapping for key 'fields'",
                 ));
             };
@@ -717,16 +717,24 @@ fn macro_refs(e: &Expr, out: &mut Vec<String>) {
     }
 }
 
-/// The event types a filter can match (libsinsp's approach: `and` intersects, `or` unites,
-/// `not` complements a pure event-type test; checks on other fields allow every type).
-fn event_types(f: &Filter) -> BTreeSet<u16> {
+/// The event types a filter can match: `and` intersects, `or` unites, checks on other fields
+/// allow every type. With `precise`, negations of event-type tests are complemented (used for
+/// the index); without, they allow every type, as Falco 0.33 computes them for its
+/// "matches too many evt.type values" warning.
+fn event_types(f: &Filter, precise: bool) -> BTreeSet<u16> {
     let all: BTreeSet<u16> = TABLE.iter().map(|s| s.event as u16).collect();
-    fn go(f: &Filter, all: &BTreeSet<u16>) -> BTreeSet<u16> {
+    fn go(f: &Filter, all: &BTreeSet<u16>, precise: bool) -> BTreeSet<u16> {
         match f {
-            Filter::And(v) => v.iter().fold(all.clone(), |acc, x| acc.intersection(&go(x, all)).copied().collect()),
-            Filter::Or(v) => v.iter().fold(BTreeSet::new(), |acc, x| acc.union(&go(x, all)).copied().collect()),
+            Filter::And(v) => {
+                v.iter().fold(all.clone(), |acc, x| acc.intersection(&go(x, all, precise)).copied().collect())
+            }
+            Filter::Or(v) => {
+                v.iter().fold(BTreeSet::new(), |acc, x| acc.union(&go(x, all, precise)).copied().collect())
+            }
             Filter::Not(x) => match x.as_ref() {
-                Filter::Check(c) if c.event_type_names().is_some() => all.difference(&go(x, all)).copied().collect(),
+                Filter::Check(c) if precise && c.event_type_names().is_some() => {
+                    all.difference(&go(x, all, precise)).copied().collect()
+                }
                 _ => all.clone(),
             },
             Filter::Check(c) => match c.event_type_names() {
@@ -735,7 +743,7 @@ fn event_types(f: &Filter) -> BTreeSet<u16> {
                         names.iter().filter_map(|n| EventType::from_name(n)).map(|t| t as u16).collect();
                     match op {
                         Op::Eq | Op::In => named,
-                        Op::Ne => all.difference(&named).copied().collect(),
+                        Op::Ne if precise => all.difference(&named).copied().collect(),
                         _ => all.clone(),
                     }
                 }
@@ -743,7 +751,7 @@ fn event_types(f: &Filter) -> BTreeSet<u16> {
             },
         }
     }
-    go(f, &all)
+    go(f, &all, precise)
 }
 
 /// Field type of `f` after `transformers`.
@@ -765,8 +773,8 @@ fn append_exceptions(base: &mut RuleItem, extra: Vec<ExceptionItem>) -> Result<(
                 return Err(diag(
                     &ex.pos,
                     Code::ErrValidate,
-                    "rule",
-                    &base.name,
+                    "exception",
+                    &ex.name,
                     "Rule exception must have fields property with a list of fields",
                 ));
             }

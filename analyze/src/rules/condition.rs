@@ -480,6 +480,11 @@ impl Parser {
                     self.i += 1;
                     Operand::Value(w)
                 }
+                // Bare `<`/`>` are values too (`evt.dir = <`).
+                Some(Tok::Sym(w)) if w == "<" || w == ">" => {
+                    self.i += 1;
+                    Operand::Value(w)
+                }
                 other => {
                     let found = other.as_ref().map_or("end of condition".to_owned(), describe);
                     return Err(SyntaxError {

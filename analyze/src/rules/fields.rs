@@ -73,6 +73,14 @@ pub enum Field {
     ProcPexe,
     /// `proc.aname[N]` (N ≥ 1; 0 is the process itself)
     ProcAname(u32),
+    /// `proc.aname` without an index: matches when any ancestor matches.
+    ProcAnameAny,
+    /// `proc.apid` without an index: matches when any ancestor matches.
+    ProcApidAny,
+    /// `evt.args`: all arguments as `name=value` pairs.
+    EvtArgs,
+    /// A libsinsp field whose data capture does not record yet: it is always missing (`<NA>`).
+    NotCaptured(&'static str, FieldType),
     /// `proc.apid[N]`
     ProcApid(u32),
     /// `proc.cwd`
@@ -137,13 +145,19 @@ impl Field {
             "proc.pname" => no_arg(Field::ProcPname),
             "proc.pcmdline" => no_arg(Field::ProcPcmdline),
             "proc.pexe" => no_arg(Field::ProcPexe),
+            "proc.aname" if arg.is_none() => Ok(Field::ProcAnameAny),
+            "proc.apid" if arg.is_none() => Ok(Field::ProcApidAny),
             "proc.aname" => Ok(Field::ProcAname(index("number")?)),
             "proc.apid" => Ok(Field::ProcApid(index("number")?)),
+            "evt.args" => no_arg(Field::EvtArgs),
             "proc.cwd" => no_arg(Field::ProcCwd),
             "thread.tid" => no_arg(Field::ThreadTid),
             "user.uid" => no_arg(Field::UserUid),
             "group.gid" => no_arg(Field::GroupGid),
-            _ => Err(format!("unknown field '{base}'")),
+            _ => match NOT_CAPTURED.iter().find(|(n, _)| *n == base) {
+                Some(&(n, t)) => Ok(Field::NotCaptured(n, t)),
+                None => Err(format!("unknown field '{base}'")),
+            },
         }
     }
 
@@ -151,7 +165,10 @@ impl Field {
     pub fn ftype(&self) -> FieldType {
         use Field::*;
         match self {
-            EvtRawres | FdNum | ProcPid | ProcPpid | ProcApid(_) | ThreadTid | UserUid | GroupGid => FieldType::Int,
+            EvtRawres | FdNum | ProcPid | ProcPpid | ProcApid(_) | ProcApidAny | ThreadTid | UserUid | GroupGid => {
+                FieldType::Int
+            }
+            NotCaptured(_, t) => *t,
             EvtFailed | EvtIsOpenRead | EvtIsOpenWrite => FieldType::Bool,
             _ => FieldType::Str,
         }
@@ -311,11 +328,49 @@ impl<'a> EventView<'a> {
             Field::ProcPname => proc_str(self.ancestor(1), |p| p.name.to_native()),
             Field::ProcPexe => proc_str(self.ancestor(1), |p| p.exe.to_native()),
             Field::ProcAname(n) => proc_str(self.ancestor(*n), |p| p.name.to_native()),
+            // Multi-valued: `get_all` gives every ancestor; a single read gives the parent.
+            Field::ProcAnameAny => proc_str(self.ancestor(1), |p| p.name.to_native()),
+            Field::ProcApidAny => self.ancestor(1).map_or(Missing, |p| Int(p.pid.to_native() as i64)),
+            Field::EvtArgs => Str(Cow::Owned(self.args_text())),
+            Field::NotCaptured(..) => Missing,
             Field::ProcApid(n) => self.ancestor(*n).map_or(Missing, |p| Int(p.pid.to_native() as i64)),
             Field::ThreadTid => Int(self.ev.tid as i64),
             Field::UserUid => self.process().map_or(Missing, |p| Int(p.uid.to_native() as i64)),
             Field::GroupGid => self.process().map_or(Missing, |p| Int(p.gid.to_native() as i64)),
         }
+    }
+
+    /// Every value of a multi-valued field (any-ancestor fields), or the single value.
+    pub fn get_all(&self, field: &Field) -> Vec<FieldValue<'a>> {
+        match field {
+            Field::ProcAnameAny | Field::ProcApidAny => {
+                let mut out = Vec::new();
+                let mut n = 1;
+                while let Some(p) = self.ancestor(n) {
+                    out.push(match field {
+                        Field::ProcAnameAny => self
+                            .s(p.name.to_native())
+                            .map_or(FieldValue::Missing, |s| FieldValue::Str(Cow::Borrowed(s))),
+                        _ => FieldValue::Int(p.pid.to_native() as i64),
+                    });
+                    n += 1;
+                }
+                out
+            }
+            f => vec![self.get(f)],
+        }
+    }
+
+    /// `evt.args`: the event's arguments as libsinsp prints them (`name=value …`).
+    fn args_text(&self) -> String {
+        let Some(t) = self.etype() else { return String::new() };
+        ARG_NAMES
+            .iter()
+            .find(|(e, _)| *e == t)
+            .map(|(_, names)| {
+                names.iter().map(|n| format!("{n}={}", self.arg(n).render())).collect::<Vec<_>>().join(" ")
+            })
+            .unwrap_or_default()
     }
 
     fn args_joined(&self, p: &ArchivedProcess) -> Cow<'a, str> {
@@ -340,6 +395,10 @@ impl<'a> EventView<'a> {
     fn arg(&self, name: &str) -> FieldValue<'a> {
         use EventType::*;
         let Some(t) = self.etype() else { return FieldValue::Missing };
+        if let Ok(i) = name.parse::<usize>() {
+            let named = ARG_NAMES.iter().find(|(e, _)| *e == t).and_then(|(_, n)| n.get(i).copied());
+            return named.map_or(FieldValue::Missing, |n| self.arg(n));
+        }
         let path = || self.path().map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
         let path2 = || self.paths.get(self.ev.path2).map_or(FieldValue::Missing, |p| FieldValue::Str(Cow::Borrowed(p)));
         let int = |v: i64| FieldValue::Int(v);
@@ -365,6 +424,52 @@ impl<'a> EventView<'a> {
         }
     }
 }
+
+/// Argument names per event type, in libsinsp's order (for `evt.args` and `evt.arg[N]`).
+const ARG_NAMES: &[(EventType, &[&str])] = &[
+    (EventType::Open, &["fd", "name", "flags", "mode"]),
+    (EventType::Openat, &["fd", "dirfd", "name", "flags", "mode"]),
+    (EventType::Openat2, &["fd", "dirfd", "name", "flags", "mode"]),
+    (EventType::Creat, &["fd", "name", "mode"]),
+    (EventType::Mkdir, &["res", "path", "mode"]),
+    (EventType::Mkdirat, &["res", "dirfd", "path", "mode"]),
+    (EventType::Unlink, &["res", "path"]),
+    (EventType::Unlinkat, &["res", "dirfd", "name", "flags"]),
+    (EventType::Rmdir, &["res", "path"]),
+    (EventType::Rename, &["res", "oldpath", "newpath"]),
+    (EventType::Renameat, &["res", "olddirfd", "oldpath", "newpath"]),
+    (EventType::Renameat2, &["res", "olddirfd", "oldpath", "newpath", "flags"]),
+    (EventType::Execve, &["res", "filename"]),
+    (EventType::Execveat, &["res", "dirfd", "filename"]),
+    (EventType::Chdir, &["res", "path"]),
+    (EventType::Fchdir, &["res", "fd"]),
+    (EventType::Clone, &["res"]),
+    (EventType::Procexit, &[]),
+];
+
+/// libsinsp fields whose data capture does not record yet, with their types. They compile and
+/// evaluate as missing, as libsinsp does for an event without that information.
+pub const NOT_CAPTURED: &[(&str, FieldType)] = &[
+    ("fd.cport", FieldType::Int),
+    ("fd.sport", FieldType::Int),
+    ("fd.lport", FieldType::Int),
+    ("fd.rport", FieldType::Int),
+    ("fd.cip", FieldType::Str),
+    ("fd.sip", FieldType::Str),
+    ("fd.lip", FieldType::Str),
+    ("fd.rip", FieldType::Str),
+    ("fd.net", FieldType::Str),
+    ("fd.cnet", FieldType::Str),
+    ("fd.snet", FieldType::Str),
+    ("fd.lnet", FieldType::Str),
+    ("fd.rnet", FieldType::Str),
+    ("fd.l4proto", FieldType::Str),
+    ("fd.sockfamily", FieldType::Str),
+    ("user.name", FieldType::Str),
+    ("user.loginuid", FieldType::Int),
+    ("user.loginname", FieldType::Str),
+    ("group.name", FieldType::Str),
+];
 
 /// Renders open flags as libsinsp does (`O_WRONLY|O_CREAT|O_TRUNC`).
 pub fn render_open_flags(f: u32) -> String {
@@ -428,7 +533,8 @@ mod tests {
         assert_eq!(Field::parse("evt.arg.path"), Ok(Field::EvtArg("path".into())));
         assert_eq!(Field::parse("evt.arg[path]"), Ok(Field::EvtArg("path".into())));
         assert!(Field::parse("proc.nope").unwrap_err().contains("unknown field 'proc.nope'"));
-        assert!(Field::parse("proc.aname").unwrap_err().contains("needs an index"));
+        assert_eq!(Field::parse("proc.aname"), Ok(Field::ProcAnameAny));
+        assert!(Field::parse("proc.aname[x]").unwrap_err().contains("is not a number"));
         assert!(Field::parse("proc.name[1]").unwrap_err().contains("does not take an argument"));
     }
 

@@ -84,7 +84,13 @@ impl Check {
     }
 
     fn matches(&self, v: &EventView<'_>) -> bool {
-        let val = transform(v.get(&self.field), &self.transformers);
+        if matches!(self.field, Field::ProcAnameAny | Field::ProcApidAny) {
+            return v.get_all(&self.field).into_iter().any(|x| self.compare(transform(x, &self.transformers), v));
+        }
+        self.compare(transform(v.get(&self.field), &self.transformers), v)
+    }
+
+    fn compare(&self, val: FieldValue<'_>, v: &EventView<'_>) -> bool {
         if self.op == Op::Exists {
             return val != FieldValue::Missing;
         }

@@ -437,6 +437,36 @@ fn documents(text: &str) -> Vec<(usize, &str)> {
     out
 }
 
+/// Quotes plain scalars that start with `!` (e.g. `desc: != after evt.type`), which YAML reads as
+/// a tag: Falco (yaml-cpp) accepts them, and the parser used here refuses tags.
+fn quote_tagged_scalars(doc: &str) -> String {
+    let mut doc = doc.to_owned();
+    for _ in 0..64 {
+        let Err(marked_yaml::LoadError::UnexpectedTag(m)) =
+            marked_yaml::parse_yaml_with_options(0, &doc, LoaderOptions::default().toplevel_sequence())
+        else {
+            break;
+        };
+        let line_start: usize = doc.split_inclusive('\n').take(m.line().saturating_sub(1)).map(str::len).sum();
+        let line_end = doc[line_start..].find('\n').map_or(doc.len(), |i| line_start + i);
+        let line = &doc[line_start..line_end];
+        // The parser reports where the tagged value starts; the tag is the last `!` token before it.
+        let upto = line.char_indices().nth(m.column().saturating_sub(1)).map_or(line.len(), |(i, _)| i);
+        let Some(bang) = line[..upto]
+            .char_indices()
+            .rev()
+            .find(|&(i, c)| c == '!' && (i == 0 || matches!(line.as_bytes()[i - 1], b' ' | b':' | b'-')))
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        let value = line[bang..].trim_end();
+        let quoted = format!("'{}'", value.replace('\'', "''"));
+        doc.replace_range(line_start + bang..line_start + bang + value.len(), &quoted);
+    }
+    doc
+}
+
 fn is_blank(doc: &str) -> bool {
     doc.lines().all(|l| {
         let t = l.trim();
@@ -449,6 +479,8 @@ fn load_document(ctx: &mut Ctx, doc: &str) -> Result<Vec<Item>, Vec<Diagnostic>>
         return Ok(Vec::new());
     }
     let top = Span::new_start(marked_yaml::Marker::new(0, 0, 1, 1));
+    let doc = quote_tagged_scalars(doc);
+    let doc = doc.as_str();
     let root = match marked_yaml::parse_yaml_with_options(0, doc, LoaderOptions::default().toplevel_sequence()) {
         Ok(r) => r,
         Err(marked_yaml::LoadError::TopLevelMustBeSequence(_)) => {
@@ -695,7 +727,15 @@ fn exceptions(r: &ItemReader<'_>) -> Result<Option<Vec<ExceptionItem>>, Diagnost
         };
         let name = match m.get_node("name") {
             Some(Node::Scalar(s)) => s.as_str().to_owned(),
-            _ => return Err(r.err(m.span(), Code::ErrYamlValidate, "Item has no mapping for key 'name'")),
+            _ => {
+                return Err(r.ctx.diag(
+                    m.span(),
+                    Code::ErrYamlValidate,
+                    "exception",
+                    "",
+                    "Item has no mapping for key 'name'",
+                ))
+            }
         };
         let values = match m.get_node("values") {
             None => Vec::new(),
