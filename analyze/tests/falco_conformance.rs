@@ -88,7 +88,7 @@ fn run_case(dir: &Path, name: &str, c: &MarkedMappingNode, t: &mut Tally) {
             Err(all) => all.into_iter().partition(|d| d.code.is_error()),
         };
         let mut problems = Vec::new();
-        if (exit != "0") != !got_errors.is_empty() {
+        if (exit != "0") == got_errors.is_empty() {
             problems.push(format!("exit status {exit} expected, got errors: {got_errors:#?}"));
         }
         for e in &errors {
