@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+
+mod commands;
 use lanner_analyze::replay::{discover, replay, ReplaySummary, Window};
 use lanner_analyze::rules::{RuleSet, Source, DEFAULT_RULES};
 use lanner_analyze::sinks::OutputSpec;
@@ -48,6 +50,11 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Rule file tools.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Check archive integrity: every chunk's hash, and the chain between the segments of a capture.
     ///
     /// Exit status 0 when every segment is ok or only has a torn tail (the writer was killed),
@@ -58,6 +65,22 @@ enum Command {
         /// Archive segments or directories, in capture order (directories are read in name order).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// Load rule files and report each rule as ok / disabled / unsupported, with warnings.
+    ///
+    /// Exit status 0 when the files load, 2 when they do not.
+    ///
+    /// Example: `lanner-analyze rules check falco_rules.yaml my_overrides.yaml`
+    Check {
+        /// Print a JSON report instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Rule files, loaded in order (default: the built-in rules).
+        files: Vec<PathBuf>,
     },
 }
 
@@ -85,8 +108,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_rules(files: &[PathBuf]) -> Result<Option<RuleSet>> {
-    let sources = if files.is_empty() {
+fn read_sources(files: &[PathBuf]) -> Result<Vec<Source>> {
+    Ok(if files.is_empty() {
         vec![Source { name: "<default rules>".into(), text: DEFAULT_RULES.into() }]
     } else {
         files
@@ -96,7 +119,11 @@ fn load_rules(files: &[PathBuf]) -> Result<Option<RuleSet>> {
                 Ok(Source { name: f.display().to_string(), text })
             })
             .collect::<Result<Vec<_>>>()?
-    };
+    })
+}
+
+fn load_rules(files: &[PathBuf]) -> Result<Option<RuleSet>> {
+    let sources = read_sources(files)?;
     match RuleSet::load(&sources) {
         Ok(rs) => {
             for w in &rs.warnings {
@@ -116,6 +143,10 @@ fn load_rules(files: &[PathBuf]) -> Result<Option<RuleSet>> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Rules { command: RulesCommand::Check { json, files } } => {
+            let sources = read_sources(&files)?;
+            Ok(if commands::rules_check::run(&sources, json) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_USAGE) })
+        }
         Command::Verify { paths } => {
             let files = discover(&paths)?;
             let findings = verify(&files);

@@ -174,3 +174,26 @@ fn falco_0_33_1_rule_loading_cases() {
     assert!(t.failed.is_empty(), "failed cases:\n{}", t.failed.join("\n"));
     assert!(t.passed.len() >= 35, "only {} rule-loading cases ran", t.passed.len());
 }
+
+#[test]
+fn upstream_rule_files_load_with_every_rule_compiled() {
+    let Some(dir) = suite_dir() else { return };
+    let upstream = dir.join("../../falcosecurity-rules");
+    for (file, expected_ok, expected_disabled) in [
+        ("current/falco_rules.yaml", 25, 0),
+        ("current/falco-incubating_rules.yaml", 31, 0),
+        ("current/falco-sandbox_rules.yaml", 25, 12),
+        ("falco-rules-1.0.1/falco_rules.yaml", 56, 24),
+    ] {
+        let text = std::fs::read_to_string(upstream.join(file)).unwrap();
+        let rs = RuleSet::load(&[Source { name: file.into(), text }])
+            .unwrap_or_else(|e| panic!("{file}: {:?}", e.iter().map(|d| d.to_string()).collect::<Vec<_>>()));
+        let ok = rs.statuses.iter().filter(|s| s.2 == lanner_analyze::rules::RuleStatus::Ok).count();
+        let disabled = rs.statuses.iter().filter(|s| s.2 == lanner_analyze::rules::RuleStatus::Disabled).count();
+        assert_eq!(
+            (ok, disabled, rs.statuses.len()),
+            (expected_ok, expected_disabled, expected_ok + expected_disabled),
+            "{file}"
+        );
+    }
+}

@@ -82,6 +82,8 @@ pub struct CompiledRule {
     pub filter: Filter,
     /// Where the rule is defined.
     pub pos: Pos,
+    /// Fields the rule reads or prints that capture does not record yet (always `<NA>`).
+    pub not_captured: Vec<&'static str>,
 }
 
 /// What became of one rule of the loaded files.
@@ -446,6 +448,14 @@ impl Compiler {
         let filter = self.compile_expr(&expr, &ctx, &mut Vec::new(), used)?;
         let output = OutputFormat::parse(&output_text.text)
             .map_err(|e| diag(&output_text.pos, Code::ErrCompileOutput, "rule", &r.name, e))?;
+        let mut not_captured = BTreeSet::new();
+        let mut note = |f: &Field| {
+            if let Field::NotCaptured(n, _) = f {
+                not_captured.insert(*n);
+            }
+        };
+        filter.visit_fields(&mut note);
+        output.fields().for_each(&mut note);
         Ok(CompiledRule {
             name: r.name.clone(),
             priority,
@@ -453,6 +463,7 @@ impl Compiler {
             tags: r.tags.clone().unwrap_or_default(),
             filter,
             pos: r.pos.clone(),
+            not_captured: not_captured.into_iter().collect(),
         })
     }
 

@@ -79,6 +79,16 @@ pub enum Field {
     ProcApidAny,
     /// `evt.args`: all arguments as `name=value` pairs.
     EvtArgs,
+    /// `evt.is_open_exec`: an open that creates an executable file.
+    EvtIsOpenExec,
+    /// `proc.aexe[N]` (`argv[0]` of ancestor N).
+    ProcAexe(u32),
+    /// `proc.aexepath[N]`.
+    ProcAexepath(u32),
+    /// `proc.pexepath`
+    ProcPexepath,
+    /// `proc.duration`: nanoseconds since the process image started.
+    ProcDuration,
     /// A libsinsp field whose data capture does not record yet: it is always missing (`<NA>`).
     NotCaptured(&'static str, FieldType),
     /// `proc.apid[N]`
@@ -150,12 +160,21 @@ impl Field {
             "proc.aname" => Ok(Field::ProcAname(index("number")?)),
             "proc.apid" => Ok(Field::ProcApid(index("number")?)),
             "evt.args" => no_arg(Field::EvtArgs),
+            "evt.is_open_exec" => no_arg(Field::EvtIsOpenExec),
+            "proc.aexe" => Ok(Field::ProcAexe(if arg.is_none() { 1 } else { index("number")? })),
+            "proc.aexepath" => Ok(Field::ProcAexepath(if arg.is_none() { 1 } else { index("number")? })),
+            "proc.pexepath" => no_arg(Field::ProcPexepath),
+            "proc.duration" => no_arg(Field::ProcDuration),
             "proc.cwd" => no_arg(Field::ProcCwd),
             "thread.tid" => no_arg(Field::ThreadTid),
             "user.uid" => no_arg(Field::UserUid),
             "group.gid" => no_arg(Field::GroupGid),
-            _ => match NOT_CAPTURED.iter().find(|(n, _)| *n == base) {
-                Some(&(n, t)) => Ok(Field::NotCaptured(n, t)),
+            _ => match NOT_CAPTURED.iter().find(|(n, _, _)| *n == base) {
+                Some(&(_, _, ArgKind::None)) if arg.is_some() => {
+                    Err(format!("field '{base}' does not take an argument"))
+                }
+                Some(&(_, _, ArgKind::Required)) if arg.is_none() => Err(format!("field '{base}' needs an argument")),
+                Some(&(n, t, _)) => Ok(Field::NotCaptured(n, t)),
                 None => Err(format!("unknown field '{base}'")),
             },
         }
@@ -169,7 +188,8 @@ impl Field {
                 FieldType::Int
             }
             NotCaptured(_, t) => *t,
-            EvtFailed | EvtIsOpenRead | EvtIsOpenWrite => FieldType::Bool,
+            EvtFailed | EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec => FieldType::Bool,
+            ProcDuration => FieldType::Int,
             _ => FieldType::Str,
         }
     }
@@ -332,6 +352,17 @@ impl<'a> EventView<'a> {
             Field::ProcAnameAny => proc_str(self.ancestor(1), |p| p.name.to_native()),
             Field::ProcApidAny => self.ancestor(1).map_or(Missing, |p| Int(p.pid.to_native() as i64)),
             Field::EvtArgs => Str(Cow::Owned(self.args_text())),
+            Field::EvtIsOpenExec => match self.etype() {
+                Some(t) if t.is_open() => Bool(self.flags() & oflags::O_CREAT != 0 && self.ev.mode & 0o111 != 0),
+                _ => Missing,
+            },
+            Field::ProcAexe(n) => proc_str(self.ancestor(*n), |p| p.exe.to_native()),
+            Field::ProcAexepath(n) => proc_str(self.ancestor(*n), |p| p.exepath.to_native()),
+            Field::ProcPexepath => proc_str(self.ancestor(1), |p| p.exepath.to_native()),
+            Field::ProcDuration => match self.process().map(|p| p.start_ns.to_native()) {
+                Some(start) if start > 0 => Int(self.ev.ts_ns.saturating_sub(start) as i64),
+                _ => Missing,
+            },
             Field::NotCaptured(..) => Missing,
             Field::ProcApid(n) => self.ancestor(*n).map_or(Missing, |p| Int(p.pid.to_native() as i64)),
             Field::ThreadTid => Int(self.ev.tid as i64),
@@ -447,28 +478,93 @@ const ARG_NAMES: &[(EventType, &[&str])] = &[
     (EventType::Procexit, &[]),
 ];
 
-/// libsinsp fields whose data capture does not record yet, with their types. They compile and
-/// evaluate as missing, as libsinsp does for an event without that information.
-pub const NOT_CAPTURED: &[(&str, FieldType)] = &[
-    ("fd.cport", FieldType::Int),
-    ("fd.sport", FieldType::Int),
-    ("fd.lport", FieldType::Int),
-    ("fd.rport", FieldType::Int),
-    ("fd.cip", FieldType::Str),
-    ("fd.sip", FieldType::Str),
-    ("fd.lip", FieldType::Str),
-    ("fd.rip", FieldType::Str),
-    ("fd.net", FieldType::Str),
-    ("fd.cnet", FieldType::Str),
-    ("fd.snet", FieldType::Str),
-    ("fd.lnet", FieldType::Str),
-    ("fd.rnet", FieldType::Str),
-    ("fd.l4proto", FieldType::Str),
-    ("fd.sockfamily", FieldType::Str),
-    ("user.name", FieldType::Str),
-    ("user.loginuid", FieldType::Int),
-    ("user.loginname", FieldType::Str),
-    ("group.name", FieldType::Str),
+/// Whether a not-yet-captured field takes a `[arg]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    /// Never.
+    None,
+    /// Optionally.
+    Optional,
+    /// Always.
+    Required,
+}
+
+/// libsinsp fields of the syscall source whose data capture does not record yet, with their
+/// types. They compile and evaluate as missing, as libsinsp does for an event without that
+/// information; `rules check` lists the rules that read them. (Source: docs/FIELDS.md.)
+pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
+    ("container.id", FieldType::Str, ArgKind::None),
+    ("container.name", FieldType::Str, ArgKind::None),
+    ("container.image", FieldType::Str, ArgKind::None),
+    ("container.image.repository", FieldType::Str, ArgKind::None),
+    ("container.image.tag", FieldType::Str, ArgKind::None),
+    ("container.image.id", FieldType::Str, ArgKind::None),
+    ("container.info", FieldType::Str, ArgKind::None),
+    ("container.mounts", FieldType::Str, ArgKind::None),
+    ("container.mount.dest", FieldType::Str, ArgKind::Required),
+    ("container.mount.source", FieldType::Str, ArgKind::Required),
+    ("container.privileged", FieldType::Bool, ArgKind::None),
+    ("container.start_ts", FieldType::Int, ArgKind::None),
+    ("container.type", FieldType::Str, ArgKind::None),
+    ("k8s.ns.name", FieldType::Str, ArgKind::None),
+    ("k8s.pod.name", FieldType::Str, ArgKind::None),
+    ("k8s.pod.id", FieldType::Str, ArgKind::None),
+    ("k8s.pod.uid", FieldType::Str, ArgKind::None),
+    ("k8s.pod.label", FieldType::Str, ArgKind::Required),
+    ("evt.buffer", FieldType::Str, ArgKind::None),
+    ("evt.num", FieldType::Int, ArgKind::None),
+    ("evt.plugininfo", FieldType::Str, ArgKind::None),
+    ("fd.cip", FieldType::Str, ArgKind::None),
+    ("fd.cip.name", FieldType::Str, ArgKind::None),
+    ("fd.sip", FieldType::Str, ArgKind::None),
+    ("fd.sip.name", FieldType::Str, ArgKind::None),
+    ("fd.lip", FieldType::Str, ArgKind::None),
+    ("fd.lip.name", FieldType::Str, ArgKind::None),
+    ("fd.rip", FieldType::Str, ArgKind::None),
+    ("fd.rip.name", FieldType::Str, ArgKind::None),
+    ("fd.ip", FieldType::Str, ArgKind::None),
+    ("fd.net", FieldType::Str, ArgKind::None),
+    ("fd.cnet", FieldType::Str, ArgKind::None),
+    ("fd.snet", FieldType::Str, ArgKind::None),
+    ("fd.lnet", FieldType::Str, ArgKind::None),
+    ("fd.rnet", FieldType::Str, ArgKind::None),
+    ("fd.port", FieldType::Int, ArgKind::None),
+    ("fd.cport", FieldType::Int, ArgKind::None),
+    ("fd.sport", FieldType::Int, ArgKind::None),
+    ("fd.lport", FieldType::Int, ArgKind::None),
+    ("fd.rport", FieldType::Int, ArgKind::None),
+    ("fd.l4proto", FieldType::Str, ArgKind::None),
+    ("fd.sockfamily", FieldType::Str, ArgKind::None),
+    ("fd.connected", FieldType::Bool, ArgKind::None),
+    ("fd.name_changed", FieldType::Bool, ArgKind::None),
+    ("fd.dev", FieldType::Int, ArgKind::None),
+    ("fd.nameraw", FieldType::Str, ArgKind::None),
+    ("fd.ino", FieldType::Int, ArgKind::None),
+    ("group.name", FieldType::Str, ArgKind::None),
+    ("proc.env", FieldType::Str, ArgKind::Optional),
+    ("proc.exe_ino", FieldType::Int, ArgKind::None),
+    ("proc.exe_ino.ctime", FieldType::Int, ArgKind::None),
+    ("proc.exe_ino.mtime", FieldType::Int, ArgKind::None),
+    ("proc.exe_ino.ctime_duration_proc_start", FieldType::Int, ArgKind::None),
+    ("proc.is_exe_from_memfd", FieldType::Bool, ArgKind::None),
+    ("proc.is_exe_upper_layer", FieldType::Bool, ArgKind::None),
+    ("proc.is_exe_writable", FieldType::Bool, ArgKind::None),
+    ("proc.is_vpgid_leader", FieldType::Bool, ArgKind::None),
+    ("proc.is_sid_leader", FieldType::Bool, ArgKind::None),
+    ("proc.sid", FieldType::Int, ArgKind::None),
+    ("proc.sname", FieldType::Str, ArgKind::None),
+    ("proc.vpgid", FieldType::Int, ArgKind::None),
+    ("proc.vpid", FieldType::Int, ArgKind::None),
+    ("proc.tty", FieldType::Int, ArgKind::None),
+    ("proc.loginshellid", FieldType::Int, ArgKind::None),
+    ("thread.cap_effective", FieldType::Str, ArgKind::None),
+    ("thread.cap_permitted", FieldType::Str, ArgKind::None),
+    ("thread.cap_inheritable", FieldType::Str, ArgKind::None),
+    ("user.name", FieldType::Str, ArgKind::None),
+    ("user.loginuid", FieldType::Int, ArgKind::None),
+    ("user.loginname", FieldType::Str, ArgKind::None),
+    ("user.homedir", FieldType::Str, ArgKind::None),
+    ("user.shell", FieldType::Str, ArgKind::None),
 ];
 
 /// Renders open flags as libsinsp does (`O_WRONLY|O_CREAT|O_TRUNC`).

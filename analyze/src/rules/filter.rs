@@ -23,6 +23,20 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// Calls `f` with every field the filter reads.
+    pub fn visit_fields(&self, f: &mut impl FnMut(&Field)) {
+        match self {
+            Filter::And(v) | Filter::Or(v) => v.iter().for_each(|x| x.visit_fields(f)),
+            Filter::Not(x) => x.visit_fields(f),
+            Filter::Check(c) => {
+                f(&c.field);
+                if let Values::Field(o, _) = &c.values {
+                    f(o);
+                }
+            }
+        }
+    }
+
     /// Evaluates the filter on one event.
     pub fn matches(&self, v: &EventView<'_>) -> bool {
         match self {

@@ -437,19 +437,33 @@ fn documents(text: &str) -> Vec<(usize, &str)> {
     out
 }
 
-/// Quotes plain scalars that start with `!` (e.g. `desc: != after evt.type`), which YAML reads as
-/// a tag: Falco (yaml-cpp) accepts them, and the parser used here refuses tags.
-fn quote_tagged_scalars(doc: &str) -> String {
+/// Rewrites the two constructs yaml-cpp (Falco's parser) accepts and the parser used here
+/// refuses, without changing their meaning: plain scalars that start with `!` (read as a tag,
+/// e.g. `desc: != after evt.type`) are quoted, and a flow collection's closing `]`/`}` on a line
+/// of its own at the parent's indentation is indented further.
+fn repair_for_parser(doc: &str) -> String {
     let mut doc = doc.to_owned();
-    for _ in 0..64 {
-        let Err(marked_yaml::LoadError::UnexpectedTag(m)) =
-            marked_yaml::parse_yaml_with_options(0, &doc, LoaderOptions::default().toplevel_sequence())
-        else {
-            break;
+    for _ in 0..256 {
+        let err = match marked_yaml::parse_yaml_with_options(0, &doc, LoaderOptions::default().toplevel_sequence()) {
+            Err(e) => e,
+            Ok(_) => break,
+        };
+        let m = match &err {
+            marked_yaml::LoadError::UnexpectedTag(m) => *m,
+            marked_yaml::LoadError::ScanError(m, e) if e.info().contains("indentation") => *m,
+            _ => break,
         };
         let line_start: usize = doc.split_inclusive('\n').take(m.line().saturating_sub(1)).map(str::len).sum();
         let line_end = doc[line_start..].find('\n').map_or(doc.len(), |i| line_start + i);
         let line = &doc[line_start..line_end];
+        if let marked_yaml::LoadError::ScanError(..) = err {
+            let t = line.trim();
+            if !(t.starts_with(']') || t.starts_with('}')) {
+                break;
+            }
+            doc.insert_str(line_start, "    ");
+            continue;
+        }
         // The parser reports where the tagged value starts; the tag is the last `!` token before it.
         let upto = line.char_indices().nth(m.column().saturating_sub(1)).map_or(line.len(), |(i, _)| i);
         let Some(bang) = line[..upto]
@@ -479,7 +493,7 @@ fn load_document(ctx: &mut Ctx, doc: &str) -> Result<Vec<Item>, Vec<Diagnostic>>
         return Ok(Vec::new());
     }
     let top = Span::new_start(marked_yaml::Marker::new(0, 0, 1, 1));
-    let doc = quote_tagged_scalars(doc);
+    let doc = repair_for_parser(doc);
     let doc = doc.as_str();
     let root = match marked_yaml::parse_yaml_with_options(0, doc, LoaderOptions::default().toplevel_sequence()) {
         Ok(r) => r,

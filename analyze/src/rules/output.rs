@@ -54,6 +54,11 @@ impl OutputFormat {
         Ok(Self { parts })
     }
 
+    /// The fields the output prints.
+    pub fn fields(&self) -> impl Iterator<Item = &Field> {
+        self.parts.iter().filter_map(|p| if let Part::Field(_, f) = p { Some(f) } else { None })
+    }
+
     /// Renders the text and the `output_fields` map for one event.
     pub fn render(&self, view: &EventView<'_>) -> (String, Map<String, Value>) {
         let mut s = String::new();
