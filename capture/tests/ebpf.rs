@@ -323,3 +323,44 @@ fn sigkill_at_random_moments_leaves_verifiable_archives() {
     drop(load);
     eprintln!("20 kills: {torn} torn tail(s) reported, every other segment ok");
 }
+
+#[test]
+fn upstream_stable_rules_flag_cat_but_not_trusted_names() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/testdata/falcosecurity-rules/current/falco_rules.yaml");
+    if !rules.exists() {
+        return skip_or_fail(&format!("{} not found", rules.display()));
+    }
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
+    let bin = tempfile::tempdir().unwrap();
+    for name in ["sshd", "iptables"] {
+        std::fs::copy("/bin/cat", bin.path().join(name)).unwrap();
+    }
+    let b = bin.path().display();
+    let script = format!(
+        "cat /etc/shadow /dev/null > /dev/null; {b}/sshd /etc/shadow > /dev/null; {b}/iptables /etc/shadow > /dev/null"
+    );
+    assert!(Command::new("sh").args(["-c", &script]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(500));
+    let (spool, _) = cap.stop();
+    let out = Command::new(analyze_bin()).arg("replay").arg("--rules").arg(&rules).arg(spool.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let alerts: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let shadow: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a["rule"] == "Read sensitive file untrusted" && a["output_fields"]["fd.name"] == "/etc/shadow")
+        .collect();
+    let ours: Vec<_> =
+        shadow.iter().filter(|a| a["output_fields"]["proc.cmdline"] == "cat /etc/shadow /dev/null").collect();
+    assert_eq!(ours.len(), 1, "one alert for cat: {shadow:#?}");
+    assert_eq!(ours[0]["output_fields"]["proc.name"], "cat");
+    assert_eq!(ours[0]["output_fields"]["proc.pname"], "sh");
+    assert_eq!(ours[0]["priority"], "Warning");
+    for trusted in ["sshd", "iptables"] {
+        assert!(
+            !shadow.iter().any(|a| a["output_fields"]["proc.name"] == trusted),
+            "{trusted} is in the rule's trusted lists: {shadow:#?}"
+        );
+    }
+}
