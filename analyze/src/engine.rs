@@ -6,7 +6,7 @@ use lanner_formats::archive::DecodedChunk;
 
 use crate::replay::Window;
 use crate::rules::fields::{format_time_of_day, EventView};
-use crate::rules::RuleSet;
+use crate::rules::{EvalCache, RuleSet};
 
 /// Counts gathered while evaluating one chunk.
 #[derive(Debug, Default, Clone)]
@@ -27,6 +27,7 @@ pub fn evaluate_chunk(
     stats: &mut ChunkStats,
 ) -> Vec<Alert> {
     let (chunk, paths) = (decoded.chunk(), decoded.paths());
+    let mut cache = EvalCache::new(rules.process_checks(), chunk.processes.len());
     let mut alerts = Vec::new();
     for ev in chunk.events.iter() {
         let ts = ev.ts_ns;
@@ -38,7 +39,7 @@ pub fn evaluate_chunk(
         let view = EventView { chunk, paths, ev, hostname };
         for &i in rules.rules_for(ev.etype) {
             let rule = &rules.rules[i];
-            if rule.filter.matches(&view) {
+            if rules.matches(i, &view, &mut cache) {
                 let (text, output_fields) = rule.output.render(&view);
                 alerts.push(Alert {
                     time: chrono::DateTime::from_timestamp_nanos(ts as i64).to_rfc3339_opts(SecondsFormat::Nanos, true),

@@ -95,7 +95,8 @@ pub const TABLE: &[SyscallSpec] = &[
 impl EventType {
     /// Decodes a stored event type.
     pub fn from_u16(v: u16) -> Option<Self> {
-        TABLE.iter().find(|s| s.event as u16 == v).map(|s| s.event)
+        // TABLE is in discriminant order starting at 1 (checked by a test).
+        (v as usize).checked_sub(1).and_then(|i| TABLE.get(i)).map(|s| s.event)
     }
 
     /// Looks an event type up by its Falco name.

@@ -10,12 +10,15 @@ use anyhow::{bail, Context, Result};
 pub enum Which {
     /// Archive size vs JSON+zstd, decode throughput, zstd level table.
     Archive,
+    /// Rule evaluation throughput with the upstream stable rules (needs ../shared/testdata).
+    Rules,
 }
 
 /// Runs benchmark `what`.
 pub fn run(root: &Path, what: Which) -> Result<()> {
     match what {
         Which::Archive => archive(root),
+        Which::Rules => rules(root),
     }
 }
 
@@ -80,4 +83,76 @@ fn archive(root: &Path) -> Result<()> {
     super::run(
         super::cargo().args(["bench", "-p", "lanner-formats", "--bench", "archive"]).env("LANNER_BENCH_SPOOL", &spool),
     )
+}
+
+/// Captures the mixed workload into `spool`.
+fn capture_workload(root: &Path, tmp: &Path) -> Result<std::path::PathBuf> {
+    let spool = tmp.join("spool");
+    let work = tmp.join("work");
+    std::fs::create_dir_all(&work)?;
+    let cap = super::start_capture(&root.join("target/release"), &spool, &[])?;
+    let res = mixed_workload(&work);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    super::stop_capture(cap)?;
+    res?;
+    Ok(spool)
+}
+
+/// Runs a release `lanner-analyze replay` and returns (seconds, events, alerts).
+fn timed_replay(root: &Path, threads: usize, rules: &[&Path], input: &Path) -> Result<(f64, u64, u64)> {
+    let mut cmd = Command::new(root.join("target/release/lanner-analyze"));
+    cmd.arg("replay").arg("--threads").arg(threads.to_string());
+    for r in rules {
+        cmd.arg("--rules").arg(r);
+    }
+    cmd.arg(input).stdout(std::process::Stdio::null());
+    let t = std::time::Instant::now();
+    let out = cmd.output()?;
+    let secs = t.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("replay failed: {err}");
+    }
+    let summary = err.lines().find(|l| l.contains(" events in ")).context("no replay summary")?;
+    let num = |after: &str| -> u64 {
+        summary.split(after).next().and_then(|s| s.split_whitespace().last()).and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    Ok((secs, num(" events in "), num(" alert(s)")))
+}
+
+fn rules(root: &Path) -> Result<()> {
+    if !super::is_root() {
+        bail!("the rules benchmark captures a real workload with eBPF: run it as root");
+    }
+    let stable = root.join("../shared/testdata/falcosecurity-rules/current/falco_rules.yaml");
+    if !stable.exists() {
+        bail!("{} not found", stable.display());
+    }
+    super::run(super::cargo().args(["build", "--release", "--bins"]))?;
+    let tmp = TempDir(std::env::temp_dir().join(format!("lanner-bench-rules-{}", std::process::id())));
+    let spool = capture_workload(root, &tmp.0)?;
+    // The same real capture, copied until the run is long enough to time.
+    let many = tmp.0.join("many");
+    std::fs::create_dir_all(&many)?;
+    let segs: Vec<_> = std::fs::read_dir(&spool)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    for i in 0..100 {
+        for (j, s) in segs.iter().enumerate() {
+            std::fs::copy(s, many.join(format!("copy-{i:03}-{j:03}.lnr")))?;
+        }
+    }
+    let trivial = tmp.0.join("trivial.yaml");
+    std::fs::write(&trivial, "- rule: t\n  desc: d\n  condition: evt.type = openat and proc.name = no-such-process\n  output: o\n  priority: debug\n")?;
+    println!("## Rule evaluation throughput (mixed workload capture × 100 copies)\n");
+    println!("| rules | threads | events | alerts | seconds | M events/s |");
+    println!("|---|---|---|---|---|---|");
+    for (label, rules) in [
+        ("one trivial rule (decode + index)", vec![trivial.as_path()]),
+        ("upstream stable (falco_rules.yaml)", vec![stable.as_path()]),
+    ] {
+        for threads in [1, 2] {
+            let (secs, events, alerts) = timed_replay(root, threads, &rules, &many)?;
+            println!("| {label} | {threads} | {events} | {alerts} | {secs:.2} | {:.2} |", events as f64 / secs / 1e6);
+        }
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use lanner_formats::syscall::{EventType, TABLE};
 
 use super::condition::{self, Expr, FieldRef, ListEntry, Op, Operand};
 use super::fields::{EventView, Field, FieldType};
-use super::filter::{Check, Filter};
+use super::filter::{Check, EvalCache, Filter};
 use super::loader::{
     self, Code, Diagnostic, ExceptionFields, ExceptionItem, ExceptionValue, Item, ListItem, Located, MacroItem,
     OverrideMode, Pos, RuleItem, Source,
@@ -107,6 +107,7 @@ pub struct RuleSet {
     pub statuses: Vec<(String, Pos, RuleStatus)>,
     /// Warnings (Falco's codes: LOAD_NO_EVTTYPE, LOAD_UNUSED_MACRO, …).
     pub warnings: Vec<Diagnostic>,
+    process_checks: usize,
 }
 
 impl RuleSet {
@@ -146,9 +147,14 @@ impl RuleSet {
         self.by_type.get(etype as usize).map_or(&[], |v| v.as_slice())
     }
 
+    /// Number of process-only checks (the size of an [`EvalCache`] row).
+    pub fn process_checks(&self) -> usize {
+        self.process_checks
+    }
+
     /// Evaluates rule `i` on one event.
-    pub fn matches(&self, i: usize, v: &EventView<'_>) -> bool {
-        self.rules[i].filter.matches(v)
+    pub fn matches(&self, i: usize, v: &EventView<'_>, cache: &mut EvalCache) -> bool {
+        self.rules[i].filter.matches(v, cache)
     }
 }
 
@@ -410,8 +416,12 @@ impl Compiler {
                 ));
             }
         }
+        let mut next = 0;
+        for r in &mut rules {
+            next = r.filter.assign_process_slots(next);
+        }
         if errors.is_empty() {
-            Ok(RuleSet { rules, by_type, statuses, warnings })
+            Ok(RuleSet { rules, by_type, statuses, warnings, process_checks: next as usize })
         } else {
             errors.extend(warnings);
             Err(errors)

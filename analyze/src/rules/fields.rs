@@ -180,6 +180,35 @@ impl Field {
         }
     }
 
+    /// True when the value depends only on the event's process entry (and its ancestors).
+    pub fn is_process_only(&self) -> bool {
+        use Field::*;
+        matches!(
+            self,
+            ProcName
+                | ProcExe
+                | ProcExepath
+                | ProcCmdline
+                | ProcArgs
+                | ProcPid
+                | ProcPpid
+                | ProcPname
+                | ProcPcmdline
+                | ProcPexe
+                | ProcPexepath
+                | ProcAname(_)
+                | ProcApid(_)
+                | ProcAnameAny
+                | ProcApidAny
+                | ProcAexe(_)
+                | ProcAexepath(_)
+                | ProcCwd
+                | UserUid
+                | GroupGid
+                | NotCaptured(..)
+        )
+    }
+
     /// The type of the field's values.
     pub fn ftype(&self) -> FieldType {
         use Field::*;

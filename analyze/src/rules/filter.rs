@@ -22,6 +22,23 @@ pub enum Filter {
     Check(Check),
 }
 
+/// Per-chunk memory of check results that depend only on the event's process entry: in a
+/// chunk, thousands of events share a few dozen processes, so each such check runs once per
+/// process instead of once per event.
+#[derive(Debug, Default)]
+pub struct EvalCache {
+    checks: usize,
+    /// `checks × processes` cells: 0 = not computed, 1 = false, 2 = true.
+    by_process: Vec<u8>,
+}
+
+impl EvalCache {
+    /// A cache for `checks` process-only checks over a chunk with `processes` entries.
+    pub fn new(checks: usize, processes: usize) -> Self {
+        Self { checks, by_process: vec![0; checks * processes] }
+    }
+}
+
 impl Filter {
     /// Calls `f` with every field the filter reads.
     pub fn visit_fields(&self, f: &mut impl FnMut(&Field)) {
@@ -38,12 +55,48 @@ impl Filter {
     }
 
     /// Evaluates the filter on one event.
-    pub fn matches(&self, v: &EventView<'_>) -> bool {
+    pub fn matches(&self, v: &EventView<'_>, cache: &mut EvalCache) -> bool {
         match self {
-            Filter::And(fs) => fs.iter().all(|f| f.matches(v)),
-            Filter::Or(fs) => fs.iter().any(|f| f.matches(v)),
-            Filter::Not(f) => !f.matches(v),
-            Filter::Check(c) => c.matches(v),
+            Filter::And(fs) => fs.iter().all(|f| f.matches(v, cache)),
+            Filter::Or(fs) => fs.iter().any(|f| f.matches(v, cache)),
+            Filter::Not(f) => !f.matches(v, cache),
+            Filter::Check(c) => match c.process_slot {
+                Some(slot) => {
+                    let i = v.ev.process as usize * cache.checks + slot as usize;
+                    match cache.by_process.get(i).copied() {
+                        Some(0) => {
+                            let r = c.matches(v);
+                            cache.by_process[i] = 1 + r as u8;
+                            r
+                        }
+                        Some(x) => x == 2,
+                        None => c.matches(v),
+                    }
+                }
+                None => c.matches(v),
+            },
+        }
+    }
+
+    /// Numbers the checks whose result depends only on the process entry (from `next`), for
+    /// [`EvalCache`]; returns the next free number.
+    pub fn assign_process_slots(&mut self, mut next: u32) -> u32 {
+        match self {
+            Filter::And(v) | Filter::Or(v) => {
+                for f in v {
+                    next = f.assign_process_slots(next);
+                }
+                next
+            }
+            Filter::Not(f) => f.assign_process_slots(next),
+            Filter::Check(c) => {
+                if c.field.is_process_only() && !matches!(c.values, Values::Field(..)) {
+                    c.process_slot = Some(next);
+                    next + 1
+                } else {
+                    next
+                }
+            }
         }
     }
 }
@@ -55,12 +108,17 @@ pub struct Check {
     transformers: Vec<Transformer>,
     op: Op,
     values: Values,
+    process_slot: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
 enum Values {
     None,
     Str(Vec<String>),
+    /// `in` / `intersects` over many strings.
+    Set(std::collections::HashSet<String>),
+    /// `evt.type` against names: a bitmap of event types, and the names as written.
+    Types(u128, Vec<String>),
     Bytes(Vec<u8>),
     Int(Vec<i64>),
     Bool(bool),
@@ -71,8 +129,16 @@ enum Values {
 impl Check {
     /// Compiles `field op values`, typing the values for the field; `Err` explains why not.
     pub fn new(field: Field, transformers: Vec<Transformer>, op: Op, raw: Vec<String>) -> Result<Self, String> {
-        let values = typed_values(&field, &transformers, op, raw)?;
-        Ok(Self { field, transformers, op, values })
+        let values = if field == Field::EvtType && transformers.is_empty() && matches!(op, Op::Eq | Op::Ne | Op::In) {
+            let mask = raw
+                .iter()
+                .filter_map(|n| lanner_formats::syscall::EventType::from_name(n))
+                .fold(0u128, |m, t| m | (1u128 << (t as u16)));
+            Values::Types(mask, raw)
+        } else {
+            typed_values(&field, &transformers, op, raw)?
+        };
+        Ok(Self { field, transformers, op, values, process_slot: None })
     }
 
     /// Compiles `field op val(other)`.
@@ -86,22 +152,31 @@ impl Check {
         if op.takes_list() || op == Op::Regex {
             return Err(format!("operator '{}' cannot take val()", op.as_str()));
         }
-        Ok(Self { field, transformers, op, values: Values::Field(other, other_transformers) })
+        Ok(Self { field, transformers, op, values: Values::Field(other, other_transformers), process_slot: None })
     }
 
     /// For a plain `evt.type` comparison: the operator and the names compared against.
-    pub fn event_type_names(&self) -> Option<(Op, &[String])> {
+    pub fn event_type_names(&self) -> Option<(Op, Vec<String>)> {
         match (&self.field, &self.values) {
-            (Field::EvtType, Values::Str(v)) if self.transformers.is_empty() => Some((self.op, v)),
+            (Field::EvtType, Values::Types(_, names)) => Some((self.op, names.clone())),
             _ => None,
         }
     }
 
     fn matches(&self, v: &EventView<'_>) -> bool {
+        if let Values::Types(mask, _) = &self.values {
+            let hit = v.ev.etype < 128 && mask & (1u128 << v.ev.etype) != 0;
+            return if self.op == Op::Ne { !hit } else { hit };
+        }
         if matches!(self.field, Field::ProcAnameAny | Field::ProcApidAny) {
             return v.get_all(&self.field).into_iter().any(|x| self.compare(transform(x, &self.transformers), v));
         }
-        self.compare(transform(v.get(&self.field), &self.transformers), v)
+        let val = v.get(&self.field);
+        if self.transformers.is_empty() {
+            self.compare(val, v)
+        } else {
+            self.compare(transform(val, &self.transformers), v)
+        }
     }
 
     fn compare(&self, val: FieldValue<'_>, v: &EventView<'_>) -> bool {
@@ -110,6 +185,7 @@ impl Check {
         }
         match (&val, &self.values) {
             (FieldValue::Missing, _) => false,
+            (FieldValue::Str(s), Values::Set(set)) => set.contains(s.as_ref()),
             (FieldValue::Str(s), Values::Str(vals)) => str_op(self.op, s, vals),
             (FieldValue::Str(s), Values::Bytes(b)) => bytes_op(self.op, s.as_bytes(), b),
             (FieldValue::Str(s), Values::Regex(re)) => re.is_match(s),
@@ -301,6 +377,9 @@ fn typed_values(f: &Field, transformers: &[Transformer], op: Op, raw: Vec<String
     match transformed_type(f, transformers) {
         // Unknown evt.type names are accepted, as Falco accepts every syscall name; they simply
         // never match until capture records that syscall.
+        FieldType::Str if matches!(op, Op::In | Op::Intersects) && raw.len() > 4 => {
+            Ok(Values::Set(raw.into_iter().collect()))
+        }
         FieldType::Str => Ok(Values::Str(raw)),
         FieldType::Int => {
             if !matches!(op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::In | Op::Intersects) {
