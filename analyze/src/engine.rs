@@ -6,7 +6,7 @@ use lanner_formats::archive::DecodedChunk;
 
 use crate::replay::Window;
 use crate::rules::fields::{format_time_of_day, EventView};
-use crate::rules::{EvalCache, RuleSet};
+use crate::rules::{EvalCache, RuleMatching, RuleSet};
 
 /// Counts gathered while evaluating one chunk.
 #[derive(Debug, Default, Clone)]
@@ -18,7 +18,7 @@ pub struct ChunkStats {
 }
 
 /// Evaluates every event of `chunk`; the first matching rule (in file order) fires, as Falco's
-/// default `rule_matching: first`.
+/// default `rule_matching: first`, or every matching rule with [`RuleMatching::All`].
 pub fn evaluate_chunk(
     rules: &RuleSet,
     decoded: &DecodedChunk,
@@ -51,7 +51,9 @@ pub fn evaluate_chunk(
                     tags: rule.tags.clone(),
                     hostname: hostname.to_owned(),
                 });
-                break;
+                if rules.rule_matching == RuleMatching::First {
+                    break;
+                }
             }
         }
     }

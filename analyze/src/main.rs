@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 use lanner_analyze::replay::{discover, replay, ReplaySummary, Window};
-use lanner_analyze::rules::{RuleSet, Source, DEFAULT_RULES};
+use lanner_analyze::rules::{RuleMatching, RuleSet, Source, DEFAULT_RULES};
 use lanner_analyze::sinks::OutputSpec;
 use lanner_formats::archive::verify;
 
@@ -37,6 +37,9 @@ enum Command {
         /// Where alerts go: `stdout` or `file:PATH` (repeatable).
         #[arg(long = "output", short = 'o', default_value = "stdout")]
         outputs: Vec<OutputSpec>,
+        /// Alert for the first matching rule per event (Falco's default) or for all of them.
+        #[arg(long, value_enum, default_value = "first")]
+        rule_matching: MatchingArg,
         /// Worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
@@ -66,6 +69,15 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+}
+
+/// `--rule-matching` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum MatchingArg {
+    /// The first matching rule in file order.
+    First,
+    /// Every matching rule.
+    All,
 }
 
 #[derive(Subcommand, Debug)]
@@ -162,14 +174,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{} segment(s) checked, {problems} problem(s)", files.len());
             Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
         }
-        Command::Replay { rules, outputs, threads, since, until, paths } => {
+        Command::Replay { rules, outputs, rule_matching, threads, since, until, paths } => {
             if let Some(n) = threads {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n.max(1))
                     .build_global()
                     .context("starting worker threads")?;
             }
-            let Some(rules) = load_rules(&rules)? else { return Ok(ExitCode::from(EXIT_USAGE)) };
+            let Some(mut rules) = load_rules(&rules)? else { return Ok(ExitCode::from(EXIT_USAGE)) };
+            rules.rule_matching = match rule_matching {
+                MatchingArg::First => RuleMatching::First,
+                MatchingArg::All => RuleMatching::All,
+            };
             let mut sinks = outputs.iter().map(|o| o.open()).collect::<Result<Vec<_>>>()?;
             let summary = replay(&rules, &paths, Window { since, until }, &mut sinks)?;
             report(&summary);

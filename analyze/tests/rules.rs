@@ -203,6 +203,18 @@ fn rules_without_event_type_get_falcos_warning_and_appends_apply() {
 }
 
 #[test]
+fn rule_matching_first_or_all() {
+    let yaml =
+        "- rule: a\n  desc: d\n  condition: evt.type=openat and fd.name=/etc/shadow\n  output: o\n  priority: info\n\
+                - rule: b\n  desc: d\n  condition: evt.type=openat and proc.name=cat\n  output: o\n  priority: info\n";
+    let mut rules = RuleSet::from_yaml("m.yaml", yaml).unwrap();
+    let names = |rs: &RuleSet| alerts(rs, &common::threat_chunks()).into_iter().map(|a| a.rule).collect::<Vec<_>>();
+    assert_eq!(names(&rules), vec!["b", "a"], "hostname read: b; shadow read: a only (first match)");
+    rules.rule_matching = lanner_analyze::rules::RuleMatching::All;
+    assert_eq!(names(&rules), vec!["b", "a", "b"]);
+}
+
+#[test]
 fn override_append_and_replace() {
     let yaml = "- list: l\n  items: [cat]\n- macro: m\n  condition: proc.name in (l)\n\
                 - rule: r\n  desc: d\n  condition: evt.type = openat and m\n  output: o\n  priority: info\n\

@@ -97,6 +97,16 @@ pub enum RuleStatus {
     Skipped(String),
 }
 
+/// Falco's `rule_matching`: whether an event raises only the first matching rule's alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuleMatching {
+    /// The first matching rule, in file order (Falco's default).
+    #[default]
+    First,
+    /// Every matching rule.
+    All,
+}
+
 /// Every enabled rule, compiled, with an index by event type.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
@@ -108,6 +118,8 @@ pub struct RuleSet {
     /// Warnings (Falco's codes: LOAD_NO_EVTTYPE, LOAD_UNUSED_MACRO, …).
     pub warnings: Vec<Diagnostic>,
     process_checks: usize,
+    /// First or all matching rules per event.
+    pub rule_matching: RuleMatching,
 }
 
 impl RuleSet {
@@ -421,7 +433,14 @@ impl Compiler {
             next = r.filter.assign_process_slots(next);
         }
         if errors.is_empty() {
-            Ok(RuleSet { rules, by_type, statuses, warnings, process_checks: next as usize })
+            Ok(RuleSet {
+                rules,
+                by_type,
+                statuses,
+                warnings,
+                process_checks: next as usize,
+                rule_matching: RuleMatching::First,
+            })
         } else {
             errors.extend(warnings);
             Err(errors)

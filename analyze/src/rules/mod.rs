@@ -11,7 +11,7 @@ mod filter;
 pub mod loader;
 pub mod output;
 
-pub use compile::{CompiledRule, Priority, RuleSet, RuleStatus};
+pub use compile::{CompiledRule, Priority, RuleMatching, RuleSet, RuleStatus};
 pub use fields::{Field, FieldValue};
 pub use filter::{EvalCache, Filter};
 pub use loader::{Code, Diagnostic, Pos, RuleError, Source};
