@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod commands;
+use lanner_analyze::inspect;
 use lanner_analyze::replay::{discover, replay, ReplaySummary, Window};
+use lanner_analyze::rules::output::OutputFormat;
 use lanner_analyze::rules::{RuleMatching, RuleSet, Source, DEFAULT_RULES};
 use lanner_analyze::sinks::OutputSpec;
 use lanner_formats::archive::verify;
@@ -50,6 +52,74 @@ enum Command {
         #[arg(long, value_parser = parse_time)]
         until: Option<u64>,
         /// Archive segments (`.lnr`) or directories holding them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print events matching a filter, formatted with %field tokens (like `sysdig -r FILE -p FMT FILTER`).
+    ///
+    /// Example: `lanner-analyze query -p "%evt.time %proc.name %fd.name" "fd.name startswith /etc" spool/`
+    Query {
+        /// Output format with %field tokens.
+        #[arg(short = 'p', long = "print", default_value = lanner_analyze::inspect::DEFAULT_QUERY_FORMAT)]
+        format: String,
+        /// Filter in the rule condition language (macros and lists from --rules files).
+        #[arg(short = 'f', long)]
+        filter: Option<String>,
+        /// Rule files whose macros and lists the filter may use.
+        #[arg(long = "rules", short = 'r')]
+        rules: Vec<PathBuf>,
+        /// Only events at or after this time.
+        #[arg(long, value_parser = parse_time)]
+        since: Option<u64>,
+        /// Only events at or before this time.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<u64>,
+        /// Archive segments or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Show who spawned what, with command lines, exec times and exits.
+    ///
+    /// Example: `lanner-analyze proctree --pid 4242 spool/`
+    Proctree {
+        /// Only this process and its descendants.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Only events at or after this time.
+        #[arg(long, value_parser = parse_time)]
+        since: Option<u64>,
+        /// Only events at or before this time.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<u64>,
+        /// Archive segments or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Every event of one process (or all), in time order.
+    ///
+    /// Example: `lanner-analyze timeline --pid 4242 spool/`
+    Timeline {
+        /// Only this process.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Only events at or after this time.
+        #[arg(long, value_parser = parse_time)]
+        since: Option<u64>,
+        /// Only events at or before this time.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<u64>,
+        /// Archive segments or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Event counts by syscall, process and user; time range; drops.
+    ///
+    /// Example: `lanner-analyze stats --json spool/`
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Archive segments or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -110,6 +180,9 @@ fn parse_time(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix filters, stop quietly when the reader of our output goes away (`| head`).
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -155,6 +228,66 @@ fn load_rules(files: &[PathBuf]) -> Result<Option<RuleSet>> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Query { format, filter, rules, since, until, paths } => {
+            let fmt = OutputFormat::parse(&format).map_err(|e| anyhow::anyhow!("-p format: {e}"))?;
+            let filter = match filter {
+                None => None,
+                Some(f) => {
+                    let mut sources = if rules.is_empty() { Vec::new() } else { read_sources(&rules)? };
+                    sources.push(Source { name: "<filter>".into(), text: query_rule(&f) });
+                    let rs = match RuleSet::load(&sources) {
+                        Ok(rs) => rs,
+                        Err(errors) => {
+                            for e in errors.iter().filter(|d| d.code.is_error()) {
+                                eprintln!("lanner-analyze: error: {e}");
+                            }
+                            return Ok(ExitCode::from(EXIT_USAGE));
+                        }
+                    };
+                    rs.rules.into_iter().find(|r| r.name == QUERY_RULE).map(|r| r.filter)
+                }
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let (n, problems) = inspect::query(&paths, Window { since, until }, filter.as_ref(), &fmt, &mut out)?;
+            drop(out);
+            eprintln!("lanner-analyze: {n} matching event(s)");
+            Ok(report_problems(&problems))
+        }
+        Command::Proctree { pid, since, until, paths } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let problems = inspect::proctree(&paths, Window { since, until }, pid, &mut out)?;
+            Ok(report_problems(&problems))
+        }
+        Command::Timeline { pid, since, until, paths } => {
+            let fmt =
+                OutputFormat::parse("%evt.time %proc.pid %proc.name %evt.type %evt.res %evt.args").expect("valid");
+            let filter = pid.map(|p| {
+                let text = query_rule(&format!("proc.pid = {p}"));
+                let rs = RuleSet::from_yaml("<timeline>", &text).expect("valid filter");
+                rs.rules.into_iter().next().expect("one rule").filter
+            });
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let (_, problems) = inspect::query(&paths, Window { since, until }, filter.as_ref(), &fmt, &mut out)?;
+            Ok(report_problems(&problems))
+        }
+        Command::Stats { json, paths } => {
+            let (v, problems) = inspect::stats(&paths, Window::default())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("events: {}  drops: {}  first: {}  last: {}", v["events"], v["drops"], v["first"], v["last"]);
+                for (title, key) in [("by syscall", "by_syscall"), ("by process", "by_process"), ("by uid", "by_uid")] {
+                    println!("{title}:");
+                    for row in v[key].as_array().into_iter().flatten().take(20) {
+                        println!("  {:>10}  {}", row["events"], row["name"].as_str().unwrap_or(""));
+                    }
+                }
+            }
+            Ok(report_problems(&problems))
+        }
         Command::Rules { command: RulesCommand::Check { json, files } } => {
             let sources = read_sources(&files)?;
             Ok(if commands::rules_check::run(&sources, json) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_USAGE) })
@@ -191,6 +324,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             report(&summary);
             Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
         }
+    }
+}
+
+/// Name of the rule a `query` filter is wrapped in.
+const QUERY_RULE: &str = "lanner query filter";
+
+/// Wraps a filter in a one-rule YAML document so it is compiled like any condition.
+fn query_rule(filter: &str) -> String {
+    let cond = serde_json::to_string(filter).expect("string");
+    format!("- rule: {QUERY_RULE}\n  desc: query\n  condition: {cond}\n  output: q\n  priority: debug\n  warn_evttypes: false\n")
+}
+
+/// Prints read problems; the exit code says whether all data was read.
+fn report_problems(problems: &[String]) -> ExitCode {
+    for p in problems {
+        eprintln!("lanner-analyze: error: {p}");
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DATA_ERROR)
     }
 }
 

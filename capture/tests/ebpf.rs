@@ -364,3 +364,55 @@ fn upstream_stable_rules_flag_cat_but_not_trusted_names() {
         );
     }
 }
+
+#[test]
+fn proctree_and_timeline_show_a_real_scenario() {
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display().to_string();
+    // A shell runs a downloader-like child that writes files, then copies the result.
+    let script = format!(
+        "cat /etc/hostname > {w}/download.part && cp {w}/download.part {w}/payload.bin && rm {w}/download.part"
+    );
+    assert!(Command::new("sh").args(["-c", &script]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(500));
+    let (spool, _) = cap.stop();
+    let run = |args: &[&str]| {
+        let out = Command::new(analyze_bin()).args(args).arg(spool.path()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tree = run(&["proctree"]);
+    let sh_line = tree.lines().position(|l| l.contains(&format!("sh [sh -c {script}]"))).expect("shell in the tree");
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let sh_indent = indent(tree.lines().nth(sh_line).unwrap());
+    let cp_line = tree
+        .lines()
+        .skip(sh_line)
+        .find(|l| l.contains(&format!("cp [cp {w}/download.part {w}/payload.bin]")))
+        .unwrap_or_else(|| panic!("cp under the shell:\n{tree}"));
+    assert_eq!(indent(cp_line), sh_indent + 2, "cp is a child of the shell:\n{tree}");
+    assert!(tree.lines().skip(sh_line).any(|l| l.trim_start().starts_with("exec ") && l.contains("cp ")), "{tree}");
+    let cp_pid: u32 = cp_line.split_whitespace().next().unwrap().parse().unwrap();
+
+    let timeline = run(&["timeline", "--pid", &cp_pid.to_string()]);
+    let lines: Vec<&str> = timeline.lines().collect();
+    assert!(lines.iter().all(|l| l.split_whitespace().nth(1) == Some(&cp_pid.to_string()[..])), "{timeline}");
+    assert!(lines.first().unwrap().contains(" execve "), "timeline starts with the exec: {timeline}");
+    assert!(
+        lines.iter().any(|l| l.contains(" openat ")
+            && l.contains(&format!("name={w}/payload.bin"))
+            && l.contains("O_WRONLY|O_CREAT")),
+        "{timeline}"
+    );
+    assert!(lines.last().unwrap().contains(" procexit "), "{timeline}");
+
+    let q = run(&[
+        "query",
+        "-f",
+        &format!("fd.name = {w}/download.part and evt.is_open_write = true"),
+        "-p",
+        "%proc.name %evt.type",
+    ]);
+    assert_eq!(q.lines().collect::<Vec<_>>(), vec!["sh openat"], "the shell's redirection created the part file");
+}

@@ -1,0 +1,194 @@
+//! Incident-response views over archives: filtered event listings (`query`), a per-process
+//! timeline, the process tree and statistics. All read archives in order, one chunk at a time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use lanner_formats::archive::SegmentReader;
+use serde_json::json;
+
+use crate::replay::{discover, Window};
+use crate::rules::fields::{format_time_of_day, EventView};
+use crate::rules::output::OutputFormat;
+use crate::rules::{EvalCache, Filter};
+
+/// Problems met while reading (reported, not fatal).
+pub type Problems = Vec<String>;
+
+/// Calls `f` for every event inside `window`, in archive order; returns the problems met.
+pub fn for_each_event(paths: &[PathBuf], window: Window, mut f: impl FnMut(&EventView<'_>)) -> Result<Problems> {
+    let mut problems = Vec::new();
+    for p in discover(paths)? {
+        let r = match SegmentReader::open(&p) {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        if let Some(t) = r.truncation() {
+            problems.push(t.to_string());
+        }
+        for c in r.chunks() {
+            if !window.overlaps(c.header.t_first, c.header.t_last) {
+                continue;
+            }
+            let d = match r.decode(c) {
+                Ok(d) => d,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    continue;
+                }
+            };
+            let (chunk, paths) = (d.chunk(), d.paths());
+            for ev in chunk.events.iter() {
+                if window.contains(ev.ts_ns) {
+                    f(&EventView { chunk, paths, ev, hostname: &r.meta().hostname });
+                }
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// The default `query` format (sysdig's, without the fields Lanner does not record).
+pub const DEFAULT_QUERY_FORMAT: &str = "%evt.time %proc.name (%thread.tid) %evt.type %evt.args";
+
+/// Prints the events matching `filter` with `format` (one line per event); returns the count.
+pub fn query(
+    paths: &[PathBuf],
+    window: Window,
+    filter: Option<&Filter>,
+    format: &OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(u64, Problems)> {
+    let mut n = 0;
+    let mut cache = EvalCache::default();
+    let mut err = None;
+    let problems = for_each_event(paths, window, |v| {
+        if err.is_some() || filter.is_some_and(|f| !f.matches(v, &mut cache)) {
+            return;
+        }
+        n += 1;
+        if let Err(e) = writeln!(out, "{}", format.render(v).0) {
+            err = Some(e);
+        }
+    })?;
+    if let Some(e) = err {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    Ok((n, problems))
+}
+
+/// One process in the tree.
+#[derive(Debug, Default, Clone)]
+struct Node {
+    ppid: u32,
+    name: String,
+    cmdline: String,
+    first_ns: u64,
+    execs: Vec<(u64, String)>,
+    exited_ns: Option<u64>,
+}
+
+/// Prints who spawned what (`pid` restricts the output to that process and its descendants).
+pub fn proctree(paths: &[PathBuf], window: Window, pid: Option<u32>, out: &mut dyn Write) -> Result<Problems> {
+    use crate::rules::Field;
+    let mut nodes: BTreeMap<u32, Node> = BTreeMap::new();
+    let problems = for_each_event(paths, window, |v| {
+        let p = v.get(&Field::ProcPid).render().parse::<u32>().unwrap_or(0);
+        let n = nodes.entry(p).or_insert_with(|| Node { first_ns: v.ev.ts_ns, ..Default::default() });
+        n.ppid = v.get(&Field::ProcPpid).render().parse().unwrap_or(0);
+        n.name = v.get(&Field::ProcName).render();
+        n.cmdline = v.get(&Field::ProcCmdline).render();
+        match v.etype() {
+            Some(lanner_formats::syscall::EventType::Execve | lanner_formats::syscall::EventType::Execveat)
+                if v.ev.ret == 0 =>
+            {
+                n.execs.push((v.ev.ts_ns, v.get(&Field::ProcCmdline).render()))
+            }
+            Some(lanner_formats::syscall::EventType::Procexit) if v.ev.tid == p => n.exited_ns = Some(v.ev.ts_ns),
+            _ => {}
+        }
+    })?;
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (&p, n) in &nodes {
+        children.entry(n.ppid).or_default().push(p);
+    }
+    let roots: Vec<u32> = match pid {
+        Some(p) => vec![p],
+        None => nodes.iter().filter(|(_, n)| !nodes.contains_key(&n.ppid)).map(|(&p, _)| p).collect(),
+    };
+    fn print(
+        p: u32,
+        depth: usize,
+        nodes: &BTreeMap<u32, Node>,
+        children: &HashMap<u32, Vec<u32>>,
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        let Some(n) = nodes.get(&p) else { return Ok(()) };
+        let indent = "  ".repeat(depth);
+        let exit = n.exited_ns.map_or(String::new(), |t| format!(", exited {}", format_time_of_day(t)));
+        writeln!(out, "{indent}{p} {} [{}] (first seen {}{exit})", n.name, n.cmdline, format_time_of_day(n.first_ns))?;
+        for (t, cmd) in &n.execs {
+            writeln!(out, "{indent}    exec {} {cmd}", format_time_of_day(*t))?;
+        }
+        for &c in children.get(&p).map_or(&[][..], |v| v.as_slice()) {
+            if c != p {
+                print(c, depth + 1, nodes, children, out)?;
+            }
+        }
+        Ok(())
+    }
+    for r in roots {
+        print(r, 0, &nodes, &children, out)?;
+    }
+    Ok(problems)
+}
+
+/// Counts by event type, process name and user, with the time range and drops.
+pub fn stats(paths: &[PathBuf], window: Window) -> Result<(serde_json::Value, Problems)> {
+    use crate::rules::Field;
+    let mut total = 0u64;
+    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_proc: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_uid: BTreeMap<String, u64> = BTreeMap::new();
+    let mut range: Option<(u64, u64)> = None;
+    let problems = for_each_event(paths, window, |v| {
+        total += 1;
+        *by_type.entry(v.get(&Field::EvtType).render()).or_default() += 1;
+        *by_proc.entry(v.get(&Field::ProcName).render()).or_default() += 1;
+        *by_uid.entry(v.get(&Field::UserUid).render()).or_default() += 1;
+        let t = v.ev.ts_ns;
+        range = Some(range.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+    })?;
+    let mut drops = 0u64;
+    for p in discover(paths)? {
+        if let Ok(r) = SegmentReader::open(&p) {
+            drops += r.chunks().iter().map(|c| c.header.drops as u64).sum::<u64>();
+        }
+    }
+    let top = |m: BTreeMap<String, u64>| {
+        let mut v: Vec<(String, u64)> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.into_iter().map(|(k, n)| json!({"name": k, "events": n})).collect::<Vec<_>>()
+    };
+    let iso =
+        |t: u64| chrono::DateTime::from_timestamp_nanos(t as i64).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    Ok((
+        json!({
+            "events": total,
+            "drops": drops,
+            "first": range.map(|r| iso(r.0)),
+            "last": range.map(|r| iso(r.1)),
+            "by_syscall": top(by_type),
+            "by_process": top(by_proc),
+            "by_uid": top(by_uid),
+        }),
+        problems,
+    ))
+}
