@@ -11,7 +11,7 @@ use lanner_analyze::inspect;
 use lanner_analyze::replay::{discover, replay, ReplaySummary, Window};
 use lanner_analyze::rules::output::OutputFormat;
 use lanner_analyze::rules::{RuleMatching, RuleSet, Source, DEFAULT_RULES};
-use lanner_analyze::sinks::OutputSpec;
+use lanner_analyze::sinks::{AlertFormat, OutputSpec};
 use lanner_formats::archive::verify;
 
 /// Exit code when some data could not be read (other data was still analyzed).
@@ -39,6 +39,9 @@ enum Command {
         /// Where alerts go: `stdout` or `file:PATH` (repeatable).
         #[arg(long = "output", short = 'o', default_value = "stdout")]
         outputs: Vec<OutputSpec>,
+        /// Alert format: Falco's JSON lines, or its text lines (`time: Priority output`).
+        #[arg(long, value_enum, default_value = "json")]
+        format: FormatArg,
         /// Alert for the first matching rule per event (Falco's default) or for all of them.
         #[arg(long, value_enum, default_value = "first")]
         rule_matching: MatchingArg,
@@ -139,6 +142,15 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+}
+
+/// `--format` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum FormatArg {
+    /// Falco's JSON alerts.
+    Json,
+    /// Falco's text alerts.
+    Text,
 }
 
 /// `--rule-matching` values.
@@ -307,7 +319,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{} segment(s) checked, {problems} problem(s)", files.len());
             Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
         }
-        Command::Replay { rules, outputs, rule_matching, threads, since, until, paths } => {
+        Command::Replay { rules, outputs, format, rule_matching, threads, since, until, paths } => {
             if let Some(n) = threads {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n.max(1))
@@ -319,7 +331,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 MatchingArg::First => RuleMatching::First,
                 MatchingArg::All => RuleMatching::All,
             };
-            let mut sinks = outputs.iter().map(|o| o.open()).collect::<Result<Vec<_>>>()?;
+            let format = match format {
+                FormatArg::Json => AlertFormat::Json,
+                FormatArg::Text => AlertFormat::Text,
+            };
+            let mut sinks = outputs.iter().map(|o| o.open(format)).collect::<Result<Vec<_>>>()?;
             let summary = replay(&rules, &paths, Window { since, until }, &mut sinks)?;
             report(&summary);
             Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
@@ -373,6 +389,10 @@ fn report(s: &ReplaySummary) {
         s.drops
     );
     for (rule, n) in &s.hits {
-        eprintln!("lanner-analyze:   {n:>6}  {rule}");
+        let mut procs: Vec<(&String, &u64)> =
+            s.hits_by_process.get(rule).map(|m| m.iter().collect()).unwrap_or_default();
+        procs.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let top: Vec<String> = procs.iter().take(3).map(|(p, n)| format!("{p} {n}")).collect();
+        eprintln!("lanner-analyze:   {n:>6}  {rule}  (top processes: {})", top.join(", "));
     }
 }

@@ -26,6 +26,8 @@ pub struct ReplaySummary {
     pub events: u64,
     /// Alerts per rule.
     pub hits: BTreeMap<String, u64>,
+    /// Alerts per rule and process name.
+    pub hits_by_process: BTreeMap<String, BTreeMap<String, u64>>,
     /// Time range covered (unix ns).
     pub t_range: Option<(u64, u64)>,
     /// Kernel drops recorded in the archives.
@@ -125,6 +127,20 @@ pub fn replay(
             }
         }
     }
+    // A progress bar on a terminal only, never in pipes or files.
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let total: u64 = jobs.iter().map(|(_, c)| c.header.payload_len as u64 + 88).sum();
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {bytes}/{total_bytes} {msg} ({bytes_per_sec}, ETA {eta})",
+            )
+            .expect("valid template"),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     // Bounded windows keep memory flat; order inside a window is preserved by `collect`.
     let batch_len = rayon::current_num_threads().max(1) * 4;
     for batch in jobs.chunks(batch_len) {
@@ -138,17 +154,25 @@ pub fn replay(
                 Ok(ChunkResult { alerts, stats, drops: decoded.chunk().drops.to_native() })
             })
             .collect();
+        bar.inc(batch.iter().map(|(_, c)| c.header.payload_len as u64 + 88).sum());
         for res in results {
             match res {
                 Ok(ChunkResult { alerts, stats, drops }) => {
                     summary.chunks += 1;
                     summary.events += stats.events;
+                    bar.set_message(format!("{} events", summary.events));
                     summary.drops += drops;
                     if let Some((a, b)) = stats.t_range {
                         summary.t_range = Some(summary.t_range.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
                     }
-                    for a in &alerts {
+                    for (a, proc_name) in alerts.iter().zip(&stats.alert_procs) {
                         *summary.hits.entry(a.rule.clone()).or_default() += 1;
+                        *summary
+                            .hits_by_process
+                            .entry(a.rule.clone())
+                            .or_default()
+                            .entry(proc_name.clone())
+                            .or_default() += 1;
                         for s in sinks.iter_mut() {
                             s.send(a)?;
                         }
@@ -158,6 +182,7 @@ pub fn replay(
             }
         }
     }
+    bar.finish_and_clear();
     for s in sinks.iter_mut() {
         s.flush()?;
     }

@@ -133,3 +133,24 @@ fn non_archives_and_missing_paths_are_refused_clearly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unknown output 'carrier-pigeon'"));
 }
+
+#[test]
+fn output_is_identical_for_every_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_capture(dir.path(), 12);
+    let run = |threads: &str| {
+        let out = analyze(&["replay", "--threads", threads, "--rule-matching", "all", dir.path().to_str().unwrap()]);
+        assert!(out.status.success());
+        (out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (one, summary) = run("1");
+    assert_eq!(one.iter().filter(|&&b| b == b'\n').count(), 36);
+    assert!(summary.contains("(top processes: cat 12)"), "{summary}");
+    for t in ["2", "8"] {
+        let (other, _) = run(t);
+        assert!(other == one, "output with {t} threads differs from 1 thread");
+    }
+    let text = analyze(&["replay", "--format", "text", dir.path().to_str().unwrap()]);
+    let first = String::from_utf8_lossy(&text.stdout).lines().next().unwrap().to_owned();
+    assert!(first.starts_with("22:13:20.000000002: Warning Sensitive file opened"), "{first}");
+}

@@ -8,30 +8,32 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use lanner_formats::alert::Alert;
 
-use super::{json_line, Sink};
+use super::{alert_line, AlertFormat, Sink};
 
-/// Appends JSON lines to a file.
+/// Appends alert lines to a file.
 pub struct FileSink {
     path: PathBuf,
     out: BufWriter<File>,
+    format: AlertFormat,
 }
 
 impl FileSink {
     /// Opens (creating if needed) `path` for appending.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path, format: AlertFormat) -> Result<Self> {
         let f = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(path)
             .with_context(|| format!("opening alert file {}", path.display()))?;
-        Ok(Self { path: path.to_owned(), out: BufWriter::new(f) })
+        Ok(Self { path: path.to_owned(), out: BufWriter::new(f), format })
     }
 }
 
 impl Sink for FileSink {
     fn send(&mut self, alert: &Alert) -> Result<()> {
-        writeln!(self.out, "{}", json_line(alert)).with_context(|| format!("writing {}", self.path.display()))
+        writeln!(self.out, "{}", alert_line(alert, self.format))
+            .with_context(|| format!("writing {}", self.path.display()))
     }
 
     fn flush(&mut self) -> Result<()> {

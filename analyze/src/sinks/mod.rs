@@ -45,17 +45,30 @@ impl std::str::FromStr for OutputSpec {
     }
 }
 
+/// How alerts are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AlertFormat {
+    /// Falco's JSON alert, one per line.
+    #[default]
+    Json,
+    /// Falco's text line: `<time>: <Priority> <output>`.
+    Text,
+}
+
 impl OutputSpec {
     /// Opens the sink.
-    pub fn open(&self) -> Result<Box<dyn Sink>> {
+    pub fn open(&self, format: AlertFormat) -> Result<Box<dyn Sink>> {
         Ok(match self {
-            Self::Stdout => Box::new(StdoutSink::new()),
-            Self::File(p) => Box::new(FileSink::open(p)?),
+            Self::Stdout => Box::new(StdoutSink::new(format)),
+            Self::File(p) => Box::new(FileSink::open(p, format)?),
         })
     }
 }
 
-/// Serializes an alert as one JSON line (no trailing newline).
-pub fn json_line(alert: &Alert) -> String {
-    serde_json::to_string(alert).expect("alerts serialize")
+/// An alert as one line in `format` (no trailing newline).
+pub fn alert_line(alert: &Alert, format: AlertFormat) -> String {
+    match format {
+        AlertFormat::Json => serde_json::to_string(alert).expect("alerts serialize"),
+        AlertFormat::Text => alert.output.clone(),
+    }
 }

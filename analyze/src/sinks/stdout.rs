@@ -5,29 +5,24 @@ use std::io::{BufWriter, Stdout, Write};
 use anyhow::Result;
 use lanner_formats::alert::Alert;
 
-use super::{json_line, Sink};
+use super::{alert_line, AlertFormat, Sink};
 
-/// Writes JSON lines to stdout.
+/// Writes alert lines to stdout.
 pub struct StdoutSink {
     out: BufWriter<Stdout>,
+    format: AlertFormat,
 }
 
 impl StdoutSink {
     /// A sink on this process's stdout.
-    pub fn new() -> Self {
-        Self { out: BufWriter::new(std::io::stdout()) }
-    }
-}
-
-impl Default for StdoutSink {
-    fn default() -> Self {
-        Self::new()
+    pub fn new(format: AlertFormat) -> Self {
+        Self { out: BufWriter::new(std::io::stdout()), format }
     }
 }
 
 impl Sink for StdoutSink {
     fn send(&mut self, alert: &Alert) -> Result<()> {
-        writeln!(self.out, "{}", json_line(alert))?;
+        writeln!(self.out, "{}", alert_line(alert, self.format))?;
         Ok(())
     }
 
