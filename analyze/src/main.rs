@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod commands;
 use lanner_analyze::inspect;
@@ -125,6 +125,19 @@ enum Command {
         /// Archive segments or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Example: `lanner-analyze completions bash > /etc/bash_completion.d/lanner-analyze`
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (one per command) into a directory.
+    #[command(hide = true)]
+    Man {
+        /// Output directory.
+        dir: PathBuf,
     },
     /// Rule file tools.
     Rules {
@@ -299,6 +312,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             Ok(report_problems(&problems))
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "lanner-analyze", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing man pages to {}", dir.display()))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Rules { command: RulesCommand::Check { json, files } } => {
             let sources = read_sources(&files)?;

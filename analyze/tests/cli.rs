@@ -154,3 +154,16 @@ fn output_is_identical_for_every_thread_count() {
     let first = String::from_utf8_lossy(&text.stdout).lines().next().unwrap().to_owned();
     assert!(first.starts_with("22:13:20.000000002: Warning Sensitive file opened"), "{first}");
 }
+
+#[test]
+fn completions_and_man_pages() {
+    let out = analyze(&["completions", "bash"]);
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(script.contains("lanner-analyze") && script.contains("proctree") && script.contains("--rule-matching"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = analyze(&["man", dir.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    let page = fs::read_to_string(dir.path().join("lanner-analyze-replay.1")).unwrap();
+    assert!(page.contains("Example:") && page.contains("\\-\\-since"), "{page}");
+}

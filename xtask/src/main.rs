@@ -37,6 +37,8 @@ enum Cmd {
         #[arg(value_enum)]
         what: bench::Which,
     },
+    /// Write lanner-analyze's man pages into target/man.
+    Man,
     /// Fuzz the archive reader (cargo-fuzz, nightly): seeds the corpus, runs each target.
     Fuzz {
         /// Seconds per target.
@@ -59,6 +61,13 @@ fn main() -> Result<()> {
         Cmd::Bench { what } => {
             setup()?;
             bench::run(&root(), what)
+        }
+        Cmd::Man => {
+            run(cargo().args(["build", "--bins"]))?;
+            let dir = root().join("target/man");
+            run(Command::new(root().join("target/debug/lanner-analyze")).arg("man").arg(&dir))?;
+            eprintln!("xtask: man pages in {}", dir.display());
+            Ok(())
         }
         Cmd::Fuzz { seconds } => {
             setup()?;
