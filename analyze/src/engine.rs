@@ -29,7 +29,10 @@ pub fn evaluate_chunk(
     stats: &mut ChunkStats,
 ) -> Vec<Alert> {
     let (chunk, paths) = (decoded.chunk(), decoded.paths());
-    let mut cache = EvalCache::new(rules.process_checks(), chunk.processes.len());
+    let mut cache = EvalCache::new(rules.cache_shape(), chunk.processes.len(), chunk.paths.len());
+    // Per (process, rule): 0 = not computed, 1 = the process alone rules the rule out, 2 = maybe.
+    let nrules = rules.rules.len();
+    let mut possible = vec![0u8; chunk.processes.len() * nrules];
     let mut alerts = Vec::new();
     for ev in chunk.events.iter() {
         let ts = ev.ts_ns;
@@ -39,8 +42,18 @@ pub fn evaluate_chunk(
         stats.events += 1;
         stats.t_range = Some(stats.t_range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
         let view = EventView { chunk, paths, ev, hostname };
+        cache.next_event();
         for &i in rules.rules_for(ev.etype) {
             let rule = &rules.rules[i];
+            let slot = ev.process as usize * nrules + i;
+            if let Some(p) = possible.get_mut(slot) {
+                if *p == 0 {
+                    *p = if rule.filter.process_verdict(&view, &mut cache) == Some(false) { 1 } else { 2 };
+                }
+                if *p == 1 {
+                    continue;
+                }
+            }
             if rules.matches(i, &view, &mut cache) {
                 let (text, output_fields) = rule.output.render(&view);
                 stats.alert_procs.push(view.get(&crate::rules::Field::ProcName).render());

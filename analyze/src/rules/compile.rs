@@ -8,7 +8,7 @@ use lanner_formats::syscall::{EventType, TABLE};
 
 use super::condition::{self, Expr, FieldRef, ListEntry, Op, Operand};
 use super::fields::{EventView, Field, FieldType};
-use super::filter::{Check, EvalCache, Filter};
+use super::filter::{CacheShape, Check, EvalCache, Filter};
 use super::loader::{
     self, Code, Diagnostic, ExceptionFields, ExceptionItem, ExceptionValue, Item, ListItem, Located, MacroItem,
     OverrideMode, Pos, RuleItem, Source,
@@ -117,7 +117,7 @@ pub struct RuleSet {
     pub statuses: Vec<(String, Pos, RuleStatus)>,
     /// Warnings (Falco's codes: LOAD_NO_EVTTYPE, LOAD_UNUSED_MACRO, …).
     pub warnings: Vec<Diagnostic>,
-    process_checks: usize,
+    cache_shape: CacheShape,
     /// First or all matching rules per event.
     pub rule_matching: RuleMatching,
 }
@@ -159,9 +159,9 @@ impl RuleSet {
         self.by_type.get(etype as usize).map_or(&[], |v| v.as_slice())
     }
 
-    /// Number of process-only checks (the size of an [`EvalCache`] row).
-    pub fn process_checks(&self) -> usize {
-        self.process_checks
+    /// Sizes of the per-chunk evaluation cache.
+    pub fn cache_shape(&self) -> CacheShape {
+        self.cache_shape
     }
 
     /// Evaluates rule `i` on one event.
@@ -428,19 +428,14 @@ impl Compiler {
                 ));
             }
         }
-        let mut next = 0;
+        let mut next = (0, 0);
         for r in &mut rules {
-            next = r.filter.assign_process_slots(next);
+            next = r.filter.assign_slots(next);
         }
+        let cache_shape =
+            CacheShape { process_checks: next.0 as usize, path_checks: next.1 as usize, macros: used.macro_ids.len() };
         if errors.is_empty() {
-            Ok(RuleSet {
-                rules,
-                by_type,
-                statuses,
-                warnings,
-                process_checks: next as usize,
-                rule_matching: RuleMatching::First,
-            })
+            Ok(RuleSet { rules, by_type, statuses, warnings, cache_shape, rule_matching: RuleMatching::First })
         } else {
             errors.extend(warnings);
             Err(errors)
@@ -610,7 +605,9 @@ impl Compiler {
                 })?;
                 let f = self.compile_expr(&parsed, ctx, stack, used)?;
                 stack.pop();
-                f
+                let n = used.macro_ids.len() as u32;
+                let id = *used.macro_ids.entry(name.clone()).or_insert(n);
+                Filter::Macro(id, Box::new(f))
             }
             Expr::Check { field, op, operand, .. } => {
                 let f = resolve_field(&field.name).map_err(|m| ctx.unknown_field(m))?;
@@ -670,6 +667,7 @@ impl Compiler {
 struct Usage {
     macros: HashSet<String>,
     lists: HashSet<String>,
+    macro_ids: HashMap<String, u32>,
 }
 
 /// The item being compiled, for messages.
@@ -771,6 +769,7 @@ fn event_types(f: &Filter, precise: bool) -> BTreeSet<u16> {
             Filter::Or(v) => {
                 v.iter().fold(BTreeSet::new(), |acc, x| acc.union(&go(x, all, precise)).copied().collect())
             }
+            Filter::Macro(_, x) => go(x, all, precise),
             Filter::Not(x) => match x.as_ref() {
                 Filter::Check(c) if precise && c.event_type_names().is_some() => {
                     all.difference(&go(x, all, precise)).copied().collect()

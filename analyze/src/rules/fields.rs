@@ -180,6 +180,11 @@ impl Field {
         }
     }
 
+    /// True when the value depends only on the event's fd path (see [`EventView::fd_path_id`]).
+    pub fn is_fd_path_only(&self) -> bool {
+        matches!(self, Field::FdName | Field::FdDirectory | Field::FdFilename)
+    }
+
     /// True when the value depends only on the event's process entry (and its ancestors).
     pub fn is_process_only(&self) -> bool {
         use Field::*;
@@ -290,6 +295,14 @@ impl<'a> EventView<'a> {
 
     fn path(&self) -> Option<&'a str> {
         self.paths.get(self.ev.path)
+    }
+
+    /// The path id of an fd-producing event (open family, fchdir), if it has one.
+    pub fn fd_path_id(&self) -> Option<u32> {
+        match self.etype()? {
+            t if t.is_open() || t == EventType::Fchdir => Some(self.ev.path).filter(|&p| p != NONE),
+            _ => None,
+        }
     }
 
     /// The path an fd-producing event refers to (open family).

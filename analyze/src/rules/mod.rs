@@ -13,7 +13,7 @@ pub mod output;
 
 pub use compile::{CompiledRule, Priority, RuleMatching, RuleSet, RuleStatus};
 pub use fields::{Field, FieldValue};
-pub use filter::{EvalCache, Filter};
+pub use filter::{CacheShape, EvalCache, Filter};
 pub use loader::{Code, Diagnostic, Pos, RuleError, Source};
 
 /// The built-in default ruleset, used when no `--rules` file is given.
