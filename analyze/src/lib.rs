@@ -5,6 +5,7 @@
 //! and only the hand-off to sinks is sequential, in archive order.
 
 pub mod engine;
+pub mod follow;
 pub mod inspect;
 pub mod replay;
 pub mod rules;

@@ -144,6 +144,32 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Follow a live capture spool: evaluate new chunks as they are sealed, across rotation and
+    /// retention, with a checkpoint so that a restart resumes where it stopped.
+    ///
+    /// With file outputs, alerts are delivered exactly once across restarts (the files are cut
+    /// back to the checkpoint); stdout is at-least-once. Stops on SIGINT/SIGTERM.
+    ///
+    /// Example: `lanner-analyze follow -o file:/var/log/lanner/alerts.json /var/lib/lanner/spool`
+    Follow {
+        /// Rules file (repeatable); default: the built-in ruleset.
+        #[arg(long = "rules", short = 'r')]
+        rules: Vec<PathBuf>,
+        /// Where alerts go: `stdout` or `file:PATH` (repeatable).
+        #[arg(long = "output", short = 'o', default_value = "stdout")]
+        outputs: Vec<OutputSpec>,
+        /// Alert format.
+        #[arg(long, value_enum, default_value = "json")]
+        format: FormatArg,
+        /// Checkpoint file (default: SPOOL/.lanner-follow.checkpoint).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// How often to look for new chunks.
+        #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+        poll: std::time::Duration,
+        /// The capture's spool directory.
+        spool: PathBuf,
+    },
     /// Check archive integrity: every chunk's hash, and the chain between the segments of a capture.
     ///
     /// Exit status 0 when every segment is ok or only has a torn tail (the writer was killed),
@@ -312,6 +338,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             Ok(report_problems(&problems))
+        }
+        Command::Follow { rules, outputs, format, checkpoint, poll, spool } => {
+            let Some(rules) = load_rules(&rules)? else { return Ok(ExitCode::from(EXIT_USAGE)) };
+            let format = match format {
+                FormatArg::Json => AlertFormat::Json,
+                FormatArg::Text => AlertFormat::Text,
+            };
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
+            }
+            let checkpoint = checkpoint.unwrap_or_else(|| spool.join(".lanner-follow.checkpoint"));
+            // Rewind file outputs before opening them for appending.
+            if let Some(cp) = lanner_analyze::follow::Checkpoint::load(&checkpoint)? {
+                lanner_analyze::follow::rewind_outputs(&cp)?;
+            }
+            let mut sinks = outputs.iter().map(|o| o.open(format)).collect::<Result<Vec<_>>>()?;
+            eprintln!("lanner-analyze: following {} (checkpoint {})", spool.display(), checkpoint.display());
+            let n = lanner_analyze::follow::follow(&rules, &spool, &checkpoint, &mut sinks, poll, &stop)?;
+            eprintln!("lanner-analyze: stopped after {n} alert(s)");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "lanner-analyze", &mut std::io::stdout());

@@ -40,6 +40,9 @@ struct Cli {
     /// Seal the open chunk after this long.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     chunk_interval: Duration,
+    /// Live mode for `lanner-analyze follow`: seal chunks every 200 ms (overrides --chunk-interval).
+    #[arg(long)]
+    live: bool,
     /// Seal the open chunk after this many events.
     #[arg(long, default_value_t = 65536)]
     chunk_events: usize,
@@ -92,7 +95,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     let limits = SpoolLimits {
         chunk_events: cli.chunk_events.max(1),
-        chunk_interval: cli.chunk_interval,
+        chunk_interval: if cli.live { Duration::from_millis(200) } else { cli.chunk_interval },
         segment_bytes: cli.segment_bytes,
         zstd_level: cli.zstd_level,
     };

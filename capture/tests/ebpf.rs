@@ -416,3 +416,78 @@ fn proctree_and_timeline_show_a_real_scenario() {
     ]);
     assert_eq!(q.lines().collect::<Vec<_>>(), vec!["sh openat"], "the shell's redirection created the part file");
 }
+
+fn alert_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad alert line {l:?}: {e}")))
+        .collect()
+}
+
+fn start_follow(spool: &Path, out: &Path) -> Child {
+    Command::new(analyze_bin())
+        .args(["follow", "--output"])
+        .arg(format!("file:{}", out.display()))
+        .arg(spool)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn follow_alerts_live_within_a_second_and_exactly_once_across_kill_9() {
+    let Some(cap) = Capture::start(&["--live"]) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alerts.json");
+    let mut follow = start_follow(cap.spool.path(), &out);
+    let tag = format!("lanner-follow-{}", std::process::id());
+    let count = |rule: &str, needle: &str| {
+        alert_lines(&out)
+            .iter()
+            .filter(|a| a["rule"] == rule && a["output"].as_str().unwrap_or("").contains(needle))
+            .count()
+    };
+    let mut latencies = Vec::new();
+    for i in 0..5 {
+        let marker = format!("/dev/null/{tag}-{i}");
+        let t0 = Instant::now();
+        // The extra (missing) argument makes each command line unique.
+        let _ = Command::new("sh").args(["-c", &format!("cat /etc/shadow {marker} > /dev/null 2>&1")]).status();
+        while count("Sensitive file read", &marker) == 0 {
+            assert!(t0.elapsed() < Duration::from_secs(10), "no alert for {marker}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        latencies.push(t0.elapsed());
+    }
+    eprintln!("syscall → alert line latencies: {latencies:?}");
+    assert!(latencies.iter().all(|l| *l < Duration::from_secs(1)), "{latencies:?}");
+
+    // Kill follow without warning, make more threats happen, restart it.
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    let etc_file = format!("/etc/{tag}");
+    let bin_dir = format!("/bin/{tag}");
+    let st = Command::new("sh")
+        .args(["-c", &format!("touch {etc_file} && rm {etc_file} && mkdir {bin_dir} && rmdir {bin_dir}")])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(400));
+    let mut follow = start_follow(cap.spool.path(), &out);
+    let t0 = Instant::now();
+    while count("Directory created below binary directory", &bin_dir) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no alert after restart");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(follow.id() as i32, libc::SIGTERM) };
+    follow.wait().unwrap();
+    let _ = cap.stop();
+    for i in 0..5 {
+        assert_eq!(count("Sensitive file read", &format!("/dev/null/{tag}-{i}")), 1, "shadow read {i} exactly once");
+    }
+    assert_eq!(count("Write below etc", &etc_file), 1);
+    assert_eq!(count("Directory created below binary directory", &bin_dir), 1);
+}

@@ -40,4 +40,9 @@ impl Sink for FileSink {
         self.out.flush().with_context(|| format!("writing {}", self.path.display()))?;
         self.out.get_ref().sync_data().with_context(|| format!("syncing {}", self.path.display()))
     }
+
+    fn durable_position(&self) -> Option<(PathBuf, u64)> {
+        let len = self.out.get_ref().metadata().ok()?.len();
+        Some((self.path.clone(), len))
+    }
 }

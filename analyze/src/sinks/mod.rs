@@ -17,6 +17,11 @@ pub trait Sink {
     fn send(&mut self, alert: &Alert) -> Result<()>;
     /// Makes everything accepted so far durable / visible.
     fn flush(&mut self) -> Result<()>;
+    /// For sinks that write a file: the file and its length after the last flush, so a
+    /// checkpoint can record it and a restart can cut off anything written after it.
+    fn durable_position(&self) -> Option<(PathBuf, u64)> {
+        None
+    }
 }
 
 /// A parsed `--output` value.
