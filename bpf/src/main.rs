@@ -10,8 +10,8 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         generated::{
-            bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str,
-            bpf_ringbuf_output,
+            bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_user,
+            bpf_probe_read_user_str, bpf_ringbuf_output,
         },
     },
     macros::{map, tracepoint},
@@ -94,6 +94,7 @@ fn fill_header(buf: *mut u8, kind: RecordKind, nr: u32, pid_tgid: u64, ret: i64,
         (*h).ret = ret;
         (*h).args = *args;
         (*h).comm = comm;
+        (*h).cgroup_id = bpf_get_current_cgroup_id();
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Record {
     pub comm: String,
     /// The two blobs, NUL terminator removed.
     pub blobs: [Vec<u8>; 2],
+    /// cgroup v2 id of the thread.
+    pub cgroup_id: u64,
 }
 
 /// Decodes one record; `Err` says why the bytes are not a valid record.
@@ -57,6 +59,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, String> {
         args: h.args,
         comm: cstr(&h.comm),
         blobs: [blob(HEADER_LEN, l1), blob(HEADER_LEN + l1, l2)],
+        cgroup_id: h.cgroup_id,
     })
 }
 
@@ -91,6 +94,7 @@ mod tests {
             ret: 3,
             args: [1, 2, 3, 4, 5, 6],
             comm: *b"cat\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            cgroup_id: 1,
         };
         // SAFETY: POD to bytes.
         unsafe { std::slice::from_raw_parts(&h as *const _ as *const u8, HEADER_LEN) }.to_vec()

@@ -27,6 +27,8 @@ pub struct ProcSnapshot {
     pub fds: HashMap<i32, String>,
     /// Start time, boot-relative ns.
     pub start_boot_ns: u64,
+    /// Path of the process's cgroup v2 (`0::` line of /proc/PID/cgroup), if any.
+    pub cgroup_v2: Option<String>,
 }
 
 /// Reads one process; `None` when it is gone or not a thread-group leader.
@@ -64,6 +66,9 @@ pub fn read_process(pid: u32) -> Option<ProcSnapshot> {
         }
     }
     s.start_boot_ns = start_time_boot_ns(&base).unwrap_or(0);
+    s.cgroup_v2 = fs::read_to_string(format!("{base}/cgroup"))
+        .ok()
+        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("0::").map(str::to_owned)));
     Some(s)
 }
 

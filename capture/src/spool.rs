@@ -118,6 +118,7 @@ impl Spool {
                 args: empty,
                 cwd: empty,
                 start_ns: 0,
+                container_id: empty,
             });
             return idx;
         }
@@ -129,6 +130,7 @@ impl Spool {
             let exepath = b.intern(&p.exepath);
             let args = b.intern(&p.args.join("\0"));
             let cwd = b.intern(&p.cwd);
+            let container_id = b.intern(&p.container_id);
             idx = b.add_process(Process {
                 pid: p.pid,
                 ppid: p.ppid,
@@ -141,6 +143,7 @@ impl Spool {
                 args,
                 cwd,
                 start_ns: p.start_ns,
+                container_id,
             });
             self.in_chunk.insert((p.pid, p.version), idx);
         }

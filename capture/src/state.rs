@@ -42,6 +42,10 @@ pub struct ProcInfo {
     pub version: u64,
     /// Set when the thread-group leader exited (unix ns).
     pub exited_ns: Option<u64>,
+    /// cgroup v2 id the container id was resolved from.
+    pub cgroup_id: u64,
+    /// Container id (`host` outside containers).
+    pub container_id: String,
 }
 
 /// An event ready for the chunk builder (paths resolved, arguments decoded).
@@ -78,6 +82,7 @@ pub struct ProcessTable {
     pending_exec: HashMap<u32, (Vec<u8>, Vec<String>)>,
     next_version: u64,
     boot_to_wall_ns: i64,
+    containers: crate::containers::ContainerResolver,
     /// Records that could not be used (unknown syscall numbers).
     pub unknown_records: u64,
 }
@@ -85,7 +90,7 @@ pub struct ProcessTable {
 impl ProcessTable {
     /// A table converting boot-relative timestamps with `boot_to_wall_ns`.
     pub fn new(boot_to_wall_ns: i64) -> Self {
-        Self { boot_to_wall_ns, ..Default::default() }
+        Self { boot_to_wall_ns, containers: crate::containers::ContainerResolver::new(), ..Default::default() }
     }
 
     /// Seeds the table from a `/proc` snapshot.
@@ -117,6 +122,12 @@ impl ProcessTable {
             start_ns: self.wall(s.start_boot_ns),
             version: self.bump(),
             exited_ns: None,
+            cgroup_id: 0,
+            container_id: s
+                .cgroup_v2
+                .as_deref()
+                .and_then(|p| crate::containers::container_id_from_path(std::path::Path::new(p)))
+                .unwrap_or_else(|| crate::containers::HOST.to_owned()),
         }
     }
 
@@ -152,6 +163,12 @@ impl ProcessTable {
                 }
                 if p.uid != r.uid || p.gid != r.gid {
                     (p.uid, p.gid) = (r.uid, r.gid);
+                    changed = true;
+                }
+                if r.tid == r.tgid && r.cgroup_id != 0 && p.cgroup_id != r.cgroup_id {
+                    // Moved into another cgroup (a container runtime starting its process).
+                    p.cgroup_id = r.cgroup_id;
+                    p.container_id = self.containers.resolve(r.cgroup_id);
                     changed = true;
                 }
                 if changed {
@@ -191,6 +208,9 @@ impl ProcessTable {
                 ..Default::default()
             }
         };
+        let mut p = p;
+        p.cgroup_id = r.cgroup_id;
+        p.container_id = self.containers.resolve(r.cgroup_id);
         self.procs.insert(r.tgid, p);
         if r.tid != r.tgid {
             self.threads.insert(r.tid, r.tgid);
@@ -390,6 +410,7 @@ mod tests {
             args,
             comm: "sh".into(),
             blobs: [blobs[0].to_vec(), blobs[1].to_vec()],
+            cgroup_id: 0,
         }
     }
 

@@ -491,3 +491,47 @@ fn follow_alerts_live_within_a_second_and_exactly_once_across_kill_9() {
     assert_eq!(count("Write below etc", &etc_file), 1);
     assert_eq!(count("Directory created below binary directory", &bin_dir), 1);
 }
+
+#[test]
+fn processes_in_a_container_cgroup_get_its_container_id() {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let Some(root) = mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+    }) else {
+        return skip_or_fail("no cgroup v2 hierarchy mounted");
+    };
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
+    // A cgroup named as docker's systemd driver names a container's cgroup.
+    let id = format!("{:064x}", 0xc0ffee_u64 + std::process::id() as u64);
+    let cg = root.join(format!("docker-{id}.scope"));
+    std::fs::create_dir(&cg).unwrap();
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && cat /etc/shadow /dev/null/in-container > /dev/null 2>&1; exit 0",
+        cg.display()
+    );
+    let st = Command::new("sh").args(["-c", &script]).status().unwrap();
+    let _ = Command::new("sh").args(["-c", "cat /etc/shadow /dev/null/on-host > /dev/null 2>&1; exit 0"]).status();
+    std::thread::sleep(Duration::from_millis(400));
+    let removed = std::fs::remove_dir(&cg);
+    let (spool, _) = cap.stop();
+    assert!(st.success());
+    removed.unwrap();
+    let rules = spool.path().join("../container-rule.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: shadow\n  desc: d\n  condition: evt.type = openat and fd.name = /etc/shadow\n  output: \"%container.id %proc.cmdline\"\n  priority: warning\n",
+    )
+    .unwrap();
+    let out = Command::new(analyze_bin()).arg("replay").arg("--rules").arg(&rules).arg(spool.path()).output().unwrap();
+    let _ = std::fs::remove_file(&rules);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let find = |needle: &str| {
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|a| a["output_fields"]["proc.cmdline"].as_str().unwrap_or("").contains(needle))
+            .unwrap_or_else(|| panic!("no alert for {needle}: {text}"))
+    };
+    assert_eq!(find("in-container")["output_fields"]["container.id"], id[..12].to_owned());
+    assert_eq!(find("on-host")["output_fields"]["container.id"], "host");
+}

@@ -301,6 +301,8 @@ pub struct Process {
     pub cwd: u32,
     /// Start time of the process image (unix ns; 0 when unknown).
     pub start_ns: u64,
+    /// Container id (string id): `host` outside containers, else the runtime's 12-character id.
+    pub container_id: u32,
 }
 
 /// One recorded event (the row view of [`EventColumns`]).

@@ -57,6 +57,8 @@ pub struct RecordHeader {
     pub args: [u64; 6],
     /// The thread's `comm` at the time of the record.
     pub comm: [u8; 16],
+    /// `bpf_get_current_cgroup_id()`: the thread's cgroup v2 id (0 when unavailable).
+    pub cgroup_id: u64,
 }
 
 /// Size of [`RecordHeader`] on the wire.

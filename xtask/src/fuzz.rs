@@ -45,6 +45,7 @@ fn sample_chunk(b: &mut ChunkBuilder, n: u32) -> lanner_formats::event::Chunk {
         args,
         cwd,
         start_ns: 1,
+        container_id: name,
     });
     let child = b.add_process(Process { pid: 2, ppid: 1, parent, ..b_process(name, exe, args, cwd) });
     for i in 0..n {
@@ -66,7 +67,20 @@ fn sample_chunk(b: &mut ChunkBuilder, n: u32) -> lanner_formats::event::Chunk {
 }
 
 fn b_process(name: u32, exe: u32, args: u32, cwd: u32) -> Process {
-    Process { pid: 0, ppid: 0, parent: NONE, uid: 1000, gid: 1000, name, exe, exepath: exe, args, cwd, start_ns: 2 }
+    Process {
+        pid: 0,
+        ppid: 0,
+        parent: NONE,
+        uid: 1000,
+        gid: 1000,
+        name,
+        exe,
+        exepath: exe,
+        args,
+        cwd,
+        start_ns: 2,
+        container_id: name,
+    }
 }
 
 fn write_seeds(corpus: &Path) -> Result<()> {

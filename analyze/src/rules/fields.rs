@@ -101,6 +101,8 @@ pub enum Field {
     UserUid,
     /// `group.gid`
     GroupGid,
+    /// `container.id` (`host` outside containers)
+    ContainerId,
 }
 
 impl Field {
@@ -169,6 +171,7 @@ impl Field {
             "thread.tid" => no_arg(Field::ThreadTid),
             "user.uid" => no_arg(Field::UserUid),
             "group.gid" => no_arg(Field::GroupGid),
+            "container.id" => no_arg(Field::ContainerId),
             _ => match NOT_CAPTURED.iter().find(|(n, _, _)| *n == base) {
                 Some(&(_, _, ArgKind::None)) if arg.is_some() => {
                     Err(format!("field '{base}' does not take an argument"))
@@ -210,6 +213,7 @@ impl Field {
                 | ProcCwd
                 | UserUid
                 | GroupGid
+                | ContainerId
                 | NotCaptured(..)
         )
     }
@@ -410,6 +414,7 @@ impl<'a> EventView<'a> {
             Field::ThreadTid => Int(self.ev.tid as i64),
             Field::UserUid => self.process().map_or(Missing, |p| Int(p.uid.to_native() as i64)),
             Field::GroupGid => self.process().map_or(Missing, |p| Int(p.gid.to_native() as i64)),
+            Field::ContainerId => proc_str(self.process(), |p| p.container_id.to_native()),
         }
     }
 
@@ -535,7 +540,6 @@ pub enum ArgKind {
 /// types. They compile and evaluate as missing, as libsinsp does for an event without that
 /// information; `rules check` lists the rules that read them. (Source: docs/FIELDS.md.)
 pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
-    ("container.id", FieldType::Str, ArgKind::None),
     ("container.name", FieldType::Str, ArgKind::None),
     ("container.image", FieldType::Str, ArgKind::None),
     ("container.image.repository", FieldType::Str, ArgKind::None),

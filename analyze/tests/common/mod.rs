@@ -26,6 +26,7 @@ fn add(b: &mut ChunkBuilder, p: &P, parent: u32, ppid: u32) -> u32 {
     let exepath = b.intern(&format!("/usr/bin/{}", p.name));
     let args = b.intern(&p.args.join("\0"));
     let cwd = b.intern("/root");
+    let container_id = b.intern("host");
     b.add_process(Process {
         pid: p.pid,
         ppid,
@@ -38,6 +39,7 @@ fn add(b: &mut ChunkBuilder, p: &P, parent: u32, ppid: u32) -> u32 {
         args,
         cwd,
         start_ns: 0,
+        container_id,
     })
 }
 

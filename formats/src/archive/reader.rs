@@ -367,7 +367,7 @@ fn check_references(c: &ArchivedChunk) -> Result<(), String> {
         if parent != NONE && parent >= i as u32 {
             return Err(format!("process {i} has invalid parent index {parent}"));
         }
-        for id in [p.name, p.exe, p.exepath, p.args, p.cwd] {
+        for id in [p.name, p.exe, p.exepath, p.args, p.cwd, p.container_id] {
             if !s_ok(id.to_native()) {
                 return Err(format!("process {i} references missing string {}", id.to_native()));
             }

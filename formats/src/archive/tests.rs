@@ -21,6 +21,7 @@ fn sample_chunk(builder: &mut ChunkBuilder, n: u64) -> Chunk {
         args,
         cwd,
         start_ns: 1,
+        container_id: name,
     });
     for i in 0..n {
         let path = builder.intern_path(&format!("/etc/file{i}"));

@@ -1,0 +1,112 @@
+//! cgroup → container id: the kernel gives each record the thread's cgroup v2 id; the cgroup's
+//! path names the container (docker, containerd/CRI, CRI-O, podman; systemd and cgroupfs
+//! drivers). Processes outside any container get Falco's `host`.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Falco's container id for processes not in a container.
+pub const HOST: &str = "host";
+
+/// Resolves cgroup ids to container ids, rescanning the cgroup tree when an id is unknown.
+pub struct ContainerResolver {
+    root: Option<PathBuf>,
+    ids: HashMap<u64, String>,
+    last_scan: Option<Instant>,
+}
+
+impl ContainerResolver {
+    /// A resolver over the cgroup v2 hierarchy mounted on this host (none: everything is `host`).
+    pub fn new() -> Self {
+        Self { root: cgroup2_mount(), ids: HashMap::new(), last_scan: None }
+    }
+
+    /// The container id for cgroup `id` (`host` when it names no container).
+    pub fn resolve(&mut self, id: u64) -> String {
+        if id == 0 {
+            return HOST.to_owned();
+        }
+        if let Some(c) = self.ids.get(&id) {
+            return c.clone();
+        }
+        // New cgroups appear with new containers; rescan, but not more than 20 times a second.
+        if self.last_scan.is_none_or(|t| t.elapsed() > Duration::from_millis(50)) {
+            self.scan();
+        }
+        self.ids.get(&id).cloned().unwrap_or_else(|| HOST.to_owned())
+    }
+
+    fn scan(&mut self) {
+        self.last_scan = Some(Instant::now());
+        let Some(root) = self.root.clone() else { return };
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            let Ok(meta) = std::fs::metadata(&dir) else { continue };
+            self.ids
+                .entry(meta.ino())
+                .or_insert_with(|| container_id_from_path(&dir).unwrap_or_else(|| HOST.to_owned()));
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                stack.extend(
+                    rd.filter_map(|e| e.ok()).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()),
+                );
+            }
+        }
+    }
+}
+
+impl Default for ContainerResolver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` or, on hybrid hosts,
+/// `/sys/fs/cgroup/unified`).
+fn cgroup2_mount() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_, dir, fstype) = (f.next()?, f.next()?, f.next()?);
+        (fstype == "cgroup2").then(|| PathBuf::from(dir))
+    })
+}
+
+fn is_hex_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The 12-character container id a cgroup path names, if any (innermost match wins).
+pub fn container_id_from_path(path: &Path) -> Option<String> {
+    path.components().rev().find_map(|c| {
+        let name = c.as_os_str().to_str()?;
+        let name = name.strip_suffix(".scope").unwrap_or(name);
+        let id = ["docker-", "cri-containerd-", "crio-", "libpod-", "containerd-"]
+            .iter()
+            .find_map(|p| name.strip_prefix(p))
+            .unwrap_or(name);
+        is_hex_id(id).then(|| id[..12].to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_cgroup_names() {
+        let id = "3f0c1a2b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
+        for p in [
+            format!("/sys/fs/cgroup/system.slice/docker-{id}.scope"),
+            format!("/sys/fs/cgroup/docker/{id}"),
+            format!("/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-{id}.scope"),
+            format!("/sys/fs/cgroup/kubepods/besteffort/pod1234-5678/{id}"),
+            format!("/sys/fs/cgroup/machine.slice/crio-{id}.scope"),
+            format!("/sys/fs/cgroup/machine.slice/libpod-{id}.scope/container"),
+        ] {
+            assert_eq!(container_id_from_path(Path::new(&p)).as_deref(), Some("3f0c1a2b4d5e"), "{p}");
+        }
+        assert_eq!(container_id_from_path(Path::new("/sys/fs/cgroup/user.slice/user-0.slice/session-1.scope")), None);
+    }
+}
