@@ -36,6 +36,9 @@ enum Command {
         /// Rules file (repeatable, loaded in order); default: the built-in ruleset.
         #[arg(long = "rules", short = 'r')]
         rules: Vec<PathBuf>,
+        /// Load the built-in rules before the --rules files.
+        #[arg(long)]
+        default_rules: bool,
         /// Where alerts go: `stdout` or `file:PATH` (repeatable).
         #[arg(long = "output", short = 'o', default_value = "stdout")]
         outputs: Vec<OutputSpec>,
@@ -155,6 +158,9 @@ enum Command {
         /// Rules file (repeatable); default: the built-in ruleset.
         #[arg(long = "rules", short = 'r')]
         rules: Vec<PathBuf>,
+        /// Load the built-in rules before the --rules files.
+        #[arg(long)]
+        default_rules: bool,
         /// Where alerts go: `stdout` or `file:PATH` (repeatable).
         #[arg(long = "output", short = 'o', default_value = "stdout")]
         outputs: Vec<OutputSpec>,
@@ -258,8 +264,11 @@ fn read_sources(files: &[PathBuf]) -> Result<Vec<Source>> {
     })
 }
 
-fn load_rules(files: &[PathBuf]) -> Result<Option<RuleSet>> {
-    let sources = read_sources(files)?;
+fn load_rules(files: &[PathBuf], with_defaults: bool) -> Result<Option<RuleSet>> {
+    let mut sources = read_sources(files)?;
+    if with_defaults && !files.is_empty() {
+        sources.insert(0, Source { name: "<default rules>".into(), text: DEFAULT_RULES.into() });
+    }
     match RuleSet::load(&sources) {
         Ok(rs) => {
             for w in &rs.warnings {
@@ -339,8 +348,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(report_problems(&problems))
         }
-        Command::Follow { rules, outputs, format, checkpoint, poll, spool } => {
-            let Some(rules) = load_rules(&rules)? else { return Ok(ExitCode::from(EXIT_USAGE)) };
+        Command::Follow { rules, default_rules, outputs, format, checkpoint, poll, spool } => {
+            let Some(rules) = load_rules(&rules, default_rules)? else { return Ok(ExitCode::from(EXIT_USAGE)) };
             let format = match format {
                 FormatArg::Json => AlertFormat::Json,
                 FormatArg::Text => AlertFormat::Text,
@@ -389,14 +398,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{} segment(s) checked, {problems} problem(s)", files.len());
             Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
         }
-        Command::Replay { rules, outputs, format, rule_matching, threads, since, until, paths } => {
+        Command::Replay { rules, default_rules, outputs, format, rule_matching, threads, since, until, paths } => {
             if let Some(n) = threads {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n.max(1))
                     .build_global()
                     .context("starting worker threads")?;
             }
-            let Some(mut rules) = load_rules(&rules)? else { return Ok(ExitCode::from(EXIT_USAGE)) };
+            let Some(mut rules) = load_rules(&rules, default_rules)? else { return Ok(ExitCode::from(EXIT_USAGE)) };
             rules.rule_matching = match rule_matching {
                 MatchingArg::First => RuleMatching::First,
                 MatchingArg::All => RuleMatching::All,
