@@ -67,7 +67,13 @@ impl Probes {
                 ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
             p.load().with_context(|| format!("verifier rejected {prog}"))?;
             for spec in TABLE.iter().filter(|s| s.desc != 0 && syscall::native_nr(s).is_some()) {
-                let tp = format!("sys_{dir}_{}", spec.name);
+                let tp = format!("sys_{dir}_{}", spec.event.tracepoint());
+                if !std::path::Path::new(TRACEFS).join("events/syscalls").join(&tp).is_dir() {
+                    if dir == "enter" {
+                        log::warn!("this kernel has no tracepoint syscalls:{tp}; {} is not recorded", spec.name);
+                    }
+                    continue;
+                }
                 p.attach("syscalls", &tp).with_context(|| format!("attaching syscalls:{tp}"))?;
                 attached += 1;
             }

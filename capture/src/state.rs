@@ -288,8 +288,9 @@ impl ProcessTable {
         use EventType::*;
         // (dirfd for path 1, dirfd for path 2)
         let (fd1, fd2) = match spec.event {
-            Openat | Openat2 | Mkdirat | Unlinkat | Execveat => (i32a(0), AT_FDCWD),
-            Renameat | Renameat2 => (i32a(0), i32a(2)),
+            Openat | Openat2 | Mkdirat | Unlinkat | Execveat | Fchmodat | Fchownat => (i32a(0), AT_FDCWD),
+            Renameat | Renameat2 | Linkat => (i32a(0), i32a(2)),
+            Symlinkat => (i32a(1), AT_FDCWD),
             _ => (AT_FDCWD, AT_FDCWD),
         };
         match spec.event {
@@ -302,6 +303,24 @@ impl ProcessTable {
             Renameat2 => d.flags = a[4] as u32,
             Execveat => d.flags = a[4] as u32,
             Fchdir => d.dirfd = i32a(0),
+            // Per-type use of the numeric columns (documented in formats/FORMAT.md).
+            Chmod => d.mode = a[1] as u32,
+            Fchmod => (d.dirfd, d.mode) = (i32a(0), a[1] as u32),
+            Fchmodat => d.mode = a[2] as u32,
+            Chown | Lchown => (d.mode, d.flags) = (a[1] as u32, a[2] as u32),
+            Fchown => (d.dirfd, d.mode, d.flags) = (i32a(0), a[1] as u32, a[2] as u32),
+            Fchownat => (d.mode, d.flags) = (a[2] as u32, a[3] as u32),
+            Linkat => d.flags = a[4] as u32,
+            Mount => d.flags = a[3] as u32,
+            Umount2 => d.flags = a[1] as u32,
+            Setuid | Setgid => d.mode = a[0] as u32,
+            Setreuid | Setregid => (d.mode, d.flags) = (a[0] as u32, a[1] as u32),
+            Setresuid | Setresgid => (d.mode, d.flags, d.dirfd) = (a[0] as u32, a[1] as u32, i32a(2)),
+            Ptrace => (d.flags, d.dirfd) = (a[0] as u32, i32a(1)),
+            Kill | Tkill => (d.dirfd, d.flags) = (i32a(0), a[1] as u32),
+            Tgkill => (d.mode, d.dirfd, d.flags) = (a[0] as u32, i32a(1), a[2] as u32),
+            MemfdCreate => d.flags = a[1] as u32,
+            Bpf => d.flags = a[0] as u32,
             _ => {}
         }
         if fd1 != AT_FDCWD {
@@ -344,11 +363,12 @@ impl ProcessTable {
         }
         let has_p1 = lanner_formats::wire::desc::path_a(spec.desc).is_some();
         let has_p2 = lanner_formats::wire::desc::path_b(spec.desc).is_some();
+        use lanner_formats::wire::desc::{RAW_A, RAW_B};
         if has_p1 {
-            d.path = Some(resolve(self.base_dir(pid, fd1).as_deref(), &p1));
+            d.path = Some(if spec.desc & RAW_A != 0 { p1 } else { resolve(self.base_dir(pid, fd1).as_deref(), &p1) });
         }
         if has_p2 {
-            d.path2 = Some(resolve(self.base_dir(pid, fd2).as_deref(), &p2));
+            d.path2 = Some(if spec.desc & RAW_B != 0 { p2 } else { resolve(self.base_dir(pid, fd2).as_deref(), &p2) });
         }
         if r.ret >= 0 {
             match spec.event {

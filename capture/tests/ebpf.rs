@@ -535,3 +535,58 @@ fn processes_in_a_container_cgroup_get_its_container_id() {
     assert_eq!(find("in-container")["output_fields"]["container.id"], id[..12].to_owned());
     assert_eq!(find("on-host")["output_fields"]["container.id"], "host");
 }
+
+#[test]
+fn permission_link_mount_identity_and_signal_syscalls_are_recorded() {
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display().to_string();
+    let script = format!(
+        "cd {w} && touch f && chmod 4755 f && chown 1:2 f && ln f hard && ln -s ../target soft \
+         && mkdir mnt && mount -t tmpfs none mnt && umount mnt \
+         && setpriv --reuid=65534 --regid=65534 --clear-groups true && kill -0 $$ \
+         && python3 -c 'import os; os.memfd_create(\"lanner-memfd\")'"
+    );
+    let st = Command::new("sh").args(["-c", &script]).status().unwrap();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let (spool, _) = cap.stop();
+    let q = |filter: &str, fmt: &str| {
+        let out =
+            Command::new(analyze_bin()).args(["query", "-f", filter, "-p", fmt]).arg(spool.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        q(&format!("evt.type in (chmod, fchmodat) and evt.arg.filename = {w}/f"), "%proc.name %evt.arg.mode %evt.res"),
+        vec!["chmod 04755 SUCCESS"]
+    );
+    assert_eq!(
+        q(
+            "evt.type in (chown, lchown, fchownat) and proc.name = chown and evt.arg.uid exists",
+            "%evt.arg.uid %evt.arg.gid"
+        ),
+        vec!["1 2"]
+    );
+    assert_eq!(
+        q(&format!("evt.type in (link, linkat) and evt.arg.newpath = {w}/hard"), "%evt.arg.oldpath"),
+        vec![format!("{w}/f")]
+    );
+    assert_eq!(
+        q(&format!("evt.type in (symlink, symlinkat) and evt.arg.linkpath = {w}/soft"), "%evt.arg.target"),
+        vec!["../target"],
+        "a symlink target is kept as written"
+    );
+    assert_eq!(
+        q(&format!("evt.type = mount and evt.arg.dir = {w}/mnt"), "%evt.arg.dev %evt.res"),
+        vec!["none SUCCESS"]
+    );
+    assert_eq!(q(&format!("evt.type = umount2 and evt.arg.name = {w}/mnt"), "%evt.res"), vec!["SUCCESS"]);
+    assert_eq!(
+        q("evt.type = setresuid and proc.name = setpriv", "%evt.arg.ruid %evt.arg.euid %evt.arg.suid %evt.res"),
+        vec!["65534 65534 65534 SUCCESS"]
+    );
+    let kills = q("evt.type = kill and evt.arg.sig = 0", "%proc.name");
+    assert!(kills.iter().any(|k| k == "sh"), "{kills:?}");
+    assert_eq!(q("evt.type = memfd_create", "%evt.arg.name"), vec!["lanner-memfd"]);
+}

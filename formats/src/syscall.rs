@@ -45,6 +45,56 @@ pub enum EventType {
     Clone = 17,
     /// A thread exited (`sched_process_exit`); Falco's `procexit`.
     Procexit = 18,
+    /// `chmod(2)`
+    Chmod = 19,
+    /// `fchmod(2)`
+    Fchmod = 20,
+    /// `fchmodat(2)`
+    Fchmodat = 21,
+    /// `chown(2)`
+    Chown = 22,
+    /// `lchown(2)`
+    Lchown = 23,
+    /// `fchown(2)`
+    Fchown = 24,
+    /// `fchownat(2)`
+    Fchownat = 25,
+    /// `link(2)`
+    Link = 26,
+    /// `linkat(2)`
+    Linkat = 27,
+    /// `symlink(2)`
+    Symlink = 28,
+    /// `symlinkat(2)`
+    Symlinkat = 29,
+    /// `mount(2)`
+    Mount = 30,
+    /// `umount2(2)`
+    Umount2 = 31,
+    /// `setuid(2)`
+    Setuid = 32,
+    /// `setgid(2)`
+    Setgid = 33,
+    /// `setreuid(2)`
+    Setreuid = 34,
+    /// `setregid(2)`
+    Setregid = 35,
+    /// `setresuid(2)`
+    Setresuid = 36,
+    /// `setresgid(2)`
+    Setresgid = 37,
+    /// `ptrace(2)`
+    Ptrace = 38,
+    /// `kill(2)`
+    Kill = 39,
+    /// `tkill(2)`
+    Tkill = 40,
+    /// `tgkill(2)`
+    Tgkill = 41,
+    /// `memfd_create(2)`
+    MemfdCreate = 42,
+    /// `bpf(2)`
+    Bpf = 43,
 }
 
 /// One row of the syscall table.
@@ -60,10 +110,12 @@ pub struct SyscallSpec {
     pub nr_aarch64: Option<u32>,
     /// Kernel-side descriptor (see [`crate::wire::desc`]); 0 for non-syscall events.
     pub desc: u32,
+    /// Tracepoint suffix when it differs from `name` (`sys_enter_<tracepoint>`).
+    pub tracepoint: Option<&'static str>,
 }
 
 const fn sc(event: EventType, name: &'static str, x86: Option<u32>, arm: Option<u32>, desc: u32) -> SyscallSpec {
-    SyscallSpec { event, name, nr_x86_64: x86, nr_aarch64: arm, desc }
+    SyscallSpec { event, name, nr_x86_64: x86, nr_aarch64: arm, desc, tracepoint: None }
 }
 
 const P0: u32 = desc::make(Some(0), None, None, 0);
@@ -90,6 +142,33 @@ pub const TABLE: &[SyscallSpec] = &[
     sc(EventType::Fchdir, "fchdir", Some(81), Some(50), NONE),
     sc(EventType::Clone, "clone", None, None, 0),
     sc(EventType::Procexit, "procexit", None, None, 0),
+    sc(EventType::Chmod, "chmod", Some(90), None, P0),
+    sc(EventType::Fchmod, "fchmod", Some(91), Some(52), NONE),
+    sc(EventType::Fchmodat, "fchmodat", Some(268), Some(53), P1),
+    sc(EventType::Chown, "chown", Some(92), None, P0),
+    sc(EventType::Lchown, "lchown", Some(94), None, P0),
+    sc(EventType::Fchown, "fchown", Some(93), Some(55), NONE),
+    sc(EventType::Fchownat, "fchownat", Some(260), Some(54), P1),
+    sc(EventType::Link, "link", Some(86), None, desc::make(Some(0), Some(1), None, 0)),
+    sc(EventType::Linkat, "linkat", Some(265), Some(37), desc::make(Some(1), Some(3), None, 0)),
+    // Symlinks: the link path is resolved; the target is kept exactly as written.
+    sc(EventType::Symlink, "symlink", Some(88), None, desc::make(Some(1), Some(0), None, desc::RAW_B)),
+    sc(EventType::Symlinkat, "symlinkat", Some(266), Some(36), desc::make(Some(2), Some(0), None, desc::RAW_B)),
+    // mount(dev, dir, type, flags, data): the mount point is resolved, the device kept as written.
+    sc(EventType::Mount, "mount", Some(165), Some(40), desc::make(Some(1), Some(0), None, desc::RAW_B)),
+    SyscallSpec { tracepoint: Some("umount"), ..sc(EventType::Umount2, "umount2", Some(166), Some(39), P0) },
+    sc(EventType::Setuid, "setuid", Some(105), Some(146), NONE),
+    sc(EventType::Setgid, "setgid", Some(106), Some(144), NONE),
+    sc(EventType::Setreuid, "setreuid", Some(113), Some(145), NONE),
+    sc(EventType::Setregid, "setregid", Some(114), Some(143), NONE),
+    sc(EventType::Setresuid, "setresuid", Some(117), Some(147), NONE),
+    sc(EventType::Setresgid, "setresgid", Some(119), Some(149), NONE),
+    sc(EventType::Ptrace, "ptrace", Some(101), Some(117), NONE),
+    sc(EventType::Kill, "kill", Some(62), Some(129), NONE),
+    sc(EventType::Tkill, "tkill", Some(200), Some(130), NONE),
+    sc(EventType::Tgkill, "tgkill", Some(234), Some(131), NONE),
+    sc(EventType::MemfdCreate, "memfd_create", Some(319), Some(279), desc::make(Some(0), None, None, desc::RAW_A)),
+    sc(EventType::Bpf, "bpf", Some(321), Some(280), NONE),
 ];
 
 impl EventType {
@@ -113,6 +192,11 @@ impl EventType {
     /// The Falco `evt.type` name.
     pub fn name(self) -> &'static str {
         self.spec().name
+    }
+
+    /// The tracepoint suffix (`sys_enter_<this>`).
+    pub fn tracepoint(self) -> &'static str {
+        self.spec().tracepoint.unwrap_or(self.spec().name)
     }
 
     /// True for the open family (`open`, `openat`, `openat2`, `creat`).

@@ -88,6 +88,10 @@ pub mod desc {
     pub const EXEC: u32 = 1 << 10;
     /// `args[2]` is a `struct open_how *`.
     pub const OPEN_HOW: u32 = 1 << 9;
+    /// The first string argument is not a path (copied as is, never resolved).
+    pub const RAW_A: u32 = 1 << 11;
+    /// The second string argument is not a path (copied as is, never resolved).
+    pub const RAW_B: u32 = 1 << 12;
 
     /// Builds a descriptor value.
     pub const fn make(path_a: Option<u8>, path_b: Option<u8>, argv: Option<u8>, flags: u32) -> u32 {

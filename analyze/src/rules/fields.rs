@@ -498,6 +498,29 @@ impl<'a> EventView<'a> {
             (Rename | Renameat | Renameat2, "newpath") => path2(),
             (Execve | Execveat, "filename") => path(),
             (Fchdir, "fd") => int(self.ev.dirfd as i64),
+            (Chmod | Fchmodat, "filename") | (Chown | Lchown, "path") | (Fchownat, "pathname") => path(),
+            (Chmod | Fchmod | Fchmodat, "mode") => FieldValue::Str(Cow::Owned(format!("0{:o}", self.ev.mode))),
+            (Fchmod | Fchown, "fd") => int(self.ev.dirfd as i64),
+            (Fchmodat | Fchownat, "dirfd") | (Symlinkat, "linkdirfd") | (Linkat, "olddir") => int(self.ev.dirfd as i64),
+            (Chown | Lchown | Fchown | Fchownat, "uid") => int(self.ev.mode as i64),
+            (Chown | Lchown | Fchown | Fchownat, "gid") => int(self.ev.flags as i64),
+            (Link | Linkat, "oldpath") | (Symlink | Symlinkat, "linkpath") | (Mount, "dir") | (Umount2, "name") => {
+                path()
+            }
+            (Link | Linkat, "newpath") | (Symlink | Symlinkat, "target") | (Mount, "dev") => path2(),
+            (Linkat | Mount | Umount2 | MemfdCreate, "flags") => int(self.flags() as i64),
+            (Setuid, "uid") | (Setgid, "gid") | (Setreuid | Setresuid, "ruid") | (Setregid | Setresgid, "rgid") => {
+                int(self.ev.mode as i64)
+            }
+            (Setreuid | Setresuid, "euid") | (Setregid | Setresgid, "egid") => int(self.flags() as i64),
+            (Setresuid, "suid") | (Setresgid, "sgid") => int(self.ev.dirfd as i64),
+            (Ptrace, "request") => FieldValue::Str(Cow::Owned(ptrace_request_name(self.flags()))),
+            (Ptrace, "pid") | (Kill, "pid") | (Tkill | Tgkill, "tid") => int(self.ev.dirfd as i64),
+            (Tgkill, "pid") => int(self.ev.mode as i64),
+            (Kill | Tkill | Tgkill, "sig") => int(self.flags() as i64),
+            (MemfdCreate, "name") => path(),
+            (MemfdCreate, "fd") => int(self.ret()),
+            (Bpf, "cmd") => int(self.flags() as i64),
             _ => FieldValue::Missing,
         }
     }
@@ -523,6 +546,31 @@ const ARG_NAMES: &[(EventType, &[&str])] = &[
     (EventType::Fchdir, &["res", "fd"]),
     (EventType::Clone, &["res"]),
     (EventType::Procexit, &[]),
+    (EventType::Chmod, &["res", "filename", "mode"]),
+    (EventType::Fchmod, &["res", "fd", "mode"]),
+    (EventType::Fchmodat, &["res", "dirfd", "filename", "mode"]),
+    (EventType::Chown, &["res", "path", "uid", "gid"]),
+    (EventType::Lchown, &["res", "path", "uid", "gid"]),
+    (EventType::Fchown, &["res", "fd", "uid", "gid"]),
+    (EventType::Fchownat, &["res", "dirfd", "pathname", "uid", "gid"]),
+    (EventType::Link, &["res", "oldpath", "newpath"]),
+    (EventType::Linkat, &["res", "olddir", "oldpath", "newdir", "newpath", "flags"]),
+    (EventType::Symlink, &["res", "target", "linkpath"]),
+    (EventType::Symlinkat, &["res", "target", "linkdirfd", "linkpath"]),
+    (EventType::Mount, &["res", "dev", "dir", "flags"]),
+    (EventType::Umount2, &["res", "name", "flags"]),
+    (EventType::Setuid, &["res", "uid"]),
+    (EventType::Setgid, &["res", "gid"]),
+    (EventType::Setreuid, &["res", "ruid", "euid"]),
+    (EventType::Setregid, &["res", "rgid", "egid"]),
+    (EventType::Setresuid, &["res", "ruid", "euid", "suid"]),
+    (EventType::Setresgid, &["res", "rgid", "egid", "sgid"]),
+    (EventType::Ptrace, &["res", "request", "pid"]),
+    (EventType::Kill, &["res", "pid", "sig"]),
+    (EventType::Tkill, &["res", "tid", "sig"]),
+    (EventType::Tgkill, &["res", "pid", "tid", "sig"]),
+    (EventType::MemfdCreate, &["fd", "name", "flags"]),
+    (EventType::Bpf, &["res", "cmd"]),
 ];
 
 /// Whether a not-yet-captured field takes a `[arg]`.
@@ -612,6 +660,32 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("user.homedir", FieldType::Str, ArgKind::None),
     ("user.shell", FieldType::Str, ArgKind::None),
 ];
+
+/// libsinsp's name for a ptrace request (`PTRACE_ATTACH`…), or the number.
+pub fn ptrace_request_name(r: u32) -> String {
+    let name = match r {
+        0 => "PTRACE_TRACEME",
+        1 => "PTRACE_PEEKTEXT",
+        2 => "PTRACE_PEEKDATA",
+        3 => "PTRACE_PEEKUSR",
+        4 => "PTRACE_POKETEXT",
+        5 => "PTRACE_POKEDATA",
+        6 => "PTRACE_POKEUSR",
+        7 => "PTRACE_CONT",
+        8 => "PTRACE_KILL",
+        9 => "PTRACE_SINGLESTEP",
+        12 => "PTRACE_GETREGS",
+        13 => "PTRACE_SETREGS",
+        16 => "PTRACE_ATTACH",
+        17 => "PTRACE_DETACH",
+        24 => "PTRACE_SYSCALL",
+        0x4200 => "PTRACE_SETOPTIONS",
+        0x4206 => "PTRACE_SEIZE",
+        0x4207 => "PTRACE_INTERRUPT",
+        _ => return r.to_string(),
+    };
+    name.to_owned()
+}
 
 /// Renders open flags as libsinsp does (`O_WRONLY|O_CREAT|O_TRUNC`).
 pub fn render_open_flags(f: u32) -> String {

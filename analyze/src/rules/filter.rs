@@ -306,6 +306,12 @@ impl Check {
             (FieldValue::Str(s), Values::Bytes(b)) => bytes_op(self.op, s.as_bytes(), b),
             (FieldValue::Str(s), Values::Regex(re)) => re.is_match(s),
             (FieldValue::Int(i), Values::Int(vals)) => int_op(self.op, *i, vals),
+            // Fields typed as text that carry numbers for some events (`evt.arg.*`).
+            (FieldValue::Int(i), Values::Str(vals)) => match self.op {
+                Op::Lt | Op::Le | Op::Gt | Op::Ge => vals[0].parse::<i64>().is_ok_and(|x| int_op(self.op, *i, &[x])),
+                _ => str_op(self.op, &i.to_string(), vals),
+            },
+            (FieldValue::Int(i), Values::Set(set)) => set.contains(&i.to_string()),
             (FieldValue::Bool(b), Values::Bool(x)) => match self.op {
                 Op::Eq | Op::In => b == x,
                 Op::Ne => b != x,
