@@ -15,8 +15,8 @@ pub struct ChunkStats {
     pub events: u64,
     /// First and last event time (unix ns).
     pub t_range: Option<(u64, u64)>,
-    /// `proc.name` of each alert's event, in alert order.
-    pub alert_procs: Vec<String>,
+    /// `proc.name` and `container.id` of each alert's event, in alert order.
+    pub alert_procs: Vec<(String, String)>,
 }
 
 /// Evaluates every event of `chunk`; the first matching rule (in file order) fires, as Falco's
@@ -56,7 +56,10 @@ pub fn evaluate_chunk(
             }
             if rules.matches(i, &view, &mut cache) {
                 let (text, output_fields) = rule.output.render(&view);
-                stats.alert_procs.push(view.get(&crate::rules::Field::ProcName).render());
+                stats.alert_procs.push((
+                    view.get(&crate::rules::Field::ProcName).render(),
+                    view.get(&crate::rules::Field::ContainerId).render(),
+                ));
                 alerts.push(Alert {
                     time: chrono::DateTime::from_timestamp_nanos(ts as i64).to_rfc3339_opts(SecondsFormat::Nanos, true),
                     rule: rule.name.clone(),

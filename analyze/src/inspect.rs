@@ -157,12 +157,14 @@ pub fn stats(paths: &[PathBuf], window: Window) -> Result<(serde_json::Value, Pr
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_proc: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_uid: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_container: BTreeMap<String, u64> = BTreeMap::new();
     let mut range: Option<(u64, u64)> = None;
     let problems = for_each_event(paths, window, |v| {
         total += 1;
         *by_type.entry(v.get(&Field::EvtType).render()).or_default() += 1;
         *by_proc.entry(v.get(&Field::ProcName).render()).or_default() += 1;
         *by_uid.entry(v.get(&Field::UserUid).render()).or_default() += 1;
+        *by_container.entry(v.get(&Field::ContainerId).render()).or_default() += 1;
         let t = v.ev.ts_ns;
         range = Some(range.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
     })?;
@@ -188,6 +190,7 @@ pub fn stats(paths: &[PathBuf], window: Window) -> Result<(serde_json::Value, Pr
             "by_syscall": top(by_type),
             "by_process": top(by_proc),
             "by_uid": top(by_uid),
+            "by_container": top(by_container),
         }),
         problems,
     ))

@@ -108,6 +108,9 @@ enum Command {
         /// Only this process.
         #[arg(long)]
         pid: Option<u32>,
+        /// Only this container (`host` for processes outside containers).
+        #[arg(long)]
+        container: Option<String>,
         /// Only events at or after this time.
         #[arg(long, value_parser = parse_time)]
         since: Option<u64>,
@@ -125,6 +128,12 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Only events at or after this time.
+        #[arg(long, value_parser = parse_time)]
+        since: Option<u64>,
+        /// Only events at or before this time.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<u64>,
         /// Archive segments or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -320,11 +329,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let problems = inspect::proctree(&paths, Window { since, until }, pid, &mut out)?;
             Ok(report_problems(&problems))
         }
-        Command::Timeline { pid, since, until, paths } => {
+        Command::Timeline { pid, container, since, until, paths } => {
             let fmt =
                 OutputFormat::parse("%evt.time %proc.pid %proc.name %evt.type %evt.res %evt.args").expect("valid");
-            let filter = pid.map(|p| {
-                let text = query_rule(&format!("proc.pid = {p}"));
+            let mut conds = Vec::new();
+            if let Some(p) = pid {
+                conds.push(format!("proc.pid = {p}"));
+            }
+            if let Some(c) = &container {
+                conds.push(format!("container.id = {}", serde_json::to_string(c)?));
+            }
+            let filter = (!conds.is_empty()).then(|| {
+                let text = query_rule(&conds.join(" and "));
                 let rs = RuleSet::from_yaml("<timeline>", &text).expect("valid filter");
                 rs.rules.into_iter().next().expect("one rule").filter
             });
@@ -333,13 +349,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (_, problems) = inspect::query(&paths, Window { since, until }, filter.as_ref(), &fmt, &mut out)?;
             Ok(report_problems(&problems))
         }
-        Command::Stats { json, paths } => {
-            let (v, problems) = inspect::stats(&paths, Window::default())?;
+        Command::Stats { json, since, until, paths } => {
+            let (v, problems) = inspect::stats(&paths, Window { since, until })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("events: {}  drops: {}  first: {}  last: {}", v["events"], v["drops"], v["first"], v["last"]);
-                for (title, key) in [("by syscall", "by_syscall"), ("by process", "by_process"), ("by uid", "by_uid")] {
+                for (title, key) in [
+                    ("by syscall", "by_syscall"),
+                    ("by process", "by_process"),
+                    ("by container", "by_container"),
+                    ("by uid", "by_uid"),
+                ] {
                     println!("{title}:");
                     for row in v[key].as_array().into_iter().flatten().take(20) {
                         println!("  {:>10}  {}", row["events"], row["name"].as_str().unwrap_or(""));
@@ -467,11 +488,16 @@ fn report(s: &ReplaySummary) {
         s.alerts(),
         s.drops
     );
+    let top = |m: Option<&std::collections::BTreeMap<String, u64>>| {
+        let mut v: Vec<(&String, &u64)> = m.map(|m| m.iter().collect()).unwrap_or_default();
+        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        v.iter().take(3).map(|(p, n)| format!("{p} {n}")).collect::<Vec<_>>().join(", ")
+    };
     for (rule, n) in &s.hits {
-        let mut procs: Vec<(&String, &u64)> =
-            s.hits_by_process.get(rule).map(|m| m.iter().collect()).unwrap_or_default();
-        procs.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let top: Vec<String> = procs.iter().take(3).map(|(p, n)| format!("{p} {n}")).collect();
-        eprintln!("lanner-analyze:   {n:>6}  {rule}  (top processes: {})", top.join(", "));
+        eprintln!(
+            "lanner-analyze:   {n:>6}  {rule}  (top processes: {}; containers: {})",
+            top(s.hits_by_process.get(rule)),
+            top(s.hits_by_container.get(rule))
+        );
     }
 }

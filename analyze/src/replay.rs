@@ -28,6 +28,8 @@ pub struct ReplaySummary {
     pub hits: BTreeMap<String, u64>,
     /// Alerts per rule and process name.
     pub hits_by_process: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Alerts per rule and container id.
+    pub hits_by_container: BTreeMap<String, BTreeMap<String, u64>>,
     /// Time range covered (unix ns).
     pub t_range: Option<(u64, u64)>,
     /// Kernel drops recorded in the archives.
@@ -104,17 +106,19 @@ pub fn replay(
     sinks: &mut [Box<dyn Sink>],
 ) -> Result<ReplaySummary> {
     let mut summary = ReplaySummary::default();
-    let mut readers = Vec::new();
+    // Opening a segment only reads its header and footer; its pages are mapped in as chunks
+    // are decoded and unmapped when the segment is done, so memory stays bounded.
+    let mut readers: Vec<Option<SegmentReader>> = Vec::new();
     for p in discover(paths)? {
-        match open_segment(&p, &mut summary) {
-            Some(r) => readers.push(r),
-            None => continue,
+        if let Some(r) = open_segment(&p, &mut summary) {
+            readers.push(Some(r));
         }
     }
     summary.segments = readers.len();
     let wanted_types = rules.event_type_mask();
     let mut jobs: Vec<(usize, ChunkRef)> = Vec::new();
     for (i, r) in readers.iter().enumerate() {
+        let Some(r) = r else { continue };
         for c in r.chunks() {
             let h = &c.header;
             // Chunks holding only drop records carry no events but must still be counted.
@@ -143,11 +147,15 @@ pub fn replay(
     };
     // Bounded windows keep memory flat; order inside a window is preserved by `collect`.
     let batch_len = rayon::current_num_threads().max(1) * 4;
-    for batch in jobs.chunks(batch_len) {
+    let mut last_job = vec![0usize; readers.len()];
+    for (k, (i, _)) in jobs.iter().enumerate() {
+        last_job[*i] = k;
+    }
+    for (b, batch) in jobs.chunks(batch_len).enumerate() {
         let results: Vec<Result<ChunkResult, String>> = batch
             .par_iter()
             .map(|(i, c)| {
-                let r = &readers[*i];
+                let r = readers[*i].as_ref().expect("segment still open");
                 let decoded = r.decode(c).map_err(|e| e.to_string())?;
                 let mut stats = ChunkStats::default();
                 let alerts = evaluate_chunk(rules, &decoded, &r.meta().hostname, window, &mut stats);
@@ -155,6 +163,7 @@ pub fn replay(
             })
             .collect();
         bar.inc(batch.iter().map(|(_, c)| c.header.payload_len as u64 + 88).sum());
+        let done = (b + 1) * batch_len;
         for res in results {
             match res {
                 Ok(ChunkResult { alerts, stats, drops }) => {
@@ -165,20 +174,23 @@ pub fn replay(
                     if let Some((a, b)) = stats.t_range {
                         summary.t_range = Some(summary.t_range.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
                     }
-                    for (a, proc_name) in alerts.iter().zip(&stats.alert_procs) {
+                    for (a, (proc_name, container)) in alerts.iter().zip(&stats.alert_procs) {
                         *summary.hits.entry(a.rule.clone()).or_default() += 1;
-                        *summary
-                            .hits_by_process
-                            .entry(a.rule.clone())
-                            .or_default()
-                            .entry(proc_name.clone())
-                            .or_default() += 1;
+                        let by_proc = summary.hits_by_process.entry(a.rule.clone()).or_default();
+                        *by_proc.entry(proc_name.clone()).or_default() += 1;
+                        let by_container = summary.hits_by_container.entry(a.rule.clone()).or_default();
+                        *by_container.entry(container.clone()).or_default() += 1;
                         for s in sinks.iter_mut() {
                             s.send(a)?;
                         }
                     }
                 }
                 Err(e) => summary.errors.push(e),
+            }
+        }
+        for (i, r) in readers.iter_mut().enumerate() {
+            if r.is_some() && last_job[i] < done {
+                *r = None;
             }
         }
     }

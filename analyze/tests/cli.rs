@@ -145,7 +145,7 @@ fn output_is_identical_for_every_thread_count() {
     };
     let (one, summary) = run("1");
     assert_eq!(one.iter().filter(|&&b| b == b'\n').count(), 36);
-    assert!(summary.contains("(top processes: cat 12)"), "{summary}");
+    assert!(summary.contains("(top processes: cat 12; containers: host 12)"), "{summary}");
     for t in ["2", "8"] {
         let (other, _) = run(t);
         assert!(other == one, "output with {t} threads differs from 1 thread");
