@@ -106,20 +106,21 @@ pub fn replay(
     sinks: &mut [Box<dyn Sink>],
 ) -> Result<ReplaySummary> {
     let mut summary = ReplaySummary::default();
-    // Opening a segment only reads its header and footer; its pages are mapped in as chunks
-    // are decoded and unmapped when the segment is done, so memory stays bounded.
-    let mut readers: Vec<Option<SegmentReader>> = Vec::new();
-    for p in discover(paths)? {
-        if let Some(r) = open_segment(&p, &mut summary) {
-            readers.push(Some(r));
-        }
-    }
-    summary.segments = readers.len();
+    // Index every segment (header and footer only), then unmap it: a mapped segment keeps the
+    // pages the kernel faulted in around what was read. Segments are mapped again while their
+    // chunks are evaluated and unmapped when done, so memory stays bounded by the batch.
+    let mut files: Vec<PathBuf> = Vec::new();
     let wanted_types = rules.event_type_mask();
     let mut jobs: Vec<(usize, ChunkRef)> = Vec::new();
-    for (i, r) in readers.iter().enumerate() {
-        let Some(r) = r else { continue };
-        for c in r.chunks() {
+    let found = discover(paths)?;
+    // Indexed in parallel; each segment is unmapped before the next step.
+    let indexed: Vec<Indexed> = found.par_iter().map(|p| index_segment(p)).collect();
+    for (p, ix) in found.into_iter().zip(indexed) {
+        summary.warnings.extend(ix.warnings);
+        summary.errors.extend(ix.errors);
+        let Some(chunks) = ix.chunks else { continue };
+        let i = files.len();
+        for c in &chunks {
             let h = &c.header;
             // Chunks holding only drop records carry no events but must still be counted.
             let keep = (h.event_count == 0 && h.drops > 0)
@@ -130,7 +131,10 @@ pub fn replay(
                 summary.chunks_pruned += 1;
             }
         }
+        files.push(p);
     }
+    summary.segments = files.len();
+    let mut readers: Vec<Option<SegmentReader>> = (0..files.len()).map(|_| None).collect();
     // A progress bar on a terminal only, never in pipes or files.
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let total: u64 = jobs.iter().map(|(_, c)| c.header.payload_len as u64 + 88).sum();
@@ -152,10 +156,21 @@ pub fn replay(
         last_job[*i] = k;
     }
     for (b, batch) in jobs.chunks(batch_len).enumerate() {
+        let mut to_open: Vec<usize> = batch.iter().map(|(i, _)| *i).filter(|&i| readers[i].is_none()).collect();
+        to_open.dedup();
+        let reopened: Vec<_> = to_open.par_iter().map(|&i| (i, SegmentReader::open(&files[i]))).collect();
+        for (i, res) in reopened {
+            // Indexed a moment ago; a segment that vanished or changed since is reported.
+            match res {
+                Ok(r) => readers[i] = Some(r),
+                Err(e) => summary.errors.push(e.to_string()),
+            }
+        }
         let results: Vec<Result<ChunkResult, String>> = batch
             .par_iter()
             .map(|(i, c)| {
-                let r = readers[*i].as_ref().expect("segment still open");
+                let r =
+                    readers[*i].as_ref().ok_or_else(|| format!("{}: could not be reopened", files[*i].display()))?;
                 let decoded = r.decode(c).map_err(|e| e.to_string())?;
                 let mut stats = ChunkStats::default();
                 let alerts = evaluate_chunk(rules, &decoded, &r.meta().hostname, window, &mut stats);
@@ -201,18 +216,23 @@ pub fn replay(
     Ok(summary)
 }
 
-fn open_segment(p: &Path, summary: &mut ReplaySummary) -> Option<SegmentReader> {
+/// What indexing one segment found.
+struct Indexed {
+    chunks: Option<Vec<ChunkRef>>,
+    warnings: Vec<String>,
+    errors: Vec<String>,
+}
+
+/// Opens a segment, lists its chunks and problems, and unmaps it.
+fn index_segment(p: &Path) -> Indexed {
+    let mut ix = Indexed { chunks: None, warnings: Vec::new(), errors: Vec::new() };
     match SegmentReader::open(p) {
         Ok(r) => {
-            for w in r.warnings() {
-                summary.warnings.push(w.clone());
-            }
+            ix.warnings.extend(r.warnings().iter().cloned());
             if let Some(e) = r.truncation() {
-                summary
-                    .errors
-                    .push(format!("{e}; the {} complete chunk(s) before the cut were read", r.chunks().len()));
+                ix.errors.push(format!("{e}; the {} complete chunk(s) before the cut were read", r.chunks().len()));
             } else if let Some(t) = r.torn_tail() {
-                summary.warnings.push(format!(
+                ix.warnings.push(format!(
                     "{}: torn tail at byte offset {} ({} bytes after the last complete chunk were not decoded; the writer did not close this segment, e.g. it was killed); the {} complete chunk(s) before it were read",
                     p.display(),
                     t.offset,
@@ -220,11 +240,9 @@ fn open_segment(p: &Path, summary: &mut ReplaySummary) -> Option<SegmentReader> 
                     r.chunks().len()
                 ));
             }
-            Some(r)
+            ix.chunks = Some(r.chunks().to_vec());
         }
-        Err(e) => {
-            summary.errors.push(e.to_string());
-            None
-        }
+        Err(e) => ix.errors.push(e.to_string()),
     }
+    ix
 }

@@ -12,6 +12,8 @@ pub enum Which {
     Archive,
     /// Rule evaluation throughput with the upstream stable rules (needs ../shared/testdata).
     Rules,
+    /// Replay of ≥ 1 GB of archives with the upstream stable rules: 1 and 2 threads, peak RSS.
+    Replay,
 }
 
 /// Runs benchmark `what`.
@@ -19,6 +21,7 @@ pub fn run(root: &Path, what: Which) -> Result<()> {
     match what {
         Which::Archive => archive(root),
         Which::Rules => rules(root),
+        Which::Replay => replay(root),
     }
 }
 
@@ -98,26 +101,32 @@ fn capture_workload(root: &Path, tmp: &Path) -> Result<std::path::PathBuf> {
     Ok(spool)
 }
 
-/// Runs a release `lanner-analyze replay` and returns (seconds, events, alerts).
-fn timed_replay(root: &Path, threads: usize, rules: &[&Path], input: &Path) -> Result<(f64, u64, u64)> {
+/// Runs a release `lanner-analyze replay`; returns (seconds, events, alerts, peak RSS in KiB).
+fn timed_replay(root: &Path, threads: usize, rules: &[&Path], input: &Path) -> Result<(f64, u64, u64, i64)> {
+    let err_path = std::env::temp_dir().join(format!("lanner-bench-replay-{}.stderr", std::process::id()));
     let mut cmd = Command::new(root.join("target/release/lanner-analyze"));
     cmd.arg("replay").arg("--threads").arg(threads.to_string());
     for r in rules {
         cmd.arg("--rules").arg(r);
     }
-    cmd.arg(input).stdout(std::process::Stdio::null());
+    cmd.arg(input).stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&err_path)?);
     let t = std::time::Instant::now();
-    let out = cmd.output()?;
+    let child = cmd.spawn()?;
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, with valid out-pointers; the Child is not waited on again.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
     let secs = t.elapsed().as_secs_f64();
-    let err = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&err_path);
+    if r < 0 || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         bail!("replay failed: {err}");
     }
     let summary = err.lines().find(|l| l.contains(" events in ")).context("no replay summary")?;
     let num = |after: &str| -> u64 {
         summary.split(after).next().and_then(|s| s.split_whitespace().last()).and_then(|n| n.parse().ok()).unwrap_or(0)
     };
-    Ok((secs, num(" events in "), num(" alert(s)")))
+    Ok((secs, num(" events in "), num(" alert(s)"), ru.ru_maxrss))
 }
 
 fn rules(root: &Path) -> Result<()> {
@@ -150,9 +159,52 @@ fn rules(root: &Path) -> Result<()> {
         ("upstream stable (falco_rules.yaml)", vec![stable.as_path()]),
     ] {
         for threads in [1, 2] {
-            let (secs, events, alerts) = timed_replay(root, threads, &rules, &many)?;
+            let (secs, events, alerts, _) = timed_replay(root, threads, &rules, &many)?;
             println!("| {label} | {threads} | {events} | {alerts} | {secs:.2} | {:.2} |", events as f64 / secs / 1e6);
         }
     }
+    Ok(())
+}
+
+fn replay(root: &Path) -> Result<()> {
+    if !super::is_root() {
+        bail!("the replay benchmark captures a real workload with eBPF: run it as root");
+    }
+    let stable = root.join("../shared/testdata/falcosecurity-rules/current/falco_rules.yaml");
+    if !stable.exists() {
+        bail!("{} not found", stable.display());
+    }
+    super::run(super::cargo().args(["build", "--release", "--bins"]))?;
+    let tmp = TempDir(std::env::temp_dir().join(format!("lanner-bench-replay-{}", std::process::id())));
+    let spool = capture_workload(root, &tmp.0)?;
+    let segs: Vec<_> = std::fs::read_dir(&spool)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let one: u64 = segs.iter().map(|s| std::fs::metadata(s).map(|m| m.len()).unwrap_or(0)).sum();
+    let copies = (1u64 << 30).div_ceil(one.max(1));
+    let many = tmp.0.join("many");
+    std::fs::create_dir_all(&many)?;
+    for i in 0..copies {
+        for (j, s) in segs.iter().enumerate() {
+            std::fs::copy(s, many.join(format!("copy-{i:05}-{j:03}.lnr")))?;
+        }
+    }
+    let total = one * copies;
+    println!(
+        "## Replay of {:.2} GiB ({copies} copies of a {:.1} MiB real capture), upstream stable rules\n",
+        total as f64 / (1u64 << 30) as f64,
+        one as f64 / (1u64 << 20) as f64
+    );
+    println!("| threads | events | alerts | seconds | M events/s | peak RSS |");
+    println!("|---|---|---|---|---|---|");
+    let mut rates = Vec::new();
+    for threads in [1, 2] {
+        let (secs, events, alerts, rss) = timed_replay(root, threads, &[stable.as_path()], &many)?;
+        rates.push(events as f64 / secs);
+        println!(
+            "| {threads} | {events} | {alerts} | {secs:.2} | {:.2} | {:.0} MiB |",
+            events as f64 / secs / 1e6,
+            rss as f64 / 1024.0
+        );
+    }
+    println!("\nScaling 1 → 2 threads: {:.2}×", rates[1] / rates[0]);
     Ok(())
 }
