@@ -150,7 +150,7 @@ pub fn replay(
         indicatif::ProgressBar::hidden()
     };
     // Bounded windows keep memory flat; order inside a window is preserved by `collect`.
-    let batch_len = rayon::current_num_threads().max(1) * 4;
+    let batch_len = rayon::current_num_threads().max(1) * 32;
     let mut last_job = vec![0usize; readers.len()];
     for (k, (i, _)) in jobs.iter().enumerate() {
         last_job[*i] = k;
