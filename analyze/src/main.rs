@@ -33,18 +33,8 @@ enum Command {
     ///
     /// Example: `lanner-analyze replay --rules my_rules.yaml /var/lib/lanner/spool`
     Replay {
-        /// Rules file (repeatable, loaded in order); default: the built-in ruleset.
-        #[arg(long = "rules", short = 'r')]
-        rules: Vec<PathBuf>,
-        /// Load the built-in rules before the --rules files.
-        #[arg(long)]
-        default_rules: bool,
-        /// Where alerts go: `stdout` or `file:PATH` (repeatable).
-        #[arg(long = "output", short = 'o', default_value = "stdout")]
-        outputs: Vec<OutputSpec>,
-        /// Alert format: Falco's JSON lines, or its text lines (`time: Priority output`).
-        #[arg(long, value_enum, default_value = "json")]
-        format: FormatArg,
+        #[command(flatten)]
+        detect: DetectArgs,
         /// Alert for the first matching rule per event (Falco's default) or for all of them.
         #[arg(long, value_enum, default_value = "first")]
         rule_matching: MatchingArg,
@@ -164,18 +154,8 @@ enum Command {
     ///
     /// Example: `lanner-analyze follow -o file:/var/log/lanner/alerts.json /var/lib/lanner/spool`
     Follow {
-        /// Rules file (repeatable); default: the built-in ruleset.
-        #[arg(long = "rules", short = 'r')]
-        rules: Vec<PathBuf>,
-        /// Load the built-in rules before the --rules files.
-        #[arg(long)]
-        default_rules: bool,
-        /// Where alerts go: `stdout` or `file:PATH` (repeatable).
-        #[arg(long = "output", short = 'o', default_value = "stdout")]
-        outputs: Vec<OutputSpec>,
-        /// Alert format.
-        #[arg(long, value_enum, default_value = "json")]
-        format: FormatArg,
+        #[command(flatten)]
+        detect: DetectArgs,
         /// Checkpoint file (default: SPOOL/.lanner-follow.checkpoint).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -196,6 +176,39 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+}
+
+/// The opened alert outputs.
+type Sinks = Vec<Box<dyn lanner_analyze::sinks::Sink>>;
+
+/// Rules and alert outputs, shared by `replay` and `follow`.
+#[derive(clap::Args, Debug)]
+struct DetectArgs {
+    /// Rules file (repeatable, loaded in order); default: the built-in ruleset.
+    #[arg(long = "rules", short = 'r')]
+    rules: Vec<PathBuf>,
+    /// Load the built-in rules before the --rules files.
+    #[arg(long)]
+    default_rules: bool,
+    /// Where alerts go: `stdout` or `file:PATH` (repeatable).
+    #[arg(long = "output", short = 'o', default_value = "stdout")]
+    outputs: Vec<OutputSpec>,
+    /// Alert format: Falco's JSON lines, or its text lines (`time: Priority output`).
+    #[arg(long, value_enum, default_value = "json")]
+    format: FormatArg,
+}
+
+impl DetectArgs {
+    /// Loads the rules (`None` when they do not load; errors already printed) and opens the sinks.
+    fn open(&self) -> Result<Option<(RuleSet, Sinks)>> {
+        let Some(rules) = load_rules(&self.rules, self.default_rules)? else { return Ok(None) };
+        let format = match self.format {
+            FormatArg::Json => AlertFormat::Json,
+            FormatArg::Text => AlertFormat::Text,
+        };
+        let sinks = self.outputs.iter().map(|o| o.open(format)).collect::<Result<Vec<_>>>()?;
+        Ok(Some((rules, sinks)))
+    }
 }
 
 /// `--format` values.
@@ -369,22 +382,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(report_problems(&problems))
         }
-        Command::Follow { rules, default_rules, outputs, format, checkpoint, poll, spool } => {
-            let Some(rules) = load_rules(&rules, default_rules)? else { return Ok(ExitCode::from(EXIT_USAGE)) };
-            let format = match format {
-                FormatArg::Json => AlertFormat::Json,
-                FormatArg::Text => AlertFormat::Text,
-            };
-            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
-            }
+        Command::Follow { detect, checkpoint, poll, spool } => {
             let checkpoint = checkpoint.unwrap_or_else(|| spool.join(".lanner-follow.checkpoint"));
             // Rewind file outputs before opening them for appending.
             if let Some(cp) = lanner_analyze::follow::Checkpoint::load(&checkpoint)? {
                 lanner_analyze::follow::rewind_outputs(&cp)?;
             }
-            let mut sinks = outputs.iter().map(|o| o.open(format)).collect::<Result<Vec<_>>>()?;
+            let Some((rules, mut sinks)) = detect.open()? else { return Ok(ExitCode::from(EXIT_USAGE)) };
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
+            }
             eprintln!("lanner-analyze: following {} (checkpoint {})", spool.display(), checkpoint.display());
             let n = lanner_analyze::follow::follow(&rules, &spool, &checkpoint, &mut sinks, poll, &stop)?;
             eprintln!("lanner-analyze: stopped after {n} alert(s)");
@@ -419,23 +427,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{} segment(s) checked, {problems} problem(s)", files.len());
             Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
         }
-        Command::Replay { rules, default_rules, outputs, format, rule_matching, threads, since, until, paths } => {
+        Command::Replay { detect, rule_matching, threads, since, until, paths } => {
             if let Some(n) = threads {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n.max(1))
                     .build_global()
                     .context("starting worker threads")?;
             }
-            let Some(mut rules) = load_rules(&rules, default_rules)? else { return Ok(ExitCode::from(EXIT_USAGE)) };
+            let Some((mut rules, mut sinks)) = detect.open()? else { return Ok(ExitCode::from(EXIT_USAGE)) };
             rules.rule_matching = match rule_matching {
                 MatchingArg::First => RuleMatching::First,
                 MatchingArg::All => RuleMatching::All,
             };
-            let format = match format {
-                FormatArg::Json => AlertFormat::Json,
-                FormatArg::Text => AlertFormat::Text,
-            };
-            let mut sinks = outputs.iter().map(|o| o.open(format)).collect::<Result<Vec<_>>>()?;
             let summary = replay(&rules, &paths, Window { since, until }, &mut sinks)?;
             report(&summary);
             Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })

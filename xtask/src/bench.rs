@@ -129,26 +129,40 @@ fn timed_replay(root: &Path, threads: usize, rules: &[&Path], input: &Path) -> R
     Ok((secs, num(" events in "), num(" alert(s)"), ru.ru_maxrss))
 }
 
-fn rules(root: &Path) -> Result<()> {
+/// Checks the prerequisites, builds, captures the workload; returns (temp dir, spool, stable rules).
+fn prepare(root: &Path, what: &str) -> Result<(TempDir, std::path::PathBuf, std::path::PathBuf)> {
     if !super::is_root() {
-        bail!("the rules benchmark captures a real workload with eBPF: run it as root");
+        bail!("the {what} benchmark captures a real workload with eBPF: run it as root");
     }
     let stable = root.join("../shared/testdata/falcosecurity-rules/current/falco_rules.yaml");
     if !stable.exists() {
         bail!("{} not found", stable.display());
     }
     super::run(super::cargo().args(["build", "--release", "--bins"]))?;
-    let tmp = TempDir(std::env::temp_dir().join(format!("lanner-bench-rules-{}", std::process::id())));
+    let tmp = TempDir(std::env::temp_dir().join(format!("lanner-bench-{what}-{}", std::process::id())));
     let spool = capture_workload(root, &tmp.0)?;
-    // The same real capture, copied until the run is long enough to time.
-    let many = tmp.0.join("many");
-    std::fs::create_dir_all(&many)?;
-    let segs: Vec<_> = std::fs::read_dir(&spool)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    for i in 0..100 {
+    Ok((tmp, spool, stable))
+}
+
+/// Copies the captured segments `copies` times into `dir` (the same real capture, repeated until
+/// a run is long enough to time); returns the bytes of one copy.
+fn replicate(spool: &Path, dir: &Path, copies: impl Fn(u64) -> u64) -> Result<(u64, u64)> {
+    std::fs::create_dir_all(dir)?;
+    let segs: Vec<_> = std::fs::read_dir(spool)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let one: u64 = segs.iter().map(|s| std::fs::metadata(s).map(|m| m.len()).unwrap_or(0)).sum();
+    let n = copies(one.max(1));
+    for i in 0..n {
         for (j, s) in segs.iter().enumerate() {
-            std::fs::copy(s, many.join(format!("copy-{i:03}-{j:03}.lnr")))?;
+            std::fs::copy(s, dir.join(format!("copy-{i:05}-{j:03}.lnr")))?;
         }
     }
+    Ok((one, n))
+}
+
+fn rules(root: &Path) -> Result<()> {
+    let (tmp, spool, stable) = prepare(root, "rules")?;
+    let many = tmp.0.join("many");
+    replicate(&spool, &many, |_| 100)?;
     let trivial = tmp.0.join("trivial.yaml");
     std::fs::write(&trivial, "- rule: t\n  desc: d\n  condition: evt.type = openat and proc.name = no-such-process\n  output: o\n  priority: debug\n")?;
     println!("## Rule evaluation throughput (mixed workload capture × 100 copies)\n");
@@ -167,26 +181,9 @@ fn rules(root: &Path) -> Result<()> {
 }
 
 fn replay(root: &Path) -> Result<()> {
-    if !super::is_root() {
-        bail!("the replay benchmark captures a real workload with eBPF: run it as root");
-    }
-    let stable = root.join("../shared/testdata/falcosecurity-rules/current/falco_rules.yaml");
-    if !stable.exists() {
-        bail!("{} not found", stable.display());
-    }
-    super::run(super::cargo().args(["build", "--release", "--bins"]))?;
-    let tmp = TempDir(std::env::temp_dir().join(format!("lanner-bench-replay-{}", std::process::id())));
-    let spool = capture_workload(root, &tmp.0)?;
-    let segs: Vec<_> = std::fs::read_dir(&spool)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    let one: u64 = segs.iter().map(|s| std::fs::metadata(s).map(|m| m.len()).unwrap_or(0)).sum();
-    let copies = (1u64 << 30).div_ceil(one.max(1));
+    let (tmp, spool, stable) = prepare(root, "replay")?;
     let many = tmp.0.join("many");
-    std::fs::create_dir_all(&many)?;
-    for i in 0..copies {
-        for (j, s) in segs.iter().enumerate() {
-            std::fs::copy(s, many.join(format!("copy-{i:05}-{j:03}.lnr")))?;
-        }
-    }
+    let (one, copies) = replicate(&spool, &many, |one| (1u64 << 30).div_ceil(one))?;
     let total = one * copies;
     println!(
         "## Replay of {:.2} GiB ({copies} copies of a {:.1} MiB real capture), upstream stable rules\n",
