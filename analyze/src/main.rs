@@ -41,12 +41,8 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
-        /// Only events at or after this time (RFC 3339, e.g. 2026-11-26T15:00:00Z, or unix ns).
-        #[arg(long, value_parser = parse_time)]
-        since: Option<u64>,
-        /// Only events at or before this time (RFC 3339 or unix ns).
-        #[arg(long, value_parser = parse_time)]
-        until: Option<u64>,
+        #[command(flatten)]
+        window: WindowArgs,
         /// Archive segments (`.lnr`) or directories holding them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -64,12 +60,8 @@ enum Command {
         /// Rule files whose macros and lists the filter may use.
         #[arg(long = "rules", short = 'r')]
         rules: Vec<PathBuf>,
-        /// Only events at or after this time.
-        #[arg(long, value_parser = parse_time)]
-        since: Option<u64>,
-        /// Only events at or before this time.
-        #[arg(long, value_parser = parse_time)]
-        until: Option<u64>,
+        #[command(flatten)]
+        window: WindowArgs,
         /// Archive segments or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -81,12 +73,8 @@ enum Command {
         /// Only this process and its descendants.
         #[arg(long)]
         pid: Option<u32>,
-        /// Only events at or after this time.
-        #[arg(long, value_parser = parse_time)]
-        since: Option<u64>,
-        /// Only events at or before this time.
-        #[arg(long, value_parser = parse_time)]
-        until: Option<u64>,
+        #[command(flatten)]
+        window: WindowArgs,
         /// Archive segments or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -101,12 +89,8 @@ enum Command {
         /// Only this container (`host` for processes outside containers).
         #[arg(long)]
         container: Option<String>,
-        /// Only events at or after this time.
-        #[arg(long, value_parser = parse_time)]
-        since: Option<u64>,
-        /// Only events at or before this time.
-        #[arg(long, value_parser = parse_time)]
-        until: Option<u64>,
+        #[command(flatten)]
+        window: WindowArgs,
         /// Archive segments or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -118,12 +102,8 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Only events at or after this time.
-        #[arg(long, value_parser = parse_time)]
-        since: Option<u64>,
-        /// Only events at or before this time.
-        #[arg(long, value_parser = parse_time)]
-        until: Option<u64>,
+        #[command(flatten)]
+        window: WindowArgs,
         /// Archive segments or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -176,6 +156,23 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+}
+
+/// `--since` / `--until`, shared by the commands that read archives.
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct WindowArgs {
+    /// Only events at or after this time (RFC 3339, e.g. 2026-11-26T15:00:00Z, or unix ns).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<u64>,
+    /// Only events at or before this time (RFC 3339 or unix ns).
+    #[arg(long, value_parser = parse_time)]
+    until: Option<u64>,
+}
+
+impl From<WindowArgs> for Window {
+    fn from(w: WindowArgs) -> Self {
+        Window { since: w.since, until: w.until }
+    }
 }
 
 /// The opened alert outputs.
@@ -310,7 +307,7 @@ fn load_rules(files: &[PathBuf], with_defaults: bool) -> Result<Option<RuleSet>>
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Query { format, filter, rules, since, until, paths } => {
+        Command::Query { format, filter, rules, window, paths } => {
             let fmt = OutputFormat::parse(&format).map_err(|e| anyhow::anyhow!("-p format: {e}"))?;
             let filter = match filter {
                 None => None,
@@ -331,18 +328,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let (n, problems) = inspect::query(&paths, Window { since, until }, filter.as_ref(), &fmt, &mut out)?;
+            let (n, problems) = inspect::query(&paths, window.into(), filter.as_ref(), &fmt, &mut out)?;
             drop(out);
             eprintln!("lanner-analyze: {n} matching event(s)");
             Ok(report_problems(&problems))
         }
-        Command::Proctree { pid, since, until, paths } => {
+        Command::Proctree { pid, window, paths } => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let problems = inspect::proctree(&paths, Window { since, until }, pid, &mut out)?;
+            let problems = inspect::proctree(&paths, window.into(), pid, &mut out)?;
             Ok(report_problems(&problems))
         }
-        Command::Timeline { pid, container, since, until, paths } => {
+        Command::Timeline { pid, container, window, paths } => {
             let fmt =
                 OutputFormat::parse("%evt.time %proc.pid %proc.name %evt.type %evt.res %evt.args").expect("valid");
             let mut conds = Vec::new();
@@ -359,11 +356,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             });
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let (_, problems) = inspect::query(&paths, Window { since, until }, filter.as_ref(), &fmt, &mut out)?;
+            let (_, problems) = inspect::query(&paths, window.into(), filter.as_ref(), &fmt, &mut out)?;
             Ok(report_problems(&problems))
         }
-        Command::Stats { json, since, until, paths } => {
-            let (v, problems) = inspect::stats(&paths, Window { since, until })?;
+        Command::Stats { json, window, paths } => {
+            let (v, problems) = inspect::stats(&paths, window.into())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -427,7 +424,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{} segment(s) checked, {problems} problem(s)", files.len());
             Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
         }
-        Command::Replay { detect, rule_matching, threads, since, until, paths } => {
+        Command::Replay { detect, rule_matching, threads, window, paths } => {
             if let Some(n) = threads {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n.max(1))
@@ -439,7 +436,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 MatchingArg::First => RuleMatching::First,
                 MatchingArg::All => RuleMatching::All,
             };
-            let summary = replay(&rules, &paths, Window { since, until }, &mut sinks)?;
+            let summary = replay(&rules, &paths, window.into(), &mut sinks)?;
             report(&summary);
             Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
         }

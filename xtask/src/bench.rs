@@ -75,14 +75,7 @@ fn archive(root: &Path) -> Result<()> {
     }
     super::run(super::cargo().args(["build", "--release", "--bins"]))?;
     let tmp = TempDir(std::env::temp_dir().join(format!("lanner-bench-archive-{}", std::process::id())));
-    let spool = tmp.0.join("spool");
-    let work = tmp.0.join("work");
-    std::fs::create_dir_all(&work)?;
-    let cap = super::start_capture(&root.join("target/release"), &spool, &[])?;
-    let res = mixed_workload(&work);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    super::stop_capture(cap)?;
-    res?;
+    let spool = capture_workload(root, &tmp.0)?;
     super::run(
         super::cargo().args(["bench", "-p", "lanner-formats", "--bench", "archive"]).env("LANNER_BENCH_SPOOL", &spool),
     )
