@@ -441,17 +441,20 @@ fn documents(text: &str) -> Vec<(usize, &str)> {
 /// refuses, without changing their meaning: plain scalars that start with `!` (read as a tag,
 /// e.g. `desc: != after evt.type`) are quoted, and a flow collection's closing `]`/`}` on a line
 /// of its own at the parent's indentation is indented further.
-fn repair_for_parser(doc: &str) -> String {
+///
+/// Returns the (possibly rewritten) text and the result of parsing it.
+fn repair_for_parser(doc: &str) -> (String, Result<Node, marked_yaml::LoadError>) {
     let mut doc = doc.to_owned();
+    let parse = |d: &str| marked_yaml::parse_yaml_with_options(0, d, LoaderOptions::default().toplevel_sequence());
     for _ in 0..256 {
-        let err = match marked_yaml::parse_yaml_with_options(0, &doc, LoaderOptions::default().toplevel_sequence()) {
+        let err = match parse(&doc) {
             Err(e) => e,
-            Ok(_) => break,
+            ok => return (doc, ok),
         };
         let m = match &err {
             marked_yaml::LoadError::UnexpectedTag(m) => *m,
             marked_yaml::LoadError::ScanError(m, e) if e.info().contains("indentation") => *m,
-            _ => break,
+            _ => return (doc, Err(err)),
         };
         let line_start: usize = doc.split_inclusive('\n').take(m.line().saturating_sub(1)).map(str::len).sum();
         let line_end = doc[line_start..].find('\n').map_or(doc.len(), |i| line_start + i);
@@ -459,7 +462,7 @@ fn repair_for_parser(doc: &str) -> String {
         if let marked_yaml::LoadError::ScanError(..) = err {
             let t = line.trim();
             if !(t.starts_with(']') || t.starts_with('}')) {
-                break;
+                return (doc, Err(err));
             }
             doc.insert_str(line_start, "    ");
             continue;
@@ -472,13 +475,14 @@ fn repair_for_parser(doc: &str) -> String {
             .find(|&(i, c)| c == '!' && (i == 0 || matches!(line.as_bytes()[i - 1], b' ' | b':' | b'-')))
             .map(|(i, _)| i)
         else {
-            break;
+            return (doc, Err(err));
         };
         let value = line[bang..].trim_end();
         let quoted = format!("'{}'", value.replace('\'', "''"));
         doc.replace_range(line_start + bang..line_start + bang + value.len(), &quoted);
     }
-    doc
+    let res = parse(&doc);
+    (doc, res)
 }
 
 fn is_blank(doc: &str) -> bool {
@@ -493,9 +497,9 @@ fn load_document(ctx: &mut Ctx, doc: &str) -> Result<Vec<Item>, Vec<Diagnostic>>
         return Ok(Vec::new());
     }
     let top = Span::new_start(marked_yaml::Marker::new(0, 0, 1, 1));
-    let doc = repair_for_parser(doc);
+    let (doc, parsed) = repair_for_parser(doc);
     let doc = doc.as_str();
-    let root = match marked_yaml::parse_yaml_with_options(0, doc, LoaderOptions::default().toplevel_sequence()) {
+    let root = match parsed {
         Ok(r) => r,
         Err(marked_yaml::LoadError::TopLevelMustBeSequence(_)) => {
             // Falco distinguishes a mapping ("not an array") from anything else ("not yaml").
