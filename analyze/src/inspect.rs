@@ -62,6 +62,7 @@ pub fn query(
     window: Window,
     filter: Option<&Filter>,
     format: &OutputFormat,
+    require_all: bool,
     out: &mut dyn Write,
 ) -> Result<(u64, Problems)> {
     let mut n = 0;
@@ -71,8 +72,10 @@ pub fn query(
         if err.is_some() || filter.is_some_and(|f| !f.matches(v, &mut cache)) {
             return;
         }
+        let line = if require_all { format.render_complete(v) } else { Some(format.render(v).0) };
+        let Some(line) = line else { return };
         n += 1;
-        if let Err(e) = writeln!(out, "{}", format.render(v).0) {
+        if let Err(e) = writeln!(out, "{line}") {
             err = Some(e);
         }
     })?;

@@ -9,4 +9,5 @@ pub mod follow;
 pub mod inspect;
 pub mod replay;
 pub mod rules;
+pub mod scap_input;
 pub mod sinks;

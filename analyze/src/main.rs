@@ -11,6 +11,7 @@ use lanner_analyze::inspect;
 use lanner_analyze::replay::{discover, replay, ReplaySummary, Window};
 use lanner_analyze::rules::output::OutputFormat;
 use lanner_analyze::rules::{RuleMatching, RuleSet, Source, DEFAULT_RULES};
+use lanner_analyze::scap_input;
 use lanner_analyze::sinks::{AlertFormat, OutputSpec};
 use lanner_formats::archive::verify;
 
@@ -51,9 +52,10 @@ enum Command {
     ///
     /// Example: `lanner-analyze query -p "%evt.time %proc.name %fd.name" "fd.name startswith /etc" spool/`
     Query {
-        /// Output format with %field tokens.
-        #[arg(short = 'p', long = "print", default_value = lanner_analyze::inspect::DEFAULT_QUERY_FORMAT)]
-        format: String,
+        /// Output format with %field tokens. As with sysdig, an event is printed only when
+        /// every field has a value, unless the format starts with `*`.
+        #[arg(short = 'p', long = "print")]
+        format: Option<String>,
         /// Filter in the rule condition language (macros and lists from --rules files).
         #[arg(short = 'f', long)]
         filter: Option<String>,
@@ -62,8 +64,9 @@ enum Command {
         rules: Vec<PathBuf>,
         #[command(flatten)]
         window: WindowArgs,
-        /// Archive segments or directories.
-        #[arg(required = true)]
+        /// `[FILTER] PATH...`: archive segments, directories or `.scap` captures, optionally
+        /// preceded by the filter (as with `sysdig -r FILE FILTER`) when `-f` is not given.
+        #[arg(required = true, value_name = "[FILTER] PATH")]
         paths: Vec<PathBuf>,
     },
     /// Show who spawned what, with command lines, exec times and exits.
@@ -155,6 +158,16 @@ enum Command {
         /// Archive segments or directories, in capture order (directories are read in name order).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Convert a sysdig/Falco `.scap` capture (plain or gzip'd) into a Lanner archive segment.
+    ///
+    /// Example: `lanner-analyze import capture.scap -o capture.lnr`
+    Import {
+        /// The capture to convert.
+        input: PathBuf,
+        /// The segment to write (must not exist).
+        #[arg(short, long)]
+        output: PathBuf,
     },
 }
 
@@ -307,8 +320,17 @@ fn load_rules(files: &[PathBuf], with_defaults: bool) -> Result<Option<RuleSet>>
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Query { format, filter, rules, window, paths } => {
-            let fmt = OutputFormat::parse(&format).map_err(|e| anyhow::anyhow!("-p format: {e}"))?;
+        Command::Query { format, mut filter, rules, window, mut paths } => {
+            // sysdig's order: a first argument that is not a file is the filter.
+            if filter.is_none() && paths.len() >= 2 && !paths[0].exists() {
+                filter = Some(paths.remove(0).to_string_lossy().into_owned());
+            }
+            let inputs = scap_input::prepare(&paths)?;
+            let paths = inputs.paths.clone();
+            let require_all = format.as_deref().is_some_and(|f| !f.starts_with('*'));
+            let format = format.unwrap_or_else(|| inspect::DEFAULT_QUERY_FORMAT.to_owned());
+            let fmt = OutputFormat::parse(format.strip_prefix('*').unwrap_or(&format))
+                .map_err(|e| anyhow::anyhow!("-p format: {e}"))?;
             let filter = match filter {
                 None => None,
                 Some(f) => {
@@ -328,18 +350,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let (n, problems) = inspect::query(&paths, window.into(), filter.as_ref(), &fmt, &mut out)?;
+            let (n, problems) = inspect::query(&paths, window.into(), filter.as_ref(), &fmt, require_all, &mut out)?;
             drop(out);
             eprintln!("lanner-analyze: {n} matching event(s)");
             Ok(report_problems(&problems))
         }
         Command::Proctree { pid, window, paths } => {
+            let inputs = scap_input::prepare(&paths)?;
+            let paths = inputs.paths.clone();
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let problems = inspect::proctree(&paths, window.into(), pid, &mut out)?;
             Ok(report_problems(&problems))
         }
         Command::Timeline { pid, container, window, paths } => {
+            let inputs = scap_input::prepare(&paths)?;
+            let paths = inputs.paths.clone();
             let fmt =
                 OutputFormat::parse("%evt.time %proc.pid %proc.name %evt.type %evt.res %evt.args").expect("valid");
             let mut conds = Vec::new();
@@ -356,10 +382,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             });
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let (_, problems) = inspect::query(&paths, window.into(), filter.as_ref(), &fmt, &mut out)?;
+            let (_, problems) = inspect::query(&paths, window.into(), filter.as_ref(), &fmt, false, &mut out)?;
             Ok(report_problems(&problems))
         }
         Command::Stats { json, window, paths } => {
+            let inputs = scap_input::prepare(&paths)?;
+            let paths = inputs.paths.clone();
             let (v, problems) = inspect::stats(&paths, window.into())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -409,6 +437,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let sources = read_sources(&files)?;
             Ok(if commands::rules_check::run(&sources, json) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_USAGE) })
         }
+        Command::Import { input, output } => {
+            if output.exists() {
+                anyhow::bail!("{} already exists; not overwriting it", output.display());
+            }
+            let stats = scap_input::import_file(&input, &output)?;
+            scap_input::report(&input, &stats);
+            eprintln!("lanner-analyze: wrote {}", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify { paths } => {
             let files = discover(&paths)?;
             let findings = verify(&files);
@@ -436,7 +473,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 MatchingArg::First => RuleMatching::First,
                 MatchingArg::All => RuleMatching::All,
             };
-            let summary = replay(&rules, &paths, window.into(), &mut sinks)?;
+            let inputs = scap_input::prepare(&paths)?;
+            let summary = replay(&rules, &inputs.paths, window.into(), &mut sinks)?;
             report(&summary);
             Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
         }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Falco's container id for processes not in a container.
@@ -73,26 +73,12 @@ fn cgroup2_mount() -> Option<PathBuf> {
     })
 }
 
-fn is_hex_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// The 12-character container id a cgroup path names, if any (innermost match wins).
-pub fn container_id_from_path(path: &Path) -> Option<String> {
-    path.components().rev().find_map(|c| {
-        let name = c.as_os_str().to_str()?;
-        let name = name.strip_suffix(".scope").unwrap_or(name);
-        let id = ["docker-", "cri-containerd-", "crio-", "libpod-", "containerd-"]
-            .iter()
-            .find_map(|p| name.strip_prefix(p))
-            .unwrap_or(name);
-        is_hex_id(id).then(|| id[..12].to_owned())
-    })
-}
+pub use lanner_formats::container::container_id_from_path;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn runtime_cgroup_names() {

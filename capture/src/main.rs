@@ -7,7 +7,6 @@
 mod containers;
 mod decode;
 mod loader;
-mod paths;
 mod procfs;
 mod spool;
 mod state;

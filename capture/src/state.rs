@@ -8,8 +8,8 @@ use lanner_formats::syscall::{self, EventType};
 use lanner_formats::wire::RecordKind;
 
 use crate::decode::{split_argv, Record};
-use crate::paths::resolve;
 use crate::procfs::{self, ProcSnapshot};
+use lanner_formats::paths::resolve;
 
 const AT_FDCWD: i32 = -100;
 

@@ -330,6 +330,65 @@ pub struct Event {
     pub path2: u32,
 }
 
+/// Fd kinds stored in the `mode` column of fd events (libscap's `SCAP_FD_*` numbering).
+pub mod fdkind {
+    /// Not known.
+    pub const UNKNOWN: u32 = 0;
+    /// Regular file.
+    pub const FILE: u32 = 1;
+    /// Directory.
+    pub const DIRECTORY: u32 = 2;
+    /// IPv4 socket.
+    pub const IPV4: u32 = 3;
+    /// IPv6 socket.
+    pub const IPV6: u32 = 4;
+    /// Listening IPv4 socket.
+    pub const IPV4_SERVER: u32 = 5;
+    /// Listening IPv6 socket.
+    pub const IPV6_SERVER: u32 = 6;
+    /// Pipe.
+    pub const FIFO: u32 = 7;
+    /// Unix socket.
+    pub const UNIX: u32 = 8;
+    /// eventfd.
+    pub const EVENT: u32 = 9;
+    /// signalfd.
+    pub const SIGNALFD: u32 = 11;
+    /// epoll.
+    pub const EVENTPOLL: u32 = 12;
+    /// inotify.
+    pub const INOTIFY: u32 = 13;
+    /// timerfd.
+    pub const TIMERFD: u32 = 14;
+    /// netlink socket.
+    pub const NETLINK: u32 = 15;
+    /// bpf object.
+    pub const BPF: u32 = 17;
+    /// memfd.
+    pub const MEMFD: u32 = 20;
+
+    /// libsinsp's `fd.type` name and `fd.typechar` of a kind.
+    pub fn names(kind: u32) -> Option<(&'static str, &'static str)> {
+        Some(match kind {
+            FILE => ("file", "f"),
+            DIRECTORY => ("directory", "d"),
+            IPV4 | IPV4_SERVER => ("ipv4", "4"),
+            IPV6 | IPV6_SERVER => ("ipv6", "6"),
+            FIFO => ("pipe", "p"),
+            UNIX => ("unix", "u"),
+            EVENT => ("event", "e"),
+            SIGNALFD => ("signalfd", "s"),
+            EVENTPOLL => ("eventpoll", "l"),
+            INOTIFY => ("inotify", "i"),
+            TIMERFD => ("timerfd", "t"),
+            NETLINK => ("netlink", "n"),
+            BPF => ("bpf", "b"),
+            MEMFD => ("memfd", "m"),
+            _ => return None,
+        })
+    }
+}
+
 /// Linux open flags (x86_64 values, used in archives on every architecture).
 pub mod oflags {
     /// Access mode mask.

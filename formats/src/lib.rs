@@ -13,4 +13,8 @@ pub mod alert;
 #[cfg(feature = "std")]
 pub mod archive;
 #[cfg(feature = "std")]
+pub mod container;
+#[cfg(feature = "std")]
 pub mod event;
+#[cfg(feature = "std")]
+pub mod paths;

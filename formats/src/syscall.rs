@@ -95,6 +95,58 @@ pub enum EventType {
     MemfdCreate = 42,
     /// `bpf(2)`
     Bpf = 43,
+    // Types from here on are not traced by capture yet (no kernel-side descriptor); they come
+    // from imported `.scap` captures.
+    /// `close(2)`
+    Close = 44,
+    /// `read(2)`
+    Read = 45,
+    /// `write(2)`
+    Write = 46,
+    /// `fstat(2)`
+    Fstat = 47,
+    /// `mmap(2)`
+    Mmap = 48,
+    /// `munmap(2)`
+    Munmap = 49,
+    /// `brk(2)`
+    Brk = 50,
+    /// `access(2)`
+    Access = 51,
+    /// `socket(2)`
+    Socket = 52,
+    /// `connect(2)`
+    Connect = 53,
+    /// `accept(2)`
+    Accept = 54,
+    /// `accept4(2)`
+    Accept4 = 55,
+    /// `bind(2)`
+    Bind = 56,
+    /// `listen(2)`
+    Listen = 57,
+    /// `sendto(2)`
+    Sendto = 58,
+    /// `sendmsg(2)`
+    Sendmsg = 59,
+    /// `recvfrom(2)`
+    Recvfrom = 60,
+    /// `recvmsg(2)`
+    Recvmsg = 61,
+    /// `dup(2)`
+    Dup = 62,
+    /// `dup2(2)`
+    Dup2 = 63,
+    /// `dup3(2)`
+    Dup3 = 64,
+    /// `fcntl(2)`
+    Fcntl = 65,
+    /// `madvise(2)`
+    Madvise = 66,
+    /// `fork(2)`
+    Fork = 67,
+    /// `vfork(2)`
+    Vfork = 68,
 }
 
 /// One row of the syscall table.
@@ -169,6 +221,31 @@ pub const TABLE: &[SyscallSpec] = &[
     sc(EventType::Tgkill, "tgkill", Some(234), Some(131), NONE),
     sc(EventType::MemfdCreate, "memfd_create", Some(319), Some(279), desc::make(Some(0), None, None, desc::RAW_A)),
     sc(EventType::Bpf, "bpf", Some(321), Some(280), NONE),
+    sc(EventType::Close, "close", Some(3), Some(57), 0),
+    sc(EventType::Read, "read", Some(0), Some(63), 0),
+    sc(EventType::Write, "write", Some(1), Some(64), 0),
+    sc(EventType::Fstat, "fstat", Some(5), Some(80), 0),
+    sc(EventType::Mmap, "mmap", Some(9), Some(222), 0),
+    sc(EventType::Munmap, "munmap", Some(11), Some(215), 0),
+    sc(EventType::Brk, "brk", Some(12), Some(214), 0),
+    sc(EventType::Access, "access", Some(21), None, 0),
+    sc(EventType::Socket, "socket", Some(41), Some(198), 0),
+    sc(EventType::Connect, "connect", Some(42), Some(203), 0),
+    sc(EventType::Accept, "accept", Some(43), Some(202), 0),
+    sc(EventType::Accept4, "accept4", Some(288), Some(242), 0),
+    sc(EventType::Bind, "bind", Some(49), Some(200), 0),
+    sc(EventType::Listen, "listen", Some(50), Some(201), 0),
+    sc(EventType::Sendto, "sendto", Some(44), Some(206), 0),
+    sc(EventType::Sendmsg, "sendmsg", Some(46), Some(211), 0),
+    sc(EventType::Recvfrom, "recvfrom", Some(45), Some(207), 0),
+    sc(EventType::Recvmsg, "recvmsg", Some(47), Some(212), 0),
+    sc(EventType::Dup, "dup", Some(32), Some(23), 0),
+    sc(EventType::Dup2, "dup2", Some(33), None, 0),
+    sc(EventType::Dup3, "dup3", Some(292), Some(24), 0),
+    sc(EventType::Fcntl, "fcntl", Some(72), Some(25), 0),
+    sc(EventType::Madvise, "madvise", Some(28), Some(233), 0),
+    sc(EventType::Fork, "fork", Some(57), None, 0),
+    sc(EventType::Vfork, "vfork", Some(58), None, 0),
 ];
 
 impl EventType {
@@ -202,6 +279,32 @@ impl EventType {
     /// True for the open family (`open`, `openat`, `openat2`, `creat`).
     pub fn is_open(self) -> bool {
         matches!(self, Self::Open | Self::Openat | Self::Openat2 | Self::Creat)
+    }
+
+    /// Whether the event acts on one fd: its `dirfd` column holds the fd, `path` the fd's name
+    /// and `mode` the fd's kind ([`crate::event::fdkind`]).
+    pub fn uses_fd(self) -> bool {
+        matches!(
+            self,
+            Self::Close
+                | Self::Read
+                | Self::Write
+                | Self::Fstat
+                | Self::Socket
+                | Self::Connect
+                | Self::Accept
+                | Self::Accept4
+                | Self::Bind
+                | Self::Listen
+                | Self::Sendto
+                | Self::Sendmsg
+                | Self::Recvfrom
+                | Self::Recvmsg
+                | Self::Dup
+                | Self::Dup2
+                | Self::Dup3
+                | Self::Fcntl
+        )
     }
 }
 

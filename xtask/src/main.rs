@@ -1,6 +1,7 @@
 //! `cargo xtask …`: everything a fresh machine needs, in one place.
 //!
-//! - `setup`: installs what is missing (nightly rust-src, bpf-linker 0.10.0, tracefs mount).
+//! - `setup`: installs what is missing (nightly rust-src, bpf-linker 0.10.0, Debian's sysdig,
+//!   tracefs mount).
 //! - `demo`: captures a short window while triggering the reference threats, replays it with the
 //!   built-in rules, prints the alerts, and removes everything it created.
 //! - `test`: setup, then formatting, lints and every test (including the real eBPF tests).
@@ -134,6 +135,18 @@ fn setup() -> Result<()> {
     // tracefs: the capture mounts it itself when it can, but tests and tools expect it.
     if !Path::new("/sys/kernel/tracing/events").is_dir() && is_root() {
         run(Command::new("mount").args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"]))?;
+    }
+    // Debian's sysdig reads .scap files: the oracle of the scap differential tests.
+    if output_ok(Command::new("sysdig").arg("--version")).is_none() && is_root() {
+        let install = || {
+            run(Command::new("apt-get")
+                .args(["install", "-y", "-q", "sysdig"])
+                .env("DEBIAN_FRONTEND", "noninteractive"))
+        };
+        if install().is_err() {
+            run(Command::new("apt-get").args(["update", "-q"]))?;
+            install()?;
+        }
     }
     eprintln!("xtask: setup complete");
     Ok(())

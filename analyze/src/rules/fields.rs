@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use lanner_formats::event::{oflags, ArchivedChunk, ArchivedProcess, Event, PathIndex, NONE};
+use lanner_formats::event::{fdkind, oflags, ArchivedChunk, ArchivedProcess, Event, PathIndex, NONE};
 use lanner_formats::syscall::EventType;
 
 /// Type of a field's values.
@@ -304,7 +304,7 @@ impl<'a> EventView<'a> {
     /// The path id of an fd-producing event (open family, fchdir), if it has one.
     pub fn fd_path_id(&self) -> Option<u32> {
         match self.etype()? {
-            t if t.is_open() || t == EventType::Fchdir => Some(self.ev.path).filter(|&p| p != NONE),
+            t if t.is_open() || t.uses_fd() || t == EventType::Fchdir => Some(self.ev.path).filter(|&p| p != NONE),
             _ => None,
         }
     }
@@ -312,7 +312,7 @@ impl<'a> EventView<'a> {
     /// The path an fd-producing event refers to (open family).
     fn fd_name(&self) -> Option<&'a str> {
         match self.etype()? {
-            t if t.is_open() => self.path(),
+            t if t.is_open() || t.uses_fd() => self.path(),
             EventType::Fchdir => self.path(),
             _ => None,
         }
@@ -366,6 +366,7 @@ impl<'a> EventView<'a> {
             Field::FdFilename => opt_str(self.fd_name().map(|n| n.rsplit('/').next().unwrap_or(n))),
             Field::FdNum => match self.etype() {
                 Some(t) if t.is_open() => Int(self.ret()),
+                Some(t) if t.uses_fd() => Int(self.ev.dirfd as i64),
                 Some(EventType::Fchdir) => Int(self.ev.dirfd as i64),
                 _ => Missing,
             },
@@ -380,6 +381,10 @@ impl<'a> EventView<'a> {
                     };
                     Str(Cow::Borrowed(v))
                 }
+                Some(t) if t.uses_fd() => match fdkind::names(self.ev.mode) {
+                    Some((name, c)) => Str(Cow::Borrowed(if *field == Field::FdType { name } else { c })),
+                    None => Missing,
+                },
                 _ => Missing,
             },
             Field::ProcName => proc_str(self.process(), |p| p.name.to_native()),
@@ -387,7 +392,10 @@ impl<'a> EventView<'a> {
             Field::ProcExepath => proc_str(self.process(), |p| p.exepath.to_native()),
             Field::ProcCwd => proc_str(self.process(), |p| p.cwd.to_native()),
             Field::ProcArgs => self.process().map_or(Missing, |p| Str(self.args_joined(p))),
-            Field::ProcCmdline => self.process().map_or(Missing, |p| Str(Cow::Owned(self.cmdline(p)))),
+            Field::ProcCmdline => self
+                .process()
+                .filter(|p| p.name.to_native() != NONE)
+                .map_or(Missing, |p| Str(Cow::Owned(self.cmdline(p)))),
             Field::ProcPcmdline => self.ancestor(1).map_or(Missing, |p| Str(Cow::Owned(self.cmdline(p)))),
             Field::ProcPid => self.process().map_or(Missing, |p| Int(p.pid.to_native() as i64)),
             Field::ProcPpid => self.process().map_or(Missing, |p| Int(p.ppid.to_native() as i64)),

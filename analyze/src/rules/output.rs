@@ -59,6 +59,22 @@ impl OutputFormat {
         self.parts.iter().filter_map(|p| if let Part::Field(_, f) = p { Some(f) } else { None })
     }
 
+    /// Renders the text only when every field has a value (sysdig's rule for `-p` formats
+    /// that do not start with `*`).
+    pub fn render_complete(&self, view: &EventView<'_>) -> Option<String> {
+        let mut s = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Text(t) => s.push_str(t),
+                Part::Field(_, f) => match view.get(f) {
+                    FieldValue::Missing => return None,
+                    v => s.push_str(&v.render()),
+                },
+            }
+        }
+        Some(s)
+    }
+
     /// Renders the text and the `output_fields` map for one event.
     pub fn render(&self, view: &EventView<'_>) -> (String, Map<String, Value>) {
         let mut s = String::new();

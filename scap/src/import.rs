@@ -1,0 +1,595 @@
+//! Turns a capture's events into Lanner chunks, tracking threads and fds the way libsinsp does.
+//!
+//! Each syscall's enter and exit events become one Lanner event, emitted at the exit (the enter
+//! event supplies the arguments the exit lacks, such as the fd of `read`). Thread state comes
+//! from the process list and is updated by clone/fork/vfork, execve and procexit; fd state comes
+//! from the fd list and is updated by open, socket, accept, connect, bind, dup, fcntl and close.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use lanner_formats::archive::ChunkBuilder;
+use lanner_formats::event::{fdkind, Chunk, Event, Process, NONE};
+use lanner_formats::paths::resolve;
+use lanner_formats::syscall::EventType;
+
+use crate::event_table::SYSCALLS;
+use crate::params::{int, open_flags_to_linux, socket, string, string_list, uint, ParamType};
+use crate::reader::{FdKind, RawEvent, ScapFile};
+use crate::ScapError;
+
+const AT_FDCWD: i64 = -100;
+/// libscap's `PPM_O_CLOEXEC`.
+const PPM_O_CLOEXEC: u32 = 1 << 12;
+/// libscap's `PPM_O_DIRECTORY`.
+const PPM_O_DIRECTORY: u32 = 1 << 10;
+
+/// What an import saw and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportStats {
+    /// Events read from the file (enter and exit counted separately).
+    pub events_read: u64,
+    /// Lanner events written.
+    pub imported: u64,
+    /// Enter events whose exit never came (end of capture), not imported.
+    pub unpaired_enters: u64,
+    /// Events of types Lanner does not model, by name: counted, not imported.
+    pub not_imported: BTreeMap<String, u64>,
+    /// Event numbers beyond libscap's table (written by a newer driver), by number.
+    pub unknown_types: BTreeMap<u16, u64>,
+    /// Threads in the file's process list.
+    pub threads: usize,
+    /// Fds in the file's fd lists.
+    pub fds: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Thread {
+    pid: i64,
+    ptid: i64,
+    comm: String,
+    exe: String,
+    exepath: String,
+    args: Vec<String>,
+    cwd: String,
+    uid: u32,
+    gid: u32,
+    container_id: String,
+    start_ns: u64,
+    /// Bumped whenever the thread's process-level state changes.
+    generation: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Fd {
+    kind: u32,
+    name: String,
+    flags: u32,
+}
+
+fn kind_code(k: &FdKind) -> u32 {
+    match k {
+        FdKind::File => fdkind::FILE,
+        FdKind::Directory => fdkind::DIRECTORY,
+        FdKind::Ipv4 { .. } => fdkind::IPV4,
+        FdKind::Ipv6 { .. } => fdkind::IPV6,
+        FdKind::Ipv4Server { .. } => fdkind::IPV4_SERVER,
+        FdKind::Ipv6Server { .. } => fdkind::IPV6_SERVER,
+        FdKind::Unix => fdkind::UNIX,
+        FdKind::Other(n) => match *n {
+            "pipe" => fdkind::FIFO,
+            "event" => fdkind::EVENT,
+            "signalfd" => fdkind::SIGNALFD,
+            "eventpoll" => fdkind::EVENTPOLL,
+            "inotify" => fdkind::INOTIFY,
+            "timerfd" => fdkind::TIMERFD,
+            "netlink" => fdkind::NETLINK,
+            "bpf" => fdkind::BPF,
+            "memfd" => fdkind::MEMFD,
+            _ => fdkind::UNKNOWN,
+        },
+    }
+}
+
+fn container_of(cgroups: &[String]) -> String {
+    cgroups
+        .iter()
+        .find_map(|c| {
+            let path = c.split_once('=').map_or(c.as_str(), |(_, p)| p);
+            lanner_formats::container::container_id_from_path(Path::new(path))
+        })
+        .unwrap_or_else(|| "host".to_owned())
+}
+
+/// The replayed libsinsp state plus the chunk being built.
+struct Importer<'a> {
+    threads: HashMap<i64, Thread>,
+    /// Fd tables by process id.
+    fds: HashMap<i64, HashMap<i64, Fd>>,
+    /// The last enter event of each thread.
+    pending: HashMap<i64, RawEvent<'a>>,
+    builder: ChunkBuilder,
+    /// Process-table index of each (thread, generation) in the current chunk.
+    in_chunk: HashMap<(i64, u64), u32>,
+    generation: u64,
+    stats: ImportStats,
+}
+
+/// Imports every event of `file`, handing each chunk of at most `chunk_events` events to `emit`.
+pub fn import<E>(
+    file: &ScapFile,
+    chunk_events: usize,
+    mut emit: impl FnMut(Chunk) -> Result<(), E>,
+) -> Result<ImportStats, ImportError<E>> {
+    let mut im = Importer {
+        threads: HashMap::new(),
+        fds: HashMap::new(),
+        pending: HashMap::new(),
+        builder: ChunkBuilder::new(),
+        in_chunk: HashMap::new(),
+        generation: 0,
+        stats: ImportStats { threads: file.threads.len(), fds: file.fds.len(), ..Default::default() },
+    };
+    for t in &file.threads {
+        im.threads.insert(
+            t.tid,
+            Thread {
+                pid: t.pid,
+                ptid: t.ptid,
+                comm: t.comm.clone(),
+                exe: t.exe.clone(),
+                exepath: t.exepath.clone(),
+                args: t.args.clone(),
+                cwd: t.cwd.clone(),
+                uid: t.uid,
+                gid: t.gid,
+                container_id: container_of(&t.cgroups),
+                start_ns: 0,
+                generation: 0,
+            },
+        );
+    }
+    for f in &file.fds {
+        // Fd lists are per thread; libsinsp keeps one table per process.
+        let pid = im.threads.get(&f.tid).map_or(f.tid, |t| t.pid);
+        im.fds
+            .entry(pid)
+            .or_default()
+            .insert(f.fd, Fd { kind: kind_code(&f.kind), name: f.name.clone(), flags: f.open_flags });
+    }
+    for ev in file.events() {
+        let ev = ev.map_err(ImportError::Scap)?;
+        im.stats.events_read += 1;
+        im.event(ev);
+        if im.builder.len() >= chunk_events {
+            emit(im.take()).map_err(ImportError::Sink)?;
+        }
+    }
+    im.stats.unpaired_enters = im.pending.len() as u64;
+    if !im.builder.is_empty() {
+        emit(im.take()).map_err(ImportError::Sink)?;
+    }
+    Ok(im.stats)
+}
+
+/// Why an import stopped.
+#[derive(Debug)]
+pub enum ImportError<E> {
+    /// The capture is malformed.
+    Scap(ScapError),
+    /// The chunk consumer failed.
+    Sink(E),
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for ImportError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Scap(e) => write!(f, "{e}"),
+            Self::Sink(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl<E: std::fmt::Debug + std::fmt::Display> std::error::Error for ImportError<E> {}
+
+/// The numeric columns of one Lanner event.
+struct Cols {
+    ret: i64,
+    flags: u32,
+    mode: u32,
+    dirfd: i32,
+}
+
+/// The fd-table view of one event's arguments.
+struct FdRef {
+    fd: i64,
+    kind: u32,
+    name: Option<String>,
+}
+
+impl<'a> Importer<'a> {
+    fn take(&mut self) -> Chunk {
+        self.in_chunk.clear();
+        self.builder.take()
+    }
+
+    fn thread(&mut self, tid: i64) -> &mut Thread {
+        // libsinsp names a thread it never saw created `<NA>`.
+        self.threads.entry(tid).or_insert_with(|| Thread {
+            pid: tid,
+            comm: "<NA>".into(),
+            exe: "<NA>".into(),
+            container_id: "host".into(),
+            ..Default::default()
+        })
+    }
+
+    fn pid_of(&self, tid: i64) -> i64 {
+        self.threads.get(&tid).map_or(tid, |t| t.pid)
+    }
+
+    fn fd(&self, tid: i64, fd: i64) -> Option<&Fd> {
+        self.fds.get(&self.pid_of(tid))?.get(&fd)
+    }
+
+    fn set_fd(&mut self, tid: i64, fd: i64, v: Fd) {
+        let pid = self.pid_of(tid);
+        self.fds.entry(pid).or_default().insert(fd, v);
+    }
+
+    fn remove_fd(&mut self, tid: i64, fd: i64) {
+        let pid = self.pid_of(tid);
+        if let Some(t) = self.fds.get_mut(&pid) {
+            t.remove(&fd);
+        }
+    }
+
+    /// The process-table index of `tid`'s current state in this chunk (adding it and its
+    /// ancestors as needed).
+    fn process_index(&mut self, tid: i64, depth: u32) -> u32 {
+        // libsinsp invents an empty thread for an id it has never seen; so does the import.
+        let key = (tid, self.thread(tid).generation);
+        if let Some(&i) = self.in_chunk.get(&key) {
+            return i;
+        }
+        let t = self.threads[&tid].clone();
+        // Guard against parent cycles in damaged files.
+        let parent =
+            if depth < 64 && t.ptid > 0 && t.ptid != tid { self.process_index(t.ptid, depth + 1) } else { NONE };
+        let b = &mut self.builder;
+        // Unknown values stay unknown (`<NA>`), not empty strings.
+        let name = b.intern_opt(Some(t.comm.as_str()).filter(|v| !v.is_empty()));
+        let exe = b.intern_opt(Some(t.exe.as_str()).filter(|v| !v.is_empty()));
+        let exepath = if t.exepath.is_empty() { exe } else { b.intern(&t.exepath) };
+        let args = b.intern(&t.args.join("\0"));
+        let cwd = b.intern_opt(Some(t.cwd.as_str()).filter(|v| !v.is_empty()));
+        let container_id = b.intern(&t.container_id);
+        let p = Process {
+            pid: t.pid as u32,
+            ppid: t.ptid.max(0) as u32,
+            parent,
+            uid: t.uid,
+            gid: t.gid,
+            name,
+            exe,
+            exepath,
+            args,
+            cwd,
+            start_ns: t.start_ns,
+            container_id,
+        };
+        let i = b.add_process(p);
+        self.in_chunk.insert(key, i);
+        i
+    }
+
+    /// Adds one Lanner event for `ev`'s thread.
+    fn push(&mut self, ev: &RawEvent<'_>, etype: EventType, cols: Cols, path: Option<&str>) {
+        let process = self.process_index(ev.tid, 0);
+        let path = self.builder.intern_path_opt(path);
+        self.builder.push(Event {
+            ts_ns: ev.ts,
+            tid: ev.tid as u32,
+            process,
+            etype: etype as u16,
+            ret: cols.ret,
+            flags: cols.flags,
+            mode: cols.mode,
+            dirfd: cols.dirfd,
+            path,
+            path2: NONE,
+        });
+        self.stats.imported += 1;
+    }
+
+    fn event(&mut self, ev: RawEvent<'a>) {
+        let Some(info) = ev.info() else {
+            *self.stats.unknown_types.entry(ev.etype).or_default() += 1;
+            return;
+        };
+        // Events without an enter/exit pair: procexit and friends are single exit-less events.
+        let single = matches!(info.name, "procexit" | "container" | "procinfo" | "switch" | "signaldeliver");
+        if ev.is_enter() && !single {
+            self.pending.insert(ev.tid, ev);
+            return;
+        }
+        let enter = if single { None } else { self.pending.remove(&ev.tid).filter(|e| e.etype + 1 == ev.etype) };
+        let mut name = info.name;
+        if info.name == "syscall" {
+            // Generic events name their syscall by libscap code.
+            let id = enter.as_ref().and_then(|e| e.param("ID")).or_else(|| ev.param("ID")).and_then(uint);
+            name = id.and_then(|i| SYSCALLS.get(i as usize)).copied().unwrap_or("syscall");
+        }
+        let Some(etype) = EventType::from_name(name) else {
+            if !matches!(name, "procinfo" | "switch" | "container") {
+                *self.stats.not_imported.entry(name.to_owned()).or_default() += 1;
+            }
+            return;
+        };
+        self.syscall(etype, enter.as_ref(), &ev);
+    }
+
+    fn syscall(&mut self, etype: EventType, enter: Option<&RawEvent<'a>>, ev: &RawEvent<'a>) {
+        use EventType as T;
+        // A parameter from the exit event, else from the enter event.
+        let p = |n: &str| ev.param(n).or_else(|| enter.and_then(|e| e.param(n)));
+        let pi = |n: &str| p(n).and_then(int);
+        let ps = |n: &str| p(n).map(string);
+        // The return value is the exit event's first parameter (`res`, or `fd` for open,
+        // socket and accept), as libsinsp's evt.rawres reads it.
+        let res = match ev.info().and_then(|i| i.params.first()) {
+            Some((_, ParamType::Errno | ParamType::Fd | ParamType::Pid | ParamType::Int64)) => {
+                ev.params.first().copied().and_then(int).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        let tid = ev.tid;
+        match etype {
+            t if t.is_open() => {
+                let fd = ev.param("fd").and_then(int).unwrap_or(res);
+                let ppm_flags = pi("flags").unwrap_or(0) as u32;
+                let mode = pi("mode").unwrap_or(0) as u32;
+                let dirfd = pi("dirfd").unwrap_or(AT_FDCWD);
+                let raw = ps("name").unwrap_or_default();
+                let base = if dirfd == AT_FDCWD || raw.starts_with('/') {
+                    self.threads.get(&tid).map(|t| t.cwd.clone())
+                } else {
+                    self.fd(tid, dirfd).map(|f| f.name.clone())
+                };
+                let path = resolve(base.as_deref(), &raw);
+                if fd >= 0 {
+                    let kind = if ppm_flags & PPM_O_DIRECTORY != 0 { fdkind::DIRECTORY } else { fdkind::FILE };
+                    self.set_fd(tid, fd, Fd { kind, name: path.clone(), flags: ppm_flags });
+                }
+                let flags = open_flags_to_linux(ppm_flags);
+                self.push(ev, etype, Cols { ret: fd, flags, mode, dirfd: dirfd as i32 }, Some(&path));
+            }
+            T::Execve | T::Execveat => {
+                if res == 0 {
+                    let exe = ps("exe").unwrap_or_default();
+                    let args = p("args").map(string_list).unwrap_or_default();
+                    let filename = ps("filename");
+                    let comm = ps("comm");
+                    let cwd = ps("cwd");
+                    let cgroups = p("cgroups").map(string_list);
+                    let pid = pi("pid");
+                    let ptid = pi("ptid");
+                    let uid = pi("uid");
+                    self.generation += 1;
+                    let generation = self.generation;
+                    let t = self.thread(tid);
+                    let base = cwd.clone().unwrap_or_else(|| t.cwd.clone());
+                    t.comm = comm.unwrap_or_else(|| exe.rsplit('/').next().unwrap_or(&exe).to_owned());
+                    t.exepath = match &filename {
+                        Some(f) => resolve(Some(&base), f),
+                        None => exe.clone(),
+                    };
+                    t.exe = exe;
+                    t.args = args;
+                    if let Some(c) = cwd {
+                        t.cwd = c;
+                    }
+                    if let Some(c) = cgroups {
+                        t.container_id = container_of(&c);
+                    }
+                    if let Some(pid) = pid {
+                        t.pid = pid;
+                    }
+                    if let Some(ptid) = ptid {
+                        t.ptid = ptid;
+                    }
+                    if let Some(uid) = uid {
+                        t.uid = uid as u32;
+                    }
+                    t.start_ns = ev.ts;
+                    t.generation = generation;
+                    // execve closes the fds opened with O_CLOEXEC.
+                    let pid = self.pid_of(tid);
+                    if let Some(fds) = self.fds.get_mut(&pid) {
+                        fds.retain(|_, f| f.flags & PPM_O_CLOEXEC == 0);
+                    }
+                }
+                let path = self.threads.get(&tid).map(|t| t.exepath.clone());
+                self.push(ev, etype, Cols { ret: res, flags: 0, mode: 0, dirfd: AT_FDCWD as i32 }, path.as_deref());
+            }
+            T::Clone | T::Fork | T::Vfork => {
+                if res == 0 {
+                    // The child's own exit: its parameters describe the child.
+                    let parent = self.threads.get(&pi("ptid").unwrap_or(-1)).cloned();
+                    self.generation += 1;
+                    let generation = self.generation;
+                    let t = self.thread(tid);
+                    if let Some(par) = parent {
+                        if t.comm.is_empty() {
+                            *t = Thread { generation, ..par };
+                        }
+                    }
+                    if let Some(v) = pi("pid") {
+                        t.pid = v;
+                    }
+                    if let Some(v) = pi("ptid") {
+                        t.ptid = v;
+                    }
+                    if let Some(v) = ps("comm") {
+                        t.comm = v;
+                    }
+                    if let Some(v) = ps("exe") {
+                        t.exe = v;
+                    }
+                    if let Some(v) = p("args") {
+                        t.args = string_list(v);
+                    }
+                    if let Some(v) = ps("cwd") {
+                        t.cwd = v;
+                    }
+                    if let Some(v) = pi("uid") {
+                        t.uid = v as u32;
+                    }
+                    if let Some(v) = pi("gid") {
+                        t.gid = v as u32;
+                    }
+                    if let Some(v) = p("cgroups") {
+                        t.container_id = container_of(&string_list(v));
+                    }
+                    if t.start_ns == 0 {
+                        t.start_ns = ev.ts;
+                    }
+                    t.generation = generation;
+                } else if res > 0 && !self.threads.contains_key(&res) {
+                    // The parent's exit came first: the child starts as a copy of the parent.
+                    let mut child = self.threads.get(&tid).cloned().unwrap_or_default();
+                    self.generation += 1;
+                    child.generation = self.generation;
+                    child.pid = res;
+                    child.ptid = tid;
+                    child.start_ns = ev.ts;
+                    self.threads.insert(res, child);
+                    let pid = self.pid_of(tid);
+                    if let Some(fds) = self.fds.get(&pid).cloned() {
+                        self.fds.insert(res, fds);
+                    }
+                }
+                self.push(ev, etype, Cols { ret: res, flags: 0, mode: 0, dirfd: AT_FDCWD as i32 }, None);
+            }
+            T::Procexit => {
+                self.push(
+                    ev,
+                    etype,
+                    Cols { ret: pi("status").unwrap_or(0), flags: 0, mode: 0, dirfd: AT_FDCWD as i32 },
+                    None,
+                );
+                if let Some(t) = self.threads.remove(&tid) {
+                    if t.pid == tid {
+                        self.fds.remove(&tid);
+                    }
+                }
+            }
+            T::Chdir | T::Fchdir => {
+                let dir = if etype == T::Chdir {
+                    let cwd = self.threads.get(&tid).map(|t| t.cwd.clone());
+                    ps("path").map(|p| resolve(cwd.as_deref(), &p))
+                } else {
+                    pi("fd").and_then(|fd| self.fd(tid, fd)).map(|f| f.name.clone())
+                };
+                if res == 0 {
+                    if let Some(d) = &dir {
+                        self.thread(tid).cwd = d.clone();
+                        self.generation += 1;
+                        let g = self.generation;
+                        self.thread(tid).generation = g;
+                    }
+                }
+                let dirfd = pi("fd").unwrap_or(AT_FDCWD) as i32;
+                self.push(ev, etype, Cols { ret: res, flags: 0, mode: 0, dirfd }, dir.as_deref());
+            }
+            t if t.uses_fd() => {
+                let r = self.fd_event(t, tid, res, &p);
+                self.push(ev, etype, Cols { ret: res, flags: 0, mode: r.kind, dirfd: r.fd as i32 }, r.name.as_deref());
+            }
+            _ => {
+                let cwd = self.threads.get(&tid).map(|t| t.cwd.clone());
+                let path = ps("path").or_else(|| ps("name")).or_else(|| ps("pathname"));
+                let path = path.map(|x| resolve(cwd.as_deref(), &x));
+                self.push(
+                    ev,
+                    etype,
+                    Cols { ret: res, flags: 0, mode: pi("mode").unwrap_or(0) as u32, dirfd: AT_FDCWD as i32 },
+                    path.as_deref(),
+                );
+            }
+        }
+    }
+
+    /// Applies an fd event to the fd table and returns the fd it concerns.
+    fn fd_event(&mut self, t: EventType, tid: i64, res: i64, p: &dyn Fn(&str) -> Option<&'a [u8]>) -> FdRef {
+        use EventType as T;
+        let fd_arg = p("fd").and_then(int).unwrap_or(-1);
+        // An fd missing from the table still has a number; libsinsp then gives it an empty name.
+        let current = |me: &Self, fd: i64| FdRef {
+            fd,
+            kind: me.fd(tid, fd).map_or(fdkind::UNKNOWN, |f| f.kind),
+            name: me.fd(tid, fd).map(|f| f.name.clone()).or_else(|| (fd >= 0).then(String::new)),
+        };
+        match t {
+            T::Socket => {
+                if res >= 0 {
+                    let kind = match p("domain").and_then(uint) {
+                        Some(2) => fdkind::IPV4,
+                        Some(10) => fdkind::IPV6,
+                        Some(1) => fdkind::UNIX,
+                        Some(16) => fdkind::NETLINK,
+                        _ => fdkind::UNKNOWN,
+                    };
+                    self.set_fd(tid, res, Fd { kind, name: String::new(), flags: 0 });
+                }
+                current(self, res)
+            }
+            T::Accept | T::Accept4 => {
+                let newfd = if fd_arg >= 0 { fd_arg } else { res };
+                if newfd >= 0 {
+                    if let Some((k, name)) = p("tuple").and_then(|b| socket(b, true)) {
+                        self.set_fd(tid, newfd, Fd { kind: kind_code(&k), name, flags: 0 });
+                    }
+                }
+                current(self, newfd)
+            }
+            T::Connect => {
+                // libsinsp names the socket after a connect that succeeded or is in progress.
+                if res >= 0 || res == -115 {
+                    if let Some((k, name)) = p("tuple").and_then(|b| socket(b, true)) {
+                        self.set_fd(tid, fd_arg, Fd { kind: kind_code(&k), name, flags: 0 });
+                    }
+                }
+                current(self, fd_arg)
+            }
+            T::Bind => {
+                if res >= 0 {
+                    if let Some((k, name)) = p("addr").and_then(|b| socket(b, false)) {
+                        self.set_fd(tid, fd_arg, Fd { kind: kind_code(&k), name, flags: 0 });
+                    }
+                }
+                current(self, fd_arg)
+            }
+            T::Dup | T::Dup2 | T::Dup3 | T::Fcntl => {
+                let old = p("oldfd").and_then(int).unwrap_or(fd_arg);
+                // fcntl creates an fd only for F_DUPFD (libscap command code 1).
+                let dups = t != T::Fcntl || p("cmd").and_then(uint) == Some(1);
+                if dups && res >= 0 && res != old {
+                    if let Some(f) = self.fd(tid, old).cloned() {
+                        self.set_fd(tid, res, f);
+                    }
+                    return current(self, res);
+                }
+                current(self, old)
+            }
+            T::Close => {
+                let r = current(self, fd_arg);
+                if res >= 0 {
+                    self.remove_fd(tid, fd_arg);
+                }
+                r
+            }
+            _ => current(self, fd_arg),
+        }
+    }
+}
