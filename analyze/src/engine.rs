@@ -43,7 +43,7 @@ pub fn evaluate_chunk(
         stats.t_range = Some(stats.t_range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
         let view = EventView { chunk, paths, ev, hostname };
         cache.next_event();
-        for &i in rules.rules_for(ev.etype) {
+        for &i in rules.rules_for(lanner_formats::syscall::type_bits(ev.etype)) {
             let rule = &rules.rules[i];
             let slot = ev.process as usize * nrules + i;
             if let Some(p) = possible.get_mut(slot) {

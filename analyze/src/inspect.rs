@@ -108,7 +108,7 @@ pub fn proctree(paths: &[PathBuf], window: Window, pid: Option<u32>, out: &mut d
         n.ppid = v.get(&Field::ProcPpid).render().parse().unwrap_or(0);
         n.name = v.get(&Field::ProcName).render();
         n.cmdline = v.get(&Field::ProcCmdline).render();
-        match v.etype() {
+        match v.etype().filter(|_| !v.is_enter()) {
             Some(lanner_formats::syscall::EventType::Execve | lanner_formats::syscall::EventType::Execveat)
                 if v.ev.ret == 0 =>
             {
@@ -163,6 +163,10 @@ pub fn stats(paths: &[PathBuf], window: Window) -> Result<(serde_json::Value, Pr
     let mut by_container: BTreeMap<String, u64> = BTreeMap::new();
     let mut range: Option<(u64, u64)> = None;
     let problems = for_each_event(paths, window, |v| {
+        // Count syscalls once: the enter rows of imported scap data are not extra syscalls.
+        if v.is_enter() {
+            return;
+        }
         total += 1;
         *by_type.entry(v.get(&Field::EvtType).render()).or_default() += 1;
         *by_proc.entry(v.get(&Field::ProcName).render()).or_default() += 1;

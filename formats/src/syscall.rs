@@ -149,6 +149,16 @@ pub enum EventType {
     Vfork = 68,
 }
 
+/// Set in a stored event type for the enter half of a syscall. Only imported `.scap` data has
+/// such rows (Falco evaluates rules on enter events too); Lanner's own capture stores each
+/// syscall once, at its exit.
+pub const ENTER: u16 = 0x8000;
+
+/// The event type of a stored value, without the [`ENTER`] bit.
+pub const fn type_bits(stored: u16) -> u16 {
+    stored & !ENTER
+}
+
 /// One row of the syscall table.
 #[derive(Clone, Copy, Debug)]
 pub struct SyscallSpec {

@@ -310,6 +310,7 @@ impl<'a> Importer<'a> {
         // Events without an enter/exit pair: procexit and friends are single exit-less events.
         let single = matches!(info.name, "procexit" | "container" | "procinfo" | "switch" | "signaldeliver");
         if ev.is_enter() && !single {
+            self.enter_row(info.name, &ev);
             self.pending.insert(ev.tid, ev);
             return;
         }
@@ -327,6 +328,42 @@ impl<'a> Importer<'a> {
             return;
         };
         self.syscall(etype, enter.as_ref(), &ev);
+    }
+
+    /// Adds the enter row of a modeled syscall: Falco evaluates rules on enter events too, with
+    /// the thread's state before the call and the fd the call is about to use.
+    fn enter_row(&mut self, name: &str, ev: &RawEvent<'a>) {
+        let name = if name == "syscall" {
+            ev.param("ID").and_then(uint).and_then(|i| SYSCALLS.get(i as usize)).copied().unwrap_or(name)
+        } else {
+            name
+        };
+        let Some(etype) = EventType::from_name(name) else { return };
+        let (mut cols, mut path) = (Cols { ret: 0, flags: 0, mode: 0, dirfd: AT_FDCWD as i32 }, None);
+        if etype.uses_fd() {
+            if let Some(fd) = ev.param("fd").and_then(int) {
+                let known = self.fd(ev.tid, fd).cloned();
+                cols.dirfd = fd as i32;
+                cols.mode = known.as_ref().map_or(fdkind::UNKNOWN, |f| f.kind);
+                path = known.map(|f| f.name).or_else(|| (fd >= 0).then(String::new));
+            }
+        }
+        let stored = etype as u16 | lanner_formats::syscall::ENTER;
+        let process = self.process_index(ev.tid, 0);
+        let path = self.builder.intern_path_opt(path.as_deref());
+        self.builder.push(Event {
+            ts_ns: ev.ts,
+            tid: ev.tid as u32,
+            process,
+            etype: stored,
+            ret: cols.ret,
+            flags: cols.flags,
+            mode: cols.mode,
+            dirfd: cols.dirfd,
+            path,
+            path2: NONE,
+        });
+        self.stats.imported += 1;
     }
 
     fn syscall(&mut self, etype: EventType, enter: Option<&RawEvent<'a>>, ev: &RawEvent<'a>) {

@@ -154,6 +154,27 @@ impl RuleSet {
         self.by_type.iter().enumerate().filter(|(t, v)| *t < 128 && !v.is_empty()).fold(0, |m, (t, _)| m | (1u128 << t))
     }
 
+    /// Keeps only the rules `keep` accepts (Falco's `-o priority=`, `-t`/`-T` tags, `-D`).
+    pub fn retain(&mut self, mut keep: impl FnMut(&CompiledRule) -> bool) {
+        let mut new_index = vec![usize::MAX; self.rules.len()];
+        let mut n = 0;
+        for (i, r) in self.rules.iter().enumerate() {
+            if keep(r) {
+                new_index[i] = n;
+                n += 1;
+            }
+        }
+        let mut i = 0;
+        self.rules.retain(|_| {
+            i += 1;
+            new_index[i - 1] != usize::MAX
+        });
+        for v in &mut self.by_type {
+            v.retain(|&r| new_index[r] != usize::MAX);
+            v.iter_mut().for_each(|r| *r = new_index[*r]);
+        }
+    }
+
     /// Indices of the rules that can match event type `etype`.
     pub fn rules_for(&self, etype: u16) -> &[usize] {
         self.by_type.get(etype as usize).map_or(&[], |v| v.as_slice())
@@ -553,7 +574,7 @@ impl Compiler {
                                     Operand::List(entries)
                                 } else {
                                     match val {
-                                        ExceptionValue::Scalar(s) => Operand::Value(s.clone()),
+                                        ExceptionValue::Scalar(s) => Operand::Value(unquote(s).to_owned()),
                                         ExceptionValue::List(_) => {
                                             let mut entries = Vec::new();
                                             flatten_value(val, &mut entries);
@@ -613,7 +634,15 @@ impl Compiler {
                 let f = resolve_field(&field.name).map_err(|m| ctx.unknown_field(m))?;
                 let rhs = match operand {
                     Operand::None => Vec::new(),
-                    Operand::Value(v) => vec![v.clone()],
+                    // Falco substitutes a bare list name anywhere in a condition: with one
+                    // item, `proc.name=cat_binaries` compares with that item.
+                    Operand::Value(v) => match self.lists.get(v) {
+                        Some(l) if l.items.len() == 1 && !op.takes_list() => {
+                            used.lists.insert(l.name.clone());
+                            vec![l.items[0].clone()]
+                        }
+                        _ => vec![v.clone()],
+                    },
                     Operand::List(items) => {
                         let mut out = Vec::new();
                         self.expand_list(items, &mut out, &mut Vec::new(), used)
@@ -730,13 +759,26 @@ fn parse_comp(c: &str) -> Result<Op, String> {
         .ok_or_else(|| format!("'{c}' is not a supported comparison operator"))
 }
 
+/// An exception value written with its own quotes (`'"cat /dev/null"'`): Falco pastes values
+/// into the condition text, so the quotes delimit a string there.
+fn unquote(s: &str) -> &str {
+    let t = s.trim();
+    for q in ['"', '\''] {
+        if let Some(inner) = t.strip_prefix(q).and_then(|x| x.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    s
+}
+
 fn flatten_value(v: &ExceptionValue, out: &mut Vec<ListEntry>) {
     match v {
         // A scalar may name a list; `(list)` is accepted as well.
         ExceptionValue::Scalar(s) => {
             let t = s.trim();
             let t = t.strip_prefix('(').and_then(|x| x.strip_suffix(')')).unwrap_or(t);
-            out.push(ListEntry { text: t.to_owned(), quoted: false })
+            let inner = unquote(t);
+            out.push(ListEntry { text: inner.to_owned(), quoted: inner.len() != t.len() })
         }
         ExceptionValue::List(items) => items.iter().for_each(|i| flatten_value(i, out)),
     }

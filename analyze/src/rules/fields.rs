@@ -16,6 +16,17 @@ pub enum FieldType {
     Bool,
 }
 
+/// Which end of a connection a socket field reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The client (the connecting side).
+    Client,
+    /// The server (the accepting or listening side).
+    Server,
+    /// Either: multi-valued in conditions.
+    Either,
+}
+
 /// A field, resolved from its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Field {
@@ -29,7 +40,7 @@ pub enum Field {
     EvtFailed,
     /// `evt.time`
     EvtTime,
-    /// `evt.dir` (always `<`: Lanner stores completed syscalls)
+    /// `evt.dir`: `<`, or `>` for the enter rows of imported scap data
     EvtDir,
     /// `evt.is_open_read`
     EvtIsOpenRead,
@@ -51,6 +62,14 @@ pub enum Field {
     FdTypechar,
     /// `fd.type`
     FdType,
+    /// `fd.cip`, `fd.sip`, `fd.ip` (client, server, either end of a socket)
+    FdIp(End),
+    /// `fd.cport`, `fd.sport`, `fd.port`
+    FdPort(End),
+    /// `fd.cnet`, `fd.snet`, `fd.net`: compared as networks (`in ("10.0.0.0/8")`)
+    FdNet(End),
+    /// `fd.sockfamily` (`ip` or `unix`)
+    FdSockfamily,
     /// `proc.name`
     ProcName,
     /// `proc.exe`
@@ -147,6 +166,16 @@ impl Field {
             "fd.num" => no_arg(Field::FdNum),
             "fd.typechar" => no_arg(Field::FdTypechar),
             "fd.type" => no_arg(Field::FdType),
+            "fd.cip" => no_arg(Field::FdIp(End::Client)),
+            "fd.sip" => no_arg(Field::FdIp(End::Server)),
+            "fd.ip" => no_arg(Field::FdIp(End::Either)),
+            "fd.cport" => no_arg(Field::FdPort(End::Client)),
+            "fd.sport" => no_arg(Field::FdPort(End::Server)),
+            "fd.port" => no_arg(Field::FdPort(End::Either)),
+            "fd.cnet" => no_arg(Field::FdNet(End::Client)),
+            "fd.snet" => no_arg(Field::FdNet(End::Server)),
+            "fd.net" => no_arg(Field::FdNet(End::Either)),
+            "fd.sockfamily" => no_arg(Field::FdSockfamily),
             "proc.name" => no_arg(Field::ProcName),
             "proc.exe" => no_arg(Field::ProcExe),
             "proc.exepath" => no_arg(Field::ProcExepath),
@@ -222,9 +251,8 @@ impl Field {
     pub fn ftype(&self) -> FieldType {
         use Field::*;
         match self {
-            EvtRawres | FdNum | ProcPid | ProcPpid | ProcApid(_) | ProcApidAny | ThreadTid | UserUid | GroupGid => {
-                FieldType::Int
-            }
+            EvtRawres | FdNum | FdPort(_) | ProcPid | ProcPpid | ProcApid(_) | ProcApidAny | ThreadTid | UserUid
+            | GroupGid => FieldType::Int,
             NotCaptured(_, t) => *t,
             EvtFailed | EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec => FieldType::Bool,
             ProcDuration => FieldType::Int,
@@ -274,7 +302,12 @@ pub struct EventView<'a> {
 impl<'a> EventView<'a> {
     /// The event type, if known to this build.
     pub fn etype(&self) -> Option<EventType> {
-        EventType::from_u16(self.ev.etype)
+        EventType::from_u16(lanner_formats::syscall::type_bits(self.ev.etype))
+    }
+
+    /// Whether this is the enter half of a syscall (imported `.scap` data only).
+    pub fn is_enter(&self) -> bool {
+        self.ev.etype & lanner_formats::syscall::ENTER != 0
     }
 
     fn process(&self) -> Option<&'a ArchivedProcess> {
@@ -318,6 +351,28 @@ impl<'a> EventView<'a> {
         }
     }
 
+    /// The (client, server) ends of a socket event's fd as (ip, port), from the fd name
+    /// (`cip:cport->sip:sport`, or `ip:port` for a listening socket).
+    #[allow(clippy::type_complexity)]
+    fn socket_ends(&self) -> Option<(Option<(&'a str, u16)>, Option<(&'a str, u16)>)> {
+        if !self.etype()?.uses_fd() {
+            return None;
+        }
+        let end = |s: &'a str| -> Option<(&'a str, u16)> {
+            let (ip, port) = s.rsplit_once(':')?;
+            Some((ip, port.parse().ok()?))
+        };
+        let name = self.path()?;
+        match self.ev.mode {
+            fdkind::IPV4 | fdkind::IPV6 => {
+                let (c, s) = name.split_once("->")?;
+                Some((end(c), end(s)))
+            }
+            fdkind::IPV4_SERVER | fdkind::IPV6_SERVER => Some((None, end(name))),
+            _ => None,
+        }
+    }
+
     fn flags(&self) -> u32 {
         self.ev.flags
     }
@@ -334,6 +389,8 @@ impl<'a> EventView<'a> {
             |p: Option<&'a ArchivedProcess>, f: fn(&ArchivedProcess) -> u32| opt_str(p.and_then(|p| self.s(f(p))));
         match field {
             Field::EvtType => opt_str(self.etype().map(|t| t.name())),
+            // Enter events have no result yet.
+            Field::EvtRes | Field::EvtRawres | Field::EvtFailed if self.is_enter() => Missing,
             Field::EvtRes => {
                 let r = self.ret();
                 if r < 0 {
@@ -345,7 +402,7 @@ impl<'a> EventView<'a> {
             Field::EvtRawres => Int(self.ret()),
             Field::EvtFailed => Bool(self.ret() < 0),
             Field::EvtTime => Str(Cow::Owned(format_time_of_day(self.ev.ts_ns))),
-            Field::EvtDir => Str(Cow::Borrowed("<")),
+            Field::EvtDir => Str(Cow::Borrowed(if self.is_enter() { ">" } else { "<" })),
             Field::EvtHostname => Str(Cow::Borrowed(self.hostname)),
             Field::EvtIsOpenRead | Field::EvtIsOpenWrite => match self.etype() {
                 Some(t) if t.is_open() => {
@@ -384,6 +441,31 @@ impl<'a> EventView<'a> {
                 Some(t) if t.uses_fd() => match fdkind::names(self.ev.mode) {
                     Some((name, c)) => Str(Cow::Borrowed(if *field == Field::FdType { name } else { c })),
                     None => Missing,
+                },
+                _ => Missing,
+            },
+            Field::FdIp(end) | Field::FdNet(end) => match self.socket_ends() {
+                Some(e) => match (end, e) {
+                    (End::Client, (Some((ip, _)), _)) | (End::Server, (_, Some((ip, _)))) => Str(Cow::Borrowed(ip)),
+                    // A single value for either end: the server's, as libsinsp prints it.
+                    (End::Either, (c, s)) => s.or(c).map_or(Missing, |(ip, _)| Str(Cow::Borrowed(ip))),
+                    _ => Missing,
+                },
+                None => Missing,
+            },
+            Field::FdPort(end) => match self.socket_ends() {
+                Some(e) => match (end, e) {
+                    (End::Client, (Some((_, p)), _)) | (End::Server, (_, Some((_, p)))) => Int(p as i64),
+                    (End::Either, (c, s)) => s.or(c).map_or(Missing, |(_, p)| Int(p as i64)),
+                    _ => Missing,
+                },
+                None => Missing,
+            },
+            Field::FdSockfamily => match self.etype() {
+                Some(t) if t.uses_fd() => match self.ev.mode {
+                    fdkind::IPV4 | fdkind::IPV6 | fdkind::IPV4_SERVER | fdkind::IPV6_SERVER => Str(Cow::Borrowed("ip")),
+                    fdkind::UNIX => Str(Cow::Borrowed("unix")),
+                    _ => Missing,
                 },
                 _ => Missing,
             },
@@ -426,9 +508,17 @@ impl<'a> EventView<'a> {
         }
     }
 
-    /// Every value of a multi-valued field (any-ancestor fields), or the single value.
+    /// Every value of a multi-valued field (any-ancestor fields, either socket end), or the
+    /// single value.
     pub fn get_all(&self, field: &Field) -> Vec<FieldValue<'a>> {
         match field {
+            Field::FdIp(End::Either) | Field::FdNet(End::Either) | Field::FdPort(End::Either) => {
+                let (c, s) = match field {
+                    Field::FdPort(_) => (Field::FdPort(End::Client), Field::FdPort(End::Server)),
+                    _ => (Field::FdIp(End::Client), Field::FdIp(End::Server)),
+                };
+                [self.get(&c), self.get(&s)].into_iter().filter(|v| *v != FieldValue::Missing).collect()
+            }
             Field::ProcAnameAny | Field::ProcApidAny => {
                 let mut out = Vec::new();
                 let mut n = 1;
@@ -616,27 +706,17 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("evt.buffer", FieldType::Str, ArgKind::None),
     ("evt.num", FieldType::Int, ArgKind::None),
     ("evt.plugininfo", FieldType::Str, ArgKind::None),
-    ("fd.cip", FieldType::Str, ArgKind::None),
     ("fd.cip.name", FieldType::Str, ArgKind::None),
-    ("fd.sip", FieldType::Str, ArgKind::None),
     ("fd.sip.name", FieldType::Str, ArgKind::None),
     ("fd.lip", FieldType::Str, ArgKind::None),
     ("fd.lip.name", FieldType::Str, ArgKind::None),
     ("fd.rip", FieldType::Str, ArgKind::None),
     ("fd.rip.name", FieldType::Str, ArgKind::None),
-    ("fd.ip", FieldType::Str, ArgKind::None),
-    ("fd.net", FieldType::Str, ArgKind::None),
-    ("fd.cnet", FieldType::Str, ArgKind::None),
-    ("fd.snet", FieldType::Str, ArgKind::None),
     ("fd.lnet", FieldType::Str, ArgKind::None),
     ("fd.rnet", FieldType::Str, ArgKind::None),
-    ("fd.port", FieldType::Int, ArgKind::None),
-    ("fd.cport", FieldType::Int, ArgKind::None),
-    ("fd.sport", FieldType::Int, ArgKind::None),
     ("fd.lport", FieldType::Int, ArgKind::None),
     ("fd.rport", FieldType::Int, ArgKind::None),
     ("fd.l4proto", FieldType::Str, ArgKind::None),
-    ("fd.sockfamily", FieldType::Str, ArgKind::None),
     ("fd.connected", FieldType::Bool, ArgKind::None),
     ("fd.name_changed", FieldType::Bool, ArgKind::None),
     ("fd.dev", FieldType::Int, ArgKind::None),

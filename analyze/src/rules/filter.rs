@@ -7,7 +7,7 @@ use regex::Regex;
 
 use super::compile::transformed_type;
 use super::condition::{Op, Transformer};
-use super::fields::{EventView, Field, FieldType, FieldValue};
+use super::fields::{End, EventView, Field, FieldType, FieldValue};
 
 /// A compiled condition.
 #[derive(Debug, Clone)]
@@ -239,6 +239,8 @@ enum Values {
     Int(Vec<i64>),
     Bool(bool),
     Regex(Box<Regex>),
+    /// Networks (`fd.net in ("10.0.0.0/8")`): address and prefix length.
+    Nets(Vec<(std::net::IpAddr, u8)>),
     Field(Field, Vec<Transformer>),
 }
 
@@ -281,10 +283,18 @@ impl Check {
 
     fn matches(&self, v: &EventView<'_>) -> bool {
         if let Values::Types(mask, _) = &self.values {
-            let hit = v.ev.etype < 128 && mask & (1u128 << v.ev.etype) != 0;
+            let t = lanner_formats::syscall::type_bits(v.ev.etype);
+            let hit = t < 128 && mask & (1u128 << t) != 0;
             return if self.op == Op::Ne { !hit } else { hit };
         }
-        if matches!(self.field, Field::ProcAnameAny | Field::ProcApidAny) {
+        if matches!(
+            self.field,
+            Field::ProcAnameAny
+                | Field::ProcApidAny
+                | Field::FdIp(End::Either)
+                | Field::FdNet(End::Either)
+                | Field::FdPort(End::Either)
+        ) {
             return v.get_all(&self.field).into_iter().any(|x| self.compare(transform(x, &self.transformers), v));
         }
         let val = v.get(&self.field);
@@ -305,6 +315,14 @@ impl Check {
             (FieldValue::Str(s), Values::Str(vals)) => str_op(self.op, s, vals),
             (FieldValue::Str(s), Values::Bytes(b)) => bytes_op(self.op, s.as_bytes(), b),
             (FieldValue::Str(s), Values::Regex(re)) => re.is_match(s),
+            (FieldValue::Str(s), Values::Nets(nets)) => {
+                let hit = s.parse::<std::net::IpAddr>().is_ok_and(|ip| nets.iter().any(|n| in_net(ip, *n)));
+                if self.op == Op::Ne {
+                    !hit
+                } else {
+                    hit
+                }
+            }
             (FieldValue::Int(i), Values::Int(vals)) => int_op(self.op, *i, vals),
             // Fields typed as text that carry numbers for some events (`evt.arg.*`).
             (FieldValue::Int(i), Values::Str(vals)) => match self.op {
@@ -329,6 +347,30 @@ impl Check {
             },
             _ => false,
         }
+    }
+}
+
+/// Parses `addr/prefix` (or a bare address: a one-host network).
+fn parse_net(v: &str) -> Result<(std::net::IpAddr, u8), String> {
+    // List items may keep the quotes they were written with (`"\"10.0.0.0/8\""`).
+    let v = v.trim_matches(|c| c == '"' || c == '\'');
+    let (addr, len) = v.split_once('/').unwrap_or((v, ""));
+    let ip: std::net::IpAddr = addr.parse().map_err(|_| format!("'{v}' is not an IP network"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len =
+        if len.is_empty() { max } else { len.parse::<u8>().map_err(|_| format!("'{v}' is not an IP network"))? };
+    if len > max {
+        return Err(format!("'{v}': prefix length {len} is longer than {max}"));
+    }
+    Ok((ip, len))
+}
+
+fn in_net(ip: std::net::IpAddr, (net, len): (std::net::IpAddr, u8)) -> bool {
+    use std::net::IpAddr::{V4, V6};
+    match (ip, net) {
+        (V4(a), V4(n)) => len == 0 || (u32::from(a) ^ u32::from(n)) >> (32 - len as u32) == 0,
+        (V6(a), V6(n)) => len == 0 || (u128::from(a) ^ u128::from(n)) >> (128 - len as u32) == 0,
+        _ => false,
     }
 }
 
@@ -495,6 +537,12 @@ fn typed_values(f: &Field, transformers: &[Transformer], op: Op, raw: Vec<String
             .map(|c| u8::from_str_radix(std::str::from_utf8(c).expect("ascii"), 16).expect("hex digits"))
             .collect();
         return Ok(Values::Bytes(bytes));
+    }
+    if matches!(f, Field::FdNet(_)) && transformers.is_empty() {
+        if !matches!(op, Op::Eq | Op::Ne | Op::In) {
+            return Err(format!("operator '{}' cannot be used with a network field", op.as_str()));
+        }
+        return raw.iter().map(|v| parse_net(v)).collect::<Result<Vec<_>, _>>().map(Values::Nets);
     }
     match transformed_type(f, transformers) {
         // Unknown evt.type names are accepted, as Falco accepts every syscall name; they simply

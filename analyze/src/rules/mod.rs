@@ -12,7 +12,7 @@ pub mod loader;
 pub mod output;
 
 pub use compile::{CompiledRule, Priority, RuleMatching, RuleSet, RuleStatus};
-pub use fields::{Field, FieldValue};
+pub use fields::{End, Field, FieldValue};
 pub use filter::{CacheShape, EvalCache, Filter};
 pub use loader::{Code, Diagnostic, Pos, RuleError, Source};
 

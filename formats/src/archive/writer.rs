@@ -73,6 +73,7 @@ impl SegmentWriter {
         let payload = zstd::bulk::compress(&raw, self.level).map_err(io)?;
         let mut types = 0u128;
         for &t in &chunk.events.etype {
+            let t = crate::syscall::type_bits(t);
             if t < 128 {
                 types |= 1u128 << t;
             }
