@@ -8,6 +8,10 @@ use rkyv::{Archive, Deserialize, Serialize};
 /// Sentinel for "no string" / "no process" indices.
 pub const NONE: u32 = u32::MAX;
 
+/// Stored as an event's return value when the syscall's result was not recorded (generic
+/// events of imported scap captures).
+pub const RET_UNKNOWN: i64 = i64::MIN;
+
 /// One independently decodable unit of a recording.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct Chunk {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use lanner_formats::archive::ChunkBuilder;
-use lanner_formats::event::{fdkind, Chunk, Event, Process, NONE};
+use lanner_formats::event::{fdkind, Chunk, Event, Process, NONE, RET_UNKNOWN};
 use lanner_formats::paths::resolve;
 use lanner_formats::syscall::EventType;
 
@@ -91,6 +91,15 @@ fn kind_code(k: &FdKind) -> u32 {
     }
 }
 
+/// libsinsp keeps directories with a trailing `/`.
+fn dir_with_slash(d: &str) -> String {
+    if d.is_empty() || d.ends_with('/') {
+        d.to_owned()
+    } else {
+        format!("{d}/")
+    }
+}
+
 fn container_of(cgroups: &[String]) -> String {
     cgroups
         .iter()
@@ -140,7 +149,7 @@ pub fn import<E>(
                 exe: t.exe.clone(),
                 exepath: t.exepath.clone(),
                 args: t.args.clone(),
-                cwd: t.cwd.clone(),
+                cwd: dir_with_slash(&t.cwd),
                 uid: t.uid,
                 gid: t.gid,
                 container_id: container_of(&t.cgroups),
@@ -217,8 +226,11 @@ impl<'a> Importer<'a> {
         // libsinsp names a thread it never saw created `<NA>`.
         self.threads.entry(tid).or_insert_with(|| Thread {
             pid: tid,
+            ptid: -1,
             comm: "<NA>".into(),
             exe: "<NA>".into(),
+            uid: u32::MAX,
+            gid: u32::MAX,
             container_id: "host".into(),
             ..Default::default()
         })
@@ -260,13 +272,14 @@ impl<'a> Importer<'a> {
         // Unknown values stay unknown (`<NA>`), not empty strings.
         let name = b.intern_opt(Some(t.comm.as_str()).filter(|v| !v.is_empty()));
         let exe = b.intern_opt(Some(t.exe.as_str()).filter(|v| !v.is_empty()));
-        let exepath = if t.exepath.is_empty() { exe } else { b.intern(&t.exepath) };
+        let exepath = b.intern(&t.exepath);
         let args = b.intern(&t.args.join("\0"));
-        let cwd = b.intern_opt(Some(t.cwd.as_str()).filter(|v| !v.is_empty()));
+        let cwd = b.intern(&t.cwd);
         let container_id = b.intern(&t.container_id);
         let p = Process {
             pid: t.pid as u32,
-            ppid: t.ptid.max(0) as u32,
+            // An unknown parent (-1) is stored as u32::MAX, which reads back as -1.
+            ppid: if t.ptid < 0 { u32::MAX } else { t.ptid as u32 },
             parent,
             uid: t.uid,
             gid: t.gid,
@@ -327,6 +340,12 @@ impl<'a> Importer<'a> {
             }
             return;
         };
+        if info.name == "syscall" {
+            // Generic events carry no result.
+            let cols = Cols { ret: RET_UNKNOWN, flags: 0, mode: 0, dirfd: AT_FDCWD as i32 };
+            self.push(&ev, etype, cols, None);
+            return;
+        }
         self.syscall(etype, enter.as_ref(), &ev);
     }
 
@@ -341,11 +360,14 @@ impl<'a> Importer<'a> {
         let Some(etype) = EventType::from_name(name) else { return };
         let (mut cols, mut path) = (Cols { ret: 0, flags: 0, mode: 0, dirfd: AT_FDCWD as i32 }, None);
         if etype.uses_fd() {
+            // libsinsp: fd -1 when the call has no fd argument yet; an fd missing from the
+            // table has no name on the enter event.
+            cols.dirfd = -1;
             if let Some(fd) = ev.param("fd").and_then(int) {
                 let known = self.fd(ev.tid, fd).cloned();
                 cols.dirfd = fd as i32;
                 cols.mode = known.as_ref().map_or(fdkind::UNKNOWN, |f| f.kind);
-                path = known.map(|f| f.name).or_else(|| (fd >= 0).then(String::new));
+                path = known.map(|f| f.name);
             }
         }
         let stored = etype as u16 | lanner_formats::syscall::ENTER;
@@ -378,6 +400,8 @@ impl<'a> Importer<'a> {
             Some((_, ParamType::Errno | ParamType::Fd | ParamType::Pid | ParamType::Int64)) => {
                 ev.params.first().copied().and_then(int).unwrap_or(0)
             }
+            // brk and mmap return an address.
+            Some(("res", ParamType::Uint64)) => ev.params.first().copied().and_then(uint).unwrap_or(0) as i64,
             _ => 0,
         };
         let tid = ev.tid;
@@ -407,6 +431,8 @@ impl<'a> Importer<'a> {
                     let args = p("args").map(string_list).unwrap_or_default();
                     let filename = ps("filename");
                     let comm = ps("comm");
+                    // libsinsp keeps the working directory across execve (the parameter is
+                    // informational).
                     let cwd = ps("cwd");
                     let cgroups = p("cgroups").map(string_list);
                     let pid = pi("pid");
@@ -417,15 +443,10 @@ impl<'a> Importer<'a> {
                     let t = self.thread(tid);
                     let base = cwd.clone().unwrap_or_else(|| t.cwd.clone());
                     t.comm = comm.unwrap_or_else(|| exe.rsplit('/').next().unwrap_or(&exe).to_owned());
-                    t.exepath = match &filename {
-                        Some(f) => resolve(Some(&base), f),
-                        None => exe.clone(),
-                    };
+                    // Older drivers do not send the executable's path; libsinsp leaves it empty.
+                    t.exepath = filename.map(|f| resolve(Some(&base), &f)).unwrap_or_default();
                     t.exe = exe;
                     t.args = args;
-                    if let Some(c) = cwd {
-                        t.cwd = c;
-                    }
                     if let Some(c) = cgroups {
                         t.container_id = container_of(&c);
                     }
@@ -477,7 +498,7 @@ impl<'a> Importer<'a> {
                         t.args = string_list(v);
                     }
                     if let Some(v) = ps("cwd") {
-                        t.cwd = v;
+                        t.cwd = dir_with_slash(&v);
                     }
                     if let Some(v) = pi("uid") {
                         t.uid = v as u32;
@@ -530,7 +551,7 @@ impl<'a> Importer<'a> {
                 };
                 if res == 0 {
                     if let Some(d) = &dir {
-                        self.thread(tid).cwd = d.clone();
+                        self.thread(tid).cwd = dir_with_slash(d);
                         self.generation += 1;
                         let g = self.generation;
                         self.thread(tid).generation = g;

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use lanner_formats::event::{fdkind, oflags, ArchivedChunk, ArchivedProcess, Event, PathIndex, NONE};
+use lanner_formats::event::{fdkind, oflags, ArchivedChunk, ArchivedProcess, Event, PathIndex, NONE, RET_UNKNOWN};
 use lanner_formats::syscall::EventType;
 
 /// Type of a field's values.
@@ -14,6 +14,18 @@ pub enum FieldType {
     Int,
     /// Boolean.
     Bool,
+}
+
+fn dir_of(n: &str) -> &str {
+    match n.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &n[..i],
+        None => n,
+    }
+}
+
+fn file_of(n: &str) -> &str {
+    n.rsplit('/').next().unwrap_or(n)
 }
 
 /// Which end of a connection a socket field reads.
@@ -390,7 +402,13 @@ impl<'a> EventView<'a> {
         match field {
             Field::EvtType => opt_str(self.etype().map(|t| t.name())),
             // Enter events have no result yet.
-            Field::EvtRes | Field::EvtRawres | Field::EvtFailed if self.is_enter() => Missing,
+            // Enter events (procexit is one) and imported generic events have no result.
+            Field::EvtRes | Field::EvtRawres
+                if self.is_enter() || self.ret() == RET_UNKNOWN || self.etype() == Some(EventType::Procexit) =>
+            {
+                Missing
+            }
+            Field::EvtFailed if self.is_enter() => Bool(false),
             Field::EvtRes => {
                 let r = self.ret();
                 if r < 0 {
@@ -400,9 +418,12 @@ impl<'a> EventView<'a> {
                 }
             }
             Field::EvtRawres => Int(self.ret()),
-            Field::EvtFailed => Bool(self.ret() < 0),
+            Field::EvtFailed => Bool(self.ret() < 0 && self.ret() != RET_UNKNOWN),
             Field::EvtTime => Str(Cow::Owned(format_time_of_day(self.ev.ts_ns))),
-            Field::EvtDir => Str(Cow::Borrowed(if self.is_enter() { ">" } else { "<" })),
+            // procexit is an enter event in libscap's numbering.
+            Field::EvtDir => {
+                Str(Cow::Borrowed(if self.is_enter() || self.etype() == Some(EventType::Procexit) { ">" } else { "<" }))
+            }
             Field::EvtHostname => Str(Cow::Borrowed(self.hostname)),
             Field::EvtIsOpenRead | Field::EvtIsOpenWrite => match self.etype() {
                 Some(t) if t.is_open() => {
@@ -415,18 +436,29 @@ impl<'a> EventView<'a> {
             },
             Field::EvtArg(name) => self.arg(name),
             Field::FdName => opt_str(self.fd_name()),
-            Field::FdDirectory => opt_str(self.fd_name().map(|n| match n.rfind('/') {
-                Some(0) => "/",
-                Some(i) => &n[..i],
-                None => n,
-            })),
-            Field::FdFilename => opt_str(self.fd_name().map(|n| n.rsplit('/').next().unwrap_or(n))),
+            Field::FdDirectory | Field::FdFilename if self.etype().is_some_and(|t| t.uses_fd()) => {
+                // libsinsp splits only file and directory names; an fd it knows nothing about
+                // reads as the root directory.
+                match (self.ev.mode, self.fd_name(), field) {
+                    (fdkind::FILE | fdkind::DIRECTORY, Some(n), Field::FdDirectory) => Str(Cow::Borrowed(dir_of(n))),
+                    (fdkind::FILE | fdkind::DIRECTORY, Some(n), _) => Str(Cow::Borrowed(file_of(n))),
+                    (fdkind::UNKNOWN, Some(""), Field::FdDirectory) => Str(Cow::Borrowed("/")),
+                    _ => Missing,
+                }
+            }
+            Field::FdDirectory => opt_str(self.fd_name().map(dir_of)),
+            Field::FdFilename => opt_str(self.fd_name().map(file_of)),
             Field::FdNum => match self.etype() {
+                // The fd of an open exists only once it returns.
+                Some(t) if t.is_open() && self.is_enter() => Int(-1),
                 Some(t) if t.is_open() => Int(self.ret()),
                 Some(t) if t.uses_fd() => Int(self.ev.dirfd as i64),
                 Some(EventType::Fchdir) => Int(self.ev.dirfd as i64),
                 _ => Missing,
             },
+            Field::FdTypechar if self.is_enter() && self.etype().is_some_and(|t| t.is_open()) => {
+                Str(Cow::Borrowed("f"))
+            }
             Field::FdTypechar | Field::FdType => match self.etype() {
                 Some(t) if t.is_open() && self.ret() >= 0 => {
                     let dir = self.flags() & oflags::O_DIRECTORY != 0;
@@ -440,6 +472,8 @@ impl<'a> EventView<'a> {
                 }
                 Some(t) if t.uses_fd() => match fdkind::names(self.ev.mode) {
                     Some((name, c)) => Str(Cow::Borrowed(if *field == Field::FdType { name } else { c })),
+                    // libsinsp's type character for an fd it knows nothing about.
+                    None if *field == Field::FdTypechar && self.ev.dirfd >= 0 => Str(Cow::Borrowed("o")),
                     None => Missing,
                 },
                 _ => Missing,
@@ -480,7 +514,7 @@ impl<'a> EventView<'a> {
                 .map_or(Missing, |p| Str(Cow::Owned(self.cmdline(p)))),
             Field::ProcPcmdline => self.ancestor(1).map_or(Missing, |p| Str(Cow::Owned(self.cmdline(p)))),
             Field::ProcPid => self.process().map_or(Missing, |p| Int(p.pid.to_native() as i64)),
-            Field::ProcPpid => self.process().map_or(Missing, |p| Int(p.ppid.to_native() as i64)),
+            Field::ProcPpid => self.process().map_or(Missing, |p| Int(p.ppid.to_native() as i32 as i64)),
             Field::ProcPname => proc_str(self.ancestor(1), |p| p.name.to_native()),
             Field::ProcPexe => proc_str(self.ancestor(1), |p| p.exe.to_native()),
             Field::ProcAname(n) => proc_str(self.ancestor(*n), |p| p.name.to_native()),
