@@ -159,6 +159,20 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Convert Lanner archive segments into a `.scap` capture that sysdig and Falco read.
+    ///
+    /// Example: `lanner-analyze export --format scap spool/ -o capture.scap`
+    Export {
+        /// Output format (only `scap` for now).
+        #[arg(long, value_enum, default_value = "scap")]
+        format: ExportFormat,
+        /// The file to write (must not exist).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Archive segments or directories, in capture order.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Convert a sysdig/Falco `.scap` capture (plain or gzip'd) into a Lanner archive segment.
     ///
     /// Example: `lanner-analyze import capture.scap -o capture.lnr`
@@ -437,6 +451,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let sources = read_sources(&files)?;
             Ok(if commands::rules_check::run(&sources, json) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_USAGE) })
         }
+        Command::Export { format: ExportFormat::Scap, output, paths } => {
+            if output.exists() {
+                anyhow::bail!("{} already exists; not overwriting it", output.display());
+            }
+            let files = discover(&paths)?;
+            let out = std::fs::File::create_new(&output).with_context(|| format!("creating {}", output.display()))?;
+            let stats = lanner_scap::export(&files, std::io::BufWriter::new(out))
+                .map_err(|e| anyhow::anyhow!("exporting to {}: {e}", output.display()))?;
+            eprintln!(
+                "lanner-analyze: wrote {} ({} events as {} scap events, {} threads)",
+                output.display(),
+                stats.events,
+                stats.scap_events,
+                stats.threads
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Import { input, output } => {
             if output.exists() {
                 anyhow::bail!("{} already exists; not overwriting it", output.display());
@@ -479,6 +510,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
         }
     }
+}
+
+/// Formats `export` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ExportFormat {
+    /// sysdig/Falco capture file.
+    Scap,
 }
 
 /// Name of the rule a `query` filter is wrapped in.

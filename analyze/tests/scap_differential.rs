@@ -121,3 +121,49 @@ fn query_prints_what_sysdig_prints() {
     assert!(lines > 1000, "too little was compared ({lines} lines)");
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
+
+fn run(args: &[&std::ffi::OsStr]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lanner-analyze")).args(args).output().unwrap();
+    assert!(out.status.success(), "lanner-analyze {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// scap → Lanner archive → scap: sysdig reads the exported capture and prints, for every
+/// syscall, what `query` prints from the archive.
+#[test]
+fn exported_captures_read_the_same_in_sysdig() {
+    let Some(files) = trace_files() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lines = 0;
+    for file in files.iter().filter(|f| !f.ends_with("empty.scap")) {
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let lnr = tmp.path().join(format!("{stem}.lnr"));
+        let out = tmp.path().join(format!("{stem}.scap"));
+        run(&["import".as_ref(), file.as_os_str(), "-o".as_ref(), lnr.as_os_str()]);
+        run(&["export".as_ref(), "-o".as_ref(), out.as_os_str(), lnr.as_os_str()]);
+        for format in [
+            "%evt.type %evt.dir %proc.name %thread.tid %proc.pid %proc.ppid",
+            "%evt.type %evt.res %evt.rawres %fd.num %fd.name %fd.type",
+            "%proc.name %proc.pname %proc.cmdline %proc.exe %user.uid",
+            "*%evt.time %evt.type %proc.name %fd.name %fd.num %fd.sip %fd.sport",
+        ] {
+            let s = Command::new("sysdig")
+                .env("TZ", "UTC")
+                .arg("-r")
+                .arg(&out)
+                .args(["-p", format, "evt.dir=<"])
+                .output()
+                .unwrap();
+            assert!(
+                s.status.success(),
+                "sysdig could not read {}: {}",
+                out.display(),
+                String::from_utf8_lossy(&s.stderr)
+            );
+            let s = String::from_utf8(s.stdout).unwrap();
+            let l = lanner(&lnr, format, Some("evt.dir=<"));
+            assert_eq!(s, l, "{stem} [{format}]");
+            lines += s.lines().count();
+        }
+    }
+    assert!(lines > 200, "too little was compared ({lines} lines)");
+}

@@ -7,10 +7,13 @@
 //! command work on scap input unchanged.
 
 pub mod event_table;
+pub mod export;
 pub mod import;
 pub mod params;
 pub mod reader;
+pub mod writer;
 
+pub use export::{export, ExportStats};
 pub use import::{import, ImportStats};
 pub use params::ParamType;
 pub use reader::{FdInfo, FdKind, RawEvent, ScapFile, ThreadInfo};
