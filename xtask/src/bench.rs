@@ -14,6 +14,8 @@ pub enum Which {
     Rules,
     /// Replay of ≥ 1 GB of archives with the upstream stable rules: 1 and 2 threads, peak RSS.
     Replay,
+    /// Lanner vs `sysdig -r` on the same ≥ 2M-event capture (exported to scap), same filter.
+    Scap,
 }
 
 /// Runs benchmark `what`.
@@ -22,6 +24,7 @@ pub fn run(root: &Path, what: Which) -> Result<()> {
         Which::Archive => archive(root),
         Which::Rules => rules(root),
         Which::Replay => replay(root),
+        Which::Scap => scap(root),
     }
 }
 
@@ -196,5 +199,72 @@ fn replay(root: &Path) -> Result<()> {
         );
     }
     println!("\nScaling 1 → 2 threads: {:.2}×", rates[1] / rates[0]);
+    Ok(())
+}
+
+/// The filter `scap` times: three stable-rule-like conditions, as one sysdig filter and as rules.
+const SCAP_CONDITIONS: [&str; 3] = [
+    "evt.type in (open, openat, openat2) and evt.dir=< and fd.name startswith /etc/shadow",
+    "evt.type = execve and evt.dir=< and proc.name in (nc, ncat, socat)",
+    "evt.type in (unlink, unlinkat) and evt.dir=< and proc.name = shred",
+];
+
+fn scap(root: &Path) -> Result<()> {
+    let (tmp, spool, _) = prepare(root, "scap")?;
+    let analyze = root.join("target/release/lanner-analyze");
+    let stats = Command::new(&analyze).args(["stats", "--json"]).arg(&spool).output()?;
+    let v: serde_json::Value = serde_json::from_slice(&stats.stdout).context("stats --json")?;
+    let per_copy = v["events"].as_u64().context("event count")?.max(1);
+    let many = tmp.0.join("many");
+    let (_, copies) = replicate(&spool, &many, |_| (2_000_000u64).div_ceil(per_copy))?;
+    let scap_file = tmp.0.join("capture.scap");
+    super::run(Command::new(&analyze).arg("export").arg("-o").arg(&scap_file).arg(&many))?;
+    let rules = tmp.0.join("rules.yaml");
+    let mut text = String::new();
+    for (i, c) in SCAP_CONDITIONS.iter().enumerate() {
+        text.push_str(&format!(
+            "- rule: r{i}\n  desc: d\n  condition: {c}\n  output: \"%proc.name %fd.name\"\n  priority: warning\n"
+        ));
+    }
+    std::fs::write(&rules, text)?;
+    let filter = SCAP_CONDITIONS.iter().map(|c| format!("({c})")).collect::<Vec<_>>().join(" or ");
+    let syscalls = per_copy * copies;
+    println!(
+        "## Replay speed: Lanner vs sysdig 0.29.3 ({syscalls} syscalls: {copies} copies of a real capture; \
+         the scap export holds {} enter+exit events, {:.0} MiB)\n",
+        2 * syscalls,
+        std::fs::metadata(&scap_file)?.len() as f64 / (1u64 << 20) as f64
+    );
+    println!("| reader | threads | seconds | syscalls/s | vs sysdig |");
+    println!("|---|---|---|---|---|");
+    let t = std::time::Instant::now();
+    let out =
+        Command::new("sysdig").arg("-r").arg(&scap_file).arg(&filter).stdout(std::process::Stdio::null()).status()?;
+    if !out.success() {
+        bail!("sysdig failed on {}", scap_file.display());
+    }
+    let sysdig_secs = t.elapsed().as_secs_f64();
+    println!(
+        "| `sysdig -r capture.scap FILTER` | 1 | {sysdig_secs:.2} | {:.2}M | 1.0× |",
+        syscalls as f64 / sysdig_secs / 1e6
+    );
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    for n in [1, threads] {
+        let (secs, events, _, _) = timed_replay(root, n, &[rules.as_path()], &many)?;
+        if events != syscalls {
+            bail!("lanner replayed {events} events, expected {syscalls}");
+        }
+        println!(
+            "| `lanner-analyze replay` (.lnr) | {n} | {secs:.2} | {:.2}M | {:.1}× |",
+            syscalls as f64 / secs / 1e6,
+            sysdig_secs / secs
+        );
+    }
+    let (secs, _, _, _) = timed_replay(root, 1, &[rules.as_path()], &scap_file)?;
+    println!(
+        "| `lanner-analyze replay capture.scap` (import included) | 1 | {secs:.2} | {:.2}M | {:.1}× |",
+        syscalls as f64 / secs / 1e6,
+        sysdig_secs / secs
+    );
     Ok(())
 }
