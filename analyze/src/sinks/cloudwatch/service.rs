@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
-use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 
@@ -167,9 +167,8 @@ fn connection_refused(e: &(dyn std::error::Error + 'static)) -> bool {
 fn failure<E, R>(e: SdkError<E, R>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HasStatus,
+    R: std::fmt::Debug + HasStatus + 'static,
 {
-    let message = DisplayErrorContext(&e).to_string();
     let kind = match &e {
         SdkError::ConstructionFailure(_) => FailureKind::Construction,
         SdkError::TimeoutError(_) => FailureKind::Transport,
@@ -186,7 +185,27 @@ where
         }
         _ => FailureKind::Transport,
     };
+    let message = match (&kind, e.code()) {
+        (FailureKind::Service { status, .. }, Some(code)) => {
+            format!("{code}: {} (HTTP {status})", e.message().unwrap_or("no message"))
+        }
+        _ => error_chain(&e),
+    };
     Failure { kind, message }
+}
+
+/// An error and its sources, `a: b: c`, without repeats.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
 }
 
 /// The HTTP status of a raw response.
