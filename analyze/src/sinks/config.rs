@@ -95,6 +95,8 @@ fn parse_output(name: &str, item: &Node) -> Result<OutputConfig> {
     let map = item.as_mapping().ok_or_else(|| {
         anyhow!("{}: each output must be a mapping with a `type` (stdout, file or cloudwatch)", at(name, item.span()))
     })?;
+    // Where the output starts: its first key (a mapping's own mark is after that key).
+    let start = map.keys().next().map_or(*map.span(), |k| *k.span());
     let mut rest: MarkedMappingNode = map.clone();
     let scalar = |key: &str, rest: &mut MarkedMappingNode| -> Result<Option<(String, Span)>> {
         match rest.remove(key) {
@@ -104,7 +106,7 @@ fn parse_output(name: &str, item: &Node) -> Result<OutputConfig> {
         }
     };
     let (kind, kind_span) = scalar("type", &mut rest)?
-        .ok_or_else(|| anyhow!("{}: output has no `type` (stdout, file or cloudwatch)", at(name, map.span())))?;
+        .ok_or_else(|| anyhow!("{}: output has no `type` (stdout, file or cloudwatch)", at(name, &start)))?;
     let format = match scalar("format", &mut rest)? {
         None => None,
         Some((f, span)) => Some(match f.to_ascii_lowercase().as_str() {
@@ -123,7 +125,7 @@ fn parse_output(name: &str, item: &Node) -> Result<OutputConfig> {
         })?),
     };
     let located = |e: marked_yaml::FromNodeError| {
-        let span = e.start_mark().map_or_else(|| *map.span(), Span::new_start);
+        let span = e.start_mark().map_or(start, Span::new_start);
         anyhow!("{}: {} output: {e}", at(name, &span), kind)
     };
     let rest_node = Node::Mapping(rest);
@@ -137,7 +139,7 @@ fn parse_output(name: &str, item: &Node) -> Result<OutputConfig> {
         "file" => OutputKind::File(marked_yaml::from_node(&rest_node).map_err(located)?),
         "cloudwatch" => {
             let c: CloudWatchConfig = marked_yaml::from_node(&rest_node).map_err(located)?;
-            c.clone().resolve().map_err(|e| anyhow!("{}: {e:#}", at(name, map.span())))?;
+            c.clone().resolve().map_err(|e| anyhow!("{}: {e:#}", at(name, &start)))?;
             OutputKind::CloudWatch(c)
         }
         other => bail!("{}: unknown output type '{other}' (expected stdout, file or cloudwatch)", at(name, &kind_span)),

@@ -41,15 +41,24 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How to run moto: the `moto_server` script, or the module when the script is not on PATH.
+fn moto_command() -> Option<Command> {
+    let works = |c: &mut Command| c.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if works(Command::new("moto_server").arg("-h")) {
+        return Some(Command::new("moto_server"));
+    }
+    if works(Command::new("python3").args(["-m", "moto.server", "-h"])) {
+        let mut c = Command::new("python3");
+        c.args(["-m", "moto.server"]);
+        return Some(c);
+    }
+    None
+}
+
 /// True when moto_server can run. Without it, a test is skipped with a message, except under
 /// CI=true, where that is a failure.
 pub fn available(test: &str) -> bool {
-    let ok = Command::new("moto_server")
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = moto_command().is_some();
     if !ok {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{test}: moto_server is not installed (CI=true): run `cargo xtask setup`");
@@ -74,7 +83,8 @@ impl Moto {
         set_env();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let mut child = Command::new("moto_server")
+            let mut child = moto_command()
+                .expect("moto_server (checked by available())")
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
