@@ -272,3 +272,86 @@ fn an_analyzer_killed_mid_delivery_leaves_a_spool_the_next_run_drains() {
     assert!(unique.windows(2).all(|w| w[0] < w[1]), "in archive order");
     assert!((times.len() - unique.len()) as u64 <= dups, "duplicates are counted");
 }
+
+#[test]
+fn a_full_spool_holds_new_alerts_back_until_delivery_makes_room() {
+    if !moto::available("a_full_spool_holds_new_alerts_back") {
+        return;
+    }
+    let _serial = moto::serial();
+    let mut moto = Moto::start();
+    let port = moto.port;
+    moto.stop(); // the endpoint is down from the start
+    let spool = tempfile::tempdir().unwrap();
+    let (group, stream) = ("/lanner/full", "node-5");
+    let mut c = config(&moto, group, stream, spool.path());
+    c.spool_max_bytes = 1 << 20;
+    let mut sink = CloudWatchSink::open(c, AlertFormat::Json).unwrap();
+    let metrics = sink.metrics();
+    const N: usize = 6_000; // about 2.5 MiB of alerts
+    let producer = std::thread::spawn(move || {
+        for i in 0..N {
+            sink.send(&alert(i)).unwrap();
+        }
+        sink
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!producer.is_finished(), "alerts wait while the spool is full");
+    let m = metrics.snapshot();
+    assert!(m.spooled < N as u64 && m.spool_bytes <= 1 << 20, "{m:?}");
+    let moto = Moto::start_on(port);
+    let mut sink = producer.join().unwrap();
+    sink.close().unwrap();
+    let m = metrics.snapshot();
+    assert_eq!((m.sent, m.spool_events, m.dropped), (N as u64, 0, 0), "{m:?}");
+    let got: Vec<usize> = moto.read_stream(group, stream).iter().map(|m| seq_of(m)).collect();
+    assert_eq!(got, (0..N).collect::<Vec<_>>());
+}
+
+#[test]
+fn replay_exits_after_the_drain_timeout_and_the_next_run_delivers() {
+    if !moto::available("replay_exits_after_the_drain_timeout") {
+        return;
+    }
+    let _serial = moto::serial();
+    let mut moto = Moto::start();
+    let port = moto.port;
+    moto.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let (archive, quiet) = (dir.path().join("archive"), dir.path().join("quiet"));
+    std::fs::create_dir_all(&archive).unwrap();
+    std::fs::create_dir_all(&quiet).unwrap();
+    common::write_segment(&archive, "a.lnr", &common::threat_chunks(), true);
+    common::write_segment(&quiet, "q.lnr", &common::threat_chunks()[..0], true);
+    let cfg = dir.path().join("outputs.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "outputs:\n  - type: cloudwatch\n    group: /lanner/drain\n    stream: node-6\n    endpoint: {}\n    spool_dir: {}\n    drain_timeout: 2s\n",
+            moto.url(),
+            dir.path().join("spool").display()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out =
+        analyze().args(["replay", "--config", cfg.to_str().unwrap(), archive.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20), "bounded wait: {:?}", started.elapsed());
+    assert!(err.contains("sent 0 in 0 call(s)"), "{err}");
+    assert!(err.contains("3 alert(s) were not delivered within 2s; they stay in"), "{err}");
+
+    let moto = Moto::start_on(port);
+    let out = analyze().args(["replay", "--config", cfg.to_str().unwrap(), quiet.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("3 alert(s)") && err.contains("left in spool"), "{err}");
+    assert!(err.contains("sent 3 in 1 call(s)"), "{err}");
+    let rules: Vec<String> = moto
+        .read_stream("/lanner/drain", "node-6")
+        .iter()
+        .map(|m| serde_json::from_str::<serde_json::Value>(m).unwrap()["rule"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(rules, ["Sensitive file read", "Write below etc", "Directory created below binary directory"]);
+}

@@ -325,7 +325,7 @@ async fn deliver(mut reader: SpoolReader, svc: Service, metrics: Arc<Metrics>, s
         let batch = match next_batch(&mut reader, &mut carry, limits) {
             Ok(Some(b)) => b,
             Ok(None) => {
-                sleep_unless_stopped(Duration::from_millis(20), &stop).await;
+                sleep_unless_stopped(Duration::from_millis(50), &stop).await;
                 continue;
             }
             Err(e) => {

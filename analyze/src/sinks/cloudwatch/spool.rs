@@ -251,6 +251,7 @@ pub fn open(dir: &Path, max_bytes: u64) -> Result<(SpoolWriter, SpoolReader, Rec
         unsynced: 0,
         last_sync: Instant::now(),
         max_bytes,
+        last_full_log: None,
     };
     let reader = SpoolReader {
         dir: dir.to_owned(),
@@ -286,6 +287,8 @@ pub struct SpoolWriter {
     unsynced: u64,
     last_sync: Instant,
     max_bytes: u64,
+    /// When "spool full" was last logged.
+    last_full_log: Option<Instant>,
 }
 
 impl SpoolWriter {
@@ -332,12 +335,18 @@ impl SpoolWriter {
 
     fn wait_for_room(&mut self, size: u64) -> Result<()> {
         let mut st = self.shared.lock();
-        eprintln!(
+        // During a long outage the spool fills again after every delivered batch: say so once
+        // a minute, not every time.
+        let log = self.last_full_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+        if log {
+            self.last_full_log = Some(Instant::now());
+            eprintln!(
             "lanner-analyze: warning: cloudwatch spool {} is full ({} bytes of undelivered alerts, limit {}): waiting for delivery before accepting more alerts",
             self.dir.display(),
             st.pending_bytes,
-            self.max_bytes
-        );
+                self.max_bytes
+            );
+        }
         let started = Instant::now();
         while st.pending_bytes > 0 && st.pending_bytes + size > self.max_bytes {
             if !st.reader_alive {
@@ -345,11 +354,13 @@ impl SpoolWriter {
             }
             st = self.shared.cond.wait_timeout(st, Duration::from_millis(500)).unwrap_or_else(|e| e.into_inner()).0;
         }
-        eprintln!(
-            "lanner-analyze: cloudwatch spool {} has room again after {:.1} s",
-            self.dir.display(),
-            started.elapsed().as_secs_f64()
-        );
+        if log {
+            eprintln!(
+                "lanner-analyze: cloudwatch spool {} has room again after {:.1} s",
+                self.dir.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         Ok(())
     }
 
