@@ -327,7 +327,7 @@ fn replay_exits_after_the_drain_timeout_and_the_next_run_delivers() {
     std::fs::write(
         &cfg,
         format!(
-            "outputs:\n  - type: cloudwatch\n    group: /lanner/drain\n    stream: node-6\n    endpoint: {}\n    spool_dir: {}\n    drain_timeout: 2s\n",
+            "outputs:\n  - type: cloudwatch\n    group: /lanner/drain\n    stream: node-6\n    endpoint: {}\n    spool_dir: {}\n    drain_timeout: 2s\n    retention_days: 7\n",
             moto.url(),
             dir.path().join("spool").display()
         ),
@@ -354,4 +354,5 @@ fn replay_exits_after_the_drain_timeout_and_the_next_run_delivers() {
         .map(|m| serde_json::from_str::<serde_json::Value>(m).unwrap()["rule"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(rules, ["Sensitive file read", "Write below etc", "Directory created below binary directory"]);
+    assert_eq!(moto.retention_days("/lanner/drain"), Some(7), "retention set on the group it created");
 }

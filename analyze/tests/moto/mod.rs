@@ -150,6 +150,15 @@ impl Moto {
         })
     }
 
+    /// The retention (days) of `group`, if it exists and has one.
+    pub fn retention_days(&self, group: &str) -> Option<i32> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let resp = self.client().await.describe_log_groups().log_group_name_prefix(group).send().await.unwrap();
+            resp.log_groups().iter().find(|g| g.log_group_name() == Some(group))?.retention_in_days()
+        })
+    }
+
     /// A client for this server.
     pub async fn client(&self) -> Client {
         set_env();

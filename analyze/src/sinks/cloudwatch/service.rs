@@ -94,22 +94,38 @@ impl Service {
         format!("{}/{}", self.group, self.stream)
     }
 
-    /// Creates the log group (with its retention) and stream when missing.
+    /// Creates the log group (with its retention) and stream when missing. Without permission
+    /// to create the group (it was created beforehand), goes on with the stream.
     pub async fn ensure_destination(&self) -> Result<(), Failure> {
         match self.client.create_log_group().log_group_name(&self.group).send().await {
             Ok(_) => {
                 eprintln!("lanner-analyze: cloudwatch: created log group {}", self.group);
                 if let Some(days) = self.retention_days {
-                    self.client
+                    // Not worth holding alerts back for: say so and go on.
+                    if let Err(e) = self
+                        .client
                         .put_retention_policy()
                         .log_group_name(&self.group)
                         .retention_in_days(days)
                         .send()
                         .await
-                        .map_err(failure)?;
+                    {
+                        eprintln!(
+                            "lanner-analyze: warning: cloudwatch: could not set a retention of {days} days on {}: {}",
+                            self.group,
+                            failure(e)
+                        );
+                    }
                 }
             }
             Err(e) if e.code() == Some("ResourceAlreadyExistsException") => {}
+            Err(e) if e.code() == Some("AccessDeniedException") => {
+                eprintln!(
+                    "lanner-analyze: warning: cloudwatch: not allowed to create log group {} ({}); assuming it exists",
+                    self.group,
+                    failure(e)
+                );
+            }
             Err(e) => return Err(failure(e)),
         }
         match self.client.create_log_stream().log_group_name(&self.group).log_stream_name(&self.stream).send().await {
