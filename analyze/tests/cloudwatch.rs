@@ -356,3 +356,100 @@ fn replay_exits_after_the_drain_timeout_and_the_next_run_delivers() {
     assert_eq!(rules, ["Sensitive file read", "Write below etc", "Directory created below binary directory"]);
     assert_eq!(moto.retention_days("/lanner/drain"), Some(7), "retention set on the group it created");
 }
+
+/// A scripted CloudWatch Logs endpoint: group and stream creation succeed; PutLogEvents calls
+/// get `answers` in turn (status, error type; `None` = success), then success.
+fn scripted_endpoint(answers: Vec<(u16, Option<&'static str>)>) -> (String, std::sync::mpsc::Receiver<usize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut answers = answers.into_iter();
+        for conn in listener.incoming() {
+            let mut conn = conn.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 65536];
+            // Headers, then Content-Length bytes of body.
+            let (head_end, len) = loop {
+                let n = conn.read(&mut buf).unwrap();
+                if n == 0 {
+                    break (0, 0);
+                }
+                req.extend_from_slice(&buf[..n]);
+                if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&req[..i]).to_ascii_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    break (i + 4, len);
+                }
+            };
+            if head_end == 0 {
+                continue;
+            }
+            while req.len() < head_end + len {
+                let n = conn.read(&mut buf).unwrap();
+                req.extend_from_slice(&buf[..n]);
+            }
+            let head = String::from_utf8_lossy(&req[..head_end]).to_ascii_lowercase();
+            let (status, error) = if head.contains("logs_20140328.putlogevents") {
+                let body: serde_json::Value = serde_json::from_slice(&req[head_end..]).unwrap();
+                tx.send(body["logEvents"].as_array().unwrap().len()).unwrap();
+                answers.next().unwrap_or((200, None))
+            } else {
+                (200, None)
+            };
+            let body = match error {
+                Some(t) => format!("{{\"__type\":\"{t}\",\"message\":\"scripted {t}\"}}"),
+                None => "{}".to_owned(),
+            };
+            let resp = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes());
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn throttling_and_5xx_are_retried_and_a_refused_batch_is_dropped_and_counted() {
+    moto::set_env();
+    let (url, calls) = scripted_endpoint(vec![
+        (400, Some("ThrottlingException")),
+        (503, Some("ServiceUnavailableException")),
+        (200, None),
+        (400, Some("InvalidParameterException")),
+    ]);
+    let spool = tempfile::tempdir().unwrap();
+    let mut c = CloudWatchConfig::new("/lanner/scripted", Some("node-8"));
+    c.endpoint = Some(url);
+    c.region = Some("us-east-1".into());
+    c.spool_dir = Some(spool.path().to_owned());
+    c.drain_timeout = Duration::from_secs(30);
+    let mut sink = CloudWatchSink::open(c, AlertFormat::Json).unwrap();
+    let metrics = sink.metrics();
+    let wait_until = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < deadline, "{what}: {:?}", metrics.snapshot());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    sink.send(&alert(0)).unwrap();
+    sink.flush().unwrap();
+    wait_until("throttled, unavailable, then sent", &|| metrics.snapshot().sent == 1);
+    sink.send(&alert(1)).unwrap();
+    sink.flush().unwrap();
+    wait_until("refused and dropped", &|| metrics.snapshot().dropped == 1);
+    sink.send(&alert(2)).unwrap();
+    sink.close().unwrap();
+    let m = metrics.snapshot();
+    assert_eq!((m.sent, m.retried, m.dropped, m.spool_events), (2, 2, 1, 0), "{m:?}");
+    // The 503 may have stored the batch before failing: its event may arrive twice.
+    assert_eq!(m.duplicates_possible, 1, "{m:?}");
+    assert_eq!(calls.try_iter().collect::<Vec<_>>(), [1, 1, 1, 1, 1], "no attempt after the refusal");
+}
