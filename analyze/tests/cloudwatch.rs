@@ -453,3 +453,66 @@ fn throttling_and_5xx_are_retried_and_a_refused_batch_is_dropped_and_counted() {
     assert_eq!(m.duplicates_possible, 1, "{m:?}");
     assert_eq!(calls.try_iter().collect::<Vec<_>>(), [1, 1, 1, 1, 1], "no attempt after the refusal");
 }
+
+#[test]
+fn follow_delivers_live_alerts_once_across_restarts() {
+    if !moto::available("follow_delivers_live_alerts") {
+        return;
+    }
+    let _serial = moto::serial();
+    let moto = Moto::start();
+    let spool = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    common::write_segment(spool.path(), "seg-000.lnr", &common::threat_chunks(), true);
+    let (group, stream) = ("/lanner/follow", "node-9");
+    let follow = || {
+        analyze()
+            .env("LANNER_STATE_DIR", state.path())
+            .args(["follow", "-o", &format!("cloudwatch:{group}:{stream}"), "--cloudwatch-endpoint", &moto.url()])
+            .args(["--poll", "20ms"])
+            .arg(spool.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let wait_for = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = moto.read_stream(group, stream);
+            if got.len() >= n {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "{} of {n} alerts delivered", got.len());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let stop = |child: std::process::Child| {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+
+    let child = follow();
+    assert_eq!(wait_for(3).len(), 3);
+    let err = stop(child);
+    assert!(err.contains(&format!("cloudwatch {group}/{stream}: sent 3 in")), "{err}");
+
+    // Restarted: the checkpoint says those chunks were handed over; only new alerts go out.
+    let child = follow();
+    std::thread::sleep(Duration::from_millis(500));
+    common::write_segment(spool.path(), "seg-001.lnr", &common::threat_chunks(), true);
+    let got = wait_for(6);
+    std::thread::sleep(Duration::from_millis(500));
+    let err = stop(child);
+    assert!(err.contains("sent 3 in"), "{err}");
+    assert_eq!(moto.read_stream(group, stream).len(), 6, "nothing sent twice");
+    let rules: Vec<String> = got
+        .iter()
+        .map(|m| serde_json::from_str::<serde_json::Value>(m).unwrap()["rule"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(rules[..3], rules[3..]);
+}

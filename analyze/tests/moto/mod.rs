@@ -119,8 +119,8 @@ impl Moto {
         }
     }
 
-    /// Every message of `group`/`stream`, read with GetLogEvents from the head, following
-    /// nextForwardToken until it stops changing.
+    /// Every message of `group`/`stream` (none if they do not exist), read with GetLogEvents
+    /// from the head, following nextForwardToken until it stops changing.
     pub fn read_stream(&self, group: &str, stream: &str) -> Vec<String> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
@@ -128,7 +128,7 @@ impl Moto {
             let mut out = Vec::new();
             let mut token: Option<String> = None;
             loop {
-                let resp = client
+                let resp = match client
                     .get_log_events()
                     .log_group_name(group)
                     .log_stream_name(stream)
@@ -136,9 +136,17 @@ impl Moto {
                     .set_next_token(token.clone())
                     .send()
                     .await
-                    .unwrap_or_else(|e| {
-                        panic!("GetLogEvents: {}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e))
-                    });
+                {
+                    Ok(r) => r,
+                    // Not created yet: nothing delivered.
+                    Err(e)
+                        if token.is_none()
+                            && e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) =>
+                    {
+                        return out;
+                    }
+                    Err(e) => panic!("GetLogEvents: {}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e)),
+                };
                 out.extend(resp.events().iter().map(|e| e.message().unwrap_or_default().to_owned()));
                 let next = resp.next_forward_token().map(str::to_owned);
                 if next.is_none() || next == token {
