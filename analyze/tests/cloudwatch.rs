@@ -216,7 +216,7 @@ fn an_analyzer_killed_mid_delivery_leaves_a_spool_the_next_run_drains() {
     std::fs::write(
         &cfg,
         format!(
-            "outputs:\n  - type: cloudwatch\n    group: /lanner/killed\n    stream: node-4\n    endpoint: {}\n    region: us-east-1\n    spool_dir: {}\n    batch_max_events: 100\n    drain_timeout: 3m\n",
+            "outputs:\n  - type: cloudwatch\n    group: /lanner/killed\n    stream: node-4\n    endpoint: {}\n    region: us-east-1\n    spool_dir: {}\n    batch_max_events: 50\n    drain_timeout: 3m\n",
             moto.url(),
             spool.display()
         ),
