@@ -204,3 +204,23 @@ fn files_reopen_on_sighup() {
     assert_eq!(old.lines().count(), 2, "{old}");
     assert_eq!(fs::read_to_string(&path).unwrap(), "00:00:00.000000000: Warning alert 0003\n");
 }
+
+#[test]
+fn files_rotate_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.log");
+    let cfg = FileConfig { rotate_interval: Some(std::time::Duration::from_millis(300)), ..FileConfig::new(&path) };
+    let mut sink = FileSink::open_with(&cfg, AlertFormat::Text).unwrap();
+    sink.send(&alert(1)).unwrap();
+    sink.flush().unwrap();
+    assert!(!dir.path().join("alerts.log.1").exists(), "younger than the interval");
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    sink.send(&alert(2)).unwrap();
+    sink.flush().unwrap();
+    assert_eq!(fs::read_to_string(dir.path().join("alerts.log.1")).unwrap().lines().count(), 2);
+    assert_eq!(fs::read_to_string(&path).unwrap(), "");
+    // An empty file is not rotated, however old.
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    sink.flush().unwrap();
+    assert!(!dir.path().join("alerts.log.2").exists());
+}
