@@ -210,9 +210,14 @@ pub fn open(dir: &Path, max_bytes: u64) -> Result<(SpoolWriter, SpoolReader, Rec
     }
     let commit_path = dir.join("committed");
     let cf: CommitFile = match std::fs::read(&commit_path) {
-        Ok(b) => serde_json::from_slice(&b).with_context(|| {
-            format!("{}: not a spool commit file (delete it to resend the whole spool)", commit_path.display())
-        })?,
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+            // E.g. emptied by a power loss: resend everything kept, counted as possible duplicates.
+            eprintln!(
+                "lanner-analyze: warning: {} is damaged ({e}); every alert still in the spool will be sent again",
+                commit_path.display()
+            );
+            CommitFile { committed: Pos::default(), inflight_end: Some(Pos { segment: u64::MAX, offset: 0 }) }
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => CommitFile::default(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", commit_path.display())),
     };

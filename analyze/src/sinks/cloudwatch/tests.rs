@@ -204,11 +204,21 @@ fn spool_delivers_in_order_survives_reopen_and_cuts_a_torn_tail() {
     w.sync().unwrap();
     drop((w, r));
 
-    let (_w, mut r, rec) = spool::open(dir.path(), 64 << 20).unwrap();
+    let (w, mut r, rec) = spool::open(dir.path(), 64 << 20).unwrap();
     assert_eq!(rec.records, 41);
-    let rest: Vec<String> = std::iter::from_fn(|| r.next_record().unwrap()).map(|r| r.message).collect();
+    let rest: Vec<spool::SpoolRecord> = std::iter::from_fn(|| r.next_record().unwrap()).collect();
     let want: Vec<String> = (60..100).map(|i| format!("m{i}")).chain(["after".to_owned()]).collect();
-    assert_eq!(rest, want);
+    assert_eq!(rest.iter().map(|r| r.message.clone()).collect::<Vec<_>>(), want);
+    assert!(rest.iter().all(|r| !r.maybe_sent));
+    drop((w, r));
+
+    // A damaged commit file (a power loss emptied it): everything kept is sent again, flagged.
+    std::fs::write(dir.path().join("committed"), b"").unwrap();
+    let (_w, mut r, _) = spool::open(dir.path(), 64 << 20).unwrap();
+    let all: Vec<spool::SpoolRecord> = std::iter::from_fn(|| r.next_record().unwrap()).collect();
+    assert!(all.len() >= 41, "{}", all.len());
+    assert!(all.iter().all(|r| r.maybe_sent));
+    assert_eq!(all.last().unwrap().message, "after");
 }
 
 #[test]
