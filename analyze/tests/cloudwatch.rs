@@ -358,8 +358,9 @@ fn replay_exits_after_the_drain_timeout_and_the_next_run_delivers() {
 }
 
 /// A scripted CloudWatch Logs endpoint: group and stream creation succeed; PutLogEvents calls
-/// get `answers` in turn (status, error type; `None` = success), then success.
-fn scripted_endpoint(answers: Vec<(u16, Option<&'static str>)>) -> (String, std::sync::mpsc::Receiver<usize>) {
+/// get `answers` in turn (status, error type; `None` = success), then success. Each call's
+/// messages come out of the channel.
+fn scripted_endpoint(answers: Vec<(u16, Option<&'static str>)>) -> (String, std::sync::mpsc::Receiver<Vec<String>>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -396,7 +397,8 @@ fn scripted_endpoint(answers: Vec<(u16, Option<&'static str>)>) -> (String, std:
             let head = String::from_utf8_lossy(&req[..head_end]).to_ascii_lowercase();
             let (status, error) = if head.contains("logs_20140328.putlogevents") {
                 let body: serde_json::Value = serde_json::from_slice(&req[head_end..]).unwrap();
-                tx.send(body["logEvents"].as_array().unwrap().len()).unwrap();
+                let messages = body["logEvents"].as_array().unwrap().iter();
+                tx.send(messages.map(|e| e["message"].as_str().unwrap().to_owned()).collect()).unwrap();
                 answers.next().unwrap_or((200, None))
             } else {
                 (200, None)
@@ -451,7 +453,8 @@ fn throttling_and_5xx_are_retried_and_a_refused_batch_is_dropped_and_counted() {
     assert_eq!((m.sent, m.retried, m.dropped, m.spool_events), (2, 2, 1, 0), "{m:?}");
     // The 503 may have stored the batch before failing: its event may arrive twice.
     assert_eq!(m.duplicates_possible, 1, "{m:?}");
-    assert_eq!(calls.try_iter().collect::<Vec<_>>(), [1, 1, 1, 1, 1], "no attempt after the refusal");
+    let calls: Vec<usize> = calls.try_iter().map(|c| c.len()).collect();
+    assert_eq!(calls, [1, 1, 1, 1, 1], "no attempt after the refusal");
 }
 
 #[test]
@@ -515,4 +518,26 @@ fn follow_delivers_live_alerts_once_across_restarts() {
         .map(|m| serde_json::from_str::<serde_json::Value>(m).unwrap()["rule"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(rules[..3], rules[3..]);
+}
+
+#[test]
+fn a_configured_cloudwatch_output_filters_by_priority_and_exposes_its_counters() {
+    moto::set_env();
+    let (url, calls) = scripted_endpoint(vec![]);
+    let spool = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "outputs:\n  - type: cloudwatch\n    group: /lanner/configured\n    stream: ${{LANNER_TEST_NODE:-node-0}}\n    endpoint: {url}\n    region: us-east-1\n    spool_dir: {}\n    min_priority: Error\n    format: text\n",
+        spool.path().display()
+    );
+    let outputs = lanner_analyze::sinks::config::parse("test.yaml", &yaml).unwrap();
+    let mut sink = outputs[0].open(AlertFormat::Json).unwrap();
+    let metrics = sink.cloudwatch_metrics().expect("a cloudwatch output");
+    let mut severe = alert(2);
+    severe.priority = "Error".into();
+    sink.send(&alert(1)).unwrap(); // Warning: below the minimum
+    sink.send(&severe).unwrap();
+    sink.close().unwrap();
+    let m = metrics.snapshot();
+    assert_eq!((m.spooled, m.sent, m.batches), (1, 1, 1), "{m:?}");
+    assert_eq!(calls.try_iter().collect::<Vec<_>>(), [vec![severe.output]], "Falco's text line");
 }

@@ -31,6 +31,10 @@ pub trait Sink {
     fn close(&mut self) -> Result<()> {
         self.flush()
     }
+    /// For CloudWatch outputs: their counters (for a metrics endpoint).
+    fn cloudwatch_metrics(&self) -> Option<std::sync::Arc<cloudwatch::Metrics>> {
+        None
+    }
 }
 
 /// A parsed `--output` value.
@@ -145,5 +149,9 @@ impl Sink for MinPriority {
 
     fn close(&mut self) -> Result<()> {
         self.inner.close()
+    }
+
+    fn cloudwatch_metrics(&self) -> Option<std::sync::Arc<cloudwatch::Metrics>> {
+        self.inner.cloudwatch_metrics()
     }
 }

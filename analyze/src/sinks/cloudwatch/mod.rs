@@ -244,6 +244,10 @@ impl Sink for CloudWatchSink {
         }
         Ok(())
     }
+
+    fn cloudwatch_metrics(&self) -> Option<Arc<Metrics>> {
+        Some(self.metrics())
+    }
 }
 
 impl Drop for CloudWatchSink {
