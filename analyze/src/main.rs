@@ -12,7 +12,7 @@ use lanner_analyze::replay::{discover, replay, ReplaySummary, Window};
 use lanner_analyze::rules::output::OutputFormat;
 use lanner_analyze::rules::{RuleMatching, RuleSet, Source, DEFAULT_RULES};
 use lanner_analyze::scap_input;
-use lanner_analyze::sinks::{AlertFormat, OutputSpec};
+use lanner_analyze::sinks::{AlertFormat, OutputConfig, OutputKind, OutputSpec};
 use lanner_formats::archive::verify;
 
 /// Exit code when some data could not be read (other data was still analyzed).
@@ -214,9 +214,17 @@ struct DetectArgs {
     /// Load the built-in rules before the --rules files.
     #[arg(long)]
     default_rules: bool,
-    /// Where alerts go: `stdout` or `file:PATH` (repeatable).
-    #[arg(long = "output", short = 'o', default_value = "stdout")]
+    /// Where alerts go: `stdout`, `file:PATH` or `cloudwatch:GROUP[:STREAM]` (repeatable;
+    /// default: stdout unless --config lists outputs).
+    #[arg(long = "output", short = 'o')]
     outputs: Vec<OutputSpec>,
+    /// YAML file with an `outputs:` list (type, format, min_priority and settings per output),
+    /// used in addition to --output.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// CloudWatch Logs endpoint URL for cloudwatch outputs that set none (VPC endpoint, emulator).
+    #[arg(long, value_name = "URL")]
+    cloudwatch_endpoint: Option<String>,
     /// Alert format: Falco's JSON lines, or its text lines (`time: Priority output`).
     #[arg(long, value_enum, default_value = "json")]
     format: FormatArg,
@@ -230,7 +238,22 @@ impl DetectArgs {
             FormatArg::Json => AlertFormat::Json,
             FormatArg::Text => AlertFormat::Text,
         };
-        let sinks = self.outputs.iter().map(|o| o.open(format)).collect::<Result<Vec<_>>>()?;
+        let mut outputs: Vec<OutputConfig> = match &self.config {
+            Some(path) => lanner_analyze::sinks::config::load(path)?,
+            None => Vec::new(),
+        };
+        outputs.extend(self.outputs.iter().map(OutputSpec::to_config));
+        if outputs.is_empty() {
+            outputs.push(OutputSpec::Stdout.to_config());
+        }
+        for o in &mut outputs {
+            if let OutputKind::CloudWatch(c) = &mut o.kind {
+                if c.endpoint.is_none() {
+                    c.endpoint.clone_from(&self.cloudwatch_endpoint);
+                }
+            }
+        }
+        let sinks = outputs.iter().map(|o| o.open(format)).collect::<Result<Vec<_>>>()?;
         Ok(Some((rules, sinks)))
     }
 }
@@ -435,6 +458,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("lanner-analyze: following {} (checkpoint {})", spool.display(), checkpoint.display());
             let n = lanner_analyze::follow::follow(&rules, &spool, &checkpoint, &mut sinks, poll, &stop)?;
             eprintln!("lanner-analyze: stopped after {n} alert(s)");
+            close_sinks(&mut sinks)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {
@@ -507,6 +531,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let inputs = scap_input::prepare(&paths)?;
             let summary = replay(&rules, &inputs.paths, window.into(), &mut sinks)?;
             report(&summary);
+            close_sinks(&mut sinks)?;
             Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
         }
     }
@@ -517,6 +542,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
 enum ExportFormat {
     /// sysdig/Falco capture file.
     Scap,
+}
+
+/// Closes every sink (waiting a bounded time for delivery); the first error is returned after
+/// all were closed.
+fn close_sinks(sinks: &mut Sinks) -> Result<()> {
+    let mut first = None;
+    for s in sinks.iter_mut() {
+        if let Err(e) = s.close() {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 /// Name of the rule a `query` filter is wrapped in.

@@ -203,6 +203,10 @@ pub fn replay(
                 Err(e) => summary.errors.push(e),
             }
         }
+        // Alerts become durable / visible window by window (and file outputs rotate).
+        for s in sinks.iter_mut() {
+            s.flush()?;
+        }
         for (i, r) in readers.iter_mut().enumerate() {
             if r.is_some() && last_job[i] < done {
                 *r = None;

@@ -1,7 +1,7 @@
 //! `cargo xtask …`: everything a fresh machine needs, in one place.
 //!
-//! - `setup`: installs what is missing (nightly rust-src, bpf-linker 0.10.0, Debian's sysdig,
-//!   tracefs mount).
+//! - `setup`: installs what is missing (nightly rust-src, bpf-linker 0.10.0, Debian's sysdig for
+//!   the scap tests, moto_server for the CloudWatch output's tests, tracefs mount).
 //! - `demo`: captures a short window while triggering the reference threats, replays it with the
 //!   built-in rules, prints the alerts, and removes everything it created.
 //! - `test`: setup, then formatting, lints and every test (including the real eBPF tests).
@@ -110,6 +110,9 @@ pub(crate) fn cargo() -> Command {
 
 const BPF_LINKER_VERSION: &str = "0.10.0";
 
+/// moto (a local CloudWatch Logs API) for the CloudWatch output's tests.
+const MOTO_REQUIREMENT: &str = "moto[server]==5.2.1";
+
 fn setup() -> Result<()> {
     // Nightly with rust-src builds the eBPF programs (-Z build-std=core).
     let toolchains = output_ok(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
@@ -131,6 +134,12 @@ fn setup() -> Result<()> {
             "--locked",
             "--force",
         ]))?;
+    }
+    // moto_server: the CloudWatch output's tests run it on loopback (`python3 -m moto.server`
+    // when the script is not on PATH).
+    let moto_ok = output_ok(Command::new("python3").args(["-c", "import moto.server, flask, flask_cors"])).is_some();
+    if !moto_ok {
+        run(Command::new("python3").args(["-m", "pip", "install", "--quiet", MOTO_REQUIREMENT]))?;
     }
     // tracefs: the capture mounts it itself when it can, but tests and tools expect it.
     if !Path::new("/sys/kernel/tracing/events").is_dir() && is_root() {

@@ -135,3 +135,21 @@ pub fn write_capture(dir: &Path, segments: usize) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `chunks` chunks of `per_chunk` reads of /etc/shadow by `cat` (one "Sensitive file read"
+/// alert each), at distinct, increasing times.
+pub fn shadow_reads(chunks: usize, per_chunk: usize) -> Vec<Chunk> {
+    let sh = P { pid: 100, name: "sh", args: &["-c", "..."], uid: 0 };
+    let mut b = ChunkBuilder::new();
+    let mut out = Vec::new();
+    let mut ts = 1_700_000_000_000_000_000u64;
+    for _ in 0..chunks {
+        let cat = lineage(&mut b, &sh, &P { pid: 101, name: "cat", args: &["/etc/shadow"], uid: 0 });
+        for _ in 0..per_chunk {
+            ts += 1_000;
+            ev(&mut b, ts, (cat, 101), EventType::Openat, "/etc/shadow", oflags::O_RDONLY, 3);
+        }
+        out.push(b.take());
+    }
+    out
+}
