@@ -803,3 +803,84 @@ fn event(body: &[u8], at: usize, with_flags: bool, v2: bool, large: bool) -> Res
     }
     Ok(RawEvent { offset: at, cpu, flags, ts, tid, etype, params })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(btype: u32, body: &[u8]) -> Vec<u8> {
+        let pad = (4 - body.len() % 4) % 4;
+        let total = (12 + body.len() + pad) as u32;
+        let mut v = btype.to_le_bytes().to_vec();
+        v.extend_from_slice(&total.to_le_bytes());
+        v.extend_from_slice(body);
+        v.extend(std::iter::repeat_n(0, pad));
+        v.extend_from_slice(&total.to_le_bytes());
+        v
+    }
+
+    fn section() -> Vec<u8> {
+        let mut b = SHB_MAGIC.to_le_bytes().to_vec();
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&2u16.to_le_bytes());
+        b.extend_from_slice(&u64::MAX.to_le_bytes());
+        block(SHB, &b)
+    }
+
+    /// An event body: cpu, [flags], header (with nparams) and parameters with `lsize`-byte lengths.
+    fn event(flags: Option<u32>, etype: u16, params: &[&[u8]], lsize: usize) -> Vec<u8> {
+        let mut b = 3u16.to_le_bytes().to_vec();
+        if let Some(f) = flags {
+            b.extend_from_slice(&f.to_le_bytes());
+        }
+        let len = 26 + params.len() * lsize + params.iter().map(|p| p.len()).sum::<usize>();
+        b.extend_from_slice(&1_700_000_000_000_000_000u64.to_le_bytes());
+        b.extend_from_slice(&42u64.to_le_bytes());
+        b.extend_from_slice(&(len as u32).to_le_bytes());
+        b.extend_from_slice(&etype.to_le_bytes());
+        b.extend_from_slice(&(params.len() as u32).to_le_bytes());
+        for p in params {
+            b.extend_from_slice(&(p.len() as u64).to_le_bytes()[..lsize]);
+        }
+        for p in params {
+            b.extend_from_slice(p);
+        }
+        b
+    }
+
+    #[test]
+    fn event_blocks_with_flags_and_large_payloads_read() {
+        let big = vec![b'x'; 70_000];
+        let mut f = section();
+        f.extend(block(EVF_V2, &event(Some(7), 2, &[b"/etc/passwd\0", &1u32.to_le_bytes(), &0u32.to_le_bytes()], 2)));
+        f.extend(block(EV_V2_LARGE, &event(None, 9, &[&5i64.to_le_bytes(), &big], 4)));
+        f.extend(block(EVF_V2_LARGE, &event(Some(1), 9, &[&5i64.to_le_bytes(), b"y"], 4)));
+        f.extend(block(0x999, b"an unknown block is skipped"));
+        f.extend(block(EV_V2, &event(None, 60_000, &[], 2)));
+        let file = ScapFile::from_bytes(f).unwrap();
+        let evs: Vec<RawEvent<'_>> = file.events().map(|e| e.unwrap()).collect();
+        assert_eq!(evs.len(), 4);
+        assert_eq!((evs[0].cpu, evs[0].flags, evs[0].tid, evs[0].name()), (3, 7, 42, "open"));
+        assert_eq!(evs[0].param("name"), Some(&b"/etc/passwd\0"[..]));
+        assert_eq!(evs[1].params[1].len(), 70_000);
+        assert_eq!((evs[2].flags, evs[2].params[1]), (1, &b"y"[..]));
+        assert_eq!((evs[3].etype, evs[3].name()), (60_000, "unknown"));
+        // The import counts the unknown type and goes on.
+        let stats = crate::import(&file, 100, |_| Ok::<_, ()>(())).unwrap();
+        assert_eq!(stats.unknown_types.get(&60_000), Some(&1));
+        assert_eq!(stats.events_read, 4);
+    }
+
+    #[test]
+    fn parameter_lengths_past_the_event_are_refused() {
+        let mut f = section();
+        let mut ev = event(None, 2, &[b"/etc/passwd\0"], 2);
+        // Claim 200 bytes for the only parameter.
+        let at = 2 + 26;
+        ev[at..at + 2].copy_from_slice(&200u16.to_le_bytes());
+        f.extend(block(EV_V2, &ev));
+        let file = ScapFile::from_bytes(f).unwrap();
+        let e = file.events().next().unwrap().unwrap_err().to_string();
+        assert!(e.contains("parameter 0 (200 bytes) runs past the event's end"), "{e}");
+    }
+}
