@@ -20,7 +20,7 @@ use aya_ebpf::{
     EbpfContext,
 };
 use lanner_formats::wire::{
-    desc, sock_offsets as so, RecordHeader, RecordKind, SockInfo, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED,
+    desc, kernel_offsets as so, RecordHeader, RecordKind, SockInfo, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED,
     HEADER_LEN, MAX_ARG, MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, SCRATCH_LEN, SOCK_INFO_LEN, SYSCALL_DESC_ENTRIES,
 };
 
@@ -32,10 +32,10 @@ static OWN_TGID: u32 = 0;
 #[no_mangle]
 static FORK_CHILD_PID_OFFSET: u32 = 20;
 
-/// Kernel struct member offsets from BTF (see `lanner_formats::wire::sock_offsets`); all zero
+/// Kernel struct member offsets from BTF (see `lanner_formats::wire::kernel_offsets`); all zero
 /// when unknown, and then sockets are not described.
 #[no_mangle]
-static SOCK_OFFSETS: [u32; so::COUNT] = [0; so::COUNT];
+static KERNEL_OFFSETS: [u32; so::COUNT] = [0; so::COUNT];
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -106,6 +106,40 @@ fn fill_header(buf: *mut u8, kind: RecordKind, nr: u32, pid_tgid: u64, ret: i64,
         (*h).args = *args;
         (*h).comm = comm;
         (*h).cgroup_id = bpf_get_current_cgroup_id();
+        (*h).tty = 0;
+        (*h).loginuid = u32::MAX;
+    }
+}
+
+/// Fills the header's controlling terminal (as `tty_nr`) and login uid from the current task.
+#[inline(always)]
+fn set_identity(buf: *mut u8) {
+    if kernel_off(so::TASK_SIGNAL) == 0 {
+        return;
+    }
+    // SAFETY: the current task pointer is only used as an address for probe reads.
+    let task = unsafe { bpf_get_current_task() };
+    let loginuid: u32 = match kernel_off(so::TASK_LOGINUID) {
+        0 => u32::MAX,
+        off => kread(task + off).unwrap_or(u32::MAX),
+    };
+    let mut tty_nr = 0u32;
+    if let Some(signal) = kread::<u64>(task + kernel_off(so::TASK_SIGNAL)) {
+        if let Some(tty) = kread::<u64>(signal + kernel_off(so::SIGNAL_TTY)).filter(|&t| t != 0) {
+            let index: i32 = kread(tty + kernel_off(so::TTY_INDEX)).unwrap_or(0);
+            let driver: u64 = kread(tty + kernel_off(so::TTY_DRIVER)).unwrap_or(0);
+            let major: i32 = kread(driver + kernel_off(so::DRIVER_MAJOR)).unwrap_or(0);
+            let start: i32 = kread(driver + kernel_off(so::DRIVER_MINOR_START)).unwrap_or(0);
+            let minor = (start + index) as u32;
+            // new_encode_dev(), as /proc/PID/stat prints tty_nr.
+            tty_nr = (minor & 0xff) | ((major as u32 & 0xfff) << 8) | ((minor & !0xff) << 12);
+        }
+    }
+    let h = buf as *mut RecordHeader;
+    // SAFETY: header lies inside the scratch buffer.
+    unsafe {
+        (*h).tty = tty_nr;
+        (*h).loginuid = loginuid;
     }
 }
 
@@ -277,6 +311,9 @@ pub fn lanner_sys_exit(ctx: TracePointContext) -> u32 {
         l2 = write_sock_info(buf, HEADER_LEN + l1, fd);
     }
     fill_header(buf, RecordKind::SyscallExit, nr as u32, pid_tgid, ret, &args);
+    if d & desc::EXEC != 0 {
+        set_identity(buf);
+    }
     emit(buf, l1, l2);
     0
 }
@@ -299,9 +336,9 @@ fn read_sockaddr(buf: *mut u8, src: u64) -> usize {
 }
 
 #[inline(always)]
-fn sock_off(i: usize) -> u64 {
+fn kernel_off(i: usize) -> u64 {
     // SAFETY: plain read of a loader-set global array, index checked by the caller's constant.
-    unsafe { core::ptr::read_volatile(&SOCK_OFFSETS[i]) as u64 }
+    unsafe { core::ptr::read_volatile(&KERNEL_OFFSETS[i]) as u64 }
 }
 
 #[inline(always)]
@@ -317,34 +354,34 @@ fn kread<T: Copy>(addr: u64) -> Option<T> {
 /// ->private_data (struct socket)->sk, with member offsets from BTF.
 #[inline(always)]
 fn sock_info(fd: u64) -> Option<SockInfo> {
-    if sock_off(so::TASK_FILES) == 0 {
+    if kernel_off(so::TASK_FILES) == 0 {
         return None;
     }
     // SAFETY: returns the current task pointer; only used as an address for probe reads.
     let task = unsafe { bpf_get_current_task() };
-    let files: u64 = kread(task + sock_off(so::TASK_FILES))?;
-    let fdt: u64 = kread(files + sock_off(so::FILES_FDT))?;
-    let max: u32 = kread(fdt + sock_off(so::FDTABLE_MAX_FDS))?;
+    let files: u64 = kread(task + kernel_off(so::TASK_FILES))?;
+    let fdt: u64 = kread(files + kernel_off(so::FILES_FDT))?;
+    let max: u32 = kread(fdt + kernel_off(so::FDTABLE_MAX_FDS))?;
     if fd >= max as u64 {
         return None;
     }
-    let arr: u64 = kread(fdt + sock_off(so::FDTABLE_FD))?;
+    let arr: u64 = kread(fdt + kernel_off(so::FDTABLE_FD))?;
     let file: u64 = kread(arr + fd * 8)?;
-    let sock: u64 = kread(file + sock_off(so::FILE_PRIVATE_DATA))?;
-    let sock_type: u16 = kread(sock + sock_off(so::SOCKET_TYPE))?;
-    let sk: u64 = kread(sock + sock_off(so::SOCKET_SK))?;
-    let family: u16 = kread(sk + sock_off(so::SK_FAMILY))?;
+    let sock: u64 = kread(file + kernel_off(so::FILE_PRIVATE_DATA))?;
+    let sock_type: u16 = kread(sock + kernel_off(so::SOCKET_TYPE))?;
+    let sk: u64 = kread(sock + kernel_off(so::SOCKET_SK))?;
+    let family: u16 = kread(sk + kernel_off(so::SK_FAMILY))?;
     let mut info = SockInfo { family, sock_type, ..SockInfo::default() };
-    info.sport = kread(sk + sock_off(so::SK_NUM)).unwrap_or(0);
-    info.dport = u16::from_be(kread(sk + sock_off(so::SK_DPORT)).unwrap_or(0));
+    info.sport = kread(sk + kernel_off(so::SK_NUM)).unwrap_or(0);
+    info.dport = u16::from_be(kread(sk + kernel_off(so::SK_DPORT)).unwrap_or(0));
     if family == AF_INET {
-        let s: [u8; 4] = kread(sk + sock_off(so::SK_RCV_SADDR)).unwrap_or([0; 4]);
-        let d: [u8; 4] = kread(sk + sock_off(so::SK_DADDR)).unwrap_or([0; 4]);
+        let s: [u8; 4] = kread(sk + kernel_off(so::SK_RCV_SADDR)).unwrap_or([0; 4]);
+        let d: [u8; 4] = kread(sk + kernel_off(so::SK_DADDR)).unwrap_or([0; 4]);
         info.saddr[..4].copy_from_slice(&s);
         info.daddr[..4].copy_from_slice(&d);
     } else if family == AF_INET6 {
-        info.saddr = kread(sk + sock_off(so::SK_V6_RCV_SADDR)).unwrap_or([0; 16]);
-        info.daddr = kread(sk + sock_off(so::SK_V6_DADDR)).unwrap_or([0; 16]);
+        info.saddr = kread(sk + kernel_off(so::SK_V6_RCV_SADDR)).unwrap_or([0; 16]);
+        info.daddr = kread(sk + kernel_off(so::SK_V6_DADDR)).unwrap_or([0; 16]);
     }
     Some(info)
 }

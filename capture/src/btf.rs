@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use btfparse::{Offset, Readable, TypeInformation};
-use lanner_formats::wire::sock_offsets as so;
+use lanner_formats::wire::kernel_offsets as so;
 
 /// Where the kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -20,9 +20,9 @@ impl Readable for BtfFile {
     }
 }
 
-/// Byte offsets of the members the socket description follows, indexed as in
-/// [`lanner_formats::wire::sock_offsets`].
-pub fn sock_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
+/// Byte offsets of the members the kernel side follows (sockets, tty, login uid), indexed as in
+/// [`lanner_formats::wire::kernel_offsets`].
+pub fn kernel_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
     let file = File::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let ti = TypeInformation::new(&BtfFile(file)).map_err(|e| anyhow!("{}: parsing BTF: {e:?}", path.display()))?;
     let byte_offset = |ty: &str, member: &str| -> Result<u32> {
@@ -33,23 +33,46 @@ pub fn sock_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
         }
     };
     let mut o = [0u32; so::COUNT];
-    for (i, ty, member) in [
-        (so::TASK_FILES, "task_struct", "files"),
-        (so::FILES_FDT, "files_struct", "fdt"),
-        (so::FDTABLE_FD, "fdtable", "fd"),
-        (so::FDTABLE_MAX_FDS, "fdtable", "max_fds"),
-        (so::FILE_PRIVATE_DATA, "file", "private_data"),
-        (so::SOCKET_SK, "socket", "sk"),
-        (so::SOCKET_TYPE, "socket", "type"),
-        (so::SK_FAMILY, "sock", "__sk_common.skc_family"),
-        (so::SK_NUM, "sock", "__sk_common.skc_num"),
-        (so::SK_DPORT, "sock", "__sk_common.skc_dport"),
-        (so::SK_RCV_SADDR, "sock", "__sk_common.skc_rcv_saddr"),
-        (so::SK_DADDR, "sock", "__sk_common.skc_daddr"),
-        (so::SK_V6_RCV_SADDR, "sock", "__sk_common.skc_v6_rcv_saddr"),
-        (so::SK_V6_DADDR, "sock", "__sk_common.skc_v6_daddr"),
-    ] {
-        o[i] = byte_offset(ty, member)?;
+    // Each group is all or nothing: the kernel side uses a group only when its first entry is set.
+    let groups: [&[(usize, &str, &str)]; 3] = [
+        &[
+            (so::TASK_FILES, "task_struct", "files"),
+            (so::FILES_FDT, "files_struct", "fdt"),
+            (so::FDTABLE_FD, "fdtable", "fd"),
+            (so::FDTABLE_MAX_FDS, "fdtable", "max_fds"),
+            (so::FILE_PRIVATE_DATA, "file", "private_data"),
+            (so::SOCKET_SK, "socket", "sk"),
+            (so::SOCKET_TYPE, "socket", "type"),
+            (so::SK_FAMILY, "sock", "__sk_common.skc_family"),
+            (so::SK_NUM, "sock", "__sk_common.skc_num"),
+            (so::SK_DPORT, "sock", "__sk_common.skc_dport"),
+            (so::SK_RCV_SADDR, "sock", "__sk_common.skc_rcv_saddr"),
+            (so::SK_DADDR, "sock", "__sk_common.skc_daddr"),
+            (so::SK_V6_RCV_SADDR, "sock", "__sk_common.skc_v6_rcv_saddr"),
+            (so::SK_V6_DADDR, "sock", "__sk_common.skc_v6_daddr"),
+        ],
+        &[
+            (so::TASK_SIGNAL, "task_struct", "signal"),
+            (so::SIGNAL_TTY, "signal_struct", "tty"),
+            (so::TTY_INDEX, "tty_struct", "index"),
+            (so::TTY_DRIVER, "tty_struct", "driver"),
+            (so::DRIVER_MAJOR, "tty_driver", "major"),
+            (so::DRIVER_MINOR_START, "tty_driver", "minor_start"),
+        ],
+        // Kernels without CONFIG_AUDIT have no login uid.
+        &[(so::TASK_LOGINUID, "task_struct", "loginuid.val")],
+    ];
+    let mut missing = Vec::new();
+    for group in groups {
+        let found: Result<Vec<(usize, u32)>> =
+            group.iter().map(|&(i, ty, member)| byte_offset(ty, member).map(|b| (i, b))).collect();
+        match found {
+            Ok(v) => v.into_iter().for_each(|(i, b)| o[i] = b),
+            Err(e) => missing.push(format!("{e:#}")),
+        }
+    }
+    if !missing.is_empty() {
+        log::warn!("kernel BTF lacks some members ({}); the matching details are not recorded", missing.join("; "));
     }
     Ok(o)
 }
@@ -66,10 +89,11 @@ mod tests {
             eprintln!("SKIPPED: {VMLINUX_BTF} not found");
             return;
         }
-        let o = sock_offsets(p).unwrap();
+        let o = kernel_offsets(p).unwrap();
         // task_struct.files is far into the struct; the sock_common members come first in sock.
         assert!(o[so::TASK_FILES] > 64, "{o:?}");
         assert!(o[so::SK_FAMILY] < 64 && o[so::SK_DADDR] < o[so::SK_FAMILY], "{o:?}");
         assert!(o[so::FILES_FDT] > 0 && o[so::FILE_PRIVATE_DATA] > 0, "{o:?}");
+        assert!(o[so::TASK_LOGINUID] > 0 && o[so::TASK_SIGNAL] > 0 && o[so::SIGNAL_TTY] > 0, "{o:?}");
     }
 }

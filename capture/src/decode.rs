@@ -29,6 +29,10 @@ pub struct Record {
     pub blobs: [Vec<u8>; 2],
     /// cgroup v2 id of the thread.
     pub cgroup_id: u64,
+    /// Controlling terminal (`tty_nr`), exec records only.
+    pub tty: u32,
+    /// Login uid, exec records only.
+    pub loginuid: u32,
 }
 
 /// Decodes one record; `Err` says why the bytes are not a valid record.
@@ -60,6 +64,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, String> {
         comm: cstr(&h.comm),
         blobs: [blob(HEADER_LEN, l1), blob(HEADER_LEN + l1, l2)],
         cgroup_id: h.cgroup_id,
+        tty: h.tty,
+        loginuid: h.loginuid,
     })
 }
 
@@ -95,6 +101,8 @@ mod tests {
             args: [1, 2, 3, 4, 5, 6],
             comm: *b"cat\0\0\0\0\0\0\0\0\0\0\0\0\0",
             cgroup_id: 1,
+            tty: 0,
+            loginuid: u32::MAX,
         };
         // SAFETY: POD to bytes.
         unsafe { std::slice::from_raw_parts(&h as *const _ as *const u8, HEADER_LEN) }.to_vec()

@@ -29,6 +29,10 @@ pub struct ProcSnapshot {
     pub start_boot_ns: u64,
     /// Path of the process's cgroup v2 (`0::` line of /proc/PID/cgroup), if any.
     pub cgroup_v2: Option<String>,
+    /// Controlling terminal (`tty_nr` of /proc/PID/stat; 0: none).
+    pub tty: u32,
+    /// Login uid (/proc/PID/loginuid; `u32::MAX`: unset).
+    pub loginuid: u32,
 }
 
 /// Reads one process; `None` when it is gone or not a thread-group leader.
@@ -58,25 +62,32 @@ pub fn read_process(pid: u32) -> Option<ProcSnapshot> {
         for e in dir.flatten() {
             let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
             if let Ok(t) = fs::read_link(e.path()) {
-                let t = t.to_string_lossy();
-                if t.starts_with('/') {
-                    s.fds.insert(fd, t.into_owned());
-                }
+                s.fds.insert(fd, t.to_string_lossy().into_owned());
             }
         }
     }
     s.start_boot_ns = start_time_boot_ns(&base).unwrap_or(0);
+    s.tty = stat_field(&base, 4).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) as u32;
+    s.loginuid = fs::read_to_string(format!("{base}/loginuid"))
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .unwrap_or(u32::MAX);
     s.cgroup_v2 = fs::read_to_string(format!("{base}/cgroup"))
         .ok()
         .and_then(|c| c.lines().find_map(|l| l.strip_prefix("0::").map(str::to_owned)));
     Some(s)
 }
 
-fn start_time_boot_ns(base: &str) -> Option<u64> {
+/// Field `i` (0-based, counted from the one after the parenthesised comm, i.e. field 3 + i of
+/// proc(5)) of /proc/PID/stat.
+fn stat_field(base: &str, i: usize) -> Option<String> {
     let stat = fs::read_to_string(format!("{base}/stat")).ok()?;
-    // Field 22 (starttime); fields after the parenthesised comm start at index 3.
-    let after = stat.rsplit_once(')')?.1;
-    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(i).map(str::to_owned)
+}
+
+fn start_time_boot_ns(base: &str) -> Option<u64> {
+    // Field 22 (starttime).
+    let ticks: u64 = stat_field(base, 19)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Some(ticks * (1_000_000_000 / hz))

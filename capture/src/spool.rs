@@ -119,6 +119,8 @@ impl Spool {
                 cwd: empty,
                 start_ns: 0,
                 container_id: empty,
+                tty: 0,
+                loginuid: u32::MAX,
             });
             return idx;
         }
@@ -144,6 +146,8 @@ impl Spool {
                 cwd,
                 start_ns: p.start_ns,
                 container_id,
+                tty: p.tty,
+                loginuid: p.loginuid,
             });
             self.in_chunk.insert((p.pid, p.version), idx);
         }

@@ -47,6 +47,10 @@ pub struct ProcInfo {
     pub cgroup_id: u64,
     /// Container id (`host` outside containers).
     pub container_id: String,
+    /// Controlling terminal (`tty_nr`; 0: none).
+    pub tty: u32,
+    /// Login uid (`u32::MAX`: unset).
+    pub loginuid: u32,
 }
 
 /// What an fd refers to, as the fd fields name it.
@@ -162,6 +166,8 @@ impl ProcessTable {
             exepath: s.exepath,
             cwd: s.cwd,
             fds: s.fds.into_iter().map(|(fd, link)| (fd, FdEntry::from_proc_link(link))).collect(),
+            tty: s.tty,
+            loginuid: s.loginuid,
             start_ns: self.wall(s.start_boot_ns),
             version: self.bump(),
             exited_ns: None,
@@ -248,6 +254,7 @@ impl ProcessTable {
                 gid: r.gid,
                 comm: r.comm.clone(),
                 version: self.bump(),
+                loginuid: u32::MAX,
                 ..Default::default()
             }
         };
@@ -386,6 +393,8 @@ impl ProcessTable {
                     p.comm = r.comm.clone();
                 }
                 p.start_ns = ts_ns;
+                // The kernel side reads the terminal and login uid for exec records.
+                (p.tty, p.loginuid) = (r.tty, r.loginuid);
                 p.fds.clear();
                 p.version = version;
             }
@@ -629,6 +638,8 @@ mod tests {
             comm: "sh".into(),
             blobs: [blobs[0].to_vec(), blobs[1].to_vec()],
             cgroup_id: 0,
+            tty: 34816,
+            loginuid: 1000,
         }
     }
 

@@ -663,3 +663,35 @@ os.close(57)
         "a dup'd fd carries the original's name"
     );
 }
+
+#[test]
+fn exec_records_carry_the_controlling_terminal_and_login_uid() {
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
+    // `script` runs the command on a new pseudo-terminal; the login uid is set the way PAM does.
+    let out = Command::new("script")
+        .args(["-qc", "sh -c 'echo 4321 > /proc/self/loginuid && exec cat /proc/self/stat'", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stat = String::from_utf8_lossy(&out.stdout);
+    let tty_nr: i64 = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(4).unwrap().parse().unwrap();
+    assert!(tty_nr != 0, "cat ran without a terminal: {stat}");
+    // A command without a terminal, for contrast.
+    let st = Command::new("cat").arg("/proc/self/stat").stdout(Stdio::null()).stdin(Stdio::null()).status().unwrap();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let (spool, _) = cap.stop();
+    let q = |filter: &str| {
+        let out = Command::new(analyze_bin())
+            .args(["query", "-p", "%proc.tty %user.loginuid", filter])
+            .arg(spool.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let with_tty = q("evt.type = execve and proc.name = cat and proc.pname = script");
+    assert_eq!(with_tty, vec![format!("{tty_nr} 4321")]);
+    let without = q("evt.type = execve and proc.name = cat and proc.tty = 0");
+    assert!(!without.is_empty(), "the plain cat has no terminal");
+}

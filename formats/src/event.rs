@@ -307,6 +307,10 @@ pub struct Process {
     pub start_ns: u64,
     /// Container id (string id): `host` outside containers, else the runtime's 12-character id.
     pub container_id: u32,
+    /// Controlling terminal as `/proc/PID/stat`'s `tty_nr` (0: none): Falco's `proc.tty`.
+    pub tty: u32,
+    /// Login uid (`u32::MAX`: unset): Falco's `user.loginuid`.
+    pub loginuid: u32,
 }
 
 /// One recorded event (the row view of [`EventColumns`]).

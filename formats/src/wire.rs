@@ -59,6 +59,10 @@ pub struct RecordHeader {
     pub comm: [u8; 16],
     /// `bpf_get_current_cgroup_id()`: the thread's cgroup v2 id (0 when unavailable).
     pub cgroup_id: u64,
+    /// Controlling terminal as `/proc/PID/stat`'s `tty_nr` (0: none); exec records only.
+    pub tty: u32,
+    /// Login uid (`u32::MAX`: unset); exec records only.
+    pub loginuid: u32,
 }
 
 /// Size of [`RecordHeader`] on the wire.
@@ -181,9 +185,10 @@ pub const SOCK_INFO_LEN: usize = core::mem::size_of::<SockInfo>();
 /// Largest sockaddr copied from user memory (`sizeof(struct sockaddr_un)`).
 pub const MAX_SOCKADDR: usize = 110;
 
-/// Kernel struct member offsets the loader reads from BTF and passes in the `SOCK_OFFSETS`
-/// global: indices into that array. An all-zero array means they are unknown (no socket details).
-pub mod sock_offsets {
+/// Kernel struct member offsets the loader reads from BTF and passes in the `KERNEL_OFFSETS`
+/// global: indices into that array. Zero entries mean unknown: sockets are then recorded without
+/// their addresses, and processes without tty and login uid.
+pub mod kernel_offsets {
     /// `task_struct.files`
     pub const TASK_FILES: usize = 0;
     /// `files_struct.fdt`
@@ -212,8 +217,22 @@ pub mod sock_offsets {
     pub const SK_V6_RCV_SADDR: usize = 12;
     /// `sock.__sk_common.skc_v6_daddr`
     pub const SK_V6_DADDR: usize = 13;
+    /// `task_struct.loginuid.val`
+    pub const TASK_LOGINUID: usize = 14;
+    /// `task_struct.signal`
+    pub const TASK_SIGNAL: usize = 15;
+    /// `signal_struct.tty`
+    pub const SIGNAL_TTY: usize = 16;
+    /// `tty_struct.index`
+    pub const TTY_INDEX: usize = 17;
+    /// `tty_struct.driver`
+    pub const TTY_DRIVER: usize = 18;
+    /// `tty_driver.major`
+    pub const DRIVER_MAJOR: usize = 19;
+    /// `tty_driver.minor_start`
+    pub const DRIVER_MINOR_START: usize = 20;
     /// Number of entries.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 24;
 }
 
 /// Number of entries of the `SYSCALL_DESC` array map.

@@ -237,7 +237,8 @@ fn write_event<W: Write>(
             "uid" => Value::Int(p.map_or(0, |p| p.uid.to_native() as i64)),
             "gid" => Value::Int(p.map_or(0, |p| p.gid.to_native() as i64)),
             "fdlimit" => Value::Int(1024),
-            "loginuid" => Value::Int(-1),
+            "loginuid" => Value::Int(p.map_or(-1, |p| p.loginuid.to_native() as i32 as i64)),
+            "tty" => Value::Int(p.map_or(0, |p| p.tty.to_native() as i64)),
             "tuple" => Value::Bytes(ipv4_tuple(&path)?),
             _ => return None,
         })

@@ -55,6 +55,8 @@ struct Thread {
     uid: u32,
     gid: u32,
     container_id: String,
+    tty: u32,
+    loginuid: u32,
     start_ns: u64,
     /// Bumped whenever the thread's process-level state changes.
     generation: u64,
@@ -153,6 +155,8 @@ pub fn import<E>(
                 uid: t.uid,
                 gid: t.gid,
                 container_id: container_of(&t.cgroups),
+                tty: t.tty,
+                loginuid: t.loginuid,
                 start_ns: 0,
                 generation: 0,
             },
@@ -232,6 +236,7 @@ impl<'a> Importer<'a> {
             uid: u32::MAX,
             gid: u32::MAX,
             container_id: "host".into(),
+            loginuid: u32::MAX,
             ..Default::default()
         })
     }
@@ -290,6 +295,8 @@ impl<'a> Importer<'a> {
             cwd,
             start_ns: t.start_ns,
             container_id,
+            tty: t.tty,
+            loginuid: t.loginuid,
         };
         let i = b.add_process(p);
         self.in_chunk.insert(key, i);
@@ -438,6 +445,8 @@ impl<'a> Importer<'a> {
                     let pid = pi("pid");
                     let ptid = pi("ptid");
                     let uid = pi("uid");
+                    let tty = pi("tty");
+                    let loginuid = pi("loginuid");
                     self.generation += 1;
                     let generation = self.generation;
                     let t = self.thread(tid);
@@ -458,6 +467,12 @@ impl<'a> Importer<'a> {
                     }
                     if let Some(uid) = uid {
                         t.uid = uid as u32;
+                    }
+                    if let Some(v) = tty {
+                        t.tty = v as u32;
+                    }
+                    if let Some(v) = loginuid {
+                        t.loginuid = v as u32;
                     }
                     t.start_ns = ev.ts;
                     t.generation = generation;

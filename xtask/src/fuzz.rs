@@ -46,6 +46,8 @@ fn sample_chunk(b: &mut ChunkBuilder, n: u32) -> lanner_formats::event::Chunk {
         cwd,
         start_ns: 1,
         container_id: name,
+        tty: 0,
+        loginuid: u32::MAX,
     });
     let child = b.add_process(Process { pid: 2, ppid: 1, parent, ..b_process(name, exe, args, cwd) });
     for i in 0..n {
@@ -80,6 +82,8 @@ fn b_process(name: u32, exe: u32, args: u32, cwd: u32) -> Process {
         cwd,
         start_ns: 2,
         container_id: name,
+        tty: 0,
+        loginuid: u32::MAX,
     }
 }
 

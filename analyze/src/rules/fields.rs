@@ -82,6 +82,10 @@ pub enum Field {
     FdNet(End),
     /// `fd.sockfamily` (`ip` or `unix`)
     FdSockfamily,
+    /// `proc.tty`: controlling terminal (`tty_nr`; 0 when none)
+    ProcTty,
+    /// `user.loginuid` (-1 when unset)
+    UserLoginuid,
     /// `proc.name`
     ProcName,
     /// `proc.exe`
@@ -188,6 +192,8 @@ impl Field {
             "fd.snet" => no_arg(Field::FdNet(End::Server)),
             "fd.net" => no_arg(Field::FdNet(End::Either)),
             "fd.sockfamily" => no_arg(Field::FdSockfamily),
+            "proc.tty" => no_arg(Field::ProcTty),
+            "user.loginuid" => no_arg(Field::UserLoginuid),
             "proc.name" => no_arg(Field::ProcName),
             "proc.exe" => no_arg(Field::ProcExe),
             "proc.exepath" => no_arg(Field::ProcExepath),
@@ -255,6 +261,8 @@ impl Field {
                 | UserUid
                 | GroupGid
                 | ContainerId
+                | ProcTty
+                | UserLoginuid
                 | NotCaptured(..)
         )
     }
@@ -263,8 +271,8 @@ impl Field {
     pub fn ftype(&self) -> FieldType {
         use Field::*;
         match self {
-            EvtRawres | FdNum | FdPort(_) | ProcPid | ProcPpid | ProcApid(_) | ProcApidAny | ThreadTid | UserUid
-            | GroupGid => FieldType::Int,
+            EvtRawres | FdNum | FdPort(_) | ProcTty | UserLoginuid | ProcPid | ProcPpid | ProcApid(_) | ProcApidAny
+            | ThreadTid | UserUid | GroupGid => FieldType::Int,
             NotCaptured(_, t) => *t,
             EvtFailed | EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec => FieldType::Bool,
             ProcDuration => FieldType::Int,
@@ -537,6 +545,8 @@ impl<'a> EventView<'a> {
             Field::ProcApid(n) => self.ancestor(*n).map_or(Missing, |p| Int(p.pid.to_native() as i64)),
             Field::ThreadTid => Int(self.ev.tid as i64),
             Field::UserUid => self.process().map_or(Missing, |p| Int(p.uid.to_native() as i64)),
+            Field::ProcTty => self.process().map_or(Missing, |p| Int(p.tty.to_native() as i64)),
+            Field::UserLoginuid => self.process().map_or(Missing, |p| Int(p.loginuid.to_native() as i32 as i64)),
             Field::GroupGid => self.process().map_or(Missing, |p| Int(p.gid.to_native() as i64)),
             Field::ContainerId => proc_str(self.process(), |p| p.container_id.to_native()),
         }
@@ -771,13 +781,11 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("proc.sname", FieldType::Str, ArgKind::None),
     ("proc.vpgid", FieldType::Int, ArgKind::None),
     ("proc.vpid", FieldType::Int, ArgKind::None),
-    ("proc.tty", FieldType::Int, ArgKind::None),
     ("proc.loginshellid", FieldType::Int, ArgKind::None),
     ("thread.cap_effective", FieldType::Str, ArgKind::None),
     ("thread.cap_permitted", FieldType::Str, ArgKind::None),
     ("thread.cap_inheritable", FieldType::Str, ArgKind::None),
     ("user.name", FieldType::Str, ArgKind::None),
-    ("user.loginuid", FieldType::Int, ArgKind::None),
     ("user.loginname", FieldType::Str, ArgKind::None),
     ("user.homedir", FieldType::Str, ArgKind::None),
     ("user.shell", FieldType::Str, ArgKind::None),

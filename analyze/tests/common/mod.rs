@@ -40,6 +40,8 @@ fn add(b: &mut ChunkBuilder, p: &P, parent: u32, ppid: u32) -> u32 {
         cwd,
         start_ns: 0,
         container_id,
+        tty: 0,
+        loginuid: u32::MAX,
     })
 }
 

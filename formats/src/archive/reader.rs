@@ -140,8 +140,14 @@ impl SegmentReader {
                 supported: FORMAT_MAJOR,
             });
         }
-        if major == 0 {
-            return Err(bad(8, "format version 0 does not exist".into()));
+        if major < FORMAT_MAJOR {
+            // Version 1 process records lack the terminal and login uid (2026-11-27).
+            return Err(bad(
+                8,
+                format!(
+                    "format version {major}.{minor} is older than this reader's {FORMAT_MAJOR}.x and is no longer read"
+                ),
+            ));
         }
         let header_len = le_u32(&b[12..16]) as u64;
         let sealed_len = le_u64(&b[16..24]);

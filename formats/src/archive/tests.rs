@@ -22,6 +22,8 @@ fn sample_chunk(builder: &mut ChunkBuilder, n: u64) -> Chunk {
         cwd,
         start_ns: 1,
         container_id: name,
+        tty: 0,
+        loginuid: u32::MAX,
     });
     for i in 0..n {
         let path = builder.intern_path(&format!("/etc/file{i}"));
@@ -160,6 +162,11 @@ fn short_garbage_and_newer_versions_are_refused_clearly() {
     fs::write(&path, &bytes).unwrap();
     let msg = SegmentReader::open(&path).err().unwrap().to_string();
     assert!(msg.contains("version 9.0 is newer"), "{msg}");
+    // Version 1 predates the process records' terminal and login uid.
+    bytes[8] = 1;
+    fs::write(&path, &bytes).unwrap();
+    let msg = SegmentReader::open(&path).err().unwrap().to_string();
+    assert!(msg.contains("byte offset 8") && msg.contains("version 1.0 is older"), "{msg}");
 }
 
 #[test]
