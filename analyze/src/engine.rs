@@ -2,7 +2,7 @@
 
 use chrono::SecondsFormat;
 use lanner_formats::alert::Alert;
-use lanner_formats::archive::DecodedChunk;
+use lanner_formats::archive::{DecodedChunk, SegmentMeta};
 
 use crate::replay::Window;
 use crate::rules::fields::{format_time_of_day, EventView};
@@ -24,7 +24,7 @@ pub struct ChunkStats {
 pub fn evaluate_chunk(
     rules: &RuleSet,
     decoded: &DecodedChunk,
-    hostname: &str,
+    meta: &SegmentMeta,
     window: Window,
     stats: &mut ChunkStats,
 ) -> Vec<Alert> {
@@ -41,7 +41,7 @@ pub fn evaluate_chunk(
         }
         stats.events += 1;
         stats.t_range = Some(stats.t_range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
-        let view = EventView { chunk, paths, ev, hostname };
+        let view = EventView { chunk, paths, ev, meta };
         cache.next_event();
         for &i in rules.rules_for(lanner_formats::syscall::type_bits(ev.etype)) {
             let rule = &rules.rules[i];
@@ -68,7 +68,7 @@ pub fn evaluate_chunk(
                     output_fields,
                     source: "syscall".to_owned(),
                     tags: rule.tags.clone(),
-                    hostname: hostname.to_owned(),
+                    hostname: meta.hostname.clone(),
                 });
                 if rules.rule_matching == RuleMatching::First {
                     break;

@@ -45,7 +45,7 @@ pub fn for_each_event(paths: &[PathBuf], window: Window, mut f: impl FnMut(&Even
             let (chunk, paths) = (d.chunk(), d.paths());
             for ev in chunk.events.iter() {
                 if window.contains(ev.ts_ns) {
-                    f(&EventView { chunk, paths, ev, hostname: &r.meta().hostname });
+                    f(&EventView { chunk, paths, ev, meta: r.meta() });
                 }
             }
         }

@@ -173,7 +173,7 @@ pub fn replay(
                     readers[*i].as_ref().ok_or_else(|| format!("{}: could not be reopened", files[*i].display()))?;
                 let decoded = r.decode(c).map_err(|e| e.to_string())?;
                 let mut stats = ChunkStats::default();
-                let alerts = evaluate_chunk(rules, &decoded, &r.meta().hostname, window, &mut stats);
+                let alerts = evaluate_chunk(rules, &decoded, r.meta(), window, &mut stats);
                 Ok(ChunkResult { alerts, stats, drops: decoded.chunk().drops.to_native() })
             })
             .collect();

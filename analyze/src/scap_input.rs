@@ -57,6 +57,7 @@ pub fn import_file(scap: &Path, out: &Path) -> Result<ImportStats> {
         hostname: file.machine.as_ref().map(|m| m.hostname.clone()).unwrap_or_default(),
         capture_id: format!("scap:{}", scap.display()),
         writer: format!("lanner-analyze {} (scap import)", env!("CARGO_PKG_VERSION")),
+        users: file.users.iter().map(|u| (u.uid, u.name.clone())).collect(),
         ..Default::default()
     };
     let mut w = SegmentWriter::create(out, &meta, 3).with_context(|| format!("creating {}", out.display()))?;

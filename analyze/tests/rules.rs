@@ -11,9 +11,10 @@ use lanner_formats::syscall::EventType;
 
 fn alerts(rules: &RuleSet, chunks: &[Chunk]) -> Vec<lanner_formats::alert::Alert> {
     let mut out = Vec::new();
+    let meta = lanner_formats::archive::SegmentMeta { hostname: "testhost".into(), ..Default::default() };
     for c in chunks {
         let d = DecodedChunk::from_chunk(c).unwrap();
-        out.extend(evaluate_chunk(rules, &d, "testhost", Window::default(), &mut ChunkStats::default()));
+        out.extend(evaluate_chunk(rules, &d, &meta, Window::default(), &mut ChunkStats::default()));
     }
     out
 }

@@ -37,7 +37,7 @@ madvise,fork,vfork";
 const FORMATS: &[&str] = &[
     "%evt.type %evt.dir %proc.name %thread.tid %proc.pid %proc.ppid",
     "%evt.type %evt.res %evt.rawres %fd.num %fd.name %fd.type %fd.typechar",
-    "%proc.name %proc.pname %proc.cmdline %proc.exe %proc.cwd %user.uid",
+    "%proc.name %proc.pname %proc.cmdline %proc.exe %proc.cwd %user.uid %user.name",
     "%fd.name %fd.sip %fd.sport %fd.cip %fd.cport %fd.sockfamily",
     "*%evt.time %evt.type %evt.dir %proc.name %fd.name %fd.num",
     "*%evt.type %evt.res %evt.failed %proc.exepath %proc.args %fd.directory %fd.filename",
@@ -62,6 +62,8 @@ const FILTERS: &[&str] = &[
     "fd.sport=80",
     "proc.exe endswith python",
     "evt.res=SUCCESS",
+    "user.name=root",
+    "user.name exists and proc.name exists",
 ];
 
 fn sysdig(file: &Path, format: &str, filter: Option<&str>) -> String {
@@ -143,7 +145,7 @@ fn exported_captures_read_the_same_in_sysdig() {
         for format in [
             "%evt.type %evt.dir %proc.name %thread.tid %proc.pid %proc.ppid",
             "%evt.type %evt.res %evt.rawres %fd.num %fd.name %fd.type",
-            "%proc.name %proc.pname %proc.cmdline %proc.exe %user.uid",
+            "%proc.name %proc.pname %proc.cmdline %proc.exe %user.uid %user.name",
             "*%evt.time %evt.type %proc.name %fd.name %fd.num %fd.sip %fd.sport",
         ] {
             let s = Command::new("sysdig")

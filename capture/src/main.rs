@@ -93,6 +93,7 @@ fn run(cli: Cli) -> Result<()> {
         created_ns,
         prev_chain: String::new(),
         writer: format!("lanner-capture {}", env!("CARGO_PKG_VERSION")),
+        users: procfs::users(),
     };
     let limits = SpoolLimits {
         chunk_events: cli.chunk_events.max(1),

@@ -102,7 +102,37 @@ pub fn snapshot() -> Vec<ProcSnapshot> {
         .collect()
 }
 
+/// User names by uid from `/etc/passwd` (empty when unreadable).
+pub fn users() -> std::collections::BTreeMap<u32, String> {
+    parse_passwd(&fs::read_to_string("/etc/passwd").unwrap_or_default())
+}
+
+/// `name:password:uid:...` lines to a uid → name map; malformed lines are skipped.
+pub fn parse_passwd(text: &str) -> std::collections::BTreeMap<u32, String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let uid = f.nth(1)?.parse().ok()?;
+            (!name.is_empty() && !name.starts_with('#')).then(|| (uid, name.to_owned()))
+        })
+        .collect()
+}
+
 /// Target of `/proc/<pid>/fd/<fd>`, when it still exists.
 pub fn fd_path(pid: u32, fd: i32) -> Option<String> {
     fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok().map(|p| p.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwd_lines_map_uids_to_names() {
+        let m = super::parse_passwd(
+            "root:x:0:0:root:/root:/bin/bash\n# comment\nbad line\nnobody:x:65534:65534::/:/sbin/nologin\n",
+        );
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.get(&0).map(String::as_str), Some("root"));
+        assert_eq!(m.get(&65534).map(String::as_str), Some("nobody"));
+    }
 }

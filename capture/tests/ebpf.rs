@@ -694,4 +694,11 @@ fn exec_records_carry_the_controlling_terminal_and_login_uid() {
     assert_eq!(with_tty, vec![format!("{tty_nr} 4321")]);
     let without = q("evt.type = execve and proc.name = cat and proc.tty = 0");
     assert!(!without.is_empty(), "the plain cat has no terminal");
+    // user.name comes from the recording host's user table, kept in the segment.
+    let out = Command::new(analyze_bin())
+        .args(["query", "-p", "%user.uid %user.name", "evt.type = execve and proc.name = cat and proc.tty = 0"])
+        .arg(spool.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l == "0 root"), "{out:?}");
 }

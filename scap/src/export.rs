@@ -117,6 +117,10 @@ fn nul_list(s: &str) -> Vec<u8> {
 pub fn export<W: Write>(segments: &[PathBuf], out: W) -> Result<ExportStats, String> {
     let first = segments.first().ok_or("no segments to export")?;
     let hostname = SegmentReader::open(first).map_err(|e| e.to_string())?.meta().hostname.clone();
+    let mut users: BTreeMap<u32, String> = BTreeMap::new();
+    for s in segments {
+        users.extend(SegmentReader::open(s).map_err(|e| e.to_string())?.meta().users.clone());
+    }
     // Pass 1: the first state of every thread, for the process list.
     let mut threads: BTreeMap<u64, ThreadEntry> = BTreeMap::new();
     for_each_chunk(segments, |c, _| {
@@ -139,6 +143,9 @@ pub fn export<W: Write>(segments: &[PathBuf], out: W) -> Result<ExportStats, Str
     let list: Vec<ThreadEntry> = threads.into_values().collect();
     let stats_threads = list.len();
     w.threads(&list).map_err(|e| e.to_string())?;
+    if !users.is_empty() {
+        w.users(&users.into_iter().collect::<Vec<_>>()).map_err(|e| e.to_string())?;
+    }
     // Pass 2: the events.
     let layouts = layouts();
     let mut stats = ExportStats { threads: stats_threads, ..Default::default() };

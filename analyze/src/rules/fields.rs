@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use lanner_formats::archive::SegmentMeta;
 use lanner_formats::event::{fdkind, oflags, ArchivedChunk, ArchivedProcess, Event, PathIndex, NONE, RET_UNKNOWN};
 use lanner_formats::syscall::EventType;
 
@@ -84,6 +85,8 @@ pub enum Field {
     FdSockfamily,
     /// `proc.tty`: controlling terminal (`tty_nr`; 0 when none)
     ProcTty,
+    /// `user.name`, from the recording host's user table
+    UserName,
     /// `user.loginuid` (-1 when unset)
     UserLoginuid,
     /// `proc.name`
@@ -193,6 +196,7 @@ impl Field {
             "fd.net" => no_arg(Field::FdNet(End::Either)),
             "fd.sockfamily" => no_arg(Field::FdSockfamily),
             "proc.tty" => no_arg(Field::ProcTty),
+            "user.name" => no_arg(Field::UserName),
             "user.loginuid" => no_arg(Field::UserLoginuid),
             "proc.name" => no_arg(Field::ProcName),
             "proc.exe" => no_arg(Field::ProcExe),
@@ -263,6 +267,7 @@ impl Field {
                 | ContainerId
                 | ProcTty
                 | UserLoginuid
+                | UserName
                 | NotCaptured(..)
         )
     }
@@ -316,7 +321,7 @@ pub struct EventView<'a> {
     /// The event.
     pub ev: Event,
     /// Host it was recorded on.
-    pub hostname: &'a str,
+    pub meta: &'a SegmentMeta,
 }
 
 impl<'a> EventView<'a> {
@@ -432,7 +437,7 @@ impl<'a> EventView<'a> {
             Field::EvtDir => {
                 Str(Cow::Borrowed(if self.is_enter() || self.etype() == Some(EventType::Procexit) { ">" } else { "<" }))
             }
-            Field::EvtHostname => Str(Cow::Borrowed(self.hostname)),
+            Field::EvtHostname => Str(Cow::Borrowed(&self.meta.hostname)),
             Field::EvtIsOpenRead | Field::EvtIsOpenWrite => match self.etype() {
                 Some(t) if t.is_open() => {
                     let acc = self.flags() & oflags::O_ACCMODE;
@@ -545,6 +550,10 @@ impl<'a> EventView<'a> {
             Field::ProcApid(n) => self.ancestor(*n).map_or(Missing, |p| Int(p.pid.to_native() as i64)),
             Field::ThreadTid => Int(self.ev.tid as i64),
             Field::UserUid => self.process().map_or(Missing, |p| Int(p.uid.to_native() as i64)),
+            Field::UserName => self
+                .process()
+                .and_then(|p| self.meta.users.get(&p.uid.to_native()))
+                .map_or(Missing, |n| Str(Cow::Borrowed(n))),
             Field::ProcTty => self.process().map_or(Missing, |p| Int(p.tty.to_native() as i64)),
             Field::UserLoginuid => self.process().map_or(Missing, |p| Int(p.loginuid.to_native() as i32 as i64)),
             Field::GroupGid => self.process().map_or(Missing, |p| Int(p.gid.to_native() as i64)),
@@ -785,7 +794,6 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("thread.cap_effective", FieldType::Str, ArgKind::None),
     ("thread.cap_permitted", FieldType::Str, ArgKind::None),
     ("thread.cap_inheritable", FieldType::Str, ArgKind::None),
-    ("user.name", FieldType::Str, ArgKind::None),
     ("user.loginname", FieldType::Str, ArgKind::None),
     ("user.homedir", FieldType::Str, ArgKind::None),
     ("user.shell", FieldType::Str, ArgKind::None),

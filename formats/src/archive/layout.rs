@@ -41,6 +41,10 @@ pub struct SegmentMeta {
     pub prev_chain: String,
     /// Version of the writer.
     pub writer: String,
+    /// User names by uid on the recording host (`/etc/passwd` when capture started), for
+    /// `user.name`: resolving them where the archive is analyzed would name the wrong users.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub users: std::collections::BTreeMap<u32, String>,
 }
 
 /// Header of one chunk frame: the index entry plus the chain hash.
