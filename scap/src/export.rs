@@ -104,6 +104,35 @@ fn ipv4_tuple(name: &str) -> Option<Vec<u8>> {
     Some(v)
 }
 
+/// The sockaddr parameter (libscap encoding: family, address, port) of one socket end: the
+/// remote end of a `cip:cport->sip:sport` name, or the whole name of a listening socket, or a
+/// unix socket path.
+fn sockaddr_param(name: &str, kind: u32) -> Option<Vec<u8>> {
+    if kind == fdkind::UNIX {
+        let mut v = vec![1u8];
+        v.extend_from_slice(name.as_bytes());
+        v.push(0);
+        return Some(v);
+    }
+    let end = name.rsplit_once("->").map_or(name, |(_, s)| s);
+    let (ip, port) = end.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let mut v = match ip.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(a) => {
+            let mut v = vec![2u8];
+            v.extend_from_slice(&a.octets());
+            v
+        }
+        std::net::IpAddr::V6(a) => {
+            let mut v = vec![10u8];
+            v.extend_from_slice(&a.octets());
+            v
+        }
+    };
+    v.extend_from_slice(&port.to_le_bytes());
+    Some(v)
+}
+
 fn nul_list(s: &str) -> Vec<u8> {
     if s.is_empty() {
         return Vec::new();
@@ -247,6 +276,7 @@ fn write_event<W: Write>(
             "loginuid" => Value::Int(p.map_or(-1, |p| p.loginuid.to_native() as i32 as i64)),
             "tty" => Value::Int(p.map_or(0, |p| p.tty.to_native() as i64)),
             "tuple" => Value::Bytes(ipv4_tuple(&path)?),
+            "addr" if t.uses_fd() => Value::Bytes(sockaddr_param(&path, ev.mode)?),
             _ => return None,
         })
     };

@@ -10,6 +10,8 @@ const MI: u32 = 0x201;
 const PL_V8: u32 = 0x214;
 const UL: u32 = 0x206;
 const EV_V2: u32 = 0x216;
+/// Longest string libscap accepts in a process-list entry.
+const MAX_LIST_STRING: usize = 4096;
 
 /// One thread of the process list to write.
 #[derive(Debug, Clone, Default)]
@@ -125,8 +127,10 @@ impl<W: Write> ScapWriter<W> {
     /// Writes the process list.
     pub fn threads(&mut self, threads: &[ThreadEntry]) -> std::io::Result<()> {
         let mut b = Vec::new();
+        // libscap refuses process-list strings longer than its buffers (SCAP_MAX_PATH_SIZE,
+        // SCAP_MAX_ARGS_SIZE: 4096 bytes); longer values are cut.
         let s = |b: &mut Vec<u8>, v: &[u8]| {
-            let v = &v[..v.len().min(u16::MAX as usize)];
+            let v = &v[..v.len().min(MAX_LIST_STRING)];
             b.extend_from_slice(&(v.len() as u16).to_le_bytes());
             b.extend_from_slice(v);
         };
