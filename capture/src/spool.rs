@@ -52,6 +52,8 @@ pub struct Spool {
     /// When the last write error was logged, and events lost since.
     write_error_logged: Option<Instant>,
     lost_since_log: u64,
+    recovery_logged: Option<Instant>,
+    lost_since_recovery: u64,
     failing: bool,
     /// Segments finished so far.
     pub finished: Vec<PathBuf>,
@@ -78,6 +80,8 @@ impl Spool {
             metrics,
             write_error_logged: None,
             lost_since_log: 0,
+            recovery_logged: None,
+            lost_since_recovery: 0,
             failing: false,
             finished: Vec::new(),
             events_written: 0,
@@ -198,25 +202,29 @@ impl Spool {
         self.in_chunk.clear();
         let mut result = self.write_chunk(&chunk);
         if let Err(e) = &result {
-            let disk_full = is_disk_full(e);
-            self.report_write_error(e, disk_full);
-            if disk_full && self.make_room() {
+            self.report_write_error(e);
+            // Free space one segment at a time until the chunk fits or nothing is left to delete.
+            while result.as_ref().is_err_and(is_disk_full) && self.make_room() {
                 result = self.write_chunk(&chunk);
             }
         }
         match result {
             Ok(()) => {
-                if self.failing {
-                    log::info!("spool writable again; {} event(s) lost while it was not", self.lost_since_log);
-                    self.failing = false;
-                    self.lost_since_log = 0;
-                    self.write_error_logged = None;
+                if self.failing && self.recovery_logged.is_none_or(|t| t.elapsed() >= WRITE_ERROR_LOG_INTERVAL) {
+                    log::info!(
+                        "spool writable again; {} event(s) lost since the last message (logged at most once a minute)",
+                        self.lost_since_recovery
+                    );
+                    self.recovery_logged = Some(Instant::now());
+                    self.lost_since_recovery = 0;
                 }
+                self.failing = false;
             }
             Err(_) => {
                 let lost = chunk.events.len() as u64;
                 self.events_lost += lost;
                 self.lost_since_log += lost;
+                self.lost_since_recovery += lost;
                 self.metrics.lost_events.fetch_add(lost, Relaxed);
                 // The next chunk written carries the loss (and this chunk's kernel drops).
                 self.add_drops(lost + chunk.drops);
@@ -263,14 +271,14 @@ impl Spool {
         Ok(())
     }
 
-    fn report_write_error(&mut self, e: &anyhow::Error, disk_full: bool) {
+    fn report_write_error(&mut self, e: &anyhow::Error) {
         self.metrics.write_errors.fetch_add(1, Relaxed);
         self.failing = true;
         if self.write_error_logged.is_some_and(|t| t.elapsed() < WRITE_ERROR_LOG_INTERVAL) {
             return;
         }
         self.write_error_logged = Some(Instant::now());
-        let what = if disk_full { "disk full" } else { "write error" };
+        let what = if is_disk_full(e) { "disk full" } else { "write error" };
         log::error!(
             "{what} in spool {}: {e:#}; capture continues, chunks that cannot be written are counted as lost ({} event(s) lost since the last message; logged at most once a minute)",
             self.dir.display(),
