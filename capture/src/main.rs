@@ -62,8 +62,9 @@ struct Cli {
     /// Also start a new segment once the current one is this old (e.g. `1h`).
     #[arg(long, value_parser = humantime::parse_duration)]
     segment_age: Option<Duration>,
-    /// Retention: delete the oldest closed segments while the spool is larger than this (e.g. `10GiB`);
-    /// on a full disk the oldest closed segment is deleted to make room when retention is set.
+    /// Retention: delete the oldest closed segments while the spool is larger than this (e.g. `10GiB`;
+    /// the open segment is never deleted, so the spool can exceed it by that one). With a --retain-*
+    /// limit set, a full disk also deletes the oldest closed segment to make room.
     #[arg(long, value_parser = config::parse_bytes)]
     retain_bytes: Option<u64>,
     /// Retention: delete closed segments whose newest data is older than this (e.g. `7days`).

@@ -153,6 +153,21 @@ impl SmallDisk {
         self.dir.path()
     }
 
+    /// Fills the disk with `name` until about `leave` bytes are free (or the disk is full,
+    /// should capture take the rest meanwhile).
+    fn fill(&self, name: &str, leave: u64) -> PathBuf {
+        let path = self.path().join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0xa5u8; 16 << 10];
+        while self.free_bytes() > leave + block.len() as u64 {
+            if let Err(e) = f.write_all(&block) {
+                assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+                break;
+            }
+        }
+        path
+    }
+
     fn free_bytes(&self) -> u64 {
         let c = std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: valid C string and out-pointer.
@@ -282,9 +297,7 @@ fn a_full_disk_keeps_capture_alive_and_retention_makes_room_for_new_chunks() {
     let load = Load::start();
     // A few closed segments exist, then everything else on the disk is taken by another file.
     wait_for("three segments", Duration::from_secs(30), || segments(&spool).len() >= 3);
-    let free = disk.free_bytes();
-    let filler = disk.path().join("filler");
-    std::fs::write(&filler, vec![0xa5u8; free.saturating_sub(96 << 10) as usize]).unwrap();
+    let filler = disk.fill("filler", 96 << 10);
     let t_full = Instant::now();
     wait_for("the disk-full message", Duration::from_secs(30), || cap.count("disk full in spool") > 0);
     let t_msg = t_full.elapsed();
@@ -310,7 +323,8 @@ fn a_full_disk_keeps_capture_alive_and_retention_makes_room_for_new_chunks() {
     // Everything that was written stays intact (the last segment may lack its footer when the
     // disk was full at exit: verify reports it as not sealed, not as a problem).
     let paths: Vec<PathBuf> = segments(&spool).into_iter().map(|s| s.0).collect();
-    assert!(paths.len() >= 2);
+    // Under heavy load the disk may have filled again until only the open segment was left.
+    assert!(!paths.is_empty());
     assert_all_verify(&paths);
 }
 
@@ -327,8 +341,7 @@ fn without_retention_a_full_disk_loses_chunks_and_the_next_chunk_reports_them_as
     let load = Load::start();
     wait_for("two segments", Duration::from_secs(30), || segments(&spool).len() >= 2);
     let before: Vec<(PathBuf, u64)> = segments(&spool);
-    let filler = disk.path().join("filler");
-    std::fs::write(&filler, vec![0x5au8; disk.free_bytes().saturating_sub(32 << 10) as usize]).unwrap();
+    let filler = disk.fill("filler", 32 << 10);
     wait_for("the disk-full message", Duration::from_secs(30), || cap.count("disk full in spool") > 0);
     std::thread::sleep(Duration::from_millis(500));
     assert!(cap.alive());
@@ -412,4 +425,122 @@ fn metrics_endpoint_counts_events_by_syscall_during_a_capture() {
     assert!(sample(&text, "lanner_capture_bytes_written_total").unwrap() > 0);
     assert!(sample(&text, "lanner_capture_open_segment_bytes").unwrap() > 0);
     cap.stop();
+}
+
+#[test]
+fn age_retention_deletes_closed_segments_soon_after_they_pass_the_age_limit() {
+    if !is_root() {
+        return skip_or_fail("not running as root");
+    }
+    const RETAIN_AGE: Duration = Duration::from_secs(1);
+    let spool = tempfile::tempdir().unwrap();
+    let Some(mut cap) =
+        Capture::start(spool.path(), &["--chunk-interval", "100ms", "--segment-age", "250ms", "--retain-age", "1s"])
+    else {
+        return;
+    };
+    let load = Load::start();
+    // The oldest closed segment's age (time since its last write) over the run.
+    let t0 = Instant::now();
+    let mut oldest_seen = Duration::ZERO;
+    while t0.elapsed() < Duration::from_secs(5) {
+        let segs = segments(spool.path());
+        if let Some((_, closed)) = segs.split_last() {
+            for (p, _) in closed {
+                if let Some(age) = std::fs::metadata(p).ok().and_then(|m| m.modified().ok()?.elapsed().ok()) {
+                    oldest_seen = oldest_seen.max(age);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop_load(load);
+    assert!(cap.alive());
+    let log = cap.stop();
+    let deleted = log.iter().filter(|l| l.contains("retention: deleted") && l.contains("--retain-age")).count();
+    eprintln!(
+        "{deleted} segment(s) deleted by age; oldest closed segment seen: {oldest_seen:?} (limit {RETAIN_AGE:?})"
+    );
+    assert!(deleted >= 5, "{log:#?}");
+    // Checked every second: a segment is gone at most about a second after passing the limit.
+    assert!(oldest_seen < RETAIN_AGE + Duration::from_millis(1500), "a segment lived {oldest_seen:?}");
+    assert_all_verify(&segments(spool.path()).into_iter().map(|s| s.0).collect::<Vec<_>>());
+}
+
+/// `lanner-analyze`, built next to `lanner-capture` (as `deploy.rs` expects).
+fn analyze_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_lanner-capture")).with_file_name("lanner-analyze");
+    assert!(bin.exists(), "{} missing: build lanner-analyze first (cargo build -p lanner-analyze)", bin.display());
+    bin
+}
+
+fn checkpoint_segment(path: &Path) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some(v["segment"].as_str()?.to_owned())
+}
+
+#[test]
+fn follow_continues_when_retention_deletes_the_segment_it_was_reading() {
+    if !is_root() {
+        return skip_or_fail("not running as root");
+    }
+    let analyze = analyze_bin();
+    let spool = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let Some(mut cap) = Capture::start(
+        spool.path(),
+        &["--chunk-interval", "100ms", "--segment-age", "300ms", "--retain-bytes", "300000"],
+    ) else {
+        return;
+    };
+    let load = Load::start();
+    let cp = work.path().join("checkpoint");
+    let mut follow = Command::new(analyze)
+        .args(["follow", "--default-rules", "--poll", "50ms", "-o"])
+        .arg(format!("file:{}", work.path().join("alerts.json").display()))
+        .arg("--checkpoint")
+        .arg(&cp)
+        .arg(spool.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&stderr);
+    let mut pipe = follow.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        sink.lock().unwrap().push_str(&s);
+    });
+    wait_for("a follow checkpoint", Duration::from_secs(30), || checkpoint_segment(&cp).is_some());
+    // Pause follow until retention has deleted the segment it was in, then let it go on.
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(follow.id() as i32, libc::SIGSTOP) };
+    let stuck = checkpoint_segment(&cp).unwrap();
+    wait_for("retention to delete the followed segment", Duration::from_secs(30), || {
+        !spool.path().join(&stuck).exists()
+    });
+    // SAFETY: as above.
+    unsafe { libc::kill(follow.id() as i32, libc::SIGCONT) };
+    wait_for("follow to move past the deleted segment", Duration::from_secs(30), || {
+        checkpoint_segment(&cp).is_some_and(|s| s > stuck && spool.path().join(&s).exists())
+    });
+    assert!(follow.try_wait().unwrap().is_none(), "follow exited: {}", stderr.lock().unwrap());
+    drop_load(load);
+    assert!(cap.alive());
+    cap.stop();
+    // SAFETY: as above.
+    unsafe { libc::kill(follow.id() as i32, libc::SIGTERM) };
+    let st = follow.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let err = stderr.lock().unwrap().clone();
+    assert!(st.success(), "follow exited with {st}: {err}");
+    eprintln!("follow stderr:\n{err}");
+    // Paused while idle, follow finds its checkpointed segment gone and says so; paused mid-way,
+    // it finished that segment from its open mapping and reports the next ones it could not open.
+    assert!(
+        err.contains(&format!("segment {stuck} is gone (retention?)")) || err.contains("skipping this segment"),
+        "the gap is reported: {err}"
+    );
 }
