@@ -231,7 +231,9 @@ fn age_rotation_and_size_retention_keep_a_loaded_spool_under_its_limit_and_what_
     let t0 = Instant::now();
     let (mut samples, mut max_total, mut max_closed, mut max_open) = (0, 0u64, 0u64, 0u64);
     let mut first_deletion = None;
-    while t0.elapsed() < Duration::from_secs(6) {
+    // At least 6 s, and until a few deletions happened (the load's rate varies with the machine).
+    while t0.elapsed() < Duration::from_secs(6) || cap.count("retention: deleted") < 4 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no retention after 60 s: {:#?}", cap.log());
         let segs = segments(spool.path());
         if let Some((_, open)) = segs.last() {
             let total: u64 = segs.iter().map(|s| s.1).sum();
@@ -245,13 +247,15 @@ fn age_rotation_and_size_retention_keep_a_loaded_spool_under_its_limit_and_what_
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let ran = t0.elapsed();
     let opened = drop_load(load);
     assert!(cap.alive());
     let log = cap.stop();
     let deleted = log.iter().filter(|l| l.contains("retention: deleted") && l.contains("--retain-bytes")).count();
     eprintln!(
-        "load: {opened} opens in 6 s; {samples} samples: max spool {max_total} B, max closed segments {max_closed} B, \
-         max open segment {max_open} B (limit {RETAIN} B); {deleted} segment(s) deleted, first after {first_deletion:?}"
+        "load: {opened} opens in {:?}; {samples} samples: max spool {max_total} B, max closed segments {max_closed} B, \
+         max open segment {max_open} B (limit {RETAIN} B); {deleted} segment(s) deleted, first after {first_deletion:?}",
+        ran
     );
     assert!(deleted >= 3, "retention deleted segments under load: {log:#?}");
     assert!(max_closed <= RETAIN, "closed segments reached {max_closed} B, over --retain-bytes {RETAIN}");
@@ -269,6 +273,10 @@ fn age_rotation_and_size_retention_keep_a_loaded_spool_under_its_limit_and_what_
     let seqs: Vec<u64> = paths.iter().map(|p| SegmentReader::open(p).unwrap().meta().sequence).collect();
     assert!(seqs[0] >= deleted as u64, "the oldest segments were deleted: {seqs:?}");
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "only the oldest segments are deleted: {seqs:?}");
+    // The same through the command line: `lanner-analyze verify` passes on the spool.
+    let out = Command::new(analyze_bin()).arg("verify").arg(spool.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains(", 0 problem(s)"), "{text}");
     // Removing a segment in the middle is still reported as a broken chain.
     if paths.len() >= 3 {
         let gap = [paths[0].clone(), paths[2].clone()];
@@ -543,4 +551,51 @@ fn follow_continues_when_retention_deletes_the_segment_it_was_reading() {
         err.contains(&format!("segment {stuck} is gone (retention?)")) || err.contains("skipping this segment"),
         "the gap is reported: {err}"
     );
+}
+
+#[test]
+fn config_errors_name_the_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: &str| {
+        let f = dir.path().join("capture.yaml");
+        std::fs::write(&f, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_lanner-capture")).arg("--config").arg(&f).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        (f.display().to_string(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (f, err) = run("spool: /tmp/x\nretain-bytez: 1G\n");
+    assert!(err.contains(&format!("{f}:2:1: unknown key `retain-bytez`")), "{err}");
+    let (f, err) = run("spool: /tmp/x\nsegment-age: 1 fortnight\n");
+    assert!(err.contains(&format!("{f}:2:14: segment-age: `1 fortnight` is not a duration")), "{err}");
+    let (_, err) = run("retain-bytes: 1G\n");
+    assert!(err.contains("no spool directory: give --spool or `spool:` in the --config file"), "{err}");
+}
+
+#[test]
+fn a_config_file_configures_capture_and_flags_override_it() {
+    if !is_root() {
+        return skip_or_fail("not running as root");
+    }
+    let spool = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let conf = tempfile::NamedTempFile::new().unwrap();
+    // A retention limit the flag lifts: without the override every closed segment would go.
+    std::fs::write(
+        conf.path(),
+        format!("chunk-interval: 100ms\nsegment-age: 300ms\nretain-bytes: 1\nmetrics-addr: {addr}\n"),
+    )
+    .unwrap();
+    let conf_arg = conf.path().display().to_string();
+    let Some(mut cap) = Capture::start(spool.path(), &["--config", &conf_arg, "--retain-bytes", "1GiB"]) else {
+        return;
+    };
+    let load = Load::start();
+    wait_for("age rotation from the config file", Duration::from_secs(20), || segments(spool.path()).len() >= 4);
+    let text = scrape(addr);
+    assert!(sample(&text, "lanner_capture_segments_closed_total").is_some_and(|n| n >= 3), "{text}");
+    drop_load(load);
+    assert!(cap.alive());
+    let log = cap.stop();
+    assert!(!log.iter().any(|l| l.contains("retention: deleted")), "the flag overrides the file: {log:#?}");
+    assert_eq!(sample(&text, "lanner_capture_segments_deleted_total"), Some(0));
 }
