@@ -10,8 +10,8 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         generated::{
-            bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_user,
-            bpf_probe_read_user_str, bpf_ringbuf_output,
+            bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+            bpf_probe_read_user, bpf_probe_read_user_str, bpf_ringbuf_output,
         },
     },
     macros::{map, tracepoint},
@@ -20,8 +20,8 @@ use aya_ebpf::{
     EbpfContext,
 };
 use lanner_formats::wire::{
-    desc, RecordHeader, RecordKind, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED, HEADER_LEN, MAX_ARG, MAX_ARGS,
-    MAX_BLOB, SCRATCH_LEN, SYSCALL_DESC_ENTRIES,
+    desc, sock_offsets as so, RecordHeader, RecordKind, SockInfo, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED,
+    HEADER_LEN, MAX_ARG, MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, SCRATCH_LEN, SOCK_INFO_LEN, SYSCALL_DESC_ENTRIES,
 };
 
 /// Thread-group id of the capture process itself; its syscalls are not recorded.
@@ -31,6 +31,17 @@ static OWN_TGID: u32 = 0;
 /// Offset of `child_pid` in the `sched_process_fork` record (read from tracefs by the loader).
 #[no_mangle]
 static FORK_CHILD_PID_OFFSET: u32 = 20;
+
+/// Kernel struct member offsets from BTF (see `lanner_formats::wire::sock_offsets`); all zero
+/// when unknown, and then sockets are not described.
+#[no_mangle]
+static SOCK_OFFSETS: [u32; so::COUNT] = [0; so::COUNT];
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const EINPROGRESS: i64 = 115;
+const F_DUPFD: u64 = 0;
+const F_DUPFD_CLOEXEC: u64 = 1030;
 
 /// Wake the reader once this many bytes are waiting; otherwise it polls on a short timer.
 const WAKEUP_BYTES: u64 = 256 * 1024;
@@ -227,6 +238,9 @@ pub fn lanner_sys_exit(ctx: TracePointContext) -> u32 {
         None => return 0,
     };
     let ret: i64 = ctx_read(&ctx, 16);
+    if d & desc::FCNTL_DUP != 0 && st.args[1] != F_DUPFD && st.args[1] != F_DUPFD_CLOEXEC {
+        return 0;
+    }
     let Some(buf) = scratch() else { return 0 };
     let mut args = st.args;
     let (mut l1, mut l2) = (0usize, 0usize);
@@ -251,9 +265,102 @@ pub fn lanner_sys_exit(ctx: TracePointContext) -> u32 {
             }
         }
     }
+    if let Some(i) = desc::sockaddr(d) {
+        // The address a connect or bind asked for is kept even when the call failed; accept
+        // fills its buffer only on success.
+        if i < 6 && args[i] != 0 && (ret >= 0 || d & desc::SOCK_RET == 0) {
+            l1 = read_sockaddr(buf, args[i]);
+        }
+    }
+    if d & (desc::SOCK_ARG0 | desc::SOCK_RET) != 0 && (ret >= 0 || ret == -EINPROGRESS) {
+        let fd = if d & desc::SOCK_RET != 0 { ret as u64 } else { args[0] };
+        l2 = write_sock_info(buf, HEADER_LEN + l1, fd);
+    }
     fill_header(buf, RecordKind::SyscallExit, nr as u32, pid_tgid, ret, &args);
     emit(buf, l1, l2);
     0
+}
+
+/// Copies a user `struct sockaddr` into blob 0, followed by a NUL; returns the blob length.
+#[inline(always)]
+fn read_sockaddr(buf: *mut u8, src: u64) -> usize {
+    // SAFETY: HEADER_LEN + MAX_SOCKADDR + 1 < SCRATCH_LEN; the user buffer may be shorter than a
+    // sockaddr_un near the end of a page, so smaller sizes are tried in turn.
+    unsafe {
+        let dst = buf.add(HEADER_LEN);
+        for n in [MAX_SOCKADDR, 28, 16] {
+            if bpf_probe_read_user(dst as *mut _, n as u32, src as *const _) == 0 {
+                *dst.add(n) = 0;
+                return n + 1;
+            }
+        }
+    }
+    0
+}
+
+#[inline(always)]
+fn sock_off(i: usize) -> u64 {
+    // SAFETY: plain read of a loader-set global array, index checked by the caller's constant.
+    unsafe { core::ptr::read_volatile(&SOCK_OFFSETS[i]) as u64 }
+}
+
+#[inline(always)]
+fn kread<T: Copy>(addr: u64) -> Option<T> {
+    if addr == 0 {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel checks the address; a fault only returns an error.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(addr as *const T).ok() }
+}
+
+/// Describes the socket behind the current task's `fd`: current->files->fdt->fd[fd]
+/// ->private_data (struct socket)->sk, with member offsets from BTF.
+#[inline(always)]
+fn sock_info(fd: u64) -> Option<SockInfo> {
+    if sock_off(so::TASK_FILES) == 0 {
+        return None;
+    }
+    // SAFETY: returns the current task pointer; only used as an address for probe reads.
+    let task = unsafe { bpf_get_current_task() };
+    let files: u64 = kread(task + sock_off(so::TASK_FILES))?;
+    let fdt: u64 = kread(files + sock_off(so::FILES_FDT))?;
+    let max: u32 = kread(fdt + sock_off(so::FDTABLE_MAX_FDS))?;
+    if fd >= max as u64 {
+        return None;
+    }
+    let arr: u64 = kread(fdt + sock_off(so::FDTABLE_FD))?;
+    let file: u64 = kread(arr + fd * 8)?;
+    let sock: u64 = kread(file + sock_off(so::FILE_PRIVATE_DATA))?;
+    let sock_type: u16 = kread(sock + sock_off(so::SOCKET_TYPE))?;
+    let sk: u64 = kread(sock + sock_off(so::SOCKET_SK))?;
+    let family: u16 = kread(sk + sock_off(so::SK_FAMILY))?;
+    let mut info = SockInfo { family, sock_type, ..SockInfo::default() };
+    info.sport = kread(sk + sock_off(so::SK_NUM)).unwrap_or(0);
+    info.dport = u16::from_be(kread(sk + sock_off(so::SK_DPORT)).unwrap_or(0));
+    if family == AF_INET {
+        let s: [u8; 4] = kread(sk + sock_off(so::SK_RCV_SADDR)).unwrap_or([0; 4]);
+        let d: [u8; 4] = kread(sk + sock_off(so::SK_DADDR)).unwrap_or([0; 4]);
+        info.saddr[..4].copy_from_slice(&s);
+        info.daddr[..4].copy_from_slice(&d);
+    } else if family == AF_INET6 {
+        info.saddr = kread(sk + sock_off(so::SK_V6_RCV_SADDR)).unwrap_or([0; 16]);
+        info.daddr = kread(sk + sock_off(so::SK_V6_DADDR)).unwrap_or([0; 16]);
+    }
+    Some(info)
+}
+
+/// Writes the [`SockInfo`] of `fd` at `buf + off`, followed by a NUL; returns the blob length.
+#[inline(always)]
+fn write_sock_info(buf: *mut u8, off: usize, fd: u64) -> usize {
+    let Some(info) = sock_info(fd) else { return 0 };
+    // Keep the destination provably inside the scratch buffer.
+    let off = off & 255;
+    // SAFETY: off < 256 and SOCK_INFO_LEN + 1 bytes fit the scratch buffer.
+    unsafe {
+        core::ptr::write_unaligned(buf.add(off) as *mut SockInfo, info);
+        *buf.add(off + SOCK_INFO_LEN) = 0;
+    }
+    SOCK_INFO_LEN + 1
 }
 
 /// `sched_process_fork`: the parent (current) created thread or process `child_pid`.

@@ -37,9 +37,17 @@ impl Probes {
         ensure_tracefs()?;
         let own = std::process::id();
         let fork_off = field_offset("sched", "sched_process_fork", "child_pid")?;
+        // Socket details need kernel struct offsets; without BTF, sockets are recorded without
+        // their addresses.
+        let sock_offsets =
+            crate::btf::sock_offsets(std::path::Path::new(crate::btf::VMLINUX_BTF)).unwrap_or_else(|e| {
+                log::warn!("socket addresses will not be recorded: {e:#}");
+                [0; lanner_formats::wire::sock_offsets::COUNT]
+            });
         let mut ebpf = EbpfLoader::new()
             .override_global("OWN_TGID", &own, true)
             .override_global("FORK_CHILD_PID_OFFSET", &fork_off, true)
+            .override_global("SOCK_OFFSETS", &sock_offsets, true)
             .load(BPF_OBJECT)
             .context("loading the eBPF object (needs root or CAP_BPF+CAP_PERFMON)")?;
         {

@@ -4,6 +4,7 @@
 //! fd table, cwd, parent chain) is rebuilt here, then events are written into self-contained
 //! chunks so the analyzer can process any chunk alone.
 
+mod btf;
 mod config;
 mod containers;
 mod decode;

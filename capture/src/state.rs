@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
-use lanner_formats::event::oflags;
+use lanner_formats::event::{fdkind, oflags};
 use lanner_formats::syscall::{self, EventType};
 use lanner_formats::wire::RecordKind;
+use lanner_formats::wire::{SockInfo, SOCK_INFO_LEN};
 
 use crate::decode::{split_argv, Record};
 use crate::procfs::{self, ProcSnapshot};
@@ -34,8 +35,8 @@ pub struct ProcInfo {
     pub args: Vec<String>,
     /// Working directory.
     pub cwd: String,
-    /// fd → path.
-    pub fds: HashMap<i32, String>,
+    /// Open fds: what each refers to.
+    pub fds: HashMap<i32, FdEntry>,
     /// Start of the current image, unix ns.
     pub start_ns: u64,
     /// Bumped on every change that events must see.
@@ -46,6 +47,48 @@ pub struct ProcInfo {
     pub cgroup_id: u64,
     /// Container id (`host` outside containers).
     pub container_id: String,
+}
+
+/// What an fd refers to, as the fd fields name it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FdEntry {
+    /// Path, `cip:cport->sip:sport`, `ip:port` (listening) or unix socket path; may be empty.
+    pub name: String,
+    /// Kind ([`lanner_formats::event::fdkind`]).
+    pub kind: u32,
+}
+
+impl FdEntry {
+    /// An fd as `/proc/PID/fd/N` shows it (`socket:[123]`, `pipe:[5]`, `anon_inode:[eventfd]`, a path).
+    pub fn from_proc_link(link: String) -> Self {
+        let kind = if link.starts_with('/') {
+            if link.starts_with("/memfd:") {
+                fdkind::MEMFD
+            } else {
+                fdkind::FILE
+            }
+        } else if link.starts_with("pipe:") {
+            fdkind::FIFO
+        } else if link.starts_with("socket:") {
+            // The family is not visible here; the name stays empty like libsinsp's unknown sockets.
+            return Self { name: String::new(), kind: fdkind::UNKNOWN };
+        } else if link.contains("eventpoll") {
+            fdkind::EVENTPOLL
+        } else if link.contains("eventfd") {
+            fdkind::EVENT
+        } else if link.contains("inotify") {
+            fdkind::INOTIFY
+        } else if link.contains("timerfd") {
+            fdkind::TIMERFD
+        } else if link.contains("signalfd") {
+            fdkind::SIGNALFD
+        } else if link.contains("bpf") {
+            fdkind::BPF
+        } else {
+            fdkind::UNKNOWN
+        };
+        Self { name: link, kind }
+    }
 }
 
 /// An event ready for the chunk builder (paths resolved, arguments decoded).
@@ -118,7 +161,7 @@ impl ProcessTable {
             args: argv.collect(),
             exepath: s.exepath,
             cwd: s.cwd,
-            fds: s.fds,
+            fds: s.fds.into_iter().map(|(fd, link)| (fd, FdEntry::from_proc_link(link))).collect(),
             start_ns: self.wall(s.start_boot_ns),
             version: self.bump(),
             exited_ns: None,
@@ -271,7 +314,7 @@ impl ProcessTable {
         if dirfd == AT_FDCWD {
             return (!p.cwd.is_empty()).then(|| p.cwd.clone());
         }
-        p.fds.get(&dirfd).cloned().or_else(|| procfs::fd_path(pid, dirfd))
+        p.fds.get(&dirfd).map(|f| f.name.clone()).or_else(|| procfs::fd_path(pid, dirfd))
     }
 
     fn syscall(&mut self, r: Record, ts_ns: u64) -> Option<EventDraft> {
@@ -349,6 +392,10 @@ impl ProcessTable {
             d.path = Some(path);
             return Some(d);
         }
+        if spec.event.uses_fd() {
+            self.fd_event(&r, &mut d);
+            return Some(d);
+        }
         if spec.event == Fchdir {
             if r.ret == 0 {
                 if let Some(dir) = self.base_dir(pid, d.dirfd) {
@@ -374,7 +421,8 @@ impl ProcessTable {
             match spec.event {
                 Open | Openat | Openat2 | Creat => {
                     if let (Some(p), Some(path)) = (self.procs.get_mut(&pid), d.path.clone()) {
-                        p.fds.insert(r.ret as i32, path);
+                        let kind = if d.flags & oflags::O_DIRECTORY != 0 { fdkind::DIRECTORY } else { fdkind::FILE };
+                        p.fds.insert(r.ret as i32, FdEntry { name: path, kind });
                     }
                 }
                 Chdir => {
@@ -388,6 +436,156 @@ impl ProcessTable {
             }
         }
         Some(d)
+    }
+}
+
+const AF_UNIX: u16 = 1;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const AF_NETLINK: u16 = 16;
+const EINPROGRESS: i64 = 115;
+
+/// A user `struct sockaddr` as copied by the kernel side: (family, address text, port).
+fn parse_sockaddr(b: &[u8]) -> Option<(u16, String, u16)> {
+    let fam = u16::from_ne_bytes(b.get(..2)?.try_into().ok()?);
+    match fam {
+        AF_INET if b.len() >= 8 => {
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            Some((fam, std::net::Ipv4Addr::new(b[4], b[5], b[6], b[7]).to_string(), port))
+        }
+        AF_INET6 if b.len() >= 24 => {
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            let ip: [u8; 16] = b[8..24].try_into().ok()?;
+            Some((fam, std::net::Ipv6Addr::from(ip).to_string(), port))
+        }
+        AF_UNIX => {
+            let path = &b[2..];
+            // Abstract sockets start with a NUL; libsinsp shows them with a leading '@'.
+            let (abs, path) = match path.first() {
+                Some(0) => (true, &path[1..]),
+                _ => (false, path),
+            };
+            let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
+            let p = String::from_utf8_lossy(&path[..end]).into_owned();
+            Some((fam, if abs && !p.is_empty() { format!("@{p}") } else { p }, 0))
+        }
+        _ => None,
+    }
+}
+
+fn parse_sock_info(b: &[u8]) -> Option<SockInfo> {
+    if b.len() < SOCK_INFO_LEN {
+        return None;
+    }
+    // SAFETY: length checked; SockInfo is plain old data, read unaligned.
+    Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const SockInfo) })
+}
+
+/// (local, remote) ends of a kernel socket description as `ip:port` text.
+fn sock_ends(si: &SockInfo) -> Option<(String, String)> {
+    let (s, d) = match si.family {
+        AF_INET => {
+            let v4 = |a: &[u8; 16]| std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string();
+            (v4(&si.saddr), v4(&si.daddr))
+        }
+        AF_INET6 => (std::net::Ipv6Addr::from(si.saddr).to_string(), std::net::Ipv6Addr::from(si.daddr).to_string()),
+        _ => return None,
+    };
+    Some((format!("{s}:{}", si.sport), format!("{d}:{}", si.dport)))
+}
+
+impl ProcessTable {
+    /// Applies an fd syscall (socket, connect, accept*, bind, listen, close, dup*, fcntl) to the
+    /// process's fd table and fills the event's fd columns: `dirfd` = the fd, `path` = its name,
+    /// `mode` = its kind.
+    fn fd_event(&mut self, r: &Record, d: &mut EventDraft) {
+        use EventType::*;
+        let a = r.args;
+        let ok = r.ret >= 0;
+        let Some(p) = self.procs.get_mut(&r.tgid) else { return };
+        let (fd, entry) = match d.etype {
+            Socket => {
+                let kind = match a[0] as u16 {
+                    AF_INET => fdkind::IPV4,
+                    AF_INET6 => fdkind::IPV6,
+                    AF_UNIX => fdkind::UNIX,
+                    AF_NETLINK => fdkind::NETLINK,
+                    _ => fdkind::UNKNOWN,
+                };
+                d.flags = a[1] as u32;
+                let e = FdEntry { name: String::new(), kind };
+                if ok {
+                    p.fds.insert(r.ret as i32, e.clone());
+                }
+                (r.ret as i32, Some(e))
+            }
+            Connect | Accept | Accept4 | Bind | Listen => {
+                let accept = matches!(d.etype, Accept | Accept4);
+                let fd = if accept { r.ret as i32 } else { a[0] as i32 };
+                let sa = parse_sockaddr(&r.blobs[0]);
+                let si = parse_sock_info(&r.blobs[1]);
+                let family = si.map(|s| s.family).or(sa.as_ref().map(|s| s.0)).unwrap_or(0);
+                let v6 = family == AF_INET6;
+                let server_kind = if v6 { fdkind::IPV6_SERVER } else { fdkind::IPV4_SERVER };
+                let conn_kind = if v6 { fdkind::IPV6 } else { fdkind::IPV4 };
+                let known = p.fds.get(&fd).cloned();
+                let e = match (family, si.as_ref().and_then(sock_ends)) {
+                    (AF_UNIX, _) => {
+                        let path = sa.map(|s| s.1).filter(|s| !s.is_empty());
+                        FdEntry { name: path.or(known.map(|k| k.name)).unwrap_or_default(), kind: fdkind::UNIX }
+                    }
+                    (_, Some((local, remote))) => match d.etype {
+                        // libsinsp names a connection client -> server.
+                        Connect => FdEntry { name: format!("{local}->{remote}"), kind: conn_kind },
+                        Accept | Accept4 => FdEntry { name: format!("{remote}->{local}"), kind: conn_kind },
+                        _ => FdEntry { name: local, kind: server_kind },
+                    },
+                    // No kernel description (no BTF): the user's sockaddr is all there is.
+                    (AF_INET | AF_INET6, None) => match (d.etype, sa) {
+                        (Connect, Some((_, ip, port))) => {
+                            let any = if v6 { "::" } else { "0.0.0.0" };
+                            FdEntry { name: format!("{any}:0->{ip}:{port}"), kind: conn_kind }
+                        }
+                        (Bind, Some((_, ip, port))) => FdEntry { name: format!("{ip}:{port}"), kind: server_kind },
+                        _ => known.unwrap_or(FdEntry { name: String::new(), kind: conn_kind }),
+                    },
+                    _ => known.unwrap_or_default(),
+                };
+                if ok || (d.etype == Connect && r.ret == -EINPROGRESS) {
+                    p.fds.insert(fd, e.clone());
+                }
+                (fd, Some(e))
+            }
+            Close => {
+                let fd = a[0] as i32;
+                let e = p.fds.get(&fd).cloned();
+                if r.ret == 0 {
+                    p.fds.remove(&fd);
+                }
+                (fd, e)
+            }
+            Dup | Dup2 | Dup3 | Fcntl => {
+                let old = a[0] as i32;
+                if d.etype == Fcntl {
+                    d.flags = a[1] as u32;
+                }
+                let e = p.fds.get(&old).cloned();
+                if ok {
+                    if let Some(e) = &e {
+                        p.fds.insert(r.ret as i32, e.clone());
+                    }
+                    (r.ret as i32, e)
+                } else {
+                    (old, e)
+                }
+            }
+            _ => (a[0] as i32, None),
+        };
+        d.dirfd = fd;
+        // An fd missing from the table keeps its number and gets an empty name, as in libsinsp.
+        let e = entry.unwrap_or_default();
+        d.mode = e.kind;
+        d.path = Some(e.name);
     }
 }
 
@@ -487,7 +685,7 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(d.path.as_deref(), Some("/etc/shadow"));
-        assert_eq!(t.get(child).unwrap().fds.get(&3).map(String::as_str), Some("/etc/shadow"));
+        assert_eq!(t.get(child).unwrap().fds.get(&3).map(|f| f.name.as_str()), Some("/etc/shadow"));
         // A path relative to that fd resolves through the fd table.
         let d = t
             .apply(rec(

@@ -314,7 +314,11 @@ fn sigkill_at_random_moments_leaves_verifiable_archives() {
         cap.child.wait().unwrap();
         let out = Command::new(analyze_bin()).arg("verify").arg(cap.spool.path()).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "round {round} (killed after {delay} ms): {text}");
+        assert!(
+            out.status.success(),
+            "round {round} (killed after {delay} ms): {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!text.contains("FAIL"), "round {round}: {text}");
         torn += text.matches("torn tail").count();
         let out = Command::new(analyze_bin()).arg("replay").arg(cap.spool.path()).output().unwrap();
@@ -589,4 +593,73 @@ fn permission_link_mount_identity_and_signal_syscalls_are_recorded() {
     let kills = q("evt.type = kill and evt.arg.sig = 0", "%proc.name");
     assert!(kills.iter().any(|k| k == "sh"), "{kills:?}");
     assert_eq!(q("evt.type = memfd_create", "%evt.arg.name"), vec!["lanner-memfd"]);
+}
+
+#[test]
+fn socket_and_fd_syscalls_name_their_fds() {
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("dup-me");
+    std::fs::write(&marker, "x").unwrap();
+    // A TCP server and client on loopback, a failed unix connect, and an fd duplicated with dup2.
+    let script = format!(
+        r#"
+import os, socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+port = s.getsockname()[1]
+c = socket.socket(); c.connect(("127.0.0.1", port))
+a, peer = s.accept()
+print(port, peer[1])
+a.close(); c.close(); s.close()
+u = socket.socket(socket.AF_UNIX)
+try:
+    u.connect("{w}/no-such-socket")
+except OSError:
+    pass
+fd = os.open("{m}", os.O_RDONLY)
+os.dup2(fd, 57)
+os.close(57)
+"#,
+        w = work.path().display(),
+        m = marker.display()
+    );
+    let out = Command::new("python3").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut it = text.split_whitespace().map(|v| v.parse::<u16>().unwrap());
+    let (port, cport) = (it.next().unwrap(), it.next().unwrap());
+    std::thread::sleep(Duration::from_millis(500));
+    let (spool, _) = cap.stop();
+    let q = |filter: &str, fmt: &str| {
+        let out = Command::new(analyze_bin()).args(["query", "-p", fmt, filter]).arg(spool.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let tuple = format!("127.0.0.1:{cport}->127.0.0.1:{port}");
+    let fmt = "%evt.type %evt.res %fd.type %fd.name %fd.cip %fd.cport %fd.sip %fd.sport";
+    assert_eq!(
+        q("proc.name startswith python and evt.type in (connect, accept, accept4)", fmt),
+        vec![
+            format!("connect SUCCESS ipv4 {tuple} 127.0.0.1 {cport} 127.0.0.1 {port}"),
+            format!("accept4 SUCCESS ipv4 {tuple} 127.0.0.1 {cport} 127.0.0.1 {port}"),
+        ]
+    );
+    assert_eq!(
+        q("proc.name startswith python and evt.type in (bind, listen)", "%evt.type %fd.name %fd.sip %fd.sport"),
+        vec![format!("bind 127.0.0.1:{port} 127.0.0.1 {port}"), format!("listen 127.0.0.1:{port} 127.0.0.1 {port}")]
+    );
+    // Every close of the three sockets names what it closed.
+    let closes = q(&format!("evt.type = close and fd.sport = {port}"), "%fd.name");
+    assert_eq!(closes.len(), 3, "{closes:?}");
+    assert!(closes.contains(&format!("127.0.0.1:{port}")), "{closes:?}");
+    assert_eq!(
+        q("evt.type = connect and fd.type = unix", "%evt.res %fd.name"),
+        vec![format!("ENOENT {}/no-such-socket", work.path().display())],
+        "a failed connect keeps the address it asked for"
+    );
+    assert_eq!(
+        q("proc.name startswith python and fd.num = 57", "%evt.type %fd.name"),
+        vec![format!("dup2 {}", marker.display()), format!("close {}", marker.display())],
+        "a dup'd fd carries the original's name"
+    );
 }

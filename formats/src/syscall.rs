@@ -95,8 +95,8 @@ pub enum EventType {
     MemfdCreate = 42,
     /// `bpf(2)`
     Bpf = 43,
-    // Types from here on are not traced by capture yet (no kernel-side descriptor); they come
-    // from imported `.scap` captures.
+    // Types from here on come from imported `.scap` captures; capture traces those of them that
+    // have a kernel-side descriptor in TABLE (sockets, close, dup*, fcntl).
     /// `close(2)`
     Close = 44,
     /// `read(2)`
@@ -183,6 +183,10 @@ const fn sc(event: EventType, name: &'static str, x86: Option<u32>, arm: Option<
 const P0: u32 = desc::make(Some(0), None, None, 0);
 const P1: u32 = desc::make(Some(1), None, None, 0);
 const NONE: u32 = desc::make(None, None, None, 0);
+/// Socket calls on `args[0]` with a sockaddr in `args[1]` (connect, bind).
+const SOCK_ADDR_ARG0: u32 = desc::make(None, None, None, desc::SOCK_ARG0) | desc::sockaddr_arg(1);
+/// accept/accept4: the new fd is the result; the peer's sockaddr is written to `args[1]`.
+const SOCK_ADDR_RET: u32 = desc::make(None, None, None, desc::SOCK_RET) | desc::sockaddr_arg(1);
 
 /// Every event type, in [`EventType`] order.
 pub const TABLE: &[SyscallSpec] = &[
@@ -231,7 +235,7 @@ pub const TABLE: &[SyscallSpec] = &[
     sc(EventType::Tgkill, "tgkill", Some(234), Some(131), NONE),
     sc(EventType::MemfdCreate, "memfd_create", Some(319), Some(279), desc::make(Some(0), None, None, desc::RAW_A)),
     sc(EventType::Bpf, "bpf", Some(321), Some(280), NONE),
-    sc(EventType::Close, "close", Some(3), Some(57), 0),
+    sc(EventType::Close, "close", Some(3), Some(57), NONE),
     sc(EventType::Read, "read", Some(0), Some(63), 0),
     sc(EventType::Write, "write", Some(1), Some(64), 0),
     sc(EventType::Fstat, "fstat", Some(5), Some(80), 0),
@@ -239,20 +243,20 @@ pub const TABLE: &[SyscallSpec] = &[
     sc(EventType::Munmap, "munmap", Some(11), Some(215), 0),
     sc(EventType::Brk, "brk", Some(12), Some(214), 0),
     sc(EventType::Access, "access", Some(21), None, 0),
-    sc(EventType::Socket, "socket", Some(41), Some(198), 0),
-    sc(EventType::Connect, "connect", Some(42), Some(203), 0),
-    sc(EventType::Accept, "accept", Some(43), Some(202), 0),
-    sc(EventType::Accept4, "accept4", Some(288), Some(242), 0),
-    sc(EventType::Bind, "bind", Some(49), Some(200), 0),
-    sc(EventType::Listen, "listen", Some(50), Some(201), 0),
+    sc(EventType::Socket, "socket", Some(41), Some(198), NONE),
+    sc(EventType::Connect, "connect", Some(42), Some(203), SOCK_ADDR_ARG0),
+    sc(EventType::Accept, "accept", Some(43), Some(202), SOCK_ADDR_RET),
+    sc(EventType::Accept4, "accept4", Some(288), Some(242), SOCK_ADDR_RET),
+    sc(EventType::Bind, "bind", Some(49), Some(200), SOCK_ADDR_ARG0),
+    sc(EventType::Listen, "listen", Some(50), Some(201), desc::make(None, None, None, desc::SOCK_ARG0)),
     sc(EventType::Sendto, "sendto", Some(44), Some(206), 0),
     sc(EventType::Sendmsg, "sendmsg", Some(46), Some(211), 0),
     sc(EventType::Recvfrom, "recvfrom", Some(45), Some(207), 0),
     sc(EventType::Recvmsg, "recvmsg", Some(47), Some(212), 0),
-    sc(EventType::Dup, "dup", Some(32), Some(23), 0),
-    sc(EventType::Dup2, "dup2", Some(33), None, 0),
-    sc(EventType::Dup3, "dup3", Some(292), Some(24), 0),
-    sc(EventType::Fcntl, "fcntl", Some(72), Some(25), 0),
+    sc(EventType::Dup, "dup", Some(32), Some(23), NONE),
+    sc(EventType::Dup2, "dup2", Some(33), None, NONE),
+    sc(EventType::Dup3, "dup3", Some(292), Some(24), NONE),
+    sc(EventType::Fcntl, "fcntl", Some(72), Some(25), desc::make(None, None, None, desc::FCNTL_DUP)),
     sc(EventType::Madvise, "madvise", Some(28), Some(233), 0),
     sc(EventType::Fork, "fork", Some(57), None, 0),
     sc(EventType::Vfork, "vfork", Some(58), None, 0),

@@ -80,7 +80,8 @@ pub const SCRATCH_LEN: usize = 16384;
 ///
 /// Bits 0-2: first path argument index + 1 (0 = none); bits 3-5: second path argument index + 1;
 /// bits 6-8: argv argument index + 1 (exec syscalls, read at entry); bit 9: `args[2]` points to a
-/// `struct open_how` whose `flags`/`mode` replace `args[2]`/`args[3]`; bit 15: traced.
+/// `struct open_how` whose `flags`/`mode` replace `args[2]`/`args[3]`; bits 10-14 and 19: flags
+/// below; bit 15: traced; bits 16-18: sockaddr argument index + 1.
 pub mod desc {
     /// The syscall is traced at all.
     pub const TRACED: u32 = 1 << 15;
@@ -92,6 +93,25 @@ pub mod desc {
     pub const RAW_A: u32 = 1 << 11;
     /// The second string argument is not a path (copied as is, never resolved).
     pub const RAW_B: u32 = 1 << 12;
+    /// At exit, describe the socket behind fd `args[0]` ([`super::SockInfo`] in blob 1).
+    pub const SOCK_ARG0: u32 = 1 << 13;
+    /// At exit, describe the socket behind the returned fd ([`super::SockInfo`] in blob 1).
+    pub const SOCK_RET: u32 = 1 << 14;
+    /// `fcntl`: emit a record only for `F_DUPFD` / `F_DUPFD_CLOEXEC` (the commands that create fds).
+    pub const FCNTL_DUP: u32 = 1 << 19;
+
+    /// Marks argument `i` as a `struct sockaddr *` copied (binary) into blob 0 at exit.
+    pub const fn sockaddr_arg(i: u8) -> u32 {
+        (i as u32 + 1) << 16
+    }
+
+    /// Index of the sockaddr argument, if any.
+    pub const fn sockaddr(d: u32) -> Option<usize> {
+        match (d >> 16) & 7 {
+            0 => None,
+            i => Some(i as usize - 1),
+        }
+    }
 
     /// Builds a descriptor value.
     pub const fn make(path_a: Option<u8>, path_b: Option<u8>, argv: Option<u8>, flags: u32) -> u32 {
@@ -133,6 +153,67 @@ pub mod desc {
             i => Some(i as usize - 1),
         }
     }
+}
+
+/// What the kernel side read about a socket (blob 1 of socket syscall records; binary, followed by
+/// one NUL byte like every blob). Ports are in host byte order; addresses as stored by the kernel
+/// (network order; IPv4 in the first 4 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockInfo {
+    /// Address family (`AF_INET`, `AF_INET6`, `AF_UNIX`, ...).
+    pub family: u16,
+    /// Socket type (`SOCK_STREAM`, `SOCK_DGRAM`, ...).
+    pub sock_type: u16,
+    /// Local port.
+    pub sport: u16,
+    /// Remote port.
+    pub dport: u16,
+    /// Local address.
+    pub saddr: [u8; 16],
+    /// Remote address.
+    pub daddr: [u8; 16],
+}
+
+/// Size of [`SockInfo`] on the wire.
+pub const SOCK_INFO_LEN: usize = core::mem::size_of::<SockInfo>();
+
+/// Largest sockaddr copied from user memory (`sizeof(struct sockaddr_un)`).
+pub const MAX_SOCKADDR: usize = 110;
+
+/// Kernel struct member offsets the loader reads from BTF and passes in the `SOCK_OFFSETS`
+/// global: indices into that array. An all-zero array means they are unknown (no socket details).
+pub mod sock_offsets {
+    /// `task_struct.files`
+    pub const TASK_FILES: usize = 0;
+    /// `files_struct.fdt`
+    pub const FILES_FDT: usize = 1;
+    /// `fdtable.fd`
+    pub const FDTABLE_FD: usize = 2;
+    /// `fdtable.max_fds`
+    pub const FDTABLE_MAX_FDS: usize = 3;
+    /// `file.private_data`
+    pub const FILE_PRIVATE_DATA: usize = 4;
+    /// `socket.sk`
+    pub const SOCKET_SK: usize = 5;
+    /// `socket.type`
+    pub const SOCKET_TYPE: usize = 6;
+    /// `sock.__sk_common.skc_family`
+    pub const SK_FAMILY: usize = 7;
+    /// `sock.__sk_common.skc_num` (local port, host order)
+    pub const SK_NUM: usize = 8;
+    /// `sock.__sk_common.skc_dport` (remote port, network order)
+    pub const SK_DPORT: usize = 9;
+    /// `sock.__sk_common.skc_rcv_saddr`
+    pub const SK_RCV_SADDR: usize = 10;
+    /// `sock.__sk_common.skc_daddr`
+    pub const SK_DADDR: usize = 11;
+    /// `sock.__sk_common.skc_v6_rcv_saddr`
+    pub const SK_V6_RCV_SADDR: usize = 12;
+    /// `sock.__sk_common.skc_v6_daddr`
+    pub const SK_V6_DADDR: usize = 13;
+    /// Number of entries.
+    pub const COUNT: usize = 16;
 }
 
 /// Number of entries of the `SYSCALL_DESC` array map.
