@@ -360,10 +360,12 @@ impl Spool {
         }
     }
 
-    /// Seals the open chunk and the current segment (footer written).
+    /// Seals the open chunk and the current segment (footer written); returns the segments of
+    /// this run that retention has not deleted.
     pub fn close(mut self) -> Vec<PathBuf> {
         self.seal();
         self.close_segment();
+        self.finished.retain(|p| p.exists());
         self.finished
     }
 }
@@ -502,7 +504,10 @@ mod tests {
         assert_eq!(left.len(), 1, "the open segment is kept");
         assert_eq!(s.metrics.segments_deleted.load(Relaxed), 4);
         let segs = s.close();
-        // The kept segment still verifies alone (the chain simply starts later).
-        assert_verifies(&segs[4..]);
+        // Only the kept segment is reported, and it still verifies alone (the chain simply
+        // starts later).
+        assert_eq!(segs, [left[0].path.clone()]);
+        assert_eq!(SegmentReader::open(&segs[0]).unwrap().meta().sequence, 4);
+        assert_verifies(&segs);
     }
 }
