@@ -5,13 +5,17 @@
 //! chunks so the analyzer can process any chunk alone.
 
 mod btf;
+mod config;
 mod containers;
 mod decode;
 mod loader;
+mod metrics;
 mod procfs;
+mod retention;
 mod spool;
 mod state;
 
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,10 +23,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use lanner_formats::archive::SegmentMeta;
 
 use crate::loader::Probes;
+use crate::metrics::Metrics;
+use crate::retention::RetentionPolicy;
 use crate::spool::{now_ns, Spool, SpoolLimits};
 use crate::state::ProcessTable;
 
@@ -33,8 +39,12 @@ use crate::state::ProcessTable;
 #[command(version, about)]
 struct Cli {
     /// Directory the archive segments (`*.lnr`) are written to.
+    #[arg(long, required_unless_present = "config")]
+    spool: Option<PathBuf>,
+    /// YAML file with any of these settings (keys named like the flags, e.g. `retain-bytes: 10GiB`);
+    /// flags given on the command line override it.
     #[arg(long)]
-    spool: PathBuf,
+    config: Option<PathBuf>,
     /// Stop after this long (e.g. `10s`, `5m`); default: until SIGINT/SIGTERM.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
@@ -47,9 +57,23 @@ struct Cli {
     /// Seal the open chunk after this many events.
     #[arg(long, default_value_t = 65536)]
     chunk_events: usize,
-    /// Start a new segment once the current one reaches this many bytes.
-    #[arg(long, default_value_t = 256 << 20)]
+    /// Start a new segment once the current one reaches this many bytes (e.g. `268435456`, `256MiB`).
+    #[arg(long, default_value_t = 256 << 20, value_parser = config::parse_bytes)]
     segment_bytes: u64,
+    /// Also start a new segment once the current one is this old (e.g. `1h`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    segment_age: Option<Duration>,
+    /// Retention: delete the oldest closed segments while the spool is larger than this (e.g. `10GiB`;
+    /// the open segment is never deleted, so the spool can exceed it by that one). With a --retain-*
+    /// limit set, a full disk also deletes the oldest closed segment to make room.
+    #[arg(long, value_parser = config::parse_bytes)]
+    retain_bytes: Option<u64>,
+    /// Retention: delete closed segments whose newest data is older than this (e.g. `7days`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    retain_age: Option<Duration>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. `127.0.0.1:9464`).
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
     /// zstd compression level.
     #[arg(long, default_value_t = 3)]
     zstd_level: i32,
@@ -57,7 +81,9 @@ struct Cli {
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    if let Err(e) = run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = run(cli, &matches) {
         eprintln!("lanner-capture: error: {e:#}");
         std::process::exit(1);
     }
@@ -74,7 +100,11 @@ fn read_trimmed(path: &str) -> String {
     std::fs::read_to_string(path).map(|s| s.trim().to_owned()).unwrap_or_default()
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
+    if let Some(path) = cli.config.clone() {
+        config::merge(&mut cli, matches, config::load(&path)?);
+    }
+    let spool_dir = cli.spool.clone().context("no spool directory: give --spool or `spool:` in the --config file")?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
@@ -99,12 +129,23 @@ fn run(cli: Cli) -> Result<()> {
         chunk_events: cli.chunk_events.max(1),
         chunk_interval: if cli.live { Duration::from_millis(200) } else { cli.chunk_interval },
         segment_bytes: cli.segment_bytes,
+        segment_age: cli.segment_age,
+        retention: RetentionPolicy { max_bytes: cli.retain_bytes, max_age: cli.retain_age },
         zstd_level: cli.zstd_level,
     };
-    let mut spool = Spool::new(&cli.spool, limits, meta)?;
+    if cli.retain_bytes.is_some_and(|r| r < cli.segment_bytes) {
+        log::warn!(
+            "--retain-bytes is below --segment-bytes: the open segment alone can exceed it (it is never deleted)"
+        );
+    }
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = cli.metrics_addr {
+        metrics::serve(addr, Arc::clone(&metrics))?;
+    }
+    let mut spool = Spool::new(&spool_dir, limits, meta, Arc::clone(&metrics))?;
     log::info!(
         "recording to {} ({} tracepoints attached, {} processes in the /proc snapshot)",
-        cli.spool.display(),
+        spool_dir.display(),
         probes.attached,
         table.len()
     );
@@ -119,7 +160,9 @@ fn run(cli: Cli) -> Result<()> {
             // SAFETY: one valid pollfd. EINTR (a signal) just ends the wait early.
             unsafe { libc::poll(&mut pfd, 1, 20) };
         }
+        let mut read = 0;
         while let Some(item) = probes.ring.next() {
+            read += 1;
             match decode::decode(&item) {
                 Ok(rec) => {
                     if let Some(ev) = table.apply(rec) {
@@ -128,29 +171,38 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 Err(e) => {
                     bad_records += 1;
+                    metrics.malformed_records.fetch_add(1, Ordering::Relaxed);
                     log::warn!("skipping malformed kernel record: {e}");
                 }
             }
+            // Under sustained load the ring never empties: stop draining once a chunk is due, so
+            // chunks are sealed, segments rotate and retention runs (the rest is read next round).
+            if read % 1024 == 0 && !finishing && spool.due() {
+                break;
+            }
         }
+        metrics.records_read.fetch_add(read, Ordering::Relaxed);
         let now = probes.counters();
+        metrics.kernel_drops.store(now.drops, Ordering::Relaxed);
         if now.drops > seen.drops {
             log::warn!("kernel ring buffer full: {} records lost", now.drops - seen.drops);
             spool.add_drops(now.drops - seen.drops);
         }
         seen = now;
         if spool.due() || finishing {
-            spool.seal()?;
+            spool.seal();
             table.purge_exited(now_ns(), 60_000_000_000);
         }
+        spool.maintain();
         if finishing {
             break;
         }
     }
     drop(probes);
-    let events = spool.events_written;
-    let segments = spool.close()?;
+    let (events, lost) = (spool.events_written, spool.events_lost);
+    let segments = spool.close();
     log::info!(
-        "stopped: {events} events in {} segment(s); kernel drops {}, unpaired exits {}, malformed records {bad_records}, unknown syscalls {}",
+        "stopped: {events} events in {} segment(s); lost (spool not writable) {lost}, kernel drops {}, unpaired exits {}, malformed records {bad_records}, unknown syscalls {}",
         segments.len(),
         seen.drops,
         seen.unpaired,

@@ -34,8 +34,12 @@ impl SegmentWriter {
         // 16..24 sealed length and 24..32 footer offset stay 0 until `finish`.
         h[32..36].copy_from_slice(&(meta_json.len() as u32).to_le_bytes());
         h.extend_from_slice(&meta_json);
-        file.write_all(&h).map_err(io)?;
-        file.sync_all().map_err(io)?;
+        if let Err(e) = file.write_all(&h).and_then(|()| file.sync_all()) {
+            // Leave no half-written header behind (the disk may be full): a retry can reuse the name.
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(io(e));
+        }
         Ok(Self {
             file,
             path: path.to_owned(),
@@ -94,8 +98,13 @@ impl SegmentWriter {
         frame.extend_from_slice(&fh.encode());
         frame.extend_from_slice(&payload);
         // One write per frame: a killed writer leaves whole frames or a detectable torn tail.
-        self.file.write_all(&frame).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        if let Err(e) = self.file.write_all(&frame).and_then(|()| self.file.sync_data()) {
+            // A failed write (e.g. disk full) is cut off again so the segment stays whole and
+            // later frames can still be appended after the last complete one.
+            let _ = self.file.set_len(self.offset);
+            let _ = self.file.seek(SeekFrom::Start(self.offset));
+            return Err(io(e));
+        }
         self.entries.push((self.offset, fh));
         self.offset += frame.len() as u64;
         self.chain = fh.chain;
@@ -120,8 +129,11 @@ impl SegmentWriter {
         f.extend_from_slice(&footer_offset.to_le_bytes());
         f.extend_from_slice(TRAILER_MAGIC);
         self.file.seek(SeekFrom::Start(footer_offset)).map_err(io)?;
-        self.file.write_all(&f).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        if let Err(e) = self.file.write_all(&f).and_then(|()| self.file.sync_data()) {
+            // Without room for the footer the segment stays unsealed, ending after its last frame.
+            let _ = self.file.set_len(footer_offset);
+            return Err(io(e));
+        }
         let sealed_len = footer_offset + f.len() as u64;
         let mut seal = [0u8; 16];
         seal[0..8].copy_from_slice(&sealed_len.to_le_bytes());
