@@ -416,6 +416,7 @@ mod tests {
             created_ns: now_ns(),
             prev_chain: String::new(),
             writer: "test".into(),
+            users: Default::default(),
         };
         Spool::new(dir, limits, meta, Arc::new(Metrics::default())).unwrap()
     }
