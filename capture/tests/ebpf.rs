@@ -750,3 +750,72 @@ fn a_real_capture_exported_to_scap_reads_the_same_in_sysdig() {
         assert_eq!(s, l, "[{format}]");
     }
 }
+
+/// A busybox root filesystem and an OCI bundle running `args` with a terminal (Debian's runc).
+fn busybox_bundle(dir: &Path, args: &[&str]) -> Option<PathBuf> {
+    let busybox = Path::new("/usr/bin/busybox");
+    if !busybox.exists() || Command::new("runc").arg("--version").output().is_err() {
+        skip_or_fail("runc and busybox-static are not installed (`cargo xtask setup` installs them)");
+        return None;
+    }
+    let rootfs = dir.join("rootfs");
+    for d in ["bin", "etc", "proc", "dev", "sys", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+    for c in ["sh", "cat", "ls", "sleep", "mkdir"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(c)).unwrap();
+    }
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let st = Command::new("runc").arg("spec").current_dir(dir).status().unwrap();
+    assert!(st.success());
+    let cfg_path = dir.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["process"]["args"] = serde_json::json!(args);
+    cfg["process"]["terminal"] = serde_json::json!(true);
+    std::fs::write(&cfg_path, serde_json::to_string(&cfg).unwrap()).unwrap();
+    Some(dir.to_owned())
+}
+
+#[test]
+fn a_terminal_shell_in_a_runc_container_alerts_live_with_its_container_id() {
+    let bundle_dir = tempfile::tempdir().unwrap();
+    let Some(bundle) = busybox_bundle(bundle_dir.path(), &["sh", "-c", "ls / > /dev/null; sleep 0.2"]) else { return };
+    let Some(cap) = Capture::start(&["--live"]) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alerts.json");
+    let mut follow = start_follow(cap.spool.path(), &out);
+    std::thread::sleep(Duration::from_millis(300));
+    // A container id as runtimes name them: 64 hex digits; the cgroup runc creates carries it.
+    let id = format!("{:016x}{:016x}{:016x}{:016x}", std::process::id(), 0x1a2b3c4du64, 0x5e6f7081u64, 0x92a3b4c5u64);
+    let t0 = Instant::now();
+    // `script` gives runc a terminal, which it passes to the container's shell.
+    let st = Command::new("script")
+        .args(["-qc", &format!("runc run {id}"), "/dev/null"])
+        .current_dir(&bundle)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "runc run failed");
+    let (found, seen) = loop {
+        let hit = alert_lines(&out).into_iter().find(|a| a["rule"] == "Terminal shell in container");
+        if let Some(a) = hit {
+            break (a, chrono::Utc::now());
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no alert for the container shell");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // Syscall → alert line: from the exec's own timestamp to the moment the line was read.
+    let at = chrono::DateTime::parse_from_rfc3339(found["time"].as_str().unwrap()).unwrap();
+    let latency = (seen - at.with_timezone(&chrono::Utc)).to_std().unwrap_or_default();
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(follow.id() as i32, libc::SIGTERM) };
+    follow.wait().unwrap();
+    let _ = cap.stop();
+    let fields = &found["output_fields"];
+    assert_eq!(fields["container.id"], id[..12], "{found}");
+    assert_eq!(fields["proc.name"], "sh", "{found}");
+    assert!(fields["proc.tty"].as_i64().unwrap_or(0) != 0, "{found}");
+    eprintln!("container shell exec → alert line: {latency:?}");
+    assert!(latency < Duration::from_secs(1), "alert {latency:?} after the exec");
+}

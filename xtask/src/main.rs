@@ -1,7 +1,8 @@
 //! `cargo xtask …`: everything a fresh machine needs, in one place.
 //!
-//! - `setup`: installs what is missing (nightly rust-src, bpf-linker 0.10.0, Debian's sysdig for
-//!   the scap tests, moto_server for the CloudWatch output's tests, tracefs mount).
+//! - `setup`: installs what is missing (nightly rust-src, bpf-linker 0.10.0, Debian's sysdig,
+//!   runc and busybox-static for the scap and container tests, moto_server for the CloudWatch
+//!   output's tests, tracefs mount).
 //! - `demo`: captures a short window while triggering the reference threats, replays it with the
 //!   built-in rules, prints the alerts, and removes everything it created.
 //! - `test`: setup, then formatting, lints and every test (including the real eBPF tests).
@@ -145,11 +146,19 @@ fn setup() -> Result<()> {
     if !Path::new("/sys/kernel/tracing/events").is_dir() && is_root() {
         run(Command::new("mount").args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"]))?;
     }
-    // Debian's sysdig reads .scap files: the oracle of the scap differential tests.
-    if output_ok(Command::new("sysdig").arg("--version")).is_none() && is_root() {
+    // Debian packages the tests use: sysdig (reads .scap files: the oracle of the scap
+    // differential tests), runc and a static busybox (a real container for the live test).
+    let missing: Vec<&str> =
+        [("sysdig", "/usr/bin/sysdig"), ("runc", "/usr/sbin/runc"), ("busybox-static", "/usr/bin/busybox")]
+            .into_iter()
+            .filter(|(_, path)| !Path::new(path).exists())
+            .map(|(pkg, _)| pkg)
+            .collect();
+    if !missing.is_empty() && is_root() {
         let install = || {
             run(Command::new("apt-get")
-                .args(["install", "-y", "-q", "sysdig"])
+                .args(["install", "-y", "-q"])
+                .args(&missing)
                 .env("DEBIAN_FRONTEND", "noninteractive"))
         };
         if install().is_err() {
