@@ -33,7 +33,9 @@ pub struct KernelCounters {
 
 impl Probes {
     /// Loads and attaches everything; capture's own process is filtered in the kernel.
-    pub fn load() -> Result<Self> {
+    pub fn load(all_syscalls: bool) -> Result<Self> {
+        // The forensic set, or every syscall Lanner knows (adds read, write, send*, recv*).
+        let wanted = |d: u32| d != 0 && (all_syscalls || d & lanner_formats::wire::desc::HIGH_VOLUME == 0);
         ensure_tracefs()?;
         let own = std::process::id();
         let fork_off = field_offset("sched", "sched_process_fork", "child_pid")?;
@@ -55,7 +57,7 @@ impl Probes {
                 Array::try_from(ebpf.map_mut("SYSCALL_DESC").ok_or_else(|| anyhow!("map SYSCALL_DESC missing"))?)?;
             for spec in TABLE {
                 if let Some(nr) = syscall::native_nr(spec) {
-                    if nr < SYSCALL_DESC_ENTRIES && spec.desc != 0 {
+                    if nr < SYSCALL_DESC_ENTRIES && wanted(spec.desc) {
                         desc.set(nr, spec.desc, 0)?;
                     }
                 }
@@ -74,7 +76,7 @@ impl Probes {
             let p: &mut TracePoint =
                 ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
             p.load().with_context(|| format!("verifier rejected {prog}"))?;
-            for spec in TABLE.iter().filter(|s| s.desc != 0 && syscall::native_nr(s).is_some()) {
+            for spec in TABLE.iter().filter(|s| wanted(s.desc) && syscall::native_nr(s).is_some()) {
                 let tp = format!("sys_{dir}_{}", spec.event.tracepoint());
                 if !std::path::Path::new(TRACEFS).join("events/syscalls").join(&tp).is_dir() {
                     if dir == "enter" {

@@ -32,6 +32,15 @@ use crate::retention::RetentionPolicy;
 use crate::spool::{now_ns, Spool, SpoolLimits};
 use crate::state::ProcessTable;
 
+/// The syscall sets `--syscalls` selects.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum SyscallSet {
+    /// The forensic set.
+    Forensic,
+    /// Every syscall Lanner knows.
+    All,
+}
+
 /// Record syscall activity into compressed, verifiable Lanner archives.
 ///
 /// Example: `lanner-capture --spool /var/lib/lanner/spool --duration 10s`
@@ -41,6 +50,10 @@ struct Cli {
     /// Directory the archive segments (`*.lnr`) are written to.
     #[arg(long, required_unless_present = "config")]
     spool: Option<PathBuf>,
+    /// Which syscalls to record: `forensic` (processes, files, sockets, fd state, identity,
+    /// signals, ptrace, mounts, bpf) or `all` (also read, write, send*, recv*: high volume).
+    #[arg(long, value_enum, default_value = "forensic")]
+    syscalls: SyscallSet,
     /// YAML file with any of these settings (keys named like the flags, e.g. `retain-bytes: 10GiB`);
     /// flags given on the command line override it.
     #[arg(long)]
@@ -109,7 +122,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
-    let mut probes = Probes::load()?;
+    let mut probes = Probes::load(cli.syscalls == SyscallSet::All)?;
     let boot_to_wall = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME);
     let mut table = ProcessTable::new(boot_to_wall);
     table.seed(procfs::snapshot());

@@ -588,7 +588,11 @@ impl ProcessTable {
                     (old, e)
                 }
             }
-            _ => (a[0] as i32, None),
+            // read, write, send*, recv*, fstat: the fd as the table knows it.
+            _ => {
+                let fd = a[0] as i32;
+                (fd, p.fds.get(&fd).cloned())
+            }
         };
         d.dirfd = fd;
         // An fd missing from the table keeps its number and gets an empty name, as in libsinsp.

@@ -819,3 +819,43 @@ fn a_terminal_shell_in_a_runc_container_alerts_live_with_its_container_id() {
     eprintln!("container shell exec → alert line: {latency:?}");
     assert!(latency < Duration::from_secs(1), "alert {latency:?} after the exec");
 }
+
+#[test]
+fn syscalls_all_adds_reads_and_writes_with_their_fd_names() {
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms", "--syscalls", "all"]) else { return };
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("copy");
+    let st = Command::new("sh")
+        // The shell's own read and echo (cat would copy with copy_file_range).
+        .args(["-c", &format!("read line < /etc/hostname; echo \"$line\" > {}", target.display())])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let (spool, _) = cap.stop();
+    let out = Command::new(analyze_bin())
+        .args([
+            "query",
+            "-p",
+            "%evt.type %fd.num %fd.name",
+            "proc.name = sh and evt.type in (read, write) and evt.rawres > 0",
+        ])
+        .arg(spool.path())
+        .output()
+        .unwrap();
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    assert!(lines.iter().any(|l| l.starts_with("read ") && l.ends_with(" /etc/hostname")), "{lines:?}");
+    assert!(lines.contains(&format!("write 1 {}", target.display())), "{lines:?}");
+
+    // The default (forensic) set leaves them out.
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
+    assert!(Command::new("cat").arg("/etc/hostname").stdout(Stdio::null()).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(500));
+    let (spool, _) = cap.stop();
+    let out = Command::new(analyze_bin())
+        .args(["query", "-p", "%evt.type", "evt.type in (read, write)"])
+        .arg(spool.path())
+        .output()
+        .unwrap();
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -183,6 +183,8 @@ const fn sc(event: EventType, name: &'static str, x86: Option<u32>, arm: Option<
 const P0: u32 = desc::make(Some(0), None, None, 0);
 const P1: u32 = desc::make(Some(1), None, None, 0);
 const NONE: u32 = desc::make(None, None, None, 0);
+/// Traced only with `--syscalls all`.
+const HIGH_VOLUME: u32 = desc::make(None, None, None, desc::HIGH_VOLUME);
 /// Socket calls on `args[0]` with a sockaddr in `args[1]` (connect, bind).
 const SOCK_ADDR_ARG0: u32 = desc::make(None, None, None, desc::SOCK_ARG0) | desc::sockaddr_arg(1);
 /// accept/accept4: the new fd is the result; the peer's sockaddr is written to `args[1]`.
@@ -236,8 +238,8 @@ pub const TABLE: &[SyscallSpec] = &[
     sc(EventType::MemfdCreate, "memfd_create", Some(319), Some(279), desc::make(Some(0), None, None, desc::RAW_A)),
     sc(EventType::Bpf, "bpf", Some(321), Some(280), NONE),
     sc(EventType::Close, "close", Some(3), Some(57), NONE),
-    sc(EventType::Read, "read", Some(0), Some(63), 0),
-    sc(EventType::Write, "write", Some(1), Some(64), 0),
+    sc(EventType::Read, "read", Some(0), Some(63), HIGH_VOLUME),
+    sc(EventType::Write, "write", Some(1), Some(64), HIGH_VOLUME),
     sc(EventType::Fstat, "fstat", Some(5), Some(80), 0),
     sc(EventType::Mmap, "mmap", Some(9), Some(222), 0),
     sc(EventType::Munmap, "munmap", Some(11), Some(215), 0),
@@ -249,10 +251,10 @@ pub const TABLE: &[SyscallSpec] = &[
     sc(EventType::Accept4, "accept4", Some(288), Some(242), SOCK_ADDR_RET),
     sc(EventType::Bind, "bind", Some(49), Some(200), SOCK_ADDR_ARG0),
     sc(EventType::Listen, "listen", Some(50), Some(201), desc::make(None, None, None, desc::SOCK_ARG0)),
-    sc(EventType::Sendto, "sendto", Some(44), Some(206), 0),
-    sc(EventType::Sendmsg, "sendmsg", Some(46), Some(211), 0),
-    sc(EventType::Recvfrom, "recvfrom", Some(45), Some(207), 0),
-    sc(EventType::Recvmsg, "recvmsg", Some(47), Some(212), 0),
+    sc(EventType::Sendto, "sendto", Some(44), Some(206), HIGH_VOLUME),
+    sc(EventType::Sendmsg, "sendmsg", Some(46), Some(211), HIGH_VOLUME),
+    sc(EventType::Recvfrom, "recvfrom", Some(45), Some(207), HIGH_VOLUME),
+    sc(EventType::Recvmsg, "recvmsg", Some(47), Some(212), HIGH_VOLUME),
     sc(EventType::Dup, "dup", Some(32), Some(23), NONE),
     sc(EventType::Dup2, "dup2", Some(33), None, NONE),
     sc(EventType::Dup3, "dup3", Some(292), Some(24), NONE),

@@ -103,6 +103,8 @@ pub mod desc {
     pub const SOCK_RET: u32 = 1 << 14;
     /// `fcntl`: emit a record only for `F_DUPFD` / `F_DUPFD_CLOEXEC` (the commands that create fds).
     pub const FCNTL_DUP: u32 = 1 << 19;
+    /// High-volume syscall (read, write, send/recv): traced only with `--syscalls all`.
+    pub const HIGH_VOLUME: u32 = 1 << 20;
 
     /// Marks argument `i` as a `struct sockaddr *` copied (binary) into blob 0 at exit.
     pub const fn sockaddr_arg(i: u8) -> u32 {
