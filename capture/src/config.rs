@@ -28,6 +28,7 @@ struct RawConfig {
     retain_age: Option<Spanned<String>>,
     zstd_level: Option<Spanned<String>>,
     metrics_addr: Option<Spanned<String>>,
+    syscalls: Option<Spanned<String>>,
 }
 
 /// Settings read from a config file; `None` where the file does not set them.
@@ -44,6 +45,7 @@ pub struct FileConfig {
     retain_age: Option<Duration>,
     zstd_level: Option<i32>,
     metrics_addr: Option<SocketAddr>,
+    syscalls: Option<crate::SyscallSet>,
 }
 
 /// Parses a size in bytes: a number, optionally followed by `K`/`M`/`G`/`T` (powers of 1000)
@@ -139,6 +141,11 @@ fn parse(file: &str, text: &str) -> Result<FileConfig> {
         metrics_addr: value(f, "metrics-addr", &raw.metrics_addr, |s| {
             s.parse().map_err(|e| format!("`{s}` is not an address:port such as 127.0.0.1:9464 ({e})"))
         })?,
+        syscalls: value(f, "syscalls", &raw.syscalls, |s| match s {
+            "forensic" => Ok(crate::SyscallSet::Forensic),
+            "all" => Ok(crate::SyscallSet::All),
+            _ => Err(format!("`{s}` is not a syscall set (forensic or all)")),
+        })?,
     })
 }
 
@@ -179,6 +186,7 @@ pub fn merge(cli: &mut Cli, matches: &ArgMatches, file: FileConfig) {
     take!(retain_age, option);
     take!(zstd_level);
     take!(metrics_addr, option);
+    take!(syscalls);
 }
 
 #[cfg(test)]
@@ -225,6 +233,13 @@ mod tests {
         assert!(e.chars().nth(7).is_some_and(|c| c.is_ascii_digit()), "has a line number: {e}");
         let e = parse("n.yaml", "- a list\n").unwrap_err().to_string();
         assert!(e.starts_with("n.yaml:1:1"), "{e}");
+    }
+
+    #[test]
+    fn the_syscall_set_is_forensic_or_all() {
+        assert_eq!(parse("c.yaml", "syscalls: all\n").unwrap().syscalls, Some(crate::SyscallSet::All));
+        let e = parse("c.yaml", "syscalls: most\n").unwrap_err().to_string();
+        assert!(e.starts_with("c.yaml:1:11: syscalls:") && e.contains("forensic or all"), "{e}");
     }
 
     #[test]
