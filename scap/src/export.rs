@@ -14,7 +14,8 @@ use lanner_formats::event::{fdkind, oflags, ArchivedChunk, Event, PathIndex, NON
 use lanner_formats::syscall::{type_bits, EventType, ENTER};
 
 use crate::event_table::{EVENTS, SYSCALLS};
-use crate::writer::{encode, ScapWriter, ThreadEntry, Value};
+use crate::reader::ThreadInfo;
+use crate::writer::{encode, ScapWriter, Value};
 
 /// libscap `EF_UNUSED`.
 const EF_UNUSED: u32 = 1 << 6;
@@ -151,7 +152,7 @@ pub fn export<W: Write>(segments: &[PathBuf], out: W) -> Result<ExportStats, Str
         users.extend(SegmentReader::open(s).map_err(|e| e.to_string())?.meta().users.clone());
     }
     // Pass 1: the first state of every thread, for the process list.
-    let mut threads: BTreeMap<u64, ThreadEntry> = BTreeMap::new();
+    let mut threads: BTreeMap<u64, ThreadInfo> = BTreeMap::new();
     for_each_chunk(segments, |c, _| {
         for ev in c.events.iter() {
             let Some(p) = c.process(ev.process) else { continue };
@@ -169,7 +170,7 @@ pub fn export<W: Write>(segments: &[PathBuf], out: W) -> Result<ExportStats, Str
         Ok(())
     })?;
     let mut w = ScapWriter::new(out, &hostname, 1).map_err(|e| e.to_string())?;
-    let list: Vec<ThreadEntry> = threads.into_values().collect();
+    let list: Vec<ThreadInfo> = threads.into_values().collect();
     let stats_threads = list.len();
     w.threads(&list).map_err(|e| e.to_string())?;
     if !users.is_empty() {
@@ -194,19 +195,19 @@ pub fn export<W: Write>(segments: &[PathBuf], out: W) -> Result<ExportStats, Str
 }
 
 /// A process-list entry for thread `tid` of process `p`.
-fn thread_entry(c: &ArchivedChunk, p: &lanner_formats::event::ArchivedProcess, tid: u64) -> ThreadEntry {
+fn thread_entry(c: &ArchivedChunk, p: &lanner_formats::event::ArchivedProcess, tid: u64) -> ThreadInfo {
     let s = |id: u32| if id == NONE { String::new() } else { c.string(id).unwrap_or("").to_owned() };
-    let pid = p.pid.to_native() as u64;
+    let pid = p.pid.to_native() as i64;
     let ppid = p.ppid.to_native();
-    ThreadEntry {
-        tid,
+    ThreadInfo {
+        tid: tid as i64,
         pid,
-        ptid: if tid != pid {
+        ptid: if tid as i64 != pid {
             pid
         } else if ppid == u32::MAX {
-            u64::MAX
+            -1
         } else {
-            ppid as u64
+            ppid as i64
         },
         comm: s(p.name.to_native()),
         exe: s(p.exe.to_native()),
@@ -215,6 +216,9 @@ fn thread_entry(c: &ArchivedChunk, p: &lanner_formats::event::ArchivedProcess, t
         cwd: s(p.cwd.to_native()),
         uid: p.uid.to_native(),
         gid: p.gid.to_native(),
+        loginuid: p.loginuid.to_native(),
+        tty: p.tty.to_native(),
+        vpid: pid,
         cgroups: Vec::new(),
     }
 }

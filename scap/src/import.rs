@@ -305,13 +305,18 @@ impl<'a> Importer<'a> {
 
     /// Adds one Lanner event for `ev`'s thread.
     fn push(&mut self, ev: &RawEvent<'_>, etype: EventType, cols: Cols, path: Option<&str>) {
+        self.push_row(ev, etype as u16, cols, path);
+    }
+
+    /// Adds one row with stored event type `stored` (an [`EventType`], maybe with the enter bit).
+    fn push_row(&mut self, ev: &RawEvent<'_>, stored: u16, cols: Cols, path: Option<&str>) {
         let process = self.process_index(ev.tid, 0);
         let path = self.builder.intern_path_opt(path);
         self.builder.push(Event {
             ts_ns: ev.ts,
             tid: ev.tid as u32,
             process,
-            etype: etype as u16,
+            etype: stored,
             ret: cols.ret,
             flags: cols.flags,
             mode: cols.mode,
@@ -377,22 +382,7 @@ impl<'a> Importer<'a> {
                 path = known.map(|f| f.name);
             }
         }
-        let stored = etype as u16 | lanner_formats::syscall::ENTER;
-        let process = self.process_index(ev.tid, 0);
-        let path = self.builder.intern_path_opt(path.as_deref());
-        self.builder.push(Event {
-            ts_ns: ev.ts,
-            tid: ev.tid as u32,
-            process,
-            etype: stored,
-            ret: cols.ret,
-            flags: cols.flags,
-            mode: cols.mode,
-            dirfd: cols.dirfd,
-            path,
-            path2: NONE,
-        });
-        self.stats.imported += 1;
+        self.push_row(ev, etype as u16 | lanner_formats::syscall::ENTER, cols, path.as_deref());
     }
 
     fn syscall(&mut self, etype: EventType, enter: Option<&RawEvent<'a>>, ev: &RawEvent<'a>) {

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use crate::params::ParamType;
+use crate::reader::ThreadInfo;
 
 const SHB: u32 = 0x0A0D_0D0A;
 const MI: u32 = 0x201;
@@ -12,33 +13,6 @@ const UL: u32 = 0x206;
 const EV_V2: u32 = 0x216;
 /// Longest string libscap accepts in a process-list entry.
 const MAX_LIST_STRING: usize = 4096;
-
-/// One thread of the process list to write.
-#[derive(Debug, Clone, Default)]
-pub struct ThreadEntry {
-    /// Thread id.
-    pub tid: u64,
-    /// Process id.
-    pub pid: u64,
-    /// Parent thread id.
-    pub ptid: u64,
-    /// `comm`.
-    pub comm: String,
-    /// `argv[0]`.
-    pub exe: String,
-    /// Executable path.
-    pub exepath: String,
-    /// `argv[1..]`.
-    pub args: Vec<String>,
-    /// Working directory.
-    pub cwd: String,
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-    /// cgroup entries (`subsys=path`).
-    pub cgroups: Vec<String>,
-}
 
 /// A parameter value to encode with the type the event table gives it.
 #[derive(Debug, Clone)]
@@ -125,7 +99,7 @@ impl<W: Write> ScapWriter<W> {
     }
 
     /// Writes the process list.
-    pub fn threads(&mut self, threads: &[ThreadEntry]) -> std::io::Result<()> {
+    pub fn threads(&mut self, threads: &[ThreadInfo]) -> std::io::Result<()> {
         let mut b = Vec::new();
         // libscap refuses process-list strings longer than its buffers (SCAP_MAX_PATH_SIZE,
         // SCAP_MAX_ARGS_SIZE: 4096 bytes); longer values are cut.
@@ -150,7 +124,7 @@ impl<W: Write> ScapWriter<W> {
             b.extend_from_slice(&[0u8; 4 * 3 + 8 * 2]); // vm sizes, page faults
             s(&mut b, b""); // environment
             b.extend_from_slice(&t.tid.to_le_bytes()); // vtid
-            b.extend_from_slice(&t.pid.to_le_bytes()); // vpid
+            b.extend_from_slice(&t.vpid.to_le_bytes()); // vpid
             s(&mut b, &nul_list(&t.cgroups));
             s(&mut b, b"/"); // root
         }
