@@ -79,7 +79,9 @@ pub fn list_segments(dir: &Path) -> Result<Vec<SegmentFile>> {
 }
 
 /// Picks the segments to delete from `segments` (oldest first), never `open`: those older than
-/// the age limit, then the oldest until the total is within the size limit.
+/// the age limit, then the oldest until the total is within the size limit. The newest segment
+/// is never deleted for size: when capture stops, the segment it was writing becomes the newest
+/// closed one, and it may alone be larger than the limit.
 pub fn plan(
     segments: &[SegmentFile],
     open: Option<&Path>,
@@ -93,7 +95,8 @@ pub fn plan(
             continue;
         }
         let too_old = policy.max_age.is_some_and(|max| now.duration_since(s.modified).is_ok_and(|age| age > max));
-        let too_big = policy.max_bytes.is_some_and(|max| total > max);
+        let newest = i + 1 == segments.len();
+        let too_big = !newest && policy.max_bytes.is_some_and(|max| total > max);
         let reason = if too_old {
             Reason::Age
         } else if too_big {
@@ -159,6 +162,15 @@ mod tests {
 
     fn names(segs: &[SegmentFile], plan: &[(usize, Reason)]) -> Vec<(String, Reason)> {
         plan.iter().map(|&(i, r)| (segs[i].path.display().to_string(), r)).collect()
+    }
+
+    #[test]
+    fn the_newest_segment_is_kept_even_when_it_alone_is_over_the_size_limit() {
+        let now = SystemTime::now();
+        let segs = vec![seg("a.lnr", 300, 5, now), seg("b.lnr", 900, 1, now)];
+        let policy = RetentionPolicy { max_bytes: Some(500), max_age: None };
+        // Capture stopped: nothing is open; the older one goes, the newest stays.
+        assert_eq!(names(&segs, &plan(&segs, None, &policy, now)), vec![("a.lnr".to_owned(), Reason::Size)]);
     }
 
     #[test]
