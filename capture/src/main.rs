@@ -52,6 +52,10 @@ struct Cli {
     /// zstd compression level.
     #[arg(long, default_value_t = 3)]
     zstd_level: i32,
+    /// Size of the kernel ring buffer in bytes (a power of two, a multiple of the page size);
+    /// records that find it full are counted as drops in the archive.
+    #[arg(long, default_value_t = loader::DEFAULT_RING_BUFFER_BYTES, value_parser = loader::parse_ring_buffer_bytes)]
+    ring_buffer_bytes: u32,
 }
 
 fn main() {
@@ -78,7 +82,7 @@ fn run(cli: Cli) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
-    let mut probes = Probes::load()?;
+    let mut probes = Probes::load(cli.ring_buffer_bytes)?;
     let boot_to_wall = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME);
     let mut table = ProcessTable::new(boot_to_wall);
     table.seed(procfs::snapshot());
@@ -101,18 +105,23 @@ fn run(cli: Cli) -> Result<()> {
     };
     let mut spool = Spool::new(&cli.spool, limits, meta)?;
     log::info!(
-        "recording to {} ({} tracepoints attached, {} processes in the /proc snapshot)",
+        "recording to {} ({} tracepoints attached, {} processes in the /proc snapshot, ring buffer {} bytes)",
         cli.spool.display(),
         probes.attached,
-        table.len()
+        table.len(),
+        cli.ring_buffer_bytes
     );
     let deadline = cli.duration.map(|d| Instant::now() + d);
     let mut seen = probes.counters();
     let mut bad_records = 0u64;
+    let mut unlogged_drops = 0u64;
     let fd = probes.ring.as_raw_fd();
     loop {
         let finishing = stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
-        if !finishing {
+        if finishing {
+            // Nothing is recorded after this point: the last drain below sees every record.
+            probes.detach();
+        } else {
             let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd. EINTR (a signal) just ends the wait early.
             unsafe { libc::poll(&mut pfd, 1, 20) };
@@ -130,13 +139,23 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        // Read after the drain: drops counted so far happened before or among the records just
+        // drained, so the open chunk (sealed below, even with no events) marks where the gap is.
         let now = probes.counters();
         if now.drops > seen.drops {
-            log::warn!("kernel ring buffer full: {} records lost", now.drops - seen.drops);
             spool.add_drops(now.drops - seen.drops);
+            unlogged_drops += now.drops - seen.drops;
         }
         seen = now;
         if spool.due() || finishing {
+            if unlogged_drops > 0 {
+                log::warn!(
+                    "kernel ring buffer full: {unlogged_drops} records lost in this chunk ({} in total); \
+                     consider a larger --ring-buffer-bytes",
+                    seen.drops
+                );
+                unlogged_drops = 0;
+            }
             spool.seal()?;
             table.purge_exited(now_ns(), 60_000_000_000);
         }
