@@ -112,7 +112,9 @@ fn run(cli: Cli) -> Result<()> {
         cli.ring_buffer_bytes
     );
     let deadline = cli.duration.map(|d| Instant::now() + d);
-    let mut seen = probes.counters();
+    // The maps are new: everything counted so far (drops while the /proc snapshot was taken
+    // included) belongs to this capture and goes into its first chunk.
+    let mut seen = loader::KernelCounters::default();
     let mut bad_records = 0u64;
     let mut unlogged_drops = 0u64;
     let fd = probes.ring.as_raw_fd();
@@ -126,7 +128,13 @@ fn run(cli: Cli) -> Result<()> {
             // SAFETY: one valid pollfd. EINTR (a signal) just ends the wait early.
             unsafe { libc::poll(&mut pfd, 1, 20) };
         }
-        while let Some(item) = probes.ring.next() {
+        // Bounded while recording, so a ring that refills as fast as it drains still gets its
+        // chunks sealed and its drops counted; the last drain empties it.
+        let budget = if finishing { usize::MAX } else { cli.chunk_events.max(1) };
+        let mut drained = 0usize;
+        while drained < budget {
+            let Some(item) = probes.ring.next() else { break };
+            drained += 1;
             match decode::decode(&item) {
                 Ok(rec) => {
                     if let Some(ev) = table.apply(rec) {
@@ -139,8 +147,9 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        // Read after the drain: drops counted so far happened before or among the records just
-        // drained, so the open chunk (sealed below, even with no events) marks where the gap is.
+        // Read after the drain: drops counted so far happened among the records drained into the
+        // open chunk or, when the drain was cut short, just after them; the open chunk (sealed
+        // even with no events) marks where the gap is.
         let now = probes.counters();
         if now.drops > seen.drops {
             spool.add_drops(now.drops - seen.drops);
