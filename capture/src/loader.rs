@@ -11,10 +11,29 @@ static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 
+/// Default size of the `EVENTS` ring buffer (the size compiled into the eBPF object).
+pub const DEFAULT_RING_BUFFER_BYTES: u32 = 16 << 20;
+
+/// Parses and checks a ring buffer size: a power of two, a multiple of the page size, at most 1 GiB.
+pub fn parse_ring_buffer_bytes(s: &str) -> Result<u32, String> {
+    let n: u64 = s.trim().parse().map_err(|_| format!("`{s}` is not a byte count (e.g. 16777216)"))?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    if !n.is_power_of_two() || !n.is_multiple_of(page) {
+        return Err(format!(
+            "{n} bytes: the ring buffer size must be a power of two and a multiple of the page size ({page} bytes)"
+        ));
+    }
+    if n > 1 << 30 {
+        return Err(format!("{n} bytes: the ring buffer size is limited to 1 GiB (1073741824)"));
+    }
+    Ok(n as u32)
+}
+
 /// The loaded, attached programs and the maps capture reads.
 pub struct Probes {
     /// Keeps programs and links alive; dropping it detaches everything.
-    _ebpf: Ebpf,
+    ebpf: Option<Ebpf>,
     /// Records from the kernel.
     pub ring: RingBuf<MapData>,
     counters: PerCpuArray<MapData, u64>,
@@ -32,8 +51,10 @@ pub struct KernelCounters {
 }
 
 impl Probes {
-    /// Loads and attaches everything; capture's own process is filtered in the kernel.
-    pub fn load(all_syscalls: bool) -> Result<Self> {
+    /// Loads and attaches the forensic set (or, with `all_syscalls`, every syscall Lanner knows)
+    /// with an `EVENTS` ring buffer of `ring_bytes` (see [`parse_ring_buffer_bytes`]); capture's
+    /// own process is filtered in the kernel.
+    pub fn load(ring_bytes: u32, all_syscalls: bool) -> Result<Self> {
         // The forensic set, or every syscall Lanner knows (adds read, write, send*, recv*).
         let wanted = |d: u32| d != 0 && (all_syscalls || d & lanner_formats::wire::desc::HIGH_VOLUME == 0);
         ensure_tracefs()?;
@@ -50,6 +71,7 @@ impl Probes {
             .override_global("OWN_TGID", &own, true)
             .override_global("FORK_CHILD_PID_OFFSET", &fork_off, true)
             .override_global("KERNEL_OFFSETS", &kernel_offsets, true)
+            .map_max_entries("EVENTS", ring_bytes)
             .load(BPF_OBJECT)
             .context("loading the eBPF object (needs root or CAP_BPF+CAP_PERFMON)")?;
         {
@@ -91,7 +113,13 @@ impl Probes {
         let ring = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or_else(|| anyhow!("map EVENTS missing"))?)?;
         let counters =
             PerCpuArray::try_from(ebpf.take_map("COUNTERS").ok_or_else(|| anyhow!("map COUNTERS missing"))?)?;
-        Ok(Self { _ebpf: ebpf, ring, counters, attached })
+        Ok(Self { ebpf: Some(ebpf), ring, counters, attached })
+    }
+
+    /// Detaches every program; the ring buffer and counters stay readable, so what was
+    /// recorded until now can still be drained.
+    pub fn detach(&mut self) {
+        self.ebpf = None;
     }
 
     /// Reads the kernel counters.

@@ -90,6 +90,10 @@ struct Cli {
     /// zstd compression level.
     #[arg(long, default_value_t = 3)]
     zstd_level: i32,
+    /// Size of the kernel ring buffer in bytes (a power of two, a multiple of the page size);
+    /// records that find it full are counted as drops in the archive.
+    #[arg(long, default_value_t = loader::DEFAULT_RING_BUFFER_BYTES, value_parser = loader::parse_ring_buffer_bytes)]
+    ring_buffer_bytes: u32,
 }
 
 fn main() {
@@ -122,7 +126,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
-    let mut probes = Probes::load(cli.syscalls == SyscallSet::All)?;
+    let mut probes = Probes::load(cli.ring_buffer_bytes, cli.syscalls == SyscallSet::All)?;
     let boot_to_wall = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME);
     let mut table = ProcessTable::new(boot_to_wall);
     table.seed(procfs::snapshot());
@@ -157,25 +161,36 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     }
     let mut spool = Spool::new(&spool_dir, limits, meta, Arc::clone(&metrics))?;
     log::info!(
-        "recording to {} ({} tracepoints attached, {} processes in the /proc snapshot)",
+        "recording to {} ({} tracepoints attached, {} processes in the /proc snapshot, ring buffer {} bytes)",
         spool_dir.display(),
         probes.attached,
-        table.len()
+        table.len(),
+        cli.ring_buffer_bytes
     );
     let deadline = cli.duration.map(|d| Instant::now() + d);
-    let mut seen = probes.counters();
+    // The maps are new: everything counted so far (drops while the /proc snapshot was taken
+    // included) belongs to this capture and goes into its first chunk.
+    let mut seen = loader::KernelCounters::default();
     let mut bad_records = 0u64;
+    let mut unlogged_drops = 0u64;
     let fd = probes.ring.as_raw_fd();
     loop {
         let finishing = stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
-        if !finishing {
+        if finishing {
+            // Nothing is recorded after this point: the last drain below sees every record.
+            probes.detach();
+        } else {
             let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd. EINTR (a signal) just ends the wait early.
             unsafe { libc::poll(&mut pfd, 1, 20) };
         }
-        let mut read = 0;
-        while let Some(item) = probes.ring.next() {
-            read += 1;
+        // Bounded while recording, so a ring that refills as fast as it drains still gets its
+        // chunks sealed and its drops counted; the last drain empties it.
+        let budget = if finishing { usize::MAX } else { cli.chunk_events.max(1) };
+        let mut drained = 0usize;
+        while drained < budget {
+            let Some(item) = probes.ring.next() else { break };
+            drained += 1;
             match decode::decode(&item) {
                 Ok(rec) => {
                     if let Some(ev) = table.apply(rec) {
@@ -190,19 +205,30 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
             }
             // Under sustained load the ring never empties: stop draining once a chunk is due, so
             // chunks are sealed, segments rotate and retention runs (the rest is read next round).
-            if read % 1024 == 0 && !finishing && spool.due() {
+            if drained.is_multiple_of(1024) && !finishing && spool.due() {
                 break;
             }
         }
-        metrics.records_read.fetch_add(read, Ordering::Relaxed);
+        metrics.records_read.fetch_add(drained as u64, Ordering::Relaxed);
+        // Read after the drain: drops counted so far happened among the records drained into the
+        // open chunk or, when the drain was cut short, just after them; the open chunk (sealed
+        // even with no events) marks where the gap is.
         let now = probes.counters();
         metrics.kernel_drops.store(now.drops, Ordering::Relaxed);
         if now.drops > seen.drops {
-            log::warn!("kernel ring buffer full: {} records lost", now.drops - seen.drops);
             spool.add_drops(now.drops - seen.drops);
+            unlogged_drops += now.drops - seen.drops;
         }
         seen = now;
         if spool.due() || finishing {
+            if unlogged_drops > 0 {
+                log::warn!(
+                    "kernel ring buffer full: {unlogged_drops} records lost in this chunk ({} in total); \
+                     consider a larger --ring-buffer-bytes",
+                    seen.drops
+                );
+                unlogged_drops = 0;
+            }
             spool.seal();
             table.purge_exited(now_ns(), 60_000_000_000);
         }

@@ -16,15 +16,18 @@ pub enum Which {
     Replay,
     /// Lanner vs `sysdig -r` on the same ≥ 2M-event capture (exported to scap), same filter.
     Scap,
+    /// Capture overhead on a syscall loop, an exec storm, the first drop rate, CPU and RSS.
+    Capture,
 }
 
 /// Runs benchmark `what`.
 pub fn run(root: &Path, what: Which) -> Result<()> {
     match what {
-        Which::Archive => archive(root),
+        Which::Archive => archive(),
         Which::Rules => rules(root),
         Which::Replay => replay(root),
         Which::Scap => scap(root),
+        Which::Capture => capture(),
     }
 }
 
@@ -72,24 +75,24 @@ fn mixed_workload(work: &Path) -> Result<()> {
     Ok(())
 }
 
-fn archive(root: &Path) -> Result<()> {
+fn archive() -> Result<()> {
     if !super::is_root() {
         bail!("the archive benchmark captures a real workload with eBPF: run it as root");
     }
     super::run(super::cargo().args(["build", "--release", "--bins"]))?;
     let tmp = TempDir(std::env::temp_dir().join(format!("lanner-bench-archive-{}", std::process::id())));
-    let spool = capture_workload(root, &tmp.0)?;
+    let spool = capture_workload(&tmp.0)?;
     super::run(
         super::cargo().args(["bench", "-p", "lanner-formats", "--bench", "archive"]).env("LANNER_BENCH_SPOOL", &spool),
     )
 }
 
 /// Captures the mixed workload into `spool`.
-fn capture_workload(root: &Path, tmp: &Path) -> Result<std::path::PathBuf> {
+fn capture_workload(tmp: &Path) -> Result<std::path::PathBuf> {
     let spool = tmp.join("spool");
     let work = tmp.join("work");
     std::fs::create_dir_all(&work)?;
-    let cap = super::start_capture(&root.join("target/release"), &spool, &[])?;
+    let cap = super::start_capture(&super::target_dir().join("release"), &spool, &[])?;
     let res = mixed_workload(&work);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     super::stop_capture(cap)?;
@@ -98,9 +101,9 @@ fn capture_workload(root: &Path, tmp: &Path) -> Result<std::path::PathBuf> {
 }
 
 /// Runs a release `lanner-analyze replay`; returns (seconds, events, alerts, peak RSS in KiB).
-fn timed_replay(root: &Path, threads: usize, rules: &[&Path], input: &Path) -> Result<(f64, u64, u64, i64)> {
+fn timed_replay(threads: usize, rules: &[&Path], input: &Path) -> Result<(f64, u64, u64, i64)> {
     let err_path = std::env::temp_dir().join(format!("lanner-bench-replay-{}.stderr", std::process::id()));
-    let mut cmd = Command::new(root.join("target/release/lanner-analyze"));
+    let mut cmd = Command::new(super::target_dir().join("release/lanner-analyze"));
     cmd.arg("replay").arg("--threads").arg(threads.to_string());
     for r in rules {
         cmd.arg("--rules").arg(r);
@@ -136,7 +139,7 @@ fn prepare(root: &Path, what: &str) -> Result<(TempDir, std::path::PathBuf, std:
     }
     super::run(super::cargo().args(["build", "--release", "--bins"]))?;
     let tmp = TempDir(std::env::temp_dir().join(format!("lanner-bench-{what}-{}", std::process::id())));
-    let spool = capture_workload(root, &tmp.0)?;
+    let spool = capture_workload(&tmp.0)?;
     Ok((tmp, spool, stable))
 }
 
@@ -169,7 +172,7 @@ fn rules(root: &Path) -> Result<()> {
         ("upstream stable (falco_rules.yaml)", vec![stable.as_path()]),
     ] {
         for threads in [1, 2] {
-            let (secs, events, alerts, _) = timed_replay(root, threads, &rules, &many)?;
+            let (secs, events, alerts, _) = timed_replay(threads, &rules, &many)?;
             println!("| {label} | {threads} | {events} | {alerts} | {secs:.2} | {:.2} |", events as f64 / secs / 1e6);
         }
     }
@@ -190,7 +193,7 @@ fn replay(root: &Path) -> Result<()> {
     println!("|---|---|---|---|---|---|");
     let mut rates = Vec::new();
     for threads in [1, 2] {
-        let (secs, events, alerts, rss) = timed_replay(root, threads, &[stable.as_path()], &many)?;
+        let (secs, events, alerts, rss) = timed_replay(threads, &[stable.as_path()], &many)?;
         rates.push(events as f64 / secs);
         println!(
             "| {threads} | {events} | {alerts} | {secs:.2} | {:.2} | {:.0} MiB |",
@@ -211,7 +214,7 @@ const SCAP_CONDITIONS: [&str; 3] = [
 
 fn scap(root: &Path) -> Result<()> {
     let (tmp, spool, _) = prepare(root, "scap")?;
-    let analyze = root.join("target/release/lanner-analyze");
+    let analyze = super::target_dir().join("release/lanner-analyze");
     let stats = Command::new(&analyze).args(["stats", "--json"]).arg(&spool).output()?;
     let v: serde_json::Value = serde_json::from_slice(&stats.stdout).context("stats --json")?;
     let per_copy = v["events"].as_u64().context("event count")?.max(1);
@@ -262,18 +265,357 @@ fn scap(root: &Path) -> Result<()> {
     for n in [1, threads] {
         // Replay may count fewer events than `stats`: chunks whose event types no rule can
         // match are skipped without decompressing. The rate is over every syscall of the input.
-        let (secs, _, _, _) = timed_replay(root, n, &[rules.as_path()], &many)?;
+        let (secs, _, _, _) = timed_replay(n, &[rules.as_path()], &many)?;
         println!(
             "| `lanner-analyze replay` (.lnr) | {n} | {secs:.2} | {:.2}M | {:.1}× |",
             syscalls as f64 / secs / 1e6,
             sysdig_secs / secs
         );
     }
-    let (secs, _, _, _) = timed_replay(root, 1, &[rules.as_path()], &scap_file)?;
+    let (secs, _, _, _) = timed_replay(1, &[rules.as_path()], &scap_file)?;
     println!(
         "| `lanner-analyze replay capture.scap` (import included) | 1 | {secs:.2} | {:.2}M | {:.1}× |",
         syscalls as f64 / secs / 1e6,
         sysdig_secs / secs
     );
+    Ok(())
+}
+
+/// The load generator of `bench capture` (compiled with gcc at bench time):
+/// `loop N FILE` opens, reads and closes FILE N times; `storm N PROG` forks and execs PROG N
+/// times, one at a time, printing each child's pid; `paced RATE SECONDS FILE` does the loop at
+/// RATE iterations per second for SECONDS and prints how many it did.
+const LOAD_C: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void open_read_close(const char *path) {
+    char buf[64];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) { perror(path); exit(1); }
+    if (read(fd, buf, sizeof buf) < 0) { perror("read"); exit(1); }
+    close(fd);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "loop")) {
+        long n = atol(argv[2]);
+        for (long i = 0; i < n; i++) open_read_close(argv[3]);
+        return 0;
+    }
+    if (argc == 4 && !strcmp(argv[1], "storm")) {
+        long n = atol(argv[2]);
+        char *args[] = { argv[3], NULL };
+        for (long i = 0; i < n; i++) {
+            pid_t pid = fork();
+            if (pid < 0) { perror("fork"); return 1; }
+            if (pid == 0) { execve(argv[3], args, environ); _exit(127); }
+            int st;
+            if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                fprintf(stderr, "child %d failed\n", (int)pid);
+                return 1;
+            }
+            printf("%d\n", (int)pid);
+        }
+        return 0;
+    }
+    if (argc == 5 && !strcmp(argv[1], "paced")) {
+        double rate = atof(argv[2]), secs = atof(argv[3]);
+        long step = (long)(rate / 1000) + 1;
+        double t0 = now();
+        long done = 0;
+        for (;;) {
+            double el = now() - t0;
+            if (el >= secs) break;
+            long due = (long)(rate * el);
+            if (done >= due) { usleep(100); continue; }
+            if (due - done > step) due = done + step;
+            while (done < due) { open_read_close(argv[4]); done++; }
+        }
+        printf("%ld\n", done);
+        return 0;
+    }
+    fprintf(stderr, "usage: %s loop N FILE | storm N PROG | paced RATE SECONDS FILE\n", argv[0]);
+    return 2;
+}
+"#;
+
+/// A finished capture of `bench capture`: its spool and what its process cost.
+struct Captured {
+    spool: std::path::PathBuf,
+    /// User + system CPU seconds of the capture process while the load ran.
+    cpu_secs: f64,
+    /// Peak resident set of the capture process, KiB.
+    peak_rss_kib: u64,
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(')').context("/proc/PID/stat format")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(ticks as f64 / hz)
+}
+
+/// Peak resident set (VmHWM) of a process, KiB.
+fn peak_rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM")?;
+    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
+}
+
+/// Runs `load` under a fresh capture into `dir/name` and measures the capture process.
+fn under_capture<T>(dir: &Path, name: &str, load: impl FnOnce() -> Result<T>) -> Result<(Captured, T)> {
+    let spool = dir.join(name);
+    let cap = super::start_capture(&super::target_dir().join("release"), &spool, &[])?;
+    let pid = cap.id();
+    let cpu0 = cpu_secs(pid)?;
+    let res = load();
+    // Let the capture drain what the load left in the ring buffer before measuring it.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let cpu = cpu_secs(pid)? - cpu0;
+    let rss = peak_rss_kib(pid)?;
+    super::stop_capture(cap)?;
+    Ok((Captured { spool, cpu_secs: cpu, peak_rss_kib: rss }, res?))
+}
+
+/// Kernel drops recorded in a spool (`lanner-analyze stats --json`).
+fn spool_drops(analyze: &Path, spool: &Path) -> Result<u64> {
+    let out = Command::new(analyze).args(["stats", "--json"]).arg(spool).output()?;
+    if !out.status.success() {
+        bail!("lanner-analyze stats failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("stats --json")?;
+    v["drops"].as_u64().context("stats --json: no drops")
+}
+
+/// `lanner-analyze query -p FORMAT -f FILTER spool`, one line per matching event.
+fn query_lines(analyze: &Path, spool: &Path, format: &str, filter: &str) -> Result<Vec<String>> {
+    let out = Command::new(analyze).args(["query", "-p", format, "-f", filter]).arg(spool).output()?;
+    if !out.status.success() {
+        bail!("lanner-analyze query failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect())
+}
+
+/// Recorded `openat` events of `file`, by process id.
+fn opens_by_pid(analyze: &Path, spool: &Path, file: &Path) -> Result<std::collections::HashMap<u32, u64>> {
+    let mut by_pid = std::collections::HashMap::new();
+    for l in query_lines(analyze, spool, "%proc.pid", &format!("evt.type = openat and fd.name = {}", file.display()))? {
+        *by_pid.entry(l.trim().parse::<u32>().context("query: pid")?).or_default() += 1;
+    }
+    Ok(by_pid)
+}
+
+/// Prints a FAIL line for a failed check and remembers it.
+fn fail(failures: &mut Vec<String>, msg: String) {
+    println!("FAIL: {msg}\n");
+    failures.push(msg);
+}
+
+/// Runs the generator to completion; returns (seconds, pid, stdout).
+fn run_load(load: &Path, args: &[&str]) -> Result<(f64, u32, String)> {
+    let t = std::time::Instant::now();
+    let child = Command::new(load).args(args).stdout(std::process::Stdio::piped()).spawn()?;
+    let pid = child.id();
+    let out = child.wait_with_output()?;
+    let secs = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("load generator {args:?} failed ({})", out.status);
+    }
+    Ok((secs, pid, String::from_utf8_lossy(&out.stdout).into_owned()))
+}
+
+fn capture() -> Result<()> {
+    if !super::is_root() {
+        bail!("the capture benchmark loads eBPF programs: run it as root");
+    }
+    let quick = std::env::var("LANNER_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let (iterations, execs, runs, step_secs): (u64, u64, usize, f64) =
+        if quick { (100_000, 200, 1, 2.0) } else { (1_000_000, 2_000, 3, 5.0) };
+    super::run(super::cargo().args(["build", "--release", "-p", "lanner-capture", "-p", "lanner-analyze"]))?;
+    let analyze = super::target_dir().join("release/lanner-analyze");
+    let tmp = TempDir(std::env::temp_dir().join(format!("lanner-bench-capture-{}", std::process::id())));
+    std::fs::create_dir_all(&tmp.0)?;
+    let src = tmp.0.join("lbload.c");
+    std::fs::write(&src, LOAD_C)?;
+    let load = tmp.0.join("lbload");
+    super::run(Command::new("gcc").args(["-O2", "-Wall", "-o"]).arg(&load).arg(&src))?;
+    let file = tmp.0.join("target-file");
+    std::fs::write(&file, [b'x'; 64])?;
+    let file_s = file.to_str().context("temp path is not UTF-8")?.to_owned();
+    let mut failures: Vec<String> = Vec::new();
+    if quick {
+        println!("**Quick run (LANNER_BENCH_QUICK=1): shortened workloads, not the reference figures.**\n");
+    }
+
+    // 1. Syscall loop, uncaptured vs captured.
+    let n = iterations.to_string();
+    let loop_args = ["loop", n.as_str(), file_s.as_str()];
+    let mut plain = f64::MAX;
+    for _ in 0..runs {
+        plain = plain.min(run_load(&load, &loop_args)?.0);
+    }
+    let (cap, timed) = under_capture(&tmp.0, "loop", || {
+        (0..runs).map(|_| run_load(&load, &loop_args).map(|(s, pid, _)| (s, pid))).collect::<Result<Vec<_>>>()
+    })?;
+    let captured = timed.iter().map(|t| t.0).fold(f64::MAX, f64::min);
+    let opens = opens_by_pid(&analyze, &cap.spool, &file)?;
+    let drops = spool_drops(&analyze, &cap.spool)?;
+    let recorded: Vec<u64> = timed.iter().map(|(_, pid)| opens.get(pid).copied().unwrap_or(0)).collect();
+    println!(
+        "## Capture overhead: syscall loop ({iterations} × open/read/close of one file, one process, best of {runs})\n"
+    );
+    println!("| run | seconds | vs uncaptured | openat recorded per run | drops |");
+    println!("|---|---|---|---|---|");
+    println!("| uncaptured | {plain:.3} | 1.00× | – | – |");
+    let ratio = captured / plain;
+    let rec = recorded.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    println!("| captured (lanner-capture defaults) | {captured:.3} | {ratio:.2}× | {rec} | {drops} |");
+    println!(
+        "\nOverhead ratio {ratio:.2} (target ≤ 1.25: {}); capture CPU {:.2} s, peak RSS {:.0} MiB\n",
+        if ratio <= 1.25 { "met" } else { "not met" },
+        cap.cpu_secs,
+        cap.peak_rss_kib as f64 / 1024.0
+    );
+    for (i, r) in recorded.iter().enumerate() {
+        if *r != iterations {
+            fail(
+                &mut failures,
+                format!("syscall loop run {}: {r} openat events recorded, expected {iterations}", i + 1),
+            );
+        }
+    }
+
+    // 2. Exec storm: every child's execve recorded once, with the storm driver as its parent.
+    let m = execs.to_string();
+    let storm_args = ["storm", m.as_str(), "/bin/true"];
+    let plain_storm = run_load(&load, &storm_args)?.0;
+    let (cap, (storm_secs, driver, children)) = under_capture(&tmp.0, "storm", || run_load(&load, &storm_args))?;
+    let children: Vec<u32> = children.lines().map(|l| l.trim().parse()).collect::<Result<_, _>>()?;
+    let mut seen: std::collections::HashMap<u32, Vec<(u32, String)>> = std::collections::HashMap::new();
+    for l in query_lines(
+        &analyze,
+        &cap.spool,
+        "%proc.pid %proc.ppid %proc.pname",
+        "evt.type = execve and proc.exepath = /bin/true",
+    )? {
+        let mut f = l.split_whitespace();
+        let (Some(pid), Some(ppid), Some(pname)) = (f.next(), f.next(), f.next()) else { continue };
+        seen.entry(pid.parse()?).or_default().push((ppid.parse()?, pname.to_owned()));
+    }
+    let storm_drops = spool_drops(&analyze, &cap.spool)?;
+    let mut recorded_execs = 0u64;
+    let mut right_parent = 0u64;
+    for c in &children {
+        let evs = seen.get(c).map(Vec::as_slice).unwrap_or_default();
+        recorded_execs += evs.len() as u64;
+        right_parent += evs.iter().filter(|(ppid, pname)| *ppid == driver && pname == "lbload").count() as u64;
+    }
+    println!("## Exec storm ({execs} × fork + execve /bin/true + waitpid from one driver)\n");
+    println!("| run | seconds | vs uncaptured | execve recorded | with the driver as parent | drops |");
+    println!("|---|---|---|---|---|---|");
+    println!("| uncaptured | {plain_storm:.3} | 1.00× | – | – | – |");
+    println!(
+        "| captured | {storm_secs:.3} | {:.2}× | {recorded_execs} | {right_parent} | {storm_drops} |\n",
+        storm_secs / plain_storm
+    );
+    if children.len() as u64 != execs || recorded_execs != execs || right_parent != execs {
+        fail(&mut failures, format!(
+            "exec storm: {} children, {recorded_execs} execve recorded, {right_parent} with the right parent; expected {execs}",
+            children.len()
+        ));
+    }
+
+    // 3. Ramp: the sustained open rate at which the first drop appears (two paced generators).
+    println!(
+        "## Sustained event rate ramp (2 paced generators, {step_secs:.0} s per step, default 16 MiB ring buffer)\n"
+    );
+    println!("| target events/s | achieved events/s | openat recorded | drops | capture CPU | capture peak RSS |");
+    println!("|---|---|---|---|---|---|");
+    let mut best: Option<(f64, f64, u64)> = None;
+    let mut first_drop: Option<f64> = None;
+    let mut rate = 125_000f64;
+    while rate <= 4_000_000f64 {
+        let half = format!("{}", rate / 2.0);
+        let secs = format!("{step_secs}");
+        let (cap, done) = under_capture(&tmp.0, &format!("ramp-{rate}"), || {
+            let gens: Vec<_> = (0..2)
+                .map(|_| {
+                    Command::new(&load)
+                        .args(["paced", &half, &secs, &file_s])
+                        .stdout(std::process::Stdio::piped())
+                        .spawn()
+                })
+                .collect::<std::io::Result<_>>()?;
+            let mut done = 0u64;
+            for g in gens {
+                let out = g.wait_with_output()?;
+                if !out.status.success() {
+                    bail!("paced generator failed ({})", out.status);
+                }
+                done += String::from_utf8_lossy(&out.stdout).trim().parse::<u64>()?;
+            }
+            Ok(done)
+        })?;
+        let recorded: u64 = opens_by_pid(&analyze, &cap.spool, &file)?.values().sum();
+        let drops = spool_drops(&analyze, &cap.spool)?;
+        let achieved = done as f64 / step_secs;
+        let cpu = cap.cpu_secs / step_secs * 100.0;
+        let rss = cap.peak_rss_kib as f64 / 1024.0;
+        println!(
+            "| {:.0}k | {:.0}k | {recorded} | {drops} | {cpu:.0} % of a core | {rss:.0} MiB |",
+            rate / 1e3,
+            achieved / 1e3
+        );
+        if drops == 0 && recorded != done {
+            fail(&mut failures, format!("ramp at {rate:.0}/s: {done} opens, {recorded} recorded, no drop counted"));
+        }
+        if drops > 0 {
+            first_drop = Some(achieved);
+            break;
+        }
+        if best.is_none_or(|(r, _, _)| achieved > r) {
+            best = Some((achieved, cpu, cap.peak_rss_kib));
+        }
+        if achieved < 0.9 * rate {
+            break;
+        }
+        rate *= 2.0;
+    }
+    println!();
+    match first_drop {
+        Some(r) => println!("First drop at a sustained {:.0}k events/s.", r / 1e3),
+        None => println!("No drop up to the generators' limit on this machine."),
+    }
+    if let Some((r, cpu, rss)) = best {
+        println!(
+            "Highest drop-free rate: {:.0}k events/s, capture CPU {cpu:.0} % of a core, peak RSS {:.0} MiB \
+             (target: ≤ 150 MiB at 1M events/s).",
+            r / 1e3,
+            rss as f64 / 1024.0
+        );
+    }
+    if !failures.is_empty() {
+        bail!("{} check(s) failed: {}", failures.len(), failures.join("; "));
+    }
     Ok(())
 }

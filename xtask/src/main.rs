@@ -67,7 +67,7 @@ fn main() -> Result<()> {
         Cmd::Man => {
             run(cargo().args(["build", "--bins"]))?;
             let dir = root().join("target/man");
-            run(Command::new(root().join("target/debug/lanner-analyze")).arg("man").arg(&dir))?;
+            run(Command::new(target_dir().join("debug/lanner-analyze")).arg("man").arg(&dir))?;
             eprintln!("xtask: man pages in {}", dir.display());
             Ok(())
         }
@@ -80,6 +80,14 @@ fn main() -> Result<()> {
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace root) or `target/`.
+pub(crate) fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => root().join(d),
+        None => root().join("target"),
+    }
 }
 
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
@@ -255,7 +263,7 @@ fn demo() -> Result<()> {
         bail!("the demo loads eBPF programs and writes below /etc and /bin: run it as root");
     }
     run(cargo().args(["build", "--release", "--bins"]))?;
-    let bin = root().join("target/release");
+    let bin = target_dir().join("release");
     let tag = format!("lanner-demo-{}", std::process::id());
     let mut traces = DemoTraces {
         spool: std::env::temp_dir().join(format!("{tag}-spool")),

@@ -196,3 +196,30 @@ fn damaged_footer_is_rebuilt_by_scanning() {
     assert!(r.warnings()[0].contains("footer checksum mismatch"), "{:?}", r.warnings());
     assert!(read_all(&r).iter().all(|x| x.is_ok()));
 }
+
+#[test]
+fn a_chunk_holding_only_drops_is_written_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seg.lnr");
+    let mut w = SegmentWriter::create(&path, &SegmentMeta::default(), 3).unwrap();
+    let mut b = ChunkBuilder::new();
+    w.append(&sample_chunk(&mut b, 5)).unwrap();
+    // The ring buffer overflowed while no record at all reached the capture.
+    assert!(b.is_empty());
+    b.add_drops(7);
+    assert!(!b.is_empty(), "a builder with drops must be sealed even without events");
+    let gap = b.take();
+    assert!(gap.events.is_empty());
+    w.append(&gap).unwrap();
+    let mut after = sample_chunk(&mut b, 3);
+    after.drops = (u32::MAX as u64) + 9;
+    w.append(&after).unwrap();
+    w.finish().unwrap();
+
+    let r = SegmentReader::open(&path).unwrap();
+    let headers: Vec<(u32, u32)> = r.chunks().iter().map(|c| (c.header.event_count, c.header.drops)).collect();
+    // The header saturates; the chunk itself keeps the exact count.
+    assert_eq!(headers, [(5, 0), (0, 7), (3, u32::MAX)]);
+    let drops: Vec<u64> = r.chunks().iter().map(|c| r.decode(c).unwrap().chunk().drops.to_native()).collect();
+    assert_eq!(drops, [0, 7, (u32::MAX as u64) + 9]);
+}
