@@ -24,6 +24,10 @@ fn sample_chunk(builder: &mut ChunkBuilder, n: u64) -> Chunk {
         container_id: name,
         tty: 0,
         loginuid: u32::MAX,
+        container_name: NONE,
+        container_image: NONE,
+        k8s_pod: NONE,
+        k8s_ns: NONE,
     });
     for i in 0..n {
         let path = builder.intern_path(&format!("/etc/file{i}"));
