@@ -420,4 +420,43 @@ mod tests {
         let env = |k: &str| (k == "KUBERNETES_SERVICE_HOST").then(|| "fd00::1".to_owned());
         assert_eq!(ApiConfig::resolve(None, None, env).unwrap(), None);
     }
+
+    #[test]
+    fn fetch_sends_the_node_selector_and_token_and_names_http_errors() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "secret-token\n").unwrap();
+        let cfg = ApiConfig {
+            api: format!("http://127.0.0.1:{port}"),
+            node: "n1".into(),
+            token,
+            ca: dir.path().join("absent-ca.crt"),
+        };
+        let client = agent(&cfg).unwrap();
+        let serve = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for (status, body) in [(200, r#"{"items":[]}"#), (403, "forbidden")] {
+                let req = server.recv().unwrap();
+                let auth = req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.to_string());
+                seen.push((req.url().to_owned(), auth));
+                req.respond(tiny_http::Response::from_string(body).with_status_code(status)).unwrap();
+            }
+            seen
+        });
+        let url = format!("{}/api/v1/pods", cfg.api);
+        assert_eq!(fetch(&client, &url, &cfg).unwrap(), r#"{"items":[]}"#);
+        let e = fetch(&client, &url, &cfg).unwrap_err();
+        assert!(e.contains("403"), "{e}");
+        let seen = serve.join().unwrap();
+        assert_eq!(
+            seen[0],
+            ("/api/v1/pods?fieldSelector=spec.nodeName%3Dn1".to_owned(), Some("Bearer secret-token".to_owned()))
+        );
+        // A CA file that holds no certificate is an error naming it.
+        std::fs::write(&cfg.ca, "not a certificate").unwrap();
+        let e = agent(&cfg).expect_err("bad CA refused").to_string();
+        assert!(e.contains("absent-ca.crt"), "{e}");
+    }
 }

@@ -79,8 +79,8 @@ fn analyze_bin() -> PathBuf {
     analyze
 }
 
-/// A fake API server: answers `GET /api/v1/pods…` with an empty pod list until `ready`, then
-/// with `pods`; records the request URLs.
+/// A fake API server: answers `GET /api/v1/pods…` with 503 until `ready`, then with `pods`;
+/// records the request URLs.
 struct FakeApi {
     port: u16,
     ready: Arc<AtomicBool>,
@@ -107,12 +107,13 @@ impl FakeApi {
                     let _ = req.respond(tiny_http::Response::from_string("not found").with_status_code(404));
                     continue;
                 }
-                let body = if r.load(Ordering::Relaxed) {
-                    pods.clone()
+                let resp = if r.load(Ordering::Relaxed) {
+                    tiny_http::Response::from_string(pods.clone())
                 } else {
-                    r#"{"kind":"PodList","apiVersion":"v1","items":[]}"#.to_owned()
+                    tiny_http::Response::from_string(r#"{"kind":"Status","status":"Failure","code":503}"#)
+                        .with_status_code(503)
                 };
-                let _ = req.respond(tiny_http::Response::from_string(body));
+                let _ = req.respond(resp);
             }
         });
         FakeApi { port, ready, stop, urls }
@@ -181,8 +182,8 @@ fn a_pods_processes_carry_its_pod_and_container_names_from_the_api_server() {
             dirs.0.push(cg.clone());
         }
     }
-    // The shell joins the container's cgroup, then works for ~4 s; the pod shows up in the API
-    // server's list only after ~1 s, so the names reach its already running process later.
+    // The shell joins the container's cgroup, then works for ~4 s; the API server answers only
+    // after ~1 s, so the names reach its already running process later.
     let marker = format!("/dev/null/k8s-{tag}");
     let script = format!(
         "echo $$ > {}/cgroup.procs && for i in $(seq 20); do cat {marker} 2>/dev/null; sleep 0.2; done; exit 0",
@@ -201,6 +202,11 @@ fn a_pods_processes_carry_its_pod_and_container_names_from_the_api_server() {
         urls.iter().any(|u| u.starts_with("/api/v1/pods?fieldSelector=spec.nodeName%3Dtest-node")),
         "requests: {urls:?}"
     );
+    // The unavailable API server is logged once (at most once a minute), then its recovery.
+    let warnings: Vec<&String> = log.iter().filter(|l| l.contains("WARN") && l.contains("pod metadata from")).collect();
+    assert_eq!(warnings.len(), 1, "{log:?}");
+    assert!(warnings[0].contains("503"), "{log:?}");
+    assert!(log.iter().any(|l| l.contains("answers again")), "{log:?}");
 
     let fields = "*%k8s.pod.name|%k8s.ns.name|%container.name|%container.image|%container.image.repository|%container.image.tag|%container.id";
     let out = Command::new(analyze_bin())
