@@ -130,11 +130,11 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
+    let k8s = k8s::ApiConfig::resolve(cli.k8s_api.as_deref(), cli.k8s_node.as_deref(), |k| std::env::var(k).ok())?;
     let mut probes = Probes::load(cli.syscalls == SyscallSet::All)?;
     let boot_to_wall = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME);
     let mut table = ProcessTable::new(boot_to_wall);
     table.seed(procfs::snapshot());
-    let k8s = k8s::ApiConfig::resolve(cli.k8s_api.as_deref(), cli.k8s_node.as_deref(), |k| std::env::var(k).ok())?;
     if let Some(cfg) = k8s {
         log::info!("pod metadata from {} for node {}", cfg.api, cfg.node);
         table.set_pod_metadata(k8s::PodMetadata::start(cfg)?);
