@@ -29,6 +29,8 @@ struct RawConfig {
     zstd_level: Option<Spanned<String>>,
     metrics_addr: Option<Spanned<String>>,
     syscalls: Option<Spanned<String>>,
+    k8s_api: Option<Spanned<String>>,
+    k8s_node: Option<Spanned<String>>,
 }
 
 /// Settings read from a config file; `None` where the file does not set them.
@@ -46,6 +48,8 @@ pub struct FileConfig {
     zstd_level: Option<i32>,
     metrics_addr: Option<SocketAddr>,
     syscalls: Option<crate::SyscallSet>,
+    k8s_api: Option<String>,
+    k8s_node: Option<String>,
 }
 
 /// Parses a size in bytes: a number, optionally followed by `K`/`M`/`G`/`T` (powers of 1000)
@@ -146,6 +150,14 @@ fn parse(file: &str, text: &str) -> Result<FileConfig> {
             "all" => Ok(crate::SyscallSet::All),
             _ => Err(format!("`{s}` is not a syscall set (forensic or all)")),
         })?,
+        k8s_api: value(f, "k8s-api", &raw.k8s_api, |s| {
+            if s.starts_with("http://") || s.starts_with("https://") {
+                Ok(s.to_owned())
+            } else {
+                Err(format!("`{s}` is not an http:// or https:// URL"))
+            }
+        })?,
+        k8s_node: value(f, "k8s-node", &raw.k8s_node, |s| Ok(s.to_owned()))?,
     })
 }
 
@@ -187,6 +199,8 @@ pub fn merge(cli: &mut Cli, matches: &ArgMatches, file: FileConfig) {
     take!(zstd_level);
     take!(metrics_addr, option);
     take!(syscalls);
+    take!(k8s_api, option);
+    take!(k8s_node, option);
 }
 
 #[cfg(test)]
@@ -195,7 +209,7 @@ mod tests {
 
     use super::*;
 
-    const GOOD: &str = "# node defaults\nspool: /var/lib/lanner/spool\nlive: true\nsegment-bytes: 64MiB\nsegment-age: 1h\nretain-bytes: 10G\nretain-age: 7days\nzstd-level: 5\nchunk-events: 1000\nmetrics-addr: 127.0.0.1:9464\n";
+    const GOOD: &str = "# node defaults\nspool: /var/lib/lanner/spool\nlive: true\nsegment-bytes: 64MiB\nsegment-age: 1h\nretain-bytes: 10G\nretain-age: 7days\nzstd-level: 5\nchunk-events: 1000\nmetrics-addr: 127.0.0.1:9464\nk8s-api: https://10.96.0.1:443\nk8s-node: worker-1\n";
 
     #[test]
     fn good_file_sets_every_value() {
@@ -209,6 +223,8 @@ mod tests {
         assert_eq!(c.zstd_level, Some(5));
         assert_eq!(c.chunk_events, Some(1000));
         assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.k8s_api.as_deref(), Some("https://10.96.0.1:443"));
+        assert_eq!(c.k8s_node.as_deref(), Some("worker-1"));
         assert_eq!(c.duration, None);
         assert_eq!(parse("empty.yaml", "# nothing\n\n").unwrap(), FileConfig::default());
     }
@@ -231,6 +247,8 @@ mod tests {
         let e = parse("n.yaml", "spool: [unclosed\n").unwrap_err().to_string();
         assert!(e.starts_with("n.yaml:"), "{e}");
         assert!(e.chars().nth(7).is_some_and(|c| c.is_ascii_digit()), "has a line number: {e}");
+        let e = parse("n.yaml", "k8s-api: 10.96.0.1\n").unwrap_err().to_string();
+        assert!(e.starts_with("n.yaml:1:10: k8s-api: `10.96.0.1` is not an http"), "{e}");
         let e = parse("n.yaml", "- a list\n").unwrap_err().to_string();
         assert!(e.starts_with("n.yaml:1:1"), "{e}");
     }
@@ -265,6 +283,7 @@ mod tests {
         assert!(cli.live);
         assert_eq!(cli.spool, Some(PathBuf::from("/var/lib/lanner/spool")));
         assert_eq!(cli.retain_bytes, Some(10_000_000_000));
+        assert_eq!(cli.k8s_node.as_deref(), Some("worker-1"));
         // In neither: the default stays.
         assert_eq!(cli.chunk_interval, Duration::from_secs(1));
         assert_eq!(cli.duration, None);

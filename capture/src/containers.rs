@@ -13,7 +13,7 @@ pub const HOST: &str = "host";
 /// Resolves cgroup ids to container ids, rescanning the cgroup tree when an id is unknown.
 pub struct ContainerResolver {
     root: Option<PathBuf>,
-    ids: HashMap<u64, String>,
+    ids: HashMap<u64, (String, Option<String>)>,
     last_scan: Option<Instant>,
 }
 
@@ -28,14 +28,19 @@ impl ContainerResolver {
         if id == 0 {
             return HOST.to_owned();
         }
-        if let Some(c) = self.ids.get(&id) {
+        if let Some((c, _)) = self.ids.get(&id) {
             return c.clone();
         }
         // New cgroups appear with new containers; rescan, but not more than 20 times a second.
         if self.last_scan.is_none_or(|t| t.elapsed() > Duration::from_millis(50)) {
             self.scan();
         }
-        self.ids.get(&id).cloned().unwrap_or_else(|| HOST.to_owned())
+        self.ids.get(&id).map_or_else(|| HOST.to_owned(), |(c, _)| c.clone())
+    }
+
+    /// The Kubernetes pod UID cgroup `id`'s path names, as of the last [`Self::resolve`].
+    pub fn pod_uid(&self, id: u64) -> Option<String> {
+        self.ids.get(&id).and_then(|(_, pod)| pod.clone())
     }
 
     fn scan(&mut self) {
@@ -44,9 +49,10 @@ impl ContainerResolver {
         let mut stack = vec![root];
         while let Some(dir) = stack.pop() {
             let Ok(meta) = std::fs::metadata(&dir) else { continue };
-            self.ids
-                .entry(meta.ino())
-                .or_insert_with(|| container_id_from_path(&dir).unwrap_or_else(|| HOST.to_owned()));
+            self.ids.entry(meta.ino()).or_insert_with(|| {
+                let container = container_id_from_path(&dir).unwrap_or_else(|| HOST.to_owned());
+                (container, crate::k8s::pod_uid_from_path(&dir))
+            });
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 stack.extend(
                     rd.filter_map(|e| e.ok()).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()),

@@ -8,6 +8,7 @@ mod btf;
 mod config;
 mod containers;
 mod decode;
+mod k8s;
 mod loader;
 mod metrics;
 mod procfs;
@@ -87,6 +88,13 @@ struct Cli {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. `127.0.0.1:9464`).
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
+    /// Kubernetes API server to read this node's pods from, for pod and container names
+    /// (e.g. `https://10.96.0.1:443`; default in a pod: from KUBERNETES_SERVICE_HOST/_PORT).
+    #[arg(long, value_name = "URL")]
+    k8s_api: Option<String>,
+    /// This node's name, for --k8s-api (default: env NODE_NAME).
+    #[arg(long, value_name = "NAME")]
+    k8s_node: Option<String>,
     /// zstd compression level.
     #[arg(long, default_value_t = 3)]
     zstd_level: i32,
@@ -126,10 +134,15 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
+    let k8s = k8s::ApiConfig::resolve(cli.k8s_api.as_deref(), cli.k8s_node.as_deref(), |k| std::env::var(k).ok())?;
     let mut probes = Probes::load(cli.ring_buffer_bytes, cli.syscalls == SyscallSet::All)?;
     let boot_to_wall = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME);
     let mut table = ProcessTable::new(boot_to_wall);
     table.seed(procfs::snapshot());
+    if let Some(cfg) = k8s {
+        log::info!("pod metadata from {} for node {}", cfg.api, cfg.node);
+        table.set_pod_metadata(k8s::PodMetadata::start(cfg)?);
+    }
     let created_ns = now_ns();
     let meta = SegmentMeta {
         hostname: read_trimmed("/proc/sys/kernel/hostname"),

@@ -155,6 +155,10 @@ impl Spool {
                 container_id: empty,
                 tty: 0,
                 loginuid: u32::MAX,
+                container_name: NONE,
+                container_image: NONE,
+                k8s_pod: NONE,
+                k8s_ns: NONE,
             });
             return idx;
         }
@@ -167,6 +171,9 @@ impl Spool {
             let args = b.intern(&p.args.join("\0"));
             let cwd = b.intern(&p.cwd);
             let container_id = b.intern(&p.container_id);
+            let mut opt = |s: &str| if s.is_empty() { NONE } else { b.intern(s) };
+            let (container_name, container_image) = (opt(&p.container_name), opt(&p.container_image));
+            let (k8s_pod, k8s_ns) = (opt(&p.k8s_pod), opt(&p.k8s_ns));
             idx = b.add_process(Process {
                 pid: p.pid,
                 ppid: p.ppid,
@@ -182,6 +189,10 @@ impl Spool {
                 container_id,
                 tty: p.tty,
                 loginuid: p.loginuid,
+                container_name,
+                container_image,
+                k8s_pod,
+                k8s_ns,
             });
             self.in_chunk.insert((p.pid, p.version), idx);
         }

@@ -9,6 +9,7 @@ use lanner_formats::wire::RecordKind;
 use lanner_formats::wire::{SockInfo, SOCK_INFO_LEN};
 
 use crate::decode::{split_argv, Record};
+use crate::k8s::{pod_uid_from_path, PodMetadata};
 use crate::procfs::{self, ProcSnapshot};
 use lanner_formats::paths::resolve;
 
@@ -51,6 +52,18 @@ pub struct ProcInfo {
     pub tty: u32,
     /// Login uid (`u32::MAX`: unset).
     pub loginuid: u32,
+    /// Kubernetes pod UID its cgroup path names (empty: none).
+    pub pod_uid: String,
+    /// Container name from the pod metadata (empty: unknown).
+    pub container_name: String,
+    /// Container image from the pod metadata (empty: unknown).
+    pub container_image: String,
+    /// Pod name (empty: unknown).
+    pub k8s_pod: String,
+    /// Pod namespace (empty: unknown).
+    pub k8s_ns: String,
+    /// Pod metadata generation these names were looked up in (0: not yet).
+    pub meta_generation: u64,
 }
 
 /// What an fd refers to, as the fd fields name it.
@@ -130,6 +143,7 @@ pub struct ProcessTable {
     next_version: u64,
     boot_to_wall_ns: i64,
     containers: crate::containers::ContainerResolver,
+    k8s: Option<PodMetadata>,
     /// Records that could not be used (unknown syscall numbers).
     pub unknown_records: u64,
 }
@@ -138,6 +152,11 @@ impl ProcessTable {
     /// A table converting boot-relative timestamps with `boot_to_wall_ns`.
     pub fn new(boot_to_wall_ns: i64) -> Self {
         Self { boot_to_wall_ns, containers: crate::containers::ContainerResolver::new(), ..Default::default() }
+    }
+
+    /// Names containers and pods from `meta` (from then on, for each process's next event).
+    pub fn set_pod_metadata(&mut self, meta: PodMetadata) {
+        self.k8s = Some(meta);
     }
 
     /// Seeds the table from a `/proc` snapshot.
@@ -177,6 +196,12 @@ impl ProcessTable {
                 .as_deref()
                 .and_then(|p| crate::containers::container_id_from_path(std::path::Path::new(p)))
                 .unwrap_or_else(|| crate::containers::HOST.to_owned()),
+            pod_uid: s
+                .cgroup_v2
+                .as_deref()
+                .and_then(|p| pod_uid_from_path(std::path::Path::new(p)))
+                .unwrap_or_default(),
+            ..Default::default()
         }
     }
 
@@ -218,8 +243,11 @@ impl ProcessTable {
                     // Moved into another cgroup (a container runtime starting its process).
                     p.cgroup_id = r.cgroup_id;
                     p.container_id = self.containers.resolve(r.cgroup_id);
+                    p.pod_uid = self.containers.pod_uid(r.cgroup_id).unwrap_or_default();
+                    clear_pod_metadata(p);
                     changed = true;
                 }
+                changed |= refresh_pod_metadata(self.k8s.as_ref(), p);
                 if changed {
                     self.next_version += 1;
                     p.version = self.next_version;
@@ -261,6 +289,9 @@ impl ProcessTable {
         let mut p = p;
         p.cgroup_id = r.cgroup_id;
         p.container_id = self.containers.resolve(r.cgroup_id);
+        p.pod_uid = self.containers.pod_uid(r.cgroup_id).unwrap_or_default();
+        clear_pod_metadata(&mut p);
+        refresh_pod_metadata(self.k8s.as_ref(), &mut p);
         self.procs.insert(r.tgid, p);
         if r.tid != r.tgid {
             self.threads.insert(r.tid, r.tgid);
@@ -602,6 +633,31 @@ impl ProcessTable {
     }
 }
 
+fn clear_pod_metadata(p: &mut ProcInfo) {
+    p.meta_generation = 0;
+    for s in [&mut p.container_name, &mut p.container_image, &mut p.k8s_pod, &mut p.k8s_ns] {
+        s.clear();
+    }
+}
+
+/// Looks `p`'s container and pod up again if the pod metadata changed since its last look
+/// (without waiting: a cache being swapped is tried on a later event); true when its names changed.
+fn refresh_pod_metadata(k8s: Option<&PodMetadata>, p: &mut ProcInfo) -> bool {
+    let Some(k8s) = k8s else { return false };
+    let generation = k8s.generation();
+    if generation == p.meta_generation || (p.container_id == crate::containers::HOST && p.pod_uid.is_empty()) {
+        return false;
+    }
+    let Some(index) = k8s.try_index() else { return false };
+    p.meta_generation = generation;
+    let [name, image, pod, ns] = index.lookup(&p.container_id, &p.pod_uid);
+    if [&name, &image, &pod, &ns] == [&p.container_name, &p.container_image, &p.k8s_pod, &p.k8s_ns] {
+        return false;
+    }
+    (p.container_name, p.container_image, p.k8s_pod, p.k8s_ns) = (name, image, pod, ns);
+    true
+}
+
 /// Converts native open flags to the x86_64 values archives use.
 fn native_oflags(raw: u64) -> u32 {
     let f = raw as u32;
@@ -715,5 +771,58 @@ mod tests {
             .unwrap();
         assert_eq!(d.path.as_deref(), Some("/etc/shadow/sub"));
         assert_eq!(d.mode, 0o755);
+    }
+
+    #[test]
+    fn pod_metadata_reaches_a_process_on_its_next_event_after_the_cache_changes() {
+        use crate::k8s::{Container, Pod, PodIndex};
+        let uid = "0a1b2c3d-4e5f-6789-abcd-ef0123456789";
+        let pid = 4_000_000;
+        let meta = PodMetadata::empty();
+        let mut t = ProcessTable::new(0);
+        t.set_pod_metadata(meta.clone());
+        t.next_version = 1;
+        let info = |container_id: &str, pod_uid: &str| ProcInfo {
+            pid,
+            comm: "sh".into(),
+            container_id: container_id.into(),
+            pod_uid: pod_uid.into(),
+            version: 1,
+            ..Default::default()
+        };
+        t.procs.insert(pid, info("3f0c1a2b4d5e", uid));
+        t.procs.insert(pid + 1, info(crate::containers::HOST, ""));
+        let open = |pid| rec(RecordKind::SyscallExit, pid, pid, nr(EventType::Openat), 3, [0; 6], [b"/etc/hosts", b""]);
+        let names = |t: &ProcessTable, pid| {
+            let p = t.get(pid).unwrap();
+            (p.container_name.clone(), p.container_image.clone(), p.k8s_pod.clone(), p.k8s_ns.clone(), p.version)
+        };
+        // Nothing fetched yet: no names, and no new version.
+        t.apply(open(pid));
+        assert_eq!(names(&t, pid), (String::new(), String::new(), String::new(), String::new(), 1));
+
+        let mut idx = PodIndex::default();
+        idx.pods.insert(uid.into(), Pod { name: "web-0".into(), namespace: "shop".into() });
+        idx.containers.insert(
+            "3f0c1a2b4d5e".into(),
+            Container { name: "nginx".into(), image: "nginx:1.25".into(), pod_uid: uid.into() },
+        );
+        meta.publish(idx.clone());
+        t.apply(open(pid));
+        let (n, i, pod, ns, v1) = names(&t, pid);
+        assert_eq!((n.as_str(), i.as_str(), pod.as_str(), ns.as_str()), ("nginx", "nginx:1.25", "web-0", "shop"));
+        assert!(v1 > 1, "a new version is written with the names");
+        // Unchanged cache (the same list published again): same version.
+        meta.publish(idx);
+        t.apply(open(pid));
+        assert_eq!(names(&t, pid).4, v1);
+        // Host processes never get pod names.
+        t.apply(open(pid + 1));
+        assert_eq!(names(&t, pid + 1), (String::new(), String::new(), String::new(), String::new(), 1));
+        // The pod is gone from the list: the names go, in a new version.
+        meta.publish(PodIndex::default());
+        t.apply(open(pid));
+        let (n, _, pod, _, v2) = names(&t, pid);
+        assert!(n.is_empty() && pod.is_empty() && v2 > v1);
     }
 }

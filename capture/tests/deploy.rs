@@ -41,8 +41,28 @@ fn daemonset_is_complete_and_consistent_with_the_binaries() {
     let docs = docs(&text);
     let kinds: Vec<String> =
         docs.iter().map(|d| d.as_mapping().unwrap().get_scalar("kind").unwrap().as_str().to_owned()).collect();
-    assert_eq!(kinds, vec!["Namespace", "ServiceAccount", "ConfigMap", "DaemonSet"]);
-    let ds = docs[3].as_mapping().unwrap();
+    assert_eq!(
+        kinds,
+        vec!["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet"]
+    );
+    let doc = |kind: &str| docs[kinds.iter().position(|k| k == kind).unwrap()].as_mapping().unwrap();
+    // Pod metadata: the service account may read pods, and nothing else.
+    let role = doc("ClusterRole");
+    let rules: Vec<&MarkedMappingNode> =
+        role.get_sequence("rules").unwrap().iter().map(|r| r.as_mapping().unwrap()).collect();
+    assert_eq!(rules.len(), 1);
+    assert_eq!((strs(rules[0], "apiGroups"), strs(rules[0], "resources")), (vec!["".into()], vec!["pods".into()]));
+    assert_eq!(strs(rules[0], "verbs"), vec!["get", "list", "watch"]);
+    let binding = doc("ClusterRoleBinding");
+    assert_eq!(map(binding, "roleRef").get_scalar("name").unwrap().as_str(), "lanner-pod-reader");
+    let subject = binding.get_sequence("subjects").unwrap().first().unwrap().as_mapping().unwrap();
+    assert_eq!(
+        (subject.get_scalar("name").unwrap().as_str(), subject.get_scalar("namespace").unwrap().as_str()),
+        ("lanner", "lanner")
+    );
+    let sa = doc("ServiceAccount");
+    assert_ne!(sa.get_scalar("automountServiceAccountToken").and_then(|b| b.as_bool()), Some(false), "token needed");
+    let ds = doc("DaemonSet");
     let pod = map(map(map(ds, "spec"), "template"), "spec");
     assert_eq!(pod.get_scalar("hostPID").unwrap().as_bool(), Some(true));
     let tolerations: Vec<String> = pod
@@ -79,6 +99,15 @@ fn daemonset_is_complete_and_consistent_with_the_binaries() {
         assert_eq!(strs(caps, "drop"), vec!["ALL"], "{name}");
         let added = strs(caps, "add");
         if binary == "lanner-capture" {
+            let env = c.get_sequence("env").expect("capture env");
+            let node = env
+                .iter()
+                .map(|e| e.as_mapping().unwrap())
+                .find(|e| e.get_scalar("name").unwrap().as_str() == "NODE_NAME")
+                .expect("NODE_NAME for --k8s-node");
+            let field = map(map(node, "valueFrom"), "fieldRef").get_scalar("fieldPath").unwrap();
+            assert_eq!(field.as_str(), "spec.nodeName");
+            assert!(help.contains("NODE_NAME") && help.contains("--k8s-api"), "{help}");
             assert!(added.contains(&"BPF".into()) && added.contains(&"PERFMON".into()), "{name}: {added:?}");
             assert!(!added.iter().any(|c| c == "SYS_ADMIN"), "capture does not need SYS_ADMIN");
         } else {
@@ -97,7 +126,7 @@ fn daemonset_is_complete_and_consistent_with_the_binaries() {
     }
     assert_eq!(spool_mounts, 2, "both containers share the spool");
     // The ConfigMap's rules load.
-    let cm = docs[2].as_mapping().unwrap();
+    let cm = doc("ConfigMap");
     let rules = map(cm, "data").get_scalar("custom_rules.yaml").unwrap().as_str().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("custom_rules.yaml");

@@ -311,6 +311,15 @@ pub struct Process {
     pub tty: u32,
     /// Login uid (`u32::MAX`: unset): Falco's `user.loginuid`.
     pub loginuid: u32,
+    /// Container name (string id, [`NONE`]: unknown): Falco's `container.name`.
+    pub container_name: u32,
+    /// Container image as the runtime reports it, `repo:tag` or `repo@digest` (string id,
+    /// [`NONE`]: unknown): Falco's `container.image`.
+    pub container_image: u32,
+    /// Kubernetes pod name (string id, [`NONE`]: unknown or not a pod): Falco's `k8s.pod.name`.
+    pub k8s_pod: u32,
+    /// Kubernetes namespace of the pod (string id, [`NONE`]: unknown): Falco's `k8s.ns.name`.
+    pub k8s_ns: u32,
 }
 
 /// One recorded event (the row view of [`EventColumns`]).

@@ -297,6 +297,10 @@ impl<'a> Importer<'a> {
             container_id,
             tty: t.tty,
             loginuid: t.loginuid,
+            container_name: NONE,
+            container_image: NONE,
+            k8s_pod: NONE,
+            k8s_ns: NONE,
         };
         let i = b.add_process(p);
         self.in_chunk.insert(key, i);

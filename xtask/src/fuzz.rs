@@ -48,6 +48,10 @@ fn sample_chunk(b: &mut ChunkBuilder, n: u32) -> lanner_formats::event::Chunk {
         container_id: name,
         tty: 0,
         loginuid: u32::MAX,
+        container_name: NONE,
+        container_image: NONE,
+        k8s_pod: NONE,
+        k8s_ns: NONE,
     });
     let child = b.add_process(Process { pid: 2, ppid: 1, parent, ..b_process(name, exe, args, cwd) });
     for i in 0..n {
@@ -84,6 +88,10 @@ fn b_process(name: u32, exe: u32, args: u32, cwd: u32) -> Process {
         container_id: name,
         tty: 0,
         loginuid: u32::MAX,
+        container_name: NONE,
+        container_image: NONE,
+        k8s_pod: NONE,
+        k8s_ns: NONE,
     }
 }
 

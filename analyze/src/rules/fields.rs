@@ -141,6 +141,18 @@ pub enum Field {
     GroupGid,
     /// `container.id` (`host` outside containers)
     ContainerId,
+    /// `container.name` (`host` outside containers)
+    ContainerName,
+    /// `container.image` (`repo:tag` or `repo@digest`)
+    ContainerImage,
+    /// `container.image.repository`: the image without its tag and digest.
+    ContainerImageRepository,
+    /// `container.image.tag`
+    ContainerImageTag,
+    /// `k8s.pod.name`
+    K8sPodName,
+    /// `k8s.ns.name`
+    K8sNsName,
 }
 
 impl Field {
@@ -223,6 +235,12 @@ impl Field {
             "user.uid" => no_arg(Field::UserUid),
             "group.gid" => no_arg(Field::GroupGid),
             "container.id" => no_arg(Field::ContainerId),
+            "container.name" => no_arg(Field::ContainerName),
+            "container.image" => no_arg(Field::ContainerImage),
+            "container.image.repository" => no_arg(Field::ContainerImageRepository),
+            "container.image.tag" => no_arg(Field::ContainerImageTag),
+            "k8s.pod.name" => no_arg(Field::K8sPodName),
+            "k8s.ns.name" => no_arg(Field::K8sNsName),
             _ => match NOT_CAPTURED.iter().find(|(n, _, _)| *n == base) {
                 Some(&(_, _, ArgKind::None)) if arg.is_some() => {
                     Err(format!("field '{base}' does not take an argument"))
@@ -265,6 +283,12 @@ impl Field {
                 | UserUid
                 | GroupGid
                 | ContainerId
+                | ContainerName
+                | ContainerImage
+                | ContainerImageRepository
+                | ContainerImageTag
+                | K8sPodName
+                | K8sNsName
                 | ProcTty
                 | UserLoginuid
                 | UserName
@@ -558,6 +582,19 @@ impl<'a> EventView<'a> {
             Field::UserLoginuid => self.process().map_or(Missing, |p| Int(p.loginuid.to_native() as i32 as i64)),
             Field::GroupGid => self.process().map_or(Missing, |p| Int(p.gid.to_native() as i64)),
             Field::ContainerId => proc_str(self.process(), |p| p.container_id.to_native()),
+            // libsinsp names the host's pseudo-container `host`.
+            Field::ContainerName => match self.process() {
+                Some(p) if self.s(p.container_id.to_native()) == Some("host") => Str(Cow::Borrowed("host")),
+                p => proc_str(p, |p| p.container_name.to_native()),
+            },
+            Field::ContainerImage => proc_str(self.process(), |p| p.container_image.to_native()),
+            Field::ContainerImageRepository | Field::ContainerImageTag => {
+                let image = self.process().and_then(|p| self.s(p.container_image.to_native()));
+                let (repo, tag) = image.map_or((None, None), split_image);
+                opt_str(if *field == Field::ContainerImageTag { tag } else { repo })
+            }
+            Field::K8sPodName => proc_str(self.process(), |p| p.k8s_pod.to_native()),
+            Field::K8sNsName => proc_str(self.process(), |p| p.k8s_ns.to_native()),
         }
     }
 
@@ -739,10 +776,6 @@ pub enum ArgKind {
 /// types. They compile and evaluate as missing, as libsinsp does for an event without that
 /// information; `rules check` lists the rules that read them. (Source: docs/FIELDS.md.)
 pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
-    ("container.name", FieldType::Str, ArgKind::None),
-    ("container.image", FieldType::Str, ArgKind::None),
-    ("container.image.repository", FieldType::Str, ArgKind::None),
-    ("container.image.tag", FieldType::Str, ArgKind::None),
     ("container.image.id", FieldType::Str, ArgKind::None),
     ("container.info", FieldType::Str, ArgKind::None),
     ("container.mounts", FieldType::Str, ArgKind::None),
@@ -751,8 +784,6 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("container.privileged", FieldType::Bool, ArgKind::None),
     ("container.start_ts", FieldType::Int, ArgKind::None),
     ("container.type", FieldType::Str, ArgKind::None),
-    ("k8s.ns.name", FieldType::Str, ArgKind::None),
-    ("k8s.pod.name", FieldType::Str, ArgKind::None),
     ("k8s.pod.id", FieldType::Str, ArgKind::None),
     ("k8s.pod.uid", FieldType::Str, ArgKind::None),
     ("k8s.pod.label", FieldType::Str, ArgKind::Required),
@@ -866,9 +897,38 @@ pub fn errno_name(n: i64) -> String {
     format!("E{n}")
 }
 
+/// (repository, tag) of an image reference `[registry[:port]/]repo[:tag][@digest]`.
+fn split_image(image: &str) -> (Option<&str>, Option<&str>) {
+    let no_digest = image.split_once('@').map_or(image, |(name, _)| name);
+    let last_slash = no_digest.rfind('/').map_or(0, |i| i + 1);
+    match no_digest[last_slash..].rfind(':') {
+        Some(i) => {
+            let colon = last_slash + i;
+            (Some(&no_digest[..colon]), Some(&no_digest[colon + 1..]).filter(|t| !t.is_empty()))
+        }
+        None => (Some(no_digest).filter(|r| !r.is_empty()), None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_split_into_repository_and_tag() {
+        for (image, repo, tag) in [
+            ("nginx", Some("nginx"), None),
+            ("nginx:1.25", Some("nginx"), Some("1.25")),
+            ("docker.io/library/nginx:1.25", Some("docker.io/library/nginx"), Some("1.25")),
+            ("localhost:5000/app", Some("localhost:5000/app"), None),
+            ("localhost:5000/team/app:v2", Some("localhost:5000/team/app"), Some("v2")),
+            ("busybox@sha256:0123abcd", Some("busybox"), None),
+            ("ghcr.io/x/busybox:1.36@sha256:0123abcd", Some("ghcr.io/x/busybox"), Some("1.36")),
+            ("", None, None),
+        ] {
+            assert_eq!(split_image(image), (repo, tag), "{image}");
+        }
+    }
 
     #[test]
     fn errno_names_match_linux_numbers() {

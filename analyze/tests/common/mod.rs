@@ -42,6 +42,10 @@ fn add(b: &mut ChunkBuilder, p: &P, parent: u32, ppid: u32) -> u32 {
         container_id,
         tty: 0,
         loginuid: u32::MAX,
+        container_name: NONE,
+        container_image: NONE,
+        k8s_pod: NONE,
+        k8s_ns: NONE,
     })
 }
 

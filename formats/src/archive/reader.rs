@@ -373,7 +373,18 @@ fn check_references(c: &ArchivedChunk) -> Result<(), String> {
         if parent != NONE && parent >= i as u32 {
             return Err(format!("process {i} has invalid parent index {parent}"));
         }
-        for id in [p.name, p.exe, p.exepath, p.args, p.cwd, p.container_id] {
+        for id in [
+            p.name,
+            p.exe,
+            p.exepath,
+            p.args,
+            p.cwd,
+            p.container_id,
+            p.container_name,
+            p.container_image,
+            p.k8s_pod,
+            p.k8s_ns,
+        ] {
             if !s_ok(id.to_native()) {
                 return Err(format!("process {i} references missing string {}", id.to_native()));
             }

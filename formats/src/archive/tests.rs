@@ -9,6 +9,7 @@ fn sample_chunk(builder: &mut ChunkBuilder, n: u64) -> Chunk {
     let exepath = builder.intern("/usr/bin/cat");
     let args = builder.intern("/etc/shadow");
     let cwd = builder.intern("/root");
+    let (image, pod, ns) = (builder.intern("nginx:1.25"), builder.intern("web-0"), builder.intern("shop"));
     let p = builder.add_process(Process {
         pid: 42,
         ppid: 1,
@@ -24,6 +25,10 @@ fn sample_chunk(builder: &mut ChunkBuilder, n: u64) -> Chunk {
         container_id: name,
         tty: 0,
         loginuid: u32::MAX,
+        container_name: NONE,
+        container_image: image,
+        k8s_pod: pod,
+        k8s_ns: ns,
     });
     for i in 0..n {
         let path = builder.intern_path(&format!("/etc/file{i}"));
@@ -82,6 +87,20 @@ fn sealed_segment_round_trips_with_0600_permissions() {
         assert!(cref.header.has_event_type(2));
         assert!(!cref.header.has_event_type(3));
     }
+}
+
+#[test]
+fn a_process_naming_a_missing_pod_string_is_a_corrupt_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seg.lnr");
+    let mut w = SegmentWriter::create(&path, &SegmentMeta::default(), 3).unwrap();
+    let mut chunk = sample_chunk(&mut ChunkBuilder::new(), 1);
+    chunk.processes[0].k8s_ns = 999;
+    w.append(&chunk).unwrap();
+    w.finish().unwrap();
+    let r = SegmentReader::open(&path).unwrap();
+    let e = r.decode(&r.chunks()[0]).err().expect("dangling string id refused").to_string();
+    assert!(e.contains("process 0 references missing string 999"), "{e}");
 }
 
 #[test]
