@@ -2,81 +2,16 @@
 //! and their process context are checked in the archive. Needs root; skips with a message
 //! elsewhere, except under `CI=true`, where a skip is a failure.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{analyze_bin, skip_or_fail, Capture};
 use lanner_formats::archive::SegmentReader;
 use lanner_formats::event::{oflags, Chunk, NONE};
 use lanner_formats::syscall::EventType;
-
-fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("eBPF integration test cannot run: {reason} (CI=true: a skip is a failure)");
-    }
-    eprintln!("SKIPPED: eBPF integration test: {reason}");
-}
-
-/// A running `lanner-capture` writing into a temporary spool.
-struct Capture {
-    child: Child,
-    spool: tempfile::TempDir,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Capture {
-    /// Starts capture and waits until it records; `None` (after skip_or_fail) when eBPF is unavailable.
-    fn start(extra: &[&str]) -> Option<Capture> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            skip_or_fail("not running as root");
-            return None;
-        }
-        let spool = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lanner-capture"))
-            .arg("--spool")
-            .arg(spool.path())
-            .args(["--duration", "60s"])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        loop {
-            match lines.next() {
-                Some(Ok(l)) if l.contains("recording to") => break,
-                Some(Ok(l)) => log.lock().unwrap().push(l),
-                _ => {
-                    let status = child.wait().unwrap();
-                    let log = log.lock().unwrap().join("\n");
-                    skip_or_fail(&format!("lanner-capture could not start ({status}): {log}"));
-                    return None;
-                }
-            }
-        }
-        let sink = std::sync::Arc::clone(&log);
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
-        Some(Capture { child, spool, log })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGINT, wait for a clean exit.
-    fn stop(mut self) -> (tempfile::TempDir, Vec<String>) {
-        // SAFETY: kill(2) on our child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let st = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let log = self.log.lock().unwrap().clone();
-        assert!(st.success(), "capture exited with {st}: {log:?}");
-        (self.spool, log)
-    }
-}
 
 /// One event with its process context flattened.
 #[derive(Debug, Clone)]
@@ -252,12 +187,6 @@ fn capture_refuses_an_unusable_spool_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("creating spool directory {}", spool.display())), "{err}");
     assert!(start.elapsed() < Duration::from_secs(30));
-}
-
-fn analyze_bin() -> PathBuf {
-    let analyze = Path::new(env!("CARGO_BIN_EXE_lanner-capture")).with_file_name("lanner-analyze");
-    assert!(analyze.exists(), "{} missing: build all binaries first (cargo build --bins)", analyze.display());
-    analyze
 }
 
 /// Busy shell loop creating processes and opening files, killed on drop.

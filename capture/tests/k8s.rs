@@ -3,81 +3,15 @@
 //! archive's events of that shell carry the pod's and container's names. Needs root; skips with
 //! a message elsewhere, except under `CI=true`, where a skip is a failure.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("eBPF integration test cannot run: {reason} (CI=true: a skip is a failure)");
-    }
-    eprintln!("SKIPPED: eBPF integration test: {reason}");
-}
+mod common;
 
-/// A running `lanner-capture` writing into a temporary spool.
-struct Capture {
-    child: Child,
-    spool: tempfile::TempDir,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Capture {
-    /// Starts capture and waits until it records; `None` (after skip_or_fail) when eBPF is unavailable.
-    fn start(extra: &[&str]) -> Option<Capture> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            skip_or_fail("not running as root");
-            return None;
-        }
-        let spool = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lanner-capture"))
-            .arg("--spool")
-            .arg(spool.path())
-            .args(["--duration", "60s"])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        loop {
-            match lines.next() {
-                Some(Ok(l)) if l.contains("recording to") => break,
-                Some(Ok(l)) => log.lock().unwrap().push(l),
-                _ => {
-                    let status = child.wait().unwrap();
-                    let log = log.lock().unwrap().join("\n");
-                    skip_or_fail(&format!("lanner-capture could not start ({status}): {log}"));
-                    return None;
-                }
-            }
-        }
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
-        Some(Capture { child, spool, log })
-    }
-
-    /// SIGINT, wait for a clean exit.
-    fn stop(mut self) -> (tempfile::TempDir, Vec<String>) {
-        // SAFETY: kill(2) on our child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let st = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let log = self.log.lock().unwrap().clone();
-        assert!(st.success(), "capture exited with {st}: {log:?}");
-        (self.spool, log)
-    }
-}
-
-fn analyze_bin() -> PathBuf {
-    let analyze = Path::new(env!("CARGO_BIN_EXE_lanner-capture")).with_file_name("lanner-analyze");
-    assert!(analyze.exists(), "{} missing: build all binaries first (cargo build --bins)", analyze.display());
-    analyze
-}
+use common::{analyze_bin, skip_or_fail, Capture};
 
 /// A fake API server: answers `GET /api/v1/pods…` with 503 until `ready`, then with `pods`;
 /// records the request URLs.

@@ -13,21 +13,12 @@ use lanner_formats::archive::SegmentReader;
 use lanner_formats::event::{Chunk, NONE};
 use lanner_formats::syscall::EventType;
 
+mod common;
+
+use common::{analyze_bin, skip_or_fail};
+
 /// `openat` calls the burst makes.
 const BURST: u64 = 200_000;
-
-fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("eBPF loss test cannot run: {reason} (CI=true: a skip is a failure)");
-    }
-    eprintln!("SKIPPED: eBPF loss test: {reason}");
-}
-
-fn analyze_bin() -> PathBuf {
-    let analyze = Path::new(env!("CARGO_BIN_EXE_lanner-capture")).with_file_name("lanner-analyze");
-    assert!(analyze.exists(), "{} missing: build all binaries first (cargo build --bins)", analyze.display());
-    analyze
-}
 
 #[test]
 fn ring_buffer_sizes_that_are_not_a_power_of_two_page_multiple_are_refused() {

@@ -2,7 +2,7 @@
 //! a full disk (small tmpfs), and the Prometheus metrics endpoint. Needs root; skips with a
 //! message elsewhere, except under `CI=true`, where a skip is a failure.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,19 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{is_root, launch, skip_or_fail};
 use lanner_formats::archive::{verify, Finding, SegmentReader, SEGMENT_EXTENSION};
-
-fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("eBPF integration test cannot run: {reason} (CI=true: a skip is a failure)");
-    }
-    eprintln!("SKIPPED: eBPF integration test: {reason}");
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// A running `lanner-capture` writing into `spool`, its stderr collected line by line.
 struct Capture {
@@ -33,36 +24,7 @@ struct Capture {
 impl Capture {
     /// Starts capture and waits until it records; `None` (after skip_or_fail) when it cannot start.
     fn start(spool: &Path, extra: &[&str]) -> Option<Capture> {
-        if !is_root() {
-            skip_or_fail("not running as root");
-            return None;
-        }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lanner-capture"))
-            .arg("--spool")
-            .arg(spool)
-            .args(["--duration", "120s"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        loop {
-            match lines.next() {
-                Some(Ok(l)) if l.contains("recording to") => break,
-                Some(Ok(l)) => log.lock().unwrap().push(l),
-                _ => {
-                    let status = child.wait().unwrap();
-                    let log = log.lock().unwrap().join("\n");
-                    skip_or_fail(&format!("lanner-capture could not start ({status}): {log}"));
-                    return None;
-                }
-            }
-        }
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
+        let (child, log) = launch(spool, "120s", extra)?;
         Some(Capture { child, log })
     }
 

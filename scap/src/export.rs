@@ -146,10 +146,14 @@ fn nul_list(s: &str) -> Vec<u8> {
 /// Converts `segments` into one scap capture written to `out`.
 pub fn export<W: Write>(segments: &[PathBuf], out: W) -> Result<ExportStats, String> {
     let first = segments.first().ok_or("no segments to export")?;
-    let hostname = SegmentReader::open(first).map_err(|e| e.to_string())?.meta().hostname.clone();
+    let mut hostname = String::new();
     let mut users: BTreeMap<u32, String> = BTreeMap::new();
     for s in segments {
-        users.extend(SegmentReader::open(s).map_err(|e| e.to_string())?.meta().users.clone());
+        let r = SegmentReader::open(s).map_err(|e| e.to_string())?;
+        if s == first {
+            hostname = r.meta().hostname.clone();
+        }
+        users.extend(r.meta().users.clone());
     }
     // Pass 1: the first state of every thread, for the process list.
     let mut threads: BTreeMap<u64, ThreadInfo> = BTreeMap::new();

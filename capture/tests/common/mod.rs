@@ -1,0 +1,102 @@
+//! Shared by the real-eBPF test files: skipping (a failure under `CI=true`), starting
+//! `lanner-capture` and collecting its log, and the `lanner-analyze` binary.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Skips the calling test with `reason`, or fails it when `CI=true`.
+pub fn skip_or_fail(reason: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("eBPF integration test cannot run: {reason} (CI=true: a skip is a failure)");
+    }
+    eprintln!("SKIPPED: eBPF integration test: {reason}");
+}
+
+/// Whether the tests run as root (needed to load eBPF programs).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `lanner-analyze`, built next to `lanner-capture`.
+pub fn analyze_bin() -> PathBuf {
+    let analyze = Path::new(env!("CARGO_BIN_EXE_lanner-capture")).with_file_name("lanner-analyze");
+    assert!(analyze.exists(), "{} missing: build all binaries first (cargo build --bins)", analyze.display());
+    analyze
+}
+
+/// Starts `lanner-capture --spool spool --duration duration EXTRA...` and waits until it records;
+/// its stderr lines keep arriving in the returned log. `None` (after [`skip_or_fail`]) when it
+/// cannot run here.
+pub fn launch(spool: &Path, duration: &str, extra: &[&str]) -> Option<(Child, Arc<Mutex<Vec<String>>>)> {
+    if !is_root() {
+        skip_or_fail("not running as root");
+        return None;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lanner-capture"))
+        .arg("--spool")
+        .arg(spool)
+        .args(["--duration", duration])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("recording to") => break,
+            Some(Ok(l)) => log.lock().unwrap().push(l),
+            _ => {
+                let status = child.wait().unwrap();
+                let log = log.lock().unwrap().join("\n");
+                skip_or_fail(&format!("lanner-capture could not start ({status}): {log}"));
+                return None;
+            }
+        }
+    }
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
+    Some((child, log))
+}
+
+/// A running `lanner-capture` writing into its own temporary spool.
+pub struct Capture {
+    /// The capture process.
+    pub child: Child,
+    /// Its spool.
+    pub spool: tempfile::TempDir,
+    /// Its log so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Capture {
+    /// Starts capture for up to 60 s and waits until it records.
+    pub fn start(extra: &[&str]) -> Option<Capture> {
+        let spool = tempfile::tempdir().unwrap();
+        let (child, log) = launch(spool.path(), "60s", extra)?;
+        Some(Capture { child, spool, log })
+    }
+
+    /// The capture's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGINT, wait for a clean exit; returns the spool and the log.
+    pub fn stop(mut self) -> (tempfile::TempDir, Vec<String>) {
+        // SAFETY: kill(2) on our child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let st = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let log = self.log.lock().unwrap().clone();
+        assert!(st.success(), "capture exited with {st}: {log:?}");
+        (self.spool, log)
+    }
+}
