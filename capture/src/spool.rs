@@ -67,7 +67,7 @@ impl Spool {
     /// Prepares a spool in `dir` (created if missing) for a capture described by `meta`.
     pub fn new(dir: &Path, limits: SpoolLimits, meta: SegmentMeta, metrics: Arc<Metrics>) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating spool directory {}", dir.display()))?;
-        Ok(Self {
+        let mut spool = Self {
             dir: dir.to_owned(),
             limits,
             meta,
@@ -86,7 +86,13 @@ impl Spool {
             finished: Vec::new(),
             events_written: 0,
             events_lost: 0,
-        })
+        };
+        // The first segment exists from the start, so a capture killed before its first chunk
+        // still leaves a verifiable (empty) archive behind.
+        if let Err(e) = spool.open_segment() {
+            spool.report_write_error(&e);
+        }
+        Ok(spool)
     }
 
     /// Adds one event; its process (and ancestors) are copied into the chunk on first use.
