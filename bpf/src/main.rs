@@ -1,5 +1,7 @@
-//! Lanner's eBPF programs: syscall tracepoints that stash arguments at entry and emit one
-//! record per completed syscall, plus process fork/exit. Record layouts live in
+//! Lanner's eBPF programs: one record per completed syscall, emitted at its exit with the
+//! arguments read back from the task's saved user registers (exec-like calls, whose registers a
+//! successful exec resets, stash them at entry; so does every call when BTF lacks `pt_regs`),
+//! plus process fork/exit. Record layouts live in
 //! `lanner_formats::wire`; which syscalls are traced, and where their path arguments are, comes
 //! from the `SYSCALL_DESC` map the loader fills, so this code is architecture-neutral.
 #![no_std]
@@ -10,8 +12,8 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         generated::{
-            bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
-            bpf_probe_read_user, bpf_probe_read_user_str, bpf_ringbuf_output,
+            bpf_get_current_cgroup_id, bpf_get_current_task, bpf_get_current_task_btf, bpf_ktime_get_boot_ns,
+            bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str, bpf_ringbuf_output, bpf_task_pt_regs,
         },
     },
     macros::{map, tracepoint},
@@ -21,7 +23,8 @@ use aya_ebpf::{
 };
 use lanner_formats::wire::{
     desc, kernel_offsets as so, RecordHeader, RecordKind, SockInfo, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED,
-    HEADER_LEN, MAX_ARG, MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, SCRATCH_LEN, SOCK_INFO_LEN, SYSCALL_DESC_ENTRIES,
+    HEADER_LEN, MAX_ARG, MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, REGS_WINDOW_WORDS, SCRATCH_LEN, SOCK_INFO_LEN,
+    SYSCALL_DESC_ENTRIES,
 };
 
 /// Thread-group id of the capture process itself; its syscalls are not recorded.
@@ -252,31 +255,28 @@ pub fn lanner_sys_exit(ctx: TracePointContext) -> u32 {
     if (pid_tgid >> 32) as u32 == own_tgid() {
         return 0;
     }
-    let tid = pid_tgid as u32;
     let nr: i32 = ctx_read(&ctx, 8);
-    // SAFETY: the value is copied out before any other map operation.
-    let st = match unsafe { STASH.get(&tid) } {
-        Some(s) => *s,
-        None => {
-            bump(COUNTER_UNPAIRED);
-            return 0;
-        }
-    };
-    let _ = STASH.remove(&tid);
-    if st.nr != nr as u64 {
-        bump(COUNTER_UNPAIRED);
-        return 0;
-    }
     let d = match SYSCALL_DESC.get(nr as u32) {
-        Some(d) => *d,
-        None => return 0,
+        Some(d) if *d & desc::TRACED != 0 => *d,
+        _ => return 0,
+    };
+    // The arguments are still in the saved user registers; only exec-like calls, whose
+    // registers a successful exec resets, go through the entry program's stash.
+    let mut args = match register_args() {
+        Some(a) if d & desc::EXEC == 0 => a,
+        _ => match stashed_args(pid_tgid as u32, nr) {
+            Some(a) => a,
+            None => {
+                bump(COUNTER_UNPAIRED);
+                return 0;
+            }
+        },
     };
     let ret: i64 = ctx_read(&ctx, 16);
-    if d & desc::FCNTL_DUP != 0 && st.args[1] != F_DUPFD && st.args[1] != F_DUPFD_CLOEXEC {
+    if d & desc::FCNTL_DUP != 0 && args[1] != F_DUPFD && args[1] != F_DUPFD_CLOEXEC {
         return 0;
     }
     let Some(buf) = scratch() else { return 0 };
-    let mut args = st.args;
     let (mut l1, mut l2) = (0usize, 0usize);
     if d & desc::EXEC == 0 {
         if let Some(i) = desc::path_a(d) {
@@ -316,6 +316,34 @@ pub fn lanner_sys_exit(ctx: TracePointContext) -> u32 {
     }
     emit(buf, l1, l2);
     0
+}
+
+/// The current syscall's six arguments from the task's saved user registers, when the loader
+/// found their `pt_regs` offsets in BTF.
+#[inline(always)]
+fn register_args() -> Option<[u64; 6]> {
+    if kernel_off(so::REGS_WINDOW) == 0 {
+        return None;
+    }
+    // SAFETY: both helpers take and return kernel pointers the verifier tracks; the registers
+    // are only read through bpf_probe_read_kernel.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+    // One read of the window holding all six (the loader checks they fit in it).
+    let window: [u64; REGS_WINDOW_WORDS] = kread(regs + kernel_off(so::REGS_WINDOW))?;
+    let mut a = [0u64; 6];
+    for (i, slot) in a.iter_mut().enumerate() {
+        *slot = window[(kernel_off(so::REGS_ARG0 + i) as usize / 8) & (REGS_WINDOW_WORDS - 1)];
+    }
+    Some(a)
+}
+
+/// The arguments the entry program stashed for thread `tid`'s syscall `nr` (removed here).
+#[inline(always)]
+fn stashed_args(tid: u32, nr: i32) -> Option<[u64; 6]> {
+    // SAFETY: the value is copied out before any other map operation.
+    let st = unsafe { STASH.get(&tid) }.copied()?;
+    let _ = STASH.remove(&tid);
+    (st.nr == nr as u64).then_some(st.args)
 }
 
 /// Copies a user `struct sockaddr` into blob 0, followed by a NUL; returns the blob length.

@@ -20,7 +20,8 @@ impl Readable for BtfFile {
     }
 }
 
-/// Byte offsets of the members the kernel side follows (sockets, tty, login uid), indexed as in
+/// Byte offsets of the members the kernel side follows (sockets, tty, login uid, syscall
+/// argument registers), indexed as in
 /// [`lanner_formats::wire::kernel_offsets`].
 pub fn kernel_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
     let file = File::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
@@ -63,6 +64,13 @@ pub fn kernel_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
         &[(so::TASK_LOGINUID, "task_struct", "loginuid.val")],
     ];
     let mut missing = Vec::new();
+    match syscall_arg_registers(&byte_offset).and_then(register_window) {
+        Ok((start, regs)) => {
+            o[so::REGS_WINDOW] = start;
+            o[so::REGS_ARG0..so::REGS_ARG0 + 6].copy_from_slice(&regs);
+        }
+        Err(e) => missing.push(format!("{e:#}")),
+    }
     for group in groups {
         let found: Result<Vec<(usize, u32)>> =
             group.iter().map(|&(i, ty, member)| byte_offset(ty, member).map(|b| (i, b))).collect();
@@ -75,6 +83,42 @@ pub fn kernel_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
         log::warn!("kernel BTF lacks some members ({}); the matching details are not recorded", missing.join("; "));
     }
     Ok(o)
+}
+
+/// Offsets in `struct pt_regs` of the six syscall arguments as they read at syscall exit.
+fn syscall_arg_registers(byte_offset: &dyn Fn(&str, &str) -> Result<u32>) -> Result<[u32; 6]> {
+    let mut o = [0u32; 6];
+    if cfg!(target_arch = "x86_64") {
+        for (slot, reg) in o.iter_mut().zip(["di", "si", "dx", "r10", "r8", "r9"]) {
+            *slot = byte_offset("pt_regs", reg)?;
+        }
+    } else if cfg!(target_arch = "aarch64") {
+        // x0 holds the return value at exit; the kernel keeps argument 0 in orig_x0.
+        o[0] = byte_offset("pt_regs", "orig_x0")?;
+        let regs = byte_offset("pt_regs", "regs")?;
+        for (i, slot) in o.iter_mut().enumerate().skip(1) {
+            *slot = regs + 8 * i as u32;
+        }
+    } else {
+        return Err(anyhow!("syscall argument registers are not known for this architecture"));
+    }
+    // Offset 0 means "unknown" to the kernel side; no architecture keeps an argument there.
+    if o.contains(&0) {
+        return Err(anyhow!("pt_regs: an argument register at offset 0 ({o:?})"));
+    }
+    Ok(o)
+}
+
+/// The window the exit program reads (its start, never 0) and the registers' positions in it.
+/// The window ends with the last argument register, so it never reaches past `pt_regs` (at the
+/// top of the kernel stack, where a read beyond it faults).
+fn register_window(regs: [u32; 6]) -> Result<(u32, [u32; 6])> {
+    let bytes = 8 * lanner_formats::wire::REGS_WINDOW_WORDS as u32;
+    let end = regs.iter().max().expect("six registers") + 8;
+    let start = end.checked_sub(bytes).filter(|&s| s > 0 && regs.iter().all(|&r| r >= s && r % 8 == s % 8));
+    let start =
+        start.ok_or_else(|| anyhow!("pt_regs: argument registers {regs:?} do not fit one {bytes}-byte window"))?;
+    Ok((start, regs.map(|r| r - start)))
 }
 
 #[cfg(test)]
@@ -95,5 +139,12 @@ mod tests {
         assert!(o[so::SK_FAMILY] < 64 && o[so::SK_DADDR] < o[so::SK_FAMILY], "{o:?}");
         assert!(o[so::FILES_FDT] > 0 && o[so::FILE_PRIVATE_DATA] > 0, "{o:?}");
         assert!(o[so::TASK_LOGINUID] > 0 && o[so::TASK_SIGNAL] > 0 && o[so::SIGNAL_TTY] > 0, "{o:?}");
+        // x86_64's pt_regs: r10 (argument 3) comes before the rest, di (argument 0) last of them.
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            (o[so::REGS_WINDOW], &o[so::REGS_ARG0..so::REGS_ARG0 + 6]),
+            (56, &[56, 48, 40, 0, 16, 8][..]),
+            "{o:?}"
+        );
     }
 }

@@ -14,13 +14,15 @@ pub const HOST: &str = "host";
 pub struct ContainerResolver {
     root: Option<PathBuf>,
     ids: HashMap<u64, (String, Option<String>)>,
+    /// Ids looked up but not found, with when they were first looked up.
+    unresolved: HashMap<u64, Instant>,
     last_scan: Option<Instant>,
 }
 
 impl ContainerResolver {
     /// A resolver over the cgroup v2 hierarchy mounted on this host (none: everything is `host`).
     pub fn new() -> Self {
-        Self { root: cgroup2_mount(), ids: HashMap::new(), last_scan: None }
+        Self { root: cgroup2_mount(), ids: HashMap::new(), unresolved: HashMap::new(), last_scan: None }
     }
 
     /// The container id for cgroup `id` (`host` when it names no container).
@@ -31,9 +33,18 @@ impl ContainerResolver {
         if let Some((c, _)) = self.ids.get(&id) {
             return c.clone();
         }
-        // New cgroups appear with new containers; rescan, but not more than 20 times a second.
-        if self.last_scan.is_none_or(|t| t.elapsed() > Duration::from_millis(50)) {
+        // New cgroups appear with new containers; rescan, but not more than 20 times a second,
+        // except that an id never seen before always gets one scan made after it was first seen
+        // (its cgroup existed then), so a burst of new containers cannot leave one unresolved.
+        let first_seen = *self.unresolved.entry(id).or_insert_with(Instant::now);
+        if self.last_scan.is_none_or(|t| t.elapsed() > Duration::from_millis(50) || t < first_seen) {
             self.scan();
+            if self.ids.contains_key(&id) {
+                self.unresolved.remove(&id);
+            } else if self.unresolved.len() > 4096 {
+                // Cgroups that vanished before they were resolved; forget them.
+                self.unresolved.clear();
+            }
         }
         self.ids.get(&id).map_or_else(|| HOST.to_owned(), |(c, _)| c.clone())
     }
@@ -85,6 +96,29 @@ pub use lanner_formats::container::container_id_from_path;
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn a_cgroup_created_right_after_a_scan_still_resolves() {
+        let mut r = ContainerResolver::new();
+        let Some(root) = r.root.clone() else {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "no cgroup v2 hierarchy mounted (CI=true)");
+            eprintln!("SKIPPED: no cgroup v2 hierarchy mounted");
+            return;
+        };
+        // A lookup that scans, then a new container's cgroup within the 50 ms scan limit.
+        assert_eq!(r.resolve(u64::MAX), HOST);
+        let id = format!("{:064x}", 0xfeed_u64 + std::process::id() as u64);
+        let cg = root.join(format!("docker-{id}.scope"));
+        if let Err(e) = std::fs::create_dir(&cg) {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "cannot create {} (CI=true): {e}", cg.display());
+            eprintln!("SKIPPED: cannot create {}: {e}", cg.display());
+            return;
+        }
+        let ino = std::fs::metadata(&cg).unwrap().ino();
+        let got = r.resolve(ino);
+        std::fs::remove_dir(&cg).unwrap();
+        assert_eq!(got, &id[..12]);
+    }
 
     #[test]
     fn runtime_cgroup_names() {

@@ -94,14 +94,21 @@ impl Probes {
             p.attach("sched", tp).with_context(|| format!("attaching sched:{tp}"))?;
             attached += 1;
         }
+        // With the argument registers' offsets the exit program reads the arguments itself, so
+        // only exec-like calls (argv must be read before the exec replaces it) need an entry.
+        let exit_reads_args = kernel_offsets[lanner_formats::wire::kernel_offsets::REGS_WINDOW] != 0;
+        let needs_entry = |d: u32| !exit_reads_args || d & lanner_formats::wire::desc::EXEC != 0;
         for (prog, dir) in [("lanner_sys_enter", "enter"), ("lanner_sys_exit", "exit")] {
             let p: &mut TracePoint =
                 ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
             p.load().with_context(|| format!("verifier rejected {prog}"))?;
-            for spec in TABLE.iter().filter(|s| wanted(s.desc) && syscall::native_nr(s).is_some()) {
+            let attach_here = |d: u32| dir == "exit" || needs_entry(d);
+            for spec in
+                TABLE.iter().filter(|s| wanted(s.desc) && attach_here(s.desc) && syscall::native_nr(s).is_some())
+            {
                 let tp = format!("sys_{dir}_{}", spec.event.tracepoint());
                 if !std::path::Path::new(TRACEFS).join("events/syscalls").join(&tp).is_dir() {
-                    if dir == "enter" {
+                    if dir == "exit" {
                         log::warn!("this kernel has no tracepoint syscalls:{tp}; {} is not recorded", spec.name);
                     }
                     continue;

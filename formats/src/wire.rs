@@ -233,9 +233,19 @@ pub mod kernel_offsets {
     pub const DRIVER_MAJOR: usize = 19;
     /// `tty_driver.minor_start`
     pub const DRIVER_MINOR_START: usize = 20;
+    /// Start, in `struct pt_regs`, of the window of [`super::REGS_WINDOW_WORDS`] words holding
+    /// the six syscall argument registers. When set (never 0), the exit program reads the
+    /// arguments itself and only exec-like calls need an entry program.
+    pub const REGS_WINDOW: usize = 21;
+    /// Byte position in that window of syscall argument 0 as seen at syscall exit (x86_64 `di`,
+    /// arm64 `orig_x0`); arguments 1 to 5 follow at `REGS_ARG0 + 1 ..= REGS_ARG0 + 5`.
+    pub const REGS_ARG0: usize = 22;
     /// Number of entries.
-    pub const COUNT: usize = 24;
+    pub const COUNT: usize = 28;
 }
+
+/// Size in 8-byte words of the `pt_regs` window the exit program reads syscall arguments from.
+pub const REGS_WINDOW_WORDS: usize = 8;
 
 /// Number of entries of the `SYSCALL_DESC` array map.
 pub const SYSCALL_DESC_ENTRIES: u32 = 1024;
