@@ -1,7 +1,8 @@
-//! Lanner's eBPF programs: one record per completed syscall, emitted at its exit with the
-//! arguments read back from the task's saved user registers (exec-like calls, whose registers a
-//! successful exec resets, stash them at entry; so does every call when BTF lacks `pt_regs`),
-//! plus process fork/exit. Record layouts live in
+//! Lanner's eBPF programs: one record per completed syscall, emitted by a single
+//! `raw_syscalls:sys_exit` program with the arguments read back from the task's saved user
+//! registers (exec-like calls, whose registers a successful exec resets, stash them at entry;
+//! kernels whose BTF lacks `pt_regs` get per-syscall entry/exit tracepoints and the stash for
+//! every call), plus process fork/exit. Record layouts live in
 //! `lanner_formats::wire`; which syscalls are traced, and where their path arguments are, comes
 //! from the `SYSCALL_DESC` map the loader fills, so this code is architecture-neutral.
 #![no_std]
@@ -12,13 +13,13 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         generated::{
-            bpf_get_current_cgroup_id, bpf_get_current_task, bpf_get_current_task_btf, bpf_ktime_get_boot_ns,
-            bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str, bpf_ringbuf_output, bpf_task_pt_regs,
+            bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+            bpf_probe_read_user, bpf_probe_read_user_str, bpf_ringbuf_output,
         },
     },
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
-    programs::TracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
     EbpfContext,
 };
 use lanner_formats::wire::{
@@ -248,7 +249,8 @@ fn emit_exec_args(nr: u32, d: u32, pid_tgid: u64, args: &[u64; 6]) {
     emit(buf, l1, total & (2 * MAX_BLOB - 1));
 }
 
-/// Exit of every traced syscall: one record with the result, arguments and path strings.
+/// Exit of every traced syscall when BTF lacks `pt_regs` (one tracepoint per syscall): the
+/// arguments come from the entry program's stash.
 #[tracepoint]
 pub fn lanner_sys_exit(ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -256,23 +258,61 @@ pub fn lanner_sys_exit(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let nr: i32 = ctx_read(&ctx, 8);
-    let d = match SYSCALL_DESC.get(nr as u32) {
-        Some(d) if *d & desc::TRACED != 0 => *d,
-        _ => return 0,
-    };
-    // The arguments are still in the saved user registers; only exec-like calls, whose
-    // registers a successful exec resets, go through the entry program's stash.
-    let mut args = match register_args() {
-        Some(a) if d & desc::EXEC == 0 => a,
-        _ => match stashed_args(pid_tgid as u32, nr) {
-            Some(a) => a,
-            None => {
-                bump(COUNTER_UNPAIRED);
-                return 0;
-            }
-        },
-    };
     let ret: i64 = ctx_read(&ctx, 16);
+    match traced(nr) {
+        Some(d) => record_exit(pid_tgid, nr, d, ret, stashed_args(pid_tgid as u32, nr)),
+        None => 0,
+    }
+}
+
+/// `raw_syscalls:sys_exit`, every syscall's exit in one program: the arguments are read back from
+/// the saved user registers; only exec-like calls, whose registers a successful exec resets, go
+/// through the entry program's stash.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn lanner_raw_sys_exit(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == own_tgid() {
+        return 0;
+    }
+    let regs: u64 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let Some(nr) = kread::<i32>(regs + kernel_off(so::REGS_NR)) else { return 0 };
+    let Some(d) = traced(nr) else { return 0 };
+    if in_compat_syscall() {
+        // A 32-bit process: its syscall numbers and argument registers mean something else.
+        return 0;
+    }
+    let args = if d & desc::EXEC != 0 { stashed_args(pid_tgid as u32, nr) } else { register_args(regs) };
+    record_exit(pid_tgid, nr, d, ret, args) as i32
+}
+
+/// True in a 32-bit (x86 `TS_COMPAT`) syscall of a 64-bit kernel.
+#[inline(always)]
+fn in_compat_syscall() -> bool {
+    const TS_COMPAT: u32 = 0x0002;
+    match kernel_off(so::TASK_TI_STATUS) {
+        0 => false,
+        // SAFETY: the current task pointer is only used as an address for a probe read.
+        off => kread::<u32>(unsafe { bpf_get_current_task() } + off).is_some_and(|s| s & TS_COMPAT != 0),
+    }
+}
+
+/// The descriptor of syscall `nr` when it is traced.
+#[inline(always)]
+fn traced(nr: i32) -> Option<u32> {
+    match SYSCALL_DESC.get(nr as u32) {
+        Some(d) if *d & desc::TRACED != 0 => Some(*d),
+        _ => None,
+    }
+}
+
+/// Emits the record of a completed syscall: result, arguments and path strings.
+#[inline(always)]
+fn record_exit(pid_tgid: u64, nr: i32, d: u32, ret: i64, args: Option<[u64; 6]>) -> u32 {
+    let Some(mut args) = args else {
+        bump(COUNTER_UNPAIRED);
+        return 0;
+    };
     if d & desc::FCNTL_DUP != 0 && args[1] != F_DUPFD && args[1] != F_DUPFD_CLOEXEC {
         return 0;
     }
@@ -318,16 +358,9 @@ pub fn lanner_sys_exit(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// The current syscall's six arguments from the task's saved user registers, when the loader
-/// found their `pt_regs` offsets in BTF.
+/// The syscall's six arguments from the saved user registers at `regs` (offsets from BTF).
 #[inline(always)]
-fn register_args() -> Option<[u64; 6]> {
-    if kernel_off(so::REGS_WINDOW) == 0 {
-        return None;
-    }
-    // SAFETY: both helpers take and return kernel pointers the verifier tracks; the registers
-    // are only read through bpf_probe_read_kernel.
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+fn register_args(regs: u64) -> Option<[u64; 6]> {
     // One read of the window holding all six (the loader checks they fit in it).
     let window: [u64; REGS_WINDOW_WORDS] = kread(regs + kernel_off(so::REGS_WINDOW))?;
     let mut a = [0u64; 6];

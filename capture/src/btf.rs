@@ -64,10 +64,18 @@ pub fn kernel_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
         &[(so::TASK_LOGINUID, "task_struct", "loginuid.val")],
     ];
     let mut missing = Vec::new();
-    match syscall_arg_registers(&byte_offset).and_then(register_window) {
-        Ok((start, regs)) => {
+    // All or nothing too: REGS_WINDOW is set only when the syscall number is known as well.
+    let registers = syscall_arg_registers(&byte_offset).and_then(register_window).and_then(|w| {
+        let nr = byte_offset("pt_regs", if cfg!(target_arch = "x86_64") { "orig_ax" } else { "syscallno" })?;
+        let compat = if cfg!(target_arch = "x86_64") { byte_offset("task_struct", "thread_info.status")? } else { 0 };
+        Ok((w, nr, compat))
+    });
+    match registers {
+        Ok(((start, regs), nr, compat)) => {
             o[so::REGS_WINDOW] = start;
             o[so::REGS_ARG0..so::REGS_ARG0 + 6].copy_from_slice(&regs);
+            o[so::REGS_NR] = nr;
+            o[so::TASK_TI_STATUS] = compat;
         }
         Err(e) => missing.push(format!("{e:#}")),
     }
@@ -146,5 +154,7 @@ mod tests {
             (56, &[56, 48, 40, 0, 16, 8][..]),
             "{o:?}"
         );
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(o[so::REGS_NR], 120, "{o:?}");
     }
 }

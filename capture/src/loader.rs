@@ -2,10 +2,10 @@
 
 use anyhow::{anyhow, Context, Result};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
-use aya::programs::TracePoint;
+use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use lanner_formats::syscall::{self, TABLE};
-use lanner_formats::wire::{COUNTER_DROPS, COUNTER_UNPAIRED, SYSCALL_DESC_ENTRIES};
+use lanner_formats::wire::{desc, COUNTER_DROPS, COUNTER_UNPAIRED, SYSCALL_DESC_ENTRIES};
 
 static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lanner"));
 
@@ -56,7 +56,7 @@ impl Probes {
     /// own process is filtered in the kernel.
     pub fn load(ring_bytes: u32, all_syscalls: bool) -> Result<Self> {
         // The forensic set, or every syscall Lanner knows (adds read, write, send*, recv*).
-        let wanted = |d: u32| d != 0 && (all_syscalls || d & lanner_formats::wire::desc::HIGH_VOLUME == 0);
+        let wanted = |d: u32| d != 0 && (all_syscalls || d & desc::HIGH_VOLUME == 0);
         ensure_tracefs()?;
         let own = std::process::id();
         let fork_off = field_offset("sched", "sched_process_fork", "child_pid")?;
@@ -94,21 +94,35 @@ impl Probes {
             p.attach("sched", tp).with_context(|| format!("attaching sched:{tp}"))?;
             attached += 1;
         }
-        // With the argument registers' offsets the exit program reads the arguments itself, so
-        // only exec-like calls (argv must be read before the exec replaces it) need an entry.
+        // With the argument registers' offsets from BTF, one raw_syscalls:sys_exit program reads
+        // every call's arguments itself, and only exec-like calls (argv must be read before the
+        // exec replaces it) need an entry program. Otherwise: entry and exit per syscall.
         let exit_reads_args = kernel_offsets[lanner_formats::wire::kernel_offsets::REGS_WINDOW] != 0;
-        let needs_entry = |d: u32| !exit_reads_args || d & lanner_formats::wire::desc::EXEC != 0;
+        if exit_reads_args {
+            let p: &mut RawTracePoint = ebpf
+                .program_mut("lanner_raw_sys_exit")
+                .ok_or_else(|| anyhow!("program lanner_raw_sys_exit missing"))?
+                .try_into()?;
+            p.load().context("verifier rejected lanner_raw_sys_exit")?;
+            p.attach("sys_exit").context("attaching raw tracepoint sys_exit")?;
+            attached += 1;
+        }
+        let per_syscall = |d: u32, dir: &str| {
+            wanted(d) && if dir == "enter" { !exit_reads_args || d & desc::EXEC != 0 } else { !exit_reads_args }
+        };
         for (prog, dir) in [("lanner_sys_enter", "enter"), ("lanner_sys_exit", "exit")] {
+            let specs: Vec<_> =
+                TABLE.iter().filter(|s| per_syscall(s.desc, dir) && syscall::native_nr(s).is_some()).collect();
+            if specs.is_empty() {
+                continue;
+            }
             let p: &mut TracePoint =
                 ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
             p.load().with_context(|| format!("verifier rejected {prog}"))?;
-            let attach_here = |d: u32| dir == "exit" || needs_entry(d);
-            for spec in
-                TABLE.iter().filter(|s| wanted(s.desc) && attach_here(s.desc) && syscall::native_nr(s).is_some())
-            {
+            for spec in specs {
                 let tp = format!("sys_{dir}_{}", spec.event.tracepoint());
                 if !std::path::Path::new(TRACEFS).join("events/syscalls").join(&tp).is_dir() {
-                    if dir == "exit" {
+                    if dir == "enter" {
                         log::warn!("this kernel has no tracepoint syscalls:{tp}; {} is not recorded", spec.name);
                     }
                     continue;

@@ -240,8 +240,14 @@ pub mod kernel_offsets {
     /// Byte position in that window of syscall argument 0 as seen at syscall exit (x86_64 `di`,
     /// arm64 `orig_x0`); arguments 1 to 5 follow at `REGS_ARG0 + 1 ..= REGS_ARG0 + 5`.
     pub const REGS_ARG0: usize = 22;
+    /// `pt_regs` member holding the syscall number (x86_64 `orig_ax`, arm64 `syscallno`),
+    /// read as a 32-bit value.
+    pub const REGS_NR: usize = 28;
+    /// `task_struct.thread_info.status` (x86_64), whose `TS_COMPAT` bit marks a 32-bit syscall;
+    /// 0 where the architecture has none.
+    pub const TASK_TI_STATUS: usize = 29;
     /// Number of entries.
-    pub const COUNT: usize = 28;
+    pub const COUNT: usize = 32;
 }
 
 /// Size in 8-byte words of the `pt_regs` window the exit program reads syscall arguments from.
