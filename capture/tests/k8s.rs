@@ -3,7 +3,6 @@
 //! archive's events of that shell carry the pod's and container's names. Needs root; skips with
 //! a message elsewhere, except under `CI=true`, where a skip is a failure.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{analyze_bin, skip_or_fail, Capture};
+use common::{analyze_bin, cgroup2_root, Capture, CgroupDirs};
 
 /// A fake API server: answers `GET /api/v1/pods…` with 503 until `ready`, then with `pods`;
 /// records the request URLs.
@@ -60,32 +59,9 @@ impl Drop for FakeApi {
     }
 }
 
-/// cgroup directories this test made, removed (innermost first) when dropped.
-struct CgroupDirs(Vec<PathBuf>);
-
-impl Drop for CgroupDirs {
-    fn drop(&mut self) {
-        for d in self.0.iter().rev() {
-            // A cgroup whose last process just exited can be busy for a moment.
-            for _ in 0..50 {
-                if std::fs::remove_dir(d).is_ok() || !d.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
 #[test]
 fn a_pods_processes_carry_its_pod_and_container_names_from_the_api_server() {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let Some(root) = mounts.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
-    }) else {
-        return skip_or_fail("no cgroup v2 hierarchy mounted");
-    };
+    let Some(root) = cgroup2_root() else { return };
     let tag = std::process::id();
     let uid = format!("5e1f0a2b-3c4d-4e5f-8a9b-{:012x}", tag);
     let cid = format!("{:016x}", 0x4b85_c0de_0000_0000_u64 + tag as u64).repeat(4);
@@ -103,19 +79,15 @@ fn a_pods_processes_carry_its_pod_and_container_names_from_the_api_server() {
     };
     // The kubelet's systemd-driver layout for a burstable pod's containerd container.
     let mut dirs = CgroupDirs(Vec::new());
-    let mut cg = root.clone();
-    for part in [
-        "kubepods.slice".to_owned(),
-        "kubepods-burstable.slice".to_owned(),
-        format!("kubepods-burstable-pod{}.slice", uid.replace('-', "_")),
-        format!("cri-containerd-{cid}.scope"),
-    ] {
-        cg.push(part);
-        if !cg.exists() {
-            std::fs::create_dir(&cg).unwrap();
-            dirs.0.push(cg.clone());
-        }
-    }
+    let cg = dirs.create(
+        &root,
+        &[
+            "kubepods.slice".to_owned(),
+            "kubepods-burstable.slice".to_owned(),
+            format!("kubepods-burstable-pod{}.slice", uid.replace('-', "_")),
+            format!("cri-containerd-{cid}.scope"),
+        ],
+    );
     // The shell joins the container's cgroup, then works for ~4 s; the API server answers only
     // after ~1 s, so the names reach its already running process later.
     let marker = format!("/dev/null/k8s-{tag}");

@@ -100,3 +100,48 @@ impl Capture {
         (self.spool, log)
     }
 }
+
+/// Where the cgroup v2 hierarchy is mounted; `None` (after [`skip_or_fail`]) when it is not.
+pub fn cgroup2_root() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let root = mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+    });
+    if root.is_none() {
+        skip_or_fail("no cgroup v2 hierarchy mounted");
+    }
+    root
+}
+
+/// cgroup directories a test made, removed (innermost first) when dropped.
+pub struct CgroupDirs(pub Vec<PathBuf>);
+
+impl CgroupDirs {
+    /// Creates each missing directory of `root`/`parts` in turn; returns the innermost.
+    pub fn create(&mut self, root: &Path, parts: &[String]) -> PathBuf {
+        let mut cg = root.to_path_buf();
+        for part in parts {
+            cg.push(part);
+            if !cg.exists() {
+                std::fs::create_dir(&cg).unwrap();
+                self.0.push(cg.clone());
+            }
+        }
+        cg
+    }
+}
+
+impl Drop for CgroupDirs {
+    fn drop(&mut self) {
+        for d in self.0.iter().rev() {
+            // A cgroup whose last process just exited can be busy for a moment.
+            for _ in 0..50 {
+                if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
