@@ -9,7 +9,7 @@ use lanner_formats::wire::RecordKind;
 use lanner_formats::wire::{SockInfo, SOCK_INFO_LEN};
 
 use crate::decode::{split_argv, Record};
-use crate::k8s::{pod_uid_from_path, PodMetadata};
+use crate::k8s::PodMetadata;
 use crate::procfs::{self, ProcSnapshot};
 use crate::runtime::RuntimeMetadata;
 use lanner_formats::paths::resolve;
@@ -199,16 +199,8 @@ impl ProcessTable {
             version: self.bump(),
             exited_ns: None,
             cgroup_id: 0,
-            container_id: s
-                .cgroup_v2
-                .as_deref()
-                .and_then(|p| crate::containers::container_id_from_path(std::path::Path::new(p)))
-                .unwrap_or_else(|| crate::containers::HOST.to_owned()),
-            pod_uid: s
-                .cgroup_v2
-                .as_deref()
-                .and_then(|p| pod_uid_from_path(std::path::Path::new(p)))
-                .unwrap_or_default(),
+            container_id: s.cgroup_ids.0.unwrap_or_else(|| crate::containers::HOST.to_owned()),
+            pod_uid: s.cgroup_ids.1.unwrap_or_default(),
             ..Default::default()
         }
     }
@@ -250,13 +242,8 @@ impl ProcessTable {
                 if r.tid == r.tgid && r.cgroup_id != 0 && p.cgroup_id != r.cgroup_id {
                     // Moved into another cgroup (a container runtime starting its process).
                     p.cgroup_id = r.cgroup_id;
-                    p.container_id = self.containers.resolve(r.cgroup_id);
-                    p.pod_uid = self.containers.pod_uid(r.cgroup_id).unwrap_or_default();
-                    clear_pod_metadata(p);
-                    if let Some(rt) = self.runtime.as_mut() {
-                        rt.want(&p.container_id);
-                    }
-                    changed = true;
+                    let (container, pod) = self.containers.resolve_process(r.tgid, r.cgroup_id, None);
+                    changed |= set_container(p, container, pod, self.runtime.as_mut());
                 }
                 changed |= refresh_metadata(self.k8s.as_ref(), self.runtime.as_mut(), p);
                 if changed {
@@ -272,8 +259,10 @@ impl ProcessTable {
         }
         let p = if let Some(parent) = self.pending_fork.remove(&r.tgid) {
             // A fork we saw: the child starts as a copy of its parent.
-            let base = self.procs.get(&parent).cloned().unwrap_or_default();
-            ProcInfo {
+            let base = self.procs.get(&parent).cloned();
+            let parent_known = base.is_some();
+            let base = base.unwrap_or_default();
+            let child = ProcInfo {
                 pid: r.tgid,
                 ppid: parent,
                 uid: r.uid,
@@ -283,11 +272,12 @@ impl ProcessTable {
                 exited_ns: None,
                 start_ns: self.wall(r.ts_boot_ns),
                 ..base
-            }
+            };
+            (child, parent_known)
         } else if let Some(s) = procfs::read_process(r.tgid) {
-            self.adopt_snapshot(s)
+            (self.adopt_snapshot(s), true)
         } else {
-            ProcInfo {
+            let unknown = ProcInfo {
                 pid: r.tgid,
                 uid: r.uid,
                 gid: r.gid,
@@ -295,12 +285,15 @@ impl ProcessTable {
                 version: self.bump(),
                 loginuid: u32::MAX,
                 ..Default::default()
-            }
+            };
+            (unknown, false)
         };
-        let mut p = p;
+        let (mut p, from_proc_or_parent) = p;
+        // Forked or read from /proc, it already has the ids its (or its parent's) /proc cgroup
+        // file names (used when the v2 id names no container on a v1 host).
+        let known = from_proc_or_parent.then(|| (p.container_id.clone(), p.pod_uid.clone()));
         p.cgroup_id = r.cgroup_id;
-        p.container_id = self.containers.resolve(r.cgroup_id);
-        p.pod_uid = self.containers.pod_uid(r.cgroup_id).unwrap_or_default();
+        (p.container_id, p.pod_uid) = self.containers.resolve_process(r.tgid, r.cgroup_id, known);
         clear_pod_metadata(&mut p);
         if let Some(rt) = self.runtime.as_mut() {
             rt.want(&p.container_id);
@@ -442,6 +435,22 @@ impl ProcessTable {
                 (p.tty, p.loginuid) = (r.tty, r.loginuid);
                 p.fds.clear();
                 p.version = version;
+                if self.containers.uses_v1() {
+                    // A runtime's process joins the container's v1 cgroups before it execs.
+                    if let Some((container, pod)) = crate::containers::ids_of_process(pid) {
+                        let (container, pod) = self.containers.resolve_process(
+                            pid,
+                            p.cgroup_id,
+                            Some((
+                                container.unwrap_or_else(|| crate::containers::HOST.to_owned()),
+                                pod.unwrap_or_default(),
+                            )),
+                        );
+                        if set_container(p, container, pod, self.runtime.as_mut()) {
+                            refresh_metadata(self.k8s.as_ref(), self.runtime.as_mut(), p);
+                        }
+                    }
+                }
             }
             d.path = Some(path);
             return Some(d);
@@ -645,6 +654,21 @@ impl ProcessTable {
         d.mode = e.kind;
         d.path = Some(e.name);
     }
+}
+
+/// Gives `p` container `container` and pod `pod`; when they differ from its current ones, its
+/// names are cleared (looked up again) and the runtime is asked about the container. True when
+/// they changed.
+fn set_container(p: &mut ProcInfo, container: String, pod: String, runtime: Option<&mut RuntimeMetadata>) -> bool {
+    if p.container_id == container && p.pod_uid == pod {
+        return false;
+    }
+    (p.container_id, p.pod_uid) = (container, pod);
+    clear_pod_metadata(p);
+    if let Some(rt) = runtime {
+        rt.want(&p.container_id);
+    }
+    true
 }
 
 fn clear_pod_metadata(p: &mut ProcInfo) {

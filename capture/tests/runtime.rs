@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -129,4 +129,58 @@ fn a_docker_containers_processes_carry_its_name_and_image_from_the_engine_api() 
     let first_named = lines.iter().position(|l| *l == named).unwrap_or_else(|| panic!("never named: {lines:?}"));
     assert!(first_named > 0, "named before the runtime answered: {lines:?}");
     assert!(lines[first_named..].iter().all(|l| *l == named), "{lines:?}");
+}
+
+#[test]
+fn a_process_in_a_cgroup_v1_docker_cgroup_gets_its_container_from_proc() {
+    // The cgroupfs driver's layout on a v1 (or hybrid) host: /sys/fs/cgroup/<controller>/docker/<id>.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let Some(cpu) = mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let v1_cpu = f.get(2) == Some(&"cgroup") && f.get(3).is_some_and(|o| o.split(',').any(|o| o == "cpu"));
+        v1_cpu.then(|| PathBuf::from(f[1]))
+    }) else {
+        // Not applicable (a cgroup v2-only host has no v1 paths to read), not a skip.
+        eprintln!("no cgroup v1 cpu hierarchy mounted: nothing to test here");
+        return;
+    };
+    let tag = std::process::id();
+    let id = format!("{:016x}", 0x0c61_0000_0000_0000_u64 + tag as u64).repeat(4);
+    let short = id[..12].to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = dir.path().join("docker.sock");
+    let body = format!(r#"{{"Id":"{id}","Name":"/v1-{tag}","Config":{{"Image":"busybox:1.36"}}}}"#);
+    let seen = fake_engine(&engine, short.clone(), body, Arc::new(AtomicBool::new(true)));
+    let socket = engine.display().to_string();
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms", "--container-socket", &socket]) else { return };
+    let mut dirs = CgroupDirs(Vec::new());
+    let cg = dirs.create(&cpu, &["docker".to_owned(), id.clone()]);
+    // The shell joins the v1 cgroup only (its v2 cgroup, the id the kernel gives, stays the
+    // test's); each cat it starts execs in the container's cgroup.
+    let marker = format!("/dev/null/v1-{tag}");
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && for i in 1 2 3; do cat {marker} 2>/dev/null; sleep 0.2; done; exit 0",
+        cg.display()
+    );
+    let st = Command::new("sh").args(["-c", &script]).status().unwrap();
+    let _ = Command::new("sh").args(["-c", &format!("cat {marker}-host 2>/dev/null; exit 0")]).status();
+    std::thread::sleep(Duration::from_millis(400));
+    let (spool, log) = cap.stop();
+    drop(dirs);
+    assert!(st.success());
+    assert!(seen.lock().unwrap().contains(&format!("GET /containers/{short}/json HTTP/1.1")), "{log:?}");
+    let out = Command::new(analyze_bin())
+        .args(["query", "-f", &format!("evt.type in (open, openat) and fd.name startswith {marker}")])
+        .args(["-p", "*%fd.name %container.id %container.name %container.image"])
+        .arg(spool.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    let inside: Vec<&String> = lines.iter().filter(|l| l.starts_with(&format!("{marker} "))).collect();
+    assert_eq!(inside.len(), 3, "{lines:?}; capture log: {log:?}");
+    // The lookup runs in the background: the last open comes 0.4 s after the first.
+    assert_eq!(inside[2], &format!("{marker} {short} v1-{tag} busybox:1.36"), "{lines:?}");
+    assert!(inside.iter().all(|l| l.starts_with(&format!("{marker} {short} "))), "{lines:?}");
+    assert_eq!(lines.iter().filter(|l| **l == format!("{marker}-host host host <NA>")).count(), 1, "{lines:?}");
 }
