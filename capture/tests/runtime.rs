@@ -13,7 +13,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{analyze_bin, cgroup2_root, Capture, CgroupDirs};
+use common::{assert_named_later, cgroup2_root, query, Capture, CgroupDirs};
 
 /// A fake Engine API on `path`: answers `GET /containers/<id>/json` for container `id` (first 12
 /// characters, as capture asks) once `release` is set (waiting at most 1.5 s, within capture's
@@ -110,25 +110,17 @@ fn a_docker_containers_processes_carry_its_name_and_image_from_the_engine_api() 
     assert!(warnings[0].contains("cannot connect"), "{log:?}");
     assert!(!log.iter().any(|l| l.contains("absent.sock")), "{log:?}");
 
-    let out = Command::new(analyze_bin())
-        .args(["query", "-f", &format!("evt.type in (open, openat) and fd.name = {marker}")])
-        .args([
-            "-p",
-            "*%container.id %container.name %container.image %container.image.repository %container.image.tag",
-        ])
-        .arg(spool.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
-    let named = format!("{short} api-{tag} {image} registry.local:5000/team/api 2.1");
-    let unnamed = format!("{short} <NA> <NA> <NA> <NA>");
-    assert!(lines.len() >= 10, "opens of {marker}: {lines:?}; capture log: {log:?}");
-    assert!(lines.iter().all(|l| *l == named || *l == unnamed), "{lines:?}");
     // Before the lookup answered: only the container id; after: the names, up to the end.
-    let first_named = lines.iter().position(|l| *l == named).unwrap_or_else(|| panic!("never named: {lines:?}"));
-    assert!(first_named > 0, "named before the runtime answered: {lines:?}");
-    assert!(lines[first_named..].iter().all(|l| *l == named), "{lines:?}");
+    assert_named_later(
+        &query(
+            spool.path(),
+            &format!("evt.type in (open, openat) and fd.name = {marker}"),
+            "*%container.id %container.name %container.image %container.image.repository %container.image.tag",
+        ),
+        &format!("{short} api-{tag} {image} registry.local:5000/team/api 2.1"),
+        &format!("{short} <NA> <NA> <NA> <NA>"),
+        &format!("capture log: {log:?}"),
+    );
 }
 
 #[test]
@@ -169,14 +161,11 @@ fn a_process_in_a_cgroup_v1_docker_cgroup_gets_its_container_from_proc() {
     drop(dirs);
     assert!(st.success());
     assert!(seen.lock().unwrap().contains(&format!("GET /containers/{short}/json HTTP/1.1")), "{log:?}");
-    let out = Command::new(analyze_bin())
-        .args(["query", "-f", &format!("evt.type in (open, openat) and fd.name startswith {marker}")])
-        .args(["-p", "*%fd.name %container.id %container.name %container.image"])
-        .arg(spool.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    let lines = query(
+        spool.path(),
+        &format!("evt.type in (open, openat) and fd.name startswith {marker}"),
+        "*%fd.name %container.id %container.name %container.image",
+    );
     let inside: Vec<&String> = lines.iter().filter(|l| l.starts_with(&format!("{marker} "))).collect();
     assert_eq!(inside.len(), 3, "{lines:?}; capture log: {log:?}");
     // The lookup runs in the background: the last open comes 0.4 s after the first.

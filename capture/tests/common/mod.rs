@@ -145,3 +145,21 @@ impl Drop for CgroupDirs {
         }
     }
 }
+
+/// `lanner-analyze query -f FILTER -p FORMAT SPOOL`'s output lines (the query must succeed).
+pub fn query(spool: &Path, filter: &str, format: &str) -> Vec<String> {
+    let out = Command::new(analyze_bin()).args(["query", "-f", filter, "-p", format]).arg(spool).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+/// Asserts that at least 10 `lines` came, each `unnamed` or `named`: `unnamed` first (what was
+/// recorded before the metadata arrived), then `named` up to the end. `context` goes into the
+/// failure messages.
+pub fn assert_named_later(lines: &[String], named: &str, unnamed: &str, context: &str) {
+    assert!(lines.len() >= 10, "too few lines: {lines:?}; {context}");
+    assert!(lines.iter().all(|l| l == named || l == unnamed), "{lines:?}");
+    let first_named = lines.iter().position(|l| l == named).unwrap_or_else(|| panic!("never named: {lines:?}"));
+    assert!(first_named > 0, "named before the metadata arrived: {lines:?}");
+    assert!(lines[first_named..].iter().all(|l| l == named), "{lines:?}");
+}
