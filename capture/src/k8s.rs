@@ -351,11 +351,18 @@ impl PodMetadata {
             };
             errors.answered(&cfg.api);
             self.publish(index.clone());
+            let listed = Instant::now();
             loop {
                 match watch(&agent, &url, &cfg, &mut index, &mut version, &self) {
                     Ok(WatchEnd::Renew) => backoff = MIN_BACKOFF,
                     Ok(WatchEnd::Gone) => {
                         log::debug!("pod watch: resource version {version} expired, listing again");
+                        // Expired right after a list: a server that keeps doing that is not
+                        // asked again in a tight loop.
+                        if listed.elapsed() < Duration::from_secs(1) {
+                            std::thread::sleep(backoff);
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
                         break;
                     }
                     Err(e) => {
@@ -693,6 +700,61 @@ mod tests {
         std::fs::write(&cfg.ca, "not a certificate").unwrap();
         let e = agent(&cfg).expect_err("bad CA refused").to_string();
         assert!(e.contains("absent-ca.crt"), "{e}");
+    }
+
+    #[test]
+    fn a_watch_streams_events_into_the_index_and_tells_how_it_ended() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ApiConfig {
+            api: format!("http://127.0.0.1:{port}"),
+            node: "n1".into(),
+            token: dir.path().join("no-token"),
+            ca: dir.path().join("no-ca"),
+        };
+        let added = format!(
+            r#"{{"type":"ADDED","object":{{"metadata":{{"name":"web-0","namespace":"shop","uid":"{UID}","resourceVersion":"7"}},"status":{{"containerStatuses":[{{"name":"nginx","image":"nginx:1.25","containerID":"containerd://{CID}"}}]}}}}}}"#
+        );
+        let bookmark = r#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}"#;
+        let answers: Vec<(u16, String)> = vec![
+            (200, format!("{added}\n\n{bookmark}\n")),
+            (410, r#"{"kind":"Status","code":410}"#.to_owned()),
+            (200, String::new()),
+            (200, format!("{bookmark}\n{{\"type\":")),
+            (403, "forbidden".to_owned()),
+        ];
+        let serve = std::thread::spawn(move || {
+            let mut urls = Vec::new();
+            for (status, body) in answers {
+                let req = server.recv().unwrap();
+                urls.push(req.url().to_owned());
+                req.respond(tiny_http::Response::from_string(body).with_status_code(status)).unwrap();
+            }
+            urls
+        });
+        let client = agent(&cfg).unwrap();
+        let url = format!("{}/api/v1/pods", cfg.api);
+        let meta = PodMetadata::empty();
+        let (mut index, mut version) = (PodIndex::default(), "5".to_owned());
+        // Events, a blank line, a bookmark, then the server ends the watch: renew from version 9.
+        assert_eq!(watch(&client, &url, &cfg, &mut index, &mut version, &meta), Ok(WatchEnd::Renew));
+        assert_eq!(version, "9");
+        assert_eq!(meta.generation(), 1);
+        assert_eq!(meta.try_index().unwrap().lookup("3f0c1a2b4d5e", UID), ["nginx", "nginx:1.25", "web-0", "shop"]);
+        // 410 when the watch starts: list again.
+        assert_eq!(watch(&client, &url, &cfg, &mut index, &mut version, &meta), Ok(WatchEnd::Gone));
+        // Closed at once without an event, a garbled line, an HTTP error: errors naming them.
+        for want in ["closed at once", "not a Kubernetes watch event", "403"] {
+            let e = watch(&client, &url, &cfg, &mut index, &mut version, &meta).unwrap_err();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        let urls = serve.join().unwrap();
+        assert_eq!(
+            urls[0],
+            "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&watch=1&resourceVersion=5&allowWatchBookmarks=true&timeoutSeconds=300"
+        );
+        assert!(urls[1].contains("resourceVersion=9"), "{urls:?}");
     }
 
     /// An HTTPS server on loopback with a fresh self-signed certificate for 127.0.0.1, answering
