@@ -31,6 +31,15 @@ struct RawConfig {
     syscalls: Option<Spanned<String>>,
     k8s_api: Option<Spanned<String>>,
     k8s_node: Option<Spanned<String>>,
+    container_socket: Option<OneOrMany>,
+}
+
+/// A key that takes one value or a list of them (kept without positions: any text is valid).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Settings read from a config file; `None` where the file does not set them.
@@ -50,6 +59,7 @@ pub struct FileConfig {
     syscalls: Option<crate::SyscallSet>,
     k8s_api: Option<String>,
     k8s_node: Option<String>,
+    container_socket: Option<Vec<PathBuf>>,
 }
 
 /// Parses a size in bytes: a number, optionally followed by `K`/`M`/`G`/`T` (powers of 1000)
@@ -158,6 +168,10 @@ fn parse(file: &str, text: &str) -> Result<FileConfig> {
             }
         })?,
         k8s_node: value(f, "k8s-node", &raw.k8s_node, |s| Ok(s.to_owned()))?,
+        container_socket: raw.container_socket.map(|v| match v {
+            OneOrMany::One(s) => vec![PathBuf::from(s)],
+            OneOrMany::Many(l) => l.into_iter().map(PathBuf::from).collect(),
+        }),
     })
 }
 
@@ -201,6 +215,7 @@ pub fn merge(cli: &mut Cli, matches: &ArgMatches, file: FileConfig) {
     take!(syscalls);
     take!(k8s_api, option);
     take!(k8s_node, option);
+    take!(container_socket, option);
 }
 
 #[cfg(test)]
@@ -209,7 +224,7 @@ mod tests {
 
     use super::*;
 
-    const GOOD: &str = "# node defaults\nspool: /var/lib/lanner/spool\nlive: true\nsegment-bytes: 64MiB\nsegment-age: 1h\nretain-bytes: 10G\nretain-age: 7days\nzstd-level: 5\nchunk-events: 1000\nmetrics-addr: 127.0.0.1:9464\nk8s-api: https://10.96.0.1:443\nk8s-node: worker-1\n";
+    const GOOD: &str = "# node defaults\nspool: /var/lib/lanner/spool\nlive: true\nsegment-bytes: 64MiB\nsegment-age: 1h\nretain-bytes: 10G\nretain-age: 7days\nzstd-level: 5\nchunk-events: 1000\nmetrics-addr: 127.0.0.1:9464\nk8s-api: https://10.96.0.1:443\nk8s-node: worker-1\ncontainer-socket: [/run/docker.sock, /run/podman/podman.sock]\n";
 
     #[test]
     fn good_file_sets_every_value() {
@@ -225,6 +240,10 @@ mod tests {
         assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(c.k8s_api.as_deref(), Some("https://10.96.0.1:443"));
         assert_eq!(c.k8s_node.as_deref(), Some("worker-1"));
+        assert_eq!(
+            c.container_socket,
+            Some(vec![PathBuf::from("/run/docker.sock"), PathBuf::from("/run/podman/podman.sock")])
+        );
         assert_eq!(c.duration, None);
         assert_eq!(parse("empty.yaml", "# nothing\n\n").unwrap(), FileConfig::default());
     }
@@ -261,6 +280,23 @@ mod tests {
     }
 
     #[test]
+    fn container_sockets_are_one_path_a_list_or_none() {
+        let one = parse("c.yaml", "container-socket: /var/run/docker.sock\n").unwrap();
+        assert_eq!(one.container_socket, Some(vec![PathBuf::from("/var/run/docker.sock")]));
+        // An empty list turns runtime lookups off.
+        assert_eq!(parse("c.yaml", "container-socket: []\n").unwrap().container_socket, Some(vec![]));
+        let e = parse("c.yaml", "spool: /s\ncontainer-socket: {a: b}\n").unwrap_err().to_string();
+        assert!(e.starts_with("c.yaml:2:"), "{e}");
+        // The flag (repeatable) replaces the file's list.
+        let args =
+            ["lanner-capture", "--spool", "/s", "--container-socket", "/a.sock", "--container-socket", "/b.sock"];
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap();
+        merge(&mut cli, &matches, one);
+        assert_eq!(cli.container_socket, Some(vec![PathBuf::from("/a.sock"), PathBuf::from("/b.sock")]));
+    }
+
+    #[test]
     fn sizes_parse_with_units() {
         assert_eq!(parse_bytes("4096"), Ok(4096));
         assert_eq!(parse_bytes("3MiB"), Ok(3 << 20));
@@ -284,6 +320,7 @@ mod tests {
         assert_eq!(cli.spool, Some(PathBuf::from("/var/lib/lanner/spool")));
         assert_eq!(cli.retain_bytes, Some(10_000_000_000));
         assert_eq!(cli.k8s_node.as_deref(), Some("worker-1"));
+        assert_eq!(cli.container_socket.as_ref().map(Vec::len), Some(2));
         // In neither: the default stays.
         assert_eq!(cli.chunk_interval, Duration::from_secs(1));
         assert_eq!(cli.duration, None);

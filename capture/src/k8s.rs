@@ -1,8 +1,10 @@
 //! Kubernetes pod metadata: the pod UID a process's cgroup path names, and a cache of this
-//! node's pods polled from the API server in a background thread, so the event path only reads
-//! a shared map (never waits on the network).
+//! node's pods kept by a background thread (a list, then a watch from the list's version;
+//! relisted when the version expires or the stream breaks), so the event path only reads a
+//! shared map (never waits on the network).
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -15,8 +17,14 @@ use serde::Deserialize;
 pub const TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// Where the service account's CA certificate is mounted in a pod.
 pub const CA_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
-/// How often the pod list is fetched.
-const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// First wait before listing again after a failure; doubled per failure up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest wait between attempts while the API server fails.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long the API server keeps one watch open (`timeoutSeconds`); then it is renewed.
+const WATCH_SECONDS: u64 = 300;
+/// The longest watch event line accepted.
+const MAX_EVENT: u64 = 16 << 20;
 /// Errors are logged at most this often.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// The largest pod list accepted.
@@ -70,7 +78,16 @@ pub struct PodIndex {
 
 #[derive(Deserialize)]
 struct PodList {
+    #[serde(default)]
+    metadata: ListMeta,
     items: Vec<PodItem>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ListMeta {
+    #[serde(default)]
+    resource_version: String,
 }
 
 #[derive(Deserialize)]
@@ -81,11 +98,33 @@ struct PodItem {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct PodMeta {
     name: String,
     #[serde(default)]
     namespace: String,
     uid: String,
+    #[serde(default)]
+    resource_version: String,
+}
+
+/// One line of a watch stream.
+#[derive(Deserialize)]
+struct WatchEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    object: serde_json::Value,
+}
+
+/// What a watch event line did.
+#[derive(Debug, PartialEq, Eq)]
+enum WatchStep {
+    /// A pod was added, changed or deleted.
+    Applied,
+    /// A bookmark: only the version moved.
+    Bookmark,
+    /// The version watched from expired (410 Gone): list again.
+    Gone,
 }
 
 #[derive(Deserialize, Default)]
@@ -116,24 +155,66 @@ fn short_container_id(id: &str) -> Option<String> {
 }
 
 impl PodIndex {
-    /// Builds the index from a `PodList` JSON document (`GET /api/v1/pods`).
-    pub fn from_pod_list(json: &str) -> Result<Self, String> {
+    /// Builds the index from a `PodList` JSON document (`GET /api/v1/pods`); also returns the
+    /// list's `resourceVersion` (to watch from).
+    pub fn from_pod_list(json: &str) -> Result<(Self, String), String> {
         let list: PodList = serde_json::from_str(json).map_err(|e| format!("not a Kubernetes PodList: {e}"))?;
         let mut index = Self::default();
         for item in list.items {
-            let uid = item.metadata.uid;
-            let s = item.status;
-            for c in
-                s.container_statuses.into_iter().chain(s.init_container_statuses).chain(s.ephemeral_container_statuses)
-            {
-                // A container not started yet has no id.
-                if let Some(id) = c.container_id.as_deref().and_then(short_container_id) {
-                    index.containers.insert(id, Container { name: c.name, image: c.image, pod_uid: uid.clone() });
-                }
-            }
-            index.pods.insert(uid, Pod { name: item.metadata.name, namespace: item.metadata.namespace });
+            index.insert(item);
         }
-        Ok(index)
+        Ok((index, list.metadata.resource_version))
+    }
+
+    fn insert(&mut self, item: PodItem) {
+        let uid = item.metadata.uid;
+        let s = item.status;
+        for c in s.container_statuses.into_iter().chain(s.init_container_statuses).chain(s.ephemeral_container_statuses)
+        {
+            // A container not started yet has no id.
+            if let Some(id) = c.container_id.as_deref().and_then(short_container_id) {
+                self.containers.insert(id, Container { name: c.name, image: c.image, pod_uid: uid.clone() });
+            }
+        }
+        self.pods.insert(uid, Pod { name: item.metadata.name, namespace: item.metadata.namespace });
+    }
+
+    /// Applies one line of a watch stream (`{"type":"ADDED","object":{…pod…}}`; MODIFIED,
+    /// DELETED, BOOKMARK, ERROR), moving `version` to the event's `resourceVersion`.
+    fn apply_watch_line(&mut self, version: &mut String, line: &str) -> Result<WatchStep, String> {
+        let ev: WatchEvent =
+            serde_json::from_str(line).map_err(|e| format!("not a Kubernetes watch event: {e}: {:.200}", line))?;
+        match ev.kind.as_str() {
+            "ADDED" | "MODIFIED" | "DELETED" => {
+                let item: PodItem = serde_json::from_value(ev.object)
+                    .map_err(|e| format!("watch event {}: not a pod: {e}", ev.kind))?;
+                if !item.metadata.resource_version.is_empty() {
+                    version.clone_from(&item.metadata.resource_version);
+                }
+                let uid = item.metadata.uid.clone();
+                self.containers.retain(|_, c| c.pod_uid != uid);
+                self.pods.remove(&uid);
+                if ev.kind != "DELETED" {
+                    self.insert(item);
+                }
+                Ok(WatchStep::Applied)
+            }
+            "BOOKMARK" => {
+                if let Some(v) = ev.object.pointer("/metadata/resourceVersion").and_then(|v| v.as_str()) {
+                    *version = v.to_owned();
+                }
+                Ok(WatchStep::Bookmark)
+            }
+            "ERROR" => {
+                let code = ev.object.get("code").and_then(|c| c.as_u64()).unwrap_or(0);
+                if code == 410 {
+                    return Ok(WatchStep::Gone);
+                }
+                let msg = ev.object.get("message").and_then(|m| m.as_str()).unwrap_or("");
+                Err(format!("watch error {code}: {msg}"))
+            }
+            other => Err(format!("unknown watch event type `{other}`")),
+        }
     }
 
     /// (container name, image, pod name, namespace) for a process in container `container_id`
@@ -251,30 +332,143 @@ impl PodMetadata {
         self.index.try_read().ok().map(|i| Arc::clone(&i))
     }
 
+    /// Lists this node's pods, then watches them from the list's version; lists again when the
+    /// version expires (410 Gone) at once, or, after a wait that grows while it lasts, when the
+    /// API server fails or the stream breaks.
     fn poll(self, cfg: ApiConfig, agent: ureq::Agent) {
         let url = format!("{}/api/v1/pods", cfg.api);
-        let mut last_error: Option<Instant> = None;
-        let mut failing = false;
+        let mut errors = ErrorLog::default();
+        let mut backoff = MIN_BACKOFF;
         loop {
-            match fetch(&agent, &url, &cfg).and_then(|body| PodIndex::from_pod_list(&body)) {
-                Ok(new) => {
-                    if failing {
-                        log::info!("Kubernetes API server {} answers again", cfg.api);
-                        failing = false;
-                    }
-                    self.publish(new);
-                }
+            let (mut index, mut version) = match fetch(&agent, &url, &cfg).and_then(|b| PodIndex::from_pod_list(&b)) {
+                Ok(listed) => listed,
                 Err(e) => {
-                    failing = true;
-                    if last_error.is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL) {
-                        log::warn!("pod metadata from {url} (node {}): {e} (logged at most once a minute)", cfg.node);
-                        last_error = Some(Instant::now());
+                    errors.failed(&format!("pod metadata from {url} (node {}): {e}", cfg.node));
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            errors.answered(&cfg.api);
+            self.publish(index.clone());
+            let listed = Instant::now();
+            loop {
+                match watch(&agent, &url, &cfg, &mut index, &mut version, &self) {
+                    Ok(WatchEnd::Renew) => backoff = MIN_BACKOFF,
+                    Ok(WatchEnd::Gone) => {
+                        log::debug!("pod watch: resource version {version} expired, listing again");
+                        // Expired right after a list: a server that keeps doing that is not
+                        // asked again in a tight loop.
+                        if listed.elapsed() < Duration::from_secs(1) {
+                            std::thread::sleep(backoff);
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        errors.failed(&format!("pod watch at {url} (node {}): {e}", cfg.node));
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        break;
                     }
                 }
             }
-            std::thread::sleep(POLL_INTERVAL);
         }
     }
+}
+
+/// Logs API server failures at most once a minute, and the recovery after them.
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<Instant>,
+    failing: bool,
+}
+
+impl ErrorLog {
+    fn failed(&mut self, what: &str) {
+        self.failing = true;
+        if self.last.is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL) {
+            log::warn!("{what} (logged at most once a minute)");
+            self.last = Some(Instant::now());
+        }
+    }
+
+    fn answered(&mut self, api: &str) {
+        if std::mem::take(&mut self.failing) {
+            log::info!("Kubernetes API server {api} answers again");
+        }
+    }
+}
+
+/// How a watch ended without an error.
+#[derive(Debug, PartialEq, Eq)]
+enum WatchEnd {
+    /// The API server closed it (its `timeoutSeconds`): watch again from the last version.
+    Renew,
+    /// The version expired: list again.
+    Gone,
+}
+
+/// Watches this node's pods from `version`, applying each event to `index` and publishing it
+/// to `meta`, until the stream ends.
+fn watch(
+    agent: &ureq::Agent,
+    url: &str,
+    cfg: &ApiConfig,
+    index: &mut PodIndex,
+    version: &mut String,
+    meta: &PodMetadata,
+) -> Result<WatchEnd, String> {
+    let started = Instant::now();
+    let mut req = agent
+        .get(url)
+        .query("fieldSelector", format!("spec.nodeName={}", cfg.node))
+        .query("watch", "1")
+        .query("resourceVersion", version.as_str())
+        .query("allowWatchBookmarks", "true")
+        .query("timeoutSeconds", WATCH_SECONDS.to_string())
+        .config()
+        // The stream stays open for timeoutSeconds; a server that goes silent past that is dead.
+        .timeout_global(Some(Duration::from_secs(WATCH_SECONDS + 30)))
+        .build();
+    if let Ok(token) = std::fs::read_to_string(&cfg.token) {
+        req = req.header("Authorization", format!("Bearer {}", token.trim()));
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::StatusCode(410)) => return Ok(WatchEnd::Gone),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut reader = BufReader::new(resp.into_body().into_reader());
+    let mut events = 0u64;
+    loop {
+        let mut line = Vec::new();
+        let n = (&mut reader)
+            .take(MAX_EVENT + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("reading the watch stream: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        if line.len() as u64 > MAX_EVENT {
+            return Err(format!("a watch event longer than {MAX_EVENT} bytes"));
+        }
+        let text = String::from_utf8_lossy(&line);
+        if text.trim().is_empty() {
+            continue;
+        }
+        events += 1;
+        match index.apply_watch_line(version, text.trim())? {
+            WatchStep::Applied => meta.publish(index.clone()),
+            WatchStep::Bookmark => {}
+            WatchStep::Gone => return Ok(WatchEnd::Gone),
+        }
+    }
+    // A server that ends every watch at once would otherwise be asked again in a tight loop.
+    if events == 0 && started.elapsed() < Duration::from_secs(1) {
+        return Err("the watch stream closed at once".into());
+    }
+    Ok(WatchEnd::Renew)
 }
 
 fn agent(cfg: &ApiConfig) -> Result<ureq::Agent> {
@@ -360,7 +554,8 @@ mod tests {
               {{"metadata":{{"name":"new","namespace":"default","uid":"u2"}},"status":{{"phase":"Pending"}}}},
               {{"metadata":{{"name":"bare","namespace":"default","uid":"u3"}}}}]}}"#
         );
-        let idx = PodIndex::from_pod_list(&json).unwrap();
+        let (idx, version) = PodIndex::from_pod_list(&json).unwrap();
+        assert_eq!(version, "1");
         assert_eq!(idx.pods.len(), 3);
         assert_eq!(idx.pods[UID], Pod { name: "web-0".into(), namespace: "shop".into() });
         assert_eq!(idx.containers.len(), 2, "{:?}", idx.containers);
@@ -375,6 +570,53 @@ mod tests {
         // A pod's process whose container is not listed yet still gets the pod.
         assert_eq!(idx.lookup("ffffffffffff", UID), ["", "", "web-0", "shop"]);
         assert_eq!(idx.lookup("host", ""), ["", "", "", ""]);
+    }
+
+    #[test]
+    fn watch_events_add_change_and_delete_pods() {
+        let pod = |kind: &str, rv: &str, name: &str, cid: &str| {
+            format!(
+                r#"{{"type":"{kind}","object":{{"kind":"Pod","metadata":{{"name":"web-0","namespace":"shop","uid":"{UID}","resourceVersion":"{rv}"}},
+                  "status":{{"containerStatuses":[{{"name":"{name}","image":"nginx:1.25","containerID":"containerd://{cid}"}}]}}}}}}"#
+            )
+        };
+        let (mut idx, mut version) =
+            PodIndex::from_pod_list(r#"{"metadata":{"resourceVersion":"10"},"items":[]}"#).unwrap();
+        assert_eq!(version, "10");
+        assert_eq!(idx.apply_watch_line(&mut version, &pod("ADDED", "11", "nginx", CID)), Ok(WatchStep::Applied));
+        assert_eq!(version, "11");
+        assert_eq!(idx.lookup("3f0c1a2b4d5e", UID), ["nginx", "nginx:1.25", "web-0", "shop"]);
+        // The container restarted with a new id: the old one goes.
+        let restarted = "ab".repeat(32);
+        assert_eq!(
+            idx.apply_watch_line(&mut version, &pod("MODIFIED", "12", "nginx", &restarted)),
+            Ok(WatchStep::Applied)
+        );
+        assert_eq!(idx.containers.keys().collect::<Vec<_>>(), ["abababababab"]);
+        let bookmark = r#"{"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"15"}}}"#;
+        assert_eq!(idx.apply_watch_line(&mut version, bookmark), Ok(WatchStep::Bookmark));
+        assert_eq!(version, "15");
+        assert_eq!(
+            idx.apply_watch_line(&mut version, &pod("DELETED", "16", "nginx", &restarted)),
+            Ok(WatchStep::Applied)
+        );
+        assert_eq!(idx, PodIndex::default());
+        assert_eq!(version, "16");
+        let gone = r#"{"type":"ERROR","object":{"kind":"Status","status":"Failure","message":"too old resource version: 16 (20)","reason":"Expired","code":410}}"#;
+        assert_eq!(idx.apply_watch_line(&mut version, gone), Ok(WatchStep::Gone));
+        for (line, want) in [
+            (
+                r#"{"type":"ERROR","object":{"kind":"Status","code":500,"message":"etcd down"}}"#,
+                "watch error 500: etcd down",
+            ),
+            ("{\"type\":\"ADDED\",", "not a Kubernetes watch event"),
+            (r#"{"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"x"}}}"#, "not a pod: missing field `uid`"),
+            (r#"{"type":"RESYNC","object":{}}"#, "unknown watch event type `RESYNC`"),
+        ] {
+            let e = idx.apply_watch_line(&mut version, line).unwrap_err();
+            assert!(e.contains(want), "{line}: {e}");
+        }
+        assert_eq!(version, "16", "errors leave the version");
     }
 
     #[test]
@@ -458,6 +700,61 @@ mod tests {
         std::fs::write(&cfg.ca, "not a certificate").unwrap();
         let e = agent(&cfg).expect_err("bad CA refused").to_string();
         assert!(e.contains("absent-ca.crt"), "{e}");
+    }
+
+    #[test]
+    fn a_watch_streams_events_into_the_index_and_tells_how_it_ended() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ApiConfig {
+            api: format!("http://127.0.0.1:{port}"),
+            node: "n1".into(),
+            token: dir.path().join("no-token"),
+            ca: dir.path().join("no-ca"),
+        };
+        let added = format!(
+            r#"{{"type":"ADDED","object":{{"metadata":{{"name":"web-0","namespace":"shop","uid":"{UID}","resourceVersion":"7"}},"status":{{"containerStatuses":[{{"name":"nginx","image":"nginx:1.25","containerID":"containerd://{CID}"}}]}}}}}}"#
+        );
+        let bookmark = r#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}"#;
+        let answers: Vec<(u16, String)> = vec![
+            (200, format!("{added}\n\n{bookmark}\n")),
+            (410, r#"{"kind":"Status","code":410}"#.to_owned()),
+            (200, String::new()),
+            (200, format!("{bookmark}\n{{\"type\":")),
+            (403, "forbidden".to_owned()),
+        ];
+        let serve = std::thread::spawn(move || {
+            let mut urls = Vec::new();
+            for (status, body) in answers {
+                let req = server.recv().unwrap();
+                urls.push(req.url().to_owned());
+                req.respond(tiny_http::Response::from_string(body).with_status_code(status)).unwrap();
+            }
+            urls
+        });
+        let client = agent(&cfg).unwrap();
+        let url = format!("{}/api/v1/pods", cfg.api);
+        let meta = PodMetadata::empty();
+        let (mut index, mut version) = (PodIndex::default(), "5".to_owned());
+        // Events, a blank line, a bookmark, then the server ends the watch: renew from version 9.
+        assert_eq!(watch(&client, &url, &cfg, &mut index, &mut version, &meta), Ok(WatchEnd::Renew));
+        assert_eq!(version, "9");
+        assert_eq!(meta.generation(), 1);
+        assert_eq!(meta.try_index().unwrap().lookup("3f0c1a2b4d5e", UID), ["nginx", "nginx:1.25", "web-0", "shop"]);
+        // 410 when the watch starts: list again.
+        assert_eq!(watch(&client, &url, &cfg, &mut index, &mut version, &meta), Ok(WatchEnd::Gone));
+        // Closed at once without an event, a garbled line, an HTTP error: errors naming them.
+        for want in ["closed at once", "not a Kubernetes watch event", "403"] {
+            let e = watch(&client, &url, &cfg, &mut index, &mut version, &meta).unwrap_err();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        let urls = serve.join().unwrap();
+        assert_eq!(
+            urls[0],
+            "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&watch=1&resourceVersion=5&allowWatchBookmarks=true&timeoutSeconds=300"
+        );
+        assert!(urls[1].contains("resourceVersion=9"), "{urls:?}");
     }
 
     /// An HTTPS server on loopback with a fresh self-signed certificate for 127.0.0.1, answering

@@ -13,6 +13,7 @@ mod loader;
 mod metrics;
 mod procfs;
 mod retention;
+mod runtime;
 mod spool;
 mod state;
 
@@ -95,6 +96,11 @@ struct Cli {
     /// This node's name, for --k8s-api (default: env NODE_NAME).
     #[arg(long, value_name = "NAME")]
     k8s_node: Option<String>,
+    /// Container runtime socket (Docker-compatible Engine API) to read container names and
+    /// images from; repeatable, asked in order (default: /var/run/docker.sock and
+    /// /run/podman/podman.sock, where present).
+    #[arg(long, value_name = "PATH")]
+    container_socket: Option<Vec<PathBuf>>,
     /// zstd compression level.
     #[arg(long, default_value_t = 3)]
     zstd_level: i32,
@@ -142,6 +148,11 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     if let Some(cfg) = k8s {
         log::info!("pod metadata from {} for node {}", cfg.api, cfg.node);
         table.set_pod_metadata(k8s::PodMetadata::start(cfg)?);
+    }
+    let sockets = cli.container_socket.clone().unwrap_or_else(|| runtime::DEFAULT_SOCKETS.map(PathBuf::from).to_vec());
+    if !sockets.is_empty() {
+        log::debug!("container names from runtime sockets {sockets:?}");
+        table.set_runtime_metadata(runtime::RuntimeMetadata::start(sockets)?);
     }
     let created_ns = now_ns();
     let meta = SegmentMeta {

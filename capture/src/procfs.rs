@@ -27,8 +27,8 @@ pub struct ProcSnapshot {
     pub fds: HashMap<i32, String>,
     /// Start time, boot-relative ns.
     pub start_boot_ns: u64,
-    /// Path of the process's cgroup v2 (`0::` line of /proc/PID/cgroup), if any.
-    pub cgroup_v2: Option<String>,
+    /// Container id and pod UID its /proc/PID/cgroup names (v2 line, else v1 lines).
+    pub cgroup_ids: (Option<String>, Option<String>),
     /// Controlling terminal (`tty_nr` of /proc/PID/stat; 0: none).
     pub tty: u32,
     /// Login uid (/proc/PID/loginuid; `u32::MAX`: unset).
@@ -72,9 +72,9 @@ pub fn read_process(pid: u32) -> Option<ProcSnapshot> {
         .ok()
         .and_then(|v| v.trim().parse::<u32>().ok())
         .unwrap_or(u32::MAX);
-    s.cgroup_v2 = fs::read_to_string(format!("{base}/cgroup"))
-        .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("0::").map(str::to_owned)));
+    s.cgroup_ids = fs::read_to_string(format!("{base}/cgroup"))
+        .map(|c| crate::containers::ids_from_proc_cgroup(&c))
+        .unwrap_or_default();
     Some(s)
 }
 

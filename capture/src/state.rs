@@ -9,8 +9,9 @@ use lanner_formats::wire::RecordKind;
 use lanner_formats::wire::{SockInfo, SOCK_INFO_LEN};
 
 use crate::decode::{split_argv, Record};
-use crate::k8s::{pod_uid_from_path, PodMetadata};
+use crate::k8s::PodMetadata;
 use crate::procfs::{self, ProcSnapshot};
+use crate::runtime::RuntimeMetadata;
 use lanner_formats::paths::resolve;
 
 const AT_FDCWD: i32 = -100;
@@ -144,6 +145,7 @@ pub struct ProcessTable {
     boot_to_wall_ns: i64,
     containers: crate::containers::ContainerResolver,
     k8s: Option<PodMetadata>,
+    runtime: Option<RuntimeMetadata>,
     /// Records that could not be used (unknown syscall numbers).
     pub unknown_records: u64,
 }
@@ -157,6 +159,12 @@ impl ProcessTable {
     /// Names containers and pods from `meta` (from then on, for each process's next event).
     pub fn set_pod_metadata(&mut self, meta: PodMetadata) {
         self.k8s = Some(meta);
+    }
+
+    /// Names containers from a container runtime's socket through `meta` (looked up when a
+    /// process of the container is first seen; the names come with its next event after that).
+    pub fn set_runtime_metadata(&mut self, meta: RuntimeMetadata) {
+        self.runtime = Some(meta);
     }
 
     /// Seeds the table from a `/proc` snapshot.
@@ -191,16 +199,8 @@ impl ProcessTable {
             version: self.bump(),
             exited_ns: None,
             cgroup_id: 0,
-            container_id: s
-                .cgroup_v2
-                .as_deref()
-                .and_then(|p| crate::containers::container_id_from_path(std::path::Path::new(p)))
-                .unwrap_or_else(|| crate::containers::HOST.to_owned()),
-            pod_uid: s
-                .cgroup_v2
-                .as_deref()
-                .and_then(|p| pod_uid_from_path(std::path::Path::new(p)))
-                .unwrap_or_default(),
+            container_id: s.cgroup_ids.0.unwrap_or_else(|| crate::containers::HOST.to_owned()),
+            pod_uid: s.cgroup_ids.1.unwrap_or_default(),
             ..Default::default()
         }
     }
@@ -242,12 +242,10 @@ impl ProcessTable {
                 if r.tid == r.tgid && r.cgroup_id != 0 && p.cgroup_id != r.cgroup_id {
                     // Moved into another cgroup (a container runtime starting its process).
                     p.cgroup_id = r.cgroup_id;
-                    p.container_id = self.containers.resolve(r.cgroup_id);
-                    p.pod_uid = self.containers.pod_uid(r.cgroup_id).unwrap_or_default();
-                    clear_pod_metadata(p);
-                    changed = true;
+                    let (container, pod) = self.containers.resolve_process(r.tgid, r.cgroup_id, None);
+                    changed |= set_container(p, container, pod, self.runtime.as_mut());
                 }
-                changed |= refresh_pod_metadata(self.k8s.as_ref(), p);
+                changed |= refresh_metadata(self.k8s.as_ref(), self.runtime.as_mut(), p);
                 if changed {
                     self.next_version += 1;
                     p.version = self.next_version;
@@ -261,8 +259,10 @@ impl ProcessTable {
         }
         let p = if let Some(parent) = self.pending_fork.remove(&r.tgid) {
             // A fork we saw: the child starts as a copy of its parent.
-            let base = self.procs.get(&parent).cloned().unwrap_or_default();
-            ProcInfo {
+            let base = self.procs.get(&parent).cloned();
+            let parent_known = base.is_some();
+            let base = base.unwrap_or_default();
+            let child = ProcInfo {
                 pid: r.tgid,
                 ppid: parent,
                 uid: r.uid,
@@ -272,11 +272,12 @@ impl ProcessTable {
                 exited_ns: None,
                 start_ns: self.wall(r.ts_boot_ns),
                 ..base
-            }
+            };
+            (child, parent_known)
         } else if let Some(s) = procfs::read_process(r.tgid) {
-            self.adopt_snapshot(s)
+            (self.adopt_snapshot(s), true)
         } else {
-            ProcInfo {
+            let unknown = ProcInfo {
                 pid: r.tgid,
                 uid: r.uid,
                 gid: r.gid,
@@ -284,14 +285,20 @@ impl ProcessTable {
                 version: self.bump(),
                 loginuid: u32::MAX,
                 ..Default::default()
-            }
+            };
+            (unknown, false)
         };
-        let mut p = p;
+        let (mut p, from_proc_or_parent) = p;
+        // Forked or read from /proc, it already has the ids its (or its parent's) /proc cgroup
+        // file names (used when the v2 id names no container on a v1 host).
+        let known = from_proc_or_parent.then(|| (p.container_id.clone(), p.pod_uid.clone()));
         p.cgroup_id = r.cgroup_id;
-        p.container_id = self.containers.resolve(r.cgroup_id);
-        p.pod_uid = self.containers.pod_uid(r.cgroup_id).unwrap_or_default();
+        (p.container_id, p.pod_uid) = self.containers.resolve_process(r.tgid, r.cgroup_id, known);
         clear_pod_metadata(&mut p);
-        refresh_pod_metadata(self.k8s.as_ref(), &mut p);
+        if let Some(rt) = self.runtime.as_mut() {
+            rt.want(&p.container_id);
+        }
+        refresh_metadata(self.k8s.as_ref(), self.runtime.as_mut(), &mut p);
         self.procs.insert(r.tgid, p);
         if r.tid != r.tgid {
             self.threads.insert(r.tid, r.tgid);
@@ -428,6 +435,22 @@ impl ProcessTable {
                 (p.tty, p.loginuid) = (r.tty, r.loginuid);
                 p.fds.clear();
                 p.version = version;
+                if self.containers.uses_v1() {
+                    // A runtime's process joins the container's v1 cgroups before it execs.
+                    if let Some((container, pod)) = crate::containers::ids_of_process(pid) {
+                        let (container, pod) = self.containers.resolve_process(
+                            pid,
+                            p.cgroup_id,
+                            Some((
+                                container.unwrap_or_else(|| crate::containers::HOST.to_owned()),
+                                pod.unwrap_or_default(),
+                            )),
+                        );
+                        if set_container(p, container, pod, self.runtime.as_mut()) {
+                            refresh_metadata(self.k8s.as_ref(), self.runtime.as_mut(), p);
+                        }
+                    }
+                }
             }
             d.path = Some(path);
             return Some(d);
@@ -633,6 +656,21 @@ impl ProcessTable {
     }
 }
 
+/// Gives `p` container `container` and pod `pod`; when they differ from its current ones, its
+/// names are cleared (looked up again) and the runtime is asked about the container. True when
+/// they changed.
+fn set_container(p: &mut ProcInfo, container: String, pod: String, runtime: Option<&mut RuntimeMetadata>) -> bool {
+    if p.container_id == container && p.pod_uid == pod {
+        return false;
+    }
+    (p.container_id, p.pod_uid) = (container, pod);
+    clear_pod_metadata(p);
+    if let Some(rt) = runtime {
+        rt.want(&p.container_id);
+    }
+    true
+}
+
 fn clear_pod_metadata(p: &mut ProcInfo) {
     p.meta_generation = 0;
     for s in [&mut p.container_name, &mut p.container_image, &mut p.k8s_pod, &mut p.k8s_ns] {
@@ -640,17 +678,36 @@ fn clear_pod_metadata(p: &mut ProcInfo) {
     }
 }
 
-/// Looks `p`'s container and pod up again if the pod metadata changed since its last look
-/// (without waiting: a cache being swapped is tried on a later event); true when its names changed.
-fn refresh_pod_metadata(k8s: Option<&PodMetadata>, p: &mut ProcInfo) -> bool {
-    let Some(k8s) = k8s else { return false };
-    let generation = k8s.generation();
+/// Looks `p`'s container and pod up again if the pod or runtime metadata changed since its last
+/// look (without waiting: a cache being swapped is tried on a later event); true when its names
+/// changed. Names from the pod list win; the runtime's fill in containers it does not list, and a
+/// container neither knows is asked of the runtime again.
+fn refresh_metadata(k8s: Option<&PodMetadata>, runtime: Option<&mut RuntimeMetadata>, p: &mut ProcInfo) -> bool {
+    if k8s.is_none() && runtime.is_none() {
+        return false;
+    }
+    // Both generations only grow: their sum changes whenever either does.
+    let generation = k8s.map_or(0, |m| m.generation()) + runtime.as_ref().map_or(0, |r| r.cache().generation());
     if generation == p.meta_generation || (p.container_id == crate::containers::HOST && p.pod_uid.is_empty()) {
         return false;
     }
-    let Some(index) = k8s.try_index() else { return false };
+    let [mut name, mut image, pod, ns] = match k8s {
+        Some(k8s) => match k8s.try_index() {
+            Some(index) => index.lookup(&p.container_id, &p.pod_uid),
+            None => return false,
+        },
+        None => Default::default(),
+    };
+    if let Some(rt) = runtime {
+        if name.is_empty() && image.is_empty() && p.container_id != crate::containers::HOST {
+            let Some(index) = rt.cache().try_index() else { return false };
+            match index.containers.get(&p.container_id) {
+                Some(c) => (name, image) = (c.name.clone(), c.image.clone()),
+                None => rt.want(&p.container_id),
+            }
+        }
+    }
     p.meta_generation = generation;
-    let [name, image, pod, ns] = index.lookup(&p.container_id, &p.pod_uid);
     if [&name, &image, &pod, &ns] == [&p.container_name, &p.container_image, &p.k8s_pod, &p.k8s_ns] {
         return false;
     }
@@ -824,5 +881,69 @@ mod tests {
         t.apply(open(pid));
         let (n, _, pod, _, v2) = names(&t, pid);
         assert!(n.is_empty() && pod.is_empty() && v2 > v1);
+    }
+
+    #[test]
+    fn runtime_names_reach_a_process_after_its_lookup_and_pod_names_win() {
+        use crate::k8s::{Container, PodIndex};
+        let pid = 4_000_000;
+        let (runtime, requests) = RuntimeMetadata::detached();
+        let cache = runtime.cache().clone();
+        let pods = PodMetadata::empty();
+        let mut t = ProcessTable::new(0);
+        t.set_runtime_metadata(runtime);
+        t.set_pod_metadata(pods.clone());
+        t.next_version = 1;
+        for (pid, container_id) in
+            [(pid, "3f0c1a2b4d5e"), (pid + 1, crate::containers::HOST), (pid + 2, "0123456789ab")]
+        {
+            t.procs.insert(
+                pid,
+                ProcInfo {
+                    pid,
+                    comm: "sh".into(),
+                    container_id: container_id.into(),
+                    version: 1,
+                    ..Default::default()
+                },
+            );
+        }
+        let open = |pid| rec(RecordKind::SyscallExit, pid, pid, nr(EventType::Openat), 3, [0; 6], [b"/etc/hosts", b""]);
+        let names = |t: &ProcessTable, pid| {
+            let p = t.get(pid).unwrap();
+            (p.container_name.clone(), p.container_image.clone(), p.version)
+        };
+        // Nothing looked up yet: no names, no new version.
+        t.apply(open(pid));
+        t.apply(open(pid + 1));
+        assert_eq!(names(&t, pid), (String::new(), String::new(), 1));
+        // A process first seen through a record, outside containers: nothing is asked for it.
+        t.apply(open(pid + 3));
+        assert!(requests.try_recv().is_err(), "host containers are never asked for");
+
+        // The runtime names the first container: its process gets the names on its next event.
+        let mut idx = PodIndex::default();
+        let c = |name: &str, image: &str| Container { name: name.into(), image: image.into(), pod_uid: String::new() };
+        idx.containers.insert("3f0c1a2b4d5e".into(), c("web", "nginx:1.25"));
+        cache.publish(idx.clone());
+        t.apply(open(pid));
+        let (n, i, v1) = names(&t, pid);
+        assert_eq!((n.as_str(), i.as_str()), ("web", "nginx:1.25"));
+        assert!(v1 > 1, "a new version is written with the names");
+        // The other container is unknown to the runtime: looked for again, once.
+        t.apply(open(pid + 2));
+        t.apply(open(pid + 2));
+        assert_eq!(requests.try_iter().collect::<Vec<_>>(), ["0123456789ab"]);
+        assert_eq!(names(&t, pid + 2), (String::new(), String::new(), 1));
+        assert_eq!(names(&t, pid + 1), (String::new(), String::new(), 1));
+
+        // The pod list names the container too: its names win.
+        let mut pod_idx = PodIndex::default();
+        pod_idx.containers.insert("3f0c1a2b4d5e".into(), c("nginx", "registry.local/nginx:1.25"));
+        pods.publish(pod_idx);
+        t.apply(open(pid));
+        let (n, i, v2) = names(&t, pid);
+        assert_eq!((n.as_str(), i.as_str()), ("nginx", "registry.local/nginx:1.25"));
+        assert!(v2 > v1);
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{analyze_bin, skip_or_fail, Capture};
+use common::{analyze_bin, cgroup2_root, skip_or_fail, Capture};
 use lanner_formats::archive::SegmentReader;
 use lanner_formats::event::{oflags, Chunk, NONE};
 use lanner_formats::syscall::EventType;
@@ -427,13 +427,7 @@ fn follow_alerts_live_within_a_second_and_exactly_once_across_kill_9() {
 
 #[test]
 fn processes_in_a_container_cgroup_get_its_container_id() {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let Some(root) = mounts.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
-    }) else {
-        return skip_or_fail("no cgroup v2 hierarchy mounted");
-    };
+    let Some(root) = cgroup2_root() else { return };
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
     // A cgroup named as docker's systemd driver names a container's cgroup.
     let id = format!("{:064x}", 0xc0ffee_u64 + std::process::id() as u64);

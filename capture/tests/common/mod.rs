@@ -100,3 +100,66 @@ impl Capture {
         (self.spool, log)
     }
 }
+
+/// Where the cgroup v2 hierarchy is mounted; `None` (after [`skip_or_fail`]) when it is not.
+pub fn cgroup2_root() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let root = mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+    });
+    if root.is_none() {
+        skip_or_fail("no cgroup v2 hierarchy mounted");
+    }
+    root
+}
+
+/// cgroup directories a test made, removed (innermost first) when dropped.
+pub struct CgroupDirs(pub Vec<PathBuf>);
+
+impl CgroupDirs {
+    /// Creates each missing directory of `root`/`parts` in turn; returns the innermost.
+    pub fn create(&mut self, root: &Path, parts: &[String]) -> PathBuf {
+        let mut cg = root.to_path_buf();
+        for part in parts {
+            cg.push(part);
+            if !cg.exists() {
+                std::fs::create_dir(&cg).unwrap();
+                self.0.push(cg.clone());
+            }
+        }
+        cg
+    }
+}
+
+impl Drop for CgroupDirs {
+    fn drop(&mut self) {
+        for d in self.0.iter().rev() {
+            // A cgroup whose last process just exited can be busy for a moment.
+            for _ in 0..50 {
+                if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// `lanner-analyze query -f FILTER -p FORMAT SPOOL`'s output lines (the query must succeed).
+pub fn query(spool: &Path, filter: &str, format: &str) -> Vec<String> {
+    let out = Command::new(analyze_bin()).args(["query", "-f", filter, "-p", format]).arg(spool).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+/// Asserts that at least 10 `lines` came, each `unnamed` or `named`: `unnamed` first (what was
+/// recorded before the metadata arrived), then `named` up to the end. `context` goes into the
+/// failure messages.
+pub fn assert_named_later(lines: &[String], named: &str, unnamed: &str, context: &str) {
+    assert!(lines.len() >= 10, "too few lines: {lines:?}; {context}");
+    assert!(lines.iter().all(|l| l == named || l == unnamed), "{lines:?}");
+    let first_named = lines.iter().position(|l| l == named).unwrap_or_else(|| panic!("never named: {lines:?}"));
+    assert!(first_named > 0, "named before the metadata arrived: {lines:?}");
+    assert!(lines[first_named..].iter().all(|l| l == named), "{lines:?}");
+}
