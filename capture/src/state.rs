@@ -74,6 +74,8 @@ pub struct FdEntry {
     pub name: String,
     /// Kind ([`lanner_formats::event::fdkind`]).
     pub kind: u32,
+    /// Closed by a successful exec (`O_CLOEXEC`, `SOCK_CLOEXEC`, `F_DUPFD_CLOEXEC`, `dup3`'s flag).
+    pub cloexec: bool,
 }
 
 impl FdEntry {
@@ -89,7 +91,7 @@ impl FdEntry {
             fdkind::FIFO
         } else if link.starts_with("socket:") {
             // The family is not visible here; the name stays empty like libsinsp's unknown sockets.
-            return Self { name: String::new(), kind: fdkind::UNKNOWN };
+            return Self { name: String::new(), kind: fdkind::UNKNOWN, cloexec: false };
         } else if link.contains("eventpoll") {
             fdkind::EVENTPOLL
         } else if link.contains("eventfd") {
@@ -105,7 +107,7 @@ impl FdEntry {
         } else {
             fdkind::UNKNOWN
         };
-        Self { name: link, kind }
+        Self { name: link, kind, cloexec: false }
     }
 }
 
@@ -433,7 +435,9 @@ impl ProcessTable {
                 p.start_ns = ts_ns;
                 // The kernel side reads the terminal and login uid for exec records.
                 (p.tty, p.loginuid) = (r.tty, r.loginuid);
-                p.fds.clear();
+                // What the exec closes; the rest (stdin/stdout redirections, sockets handed
+                // down) stays open in the new program.
+                p.fds.retain(|_, f| !f.cloexec);
                 p.version = version;
                 if self.containers.uses_v1() {
                     // A runtime's process joins the container's v1 cgroups before it execs.
@@ -485,7 +489,8 @@ impl ProcessTable {
                 Open | Openat | Openat2 | Creat => {
                     if let (Some(p), Some(path)) = (self.procs.get_mut(&pid), d.path.clone()) {
                         let kind = if d.flags & oflags::O_DIRECTORY != 0 { fdkind::DIRECTORY } else { fdkind::FILE };
-                        p.fds.insert(r.ret as i32, FdEntry { name: path, kind });
+                        let cloexec = d.flags & oflags::O_CLOEXEC != 0;
+                        p.fds.insert(r.ret as i32, FdEntry { name: path, kind, cloexec });
                     }
                 }
                 Chdir => {
@@ -507,6 +512,10 @@ const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 const AF_NETLINK: u16 = 16;
 const EINPROGRESS: i64 = 115;
+/// `SOCK_CLOEXEC` in socket's type and accept4's flags (the value of `O_CLOEXEC`).
+const SOCK_CLOEXEC: u32 = 0o2000000;
+/// `fcntl`'s duplicate-with-close-on-exec command.
+const F_DUPFD_CLOEXEC: u64 = 1030;
 
 /// A user `struct sockaddr` as copied by the kernel side: (family, address text, port).
 fn parse_sockaddr(b: &[u8]) -> Option<(u16, String, u16)> {
@@ -576,7 +585,7 @@ impl ProcessTable {
                     _ => fdkind::UNKNOWN,
                 };
                 d.flags = a[1] as u32;
-                let e = FdEntry { name: String::new(), kind };
+                let e = FdEntry { name: String::new(), kind, cloexec: d.flags & SOCK_CLOEXEC != 0 };
                 if ok {
                     p.fds.insert(r.ret as i32, e.clone());
                 }
@@ -592,28 +601,41 @@ impl ProcessTable {
                 let server_kind = if v6 { fdkind::IPV6_SERVER } else { fdkind::IPV4_SERVER };
                 let conn_kind = if v6 { fdkind::IPV6 } else { fdkind::IPV4 };
                 let known = p.fds.get(&fd).cloned();
-                let e = match (family, si.as_ref().and_then(sock_ends)) {
+                // accept4's flags decide for the new fd; the others keep the socket's.
+                let cloexec = match d.etype {
+                    Accept => false,
+                    Accept4 => a[3] as u32 & SOCK_CLOEXEC != 0,
+                    _ => known.as_ref().is_some_and(|k| k.cloexec),
+                };
+                let mut e = match (family, si.as_ref().and_then(sock_ends)) {
                     (AF_UNIX, _) => {
                         let path = sa.map(|s| s.1).filter(|s| !s.is_empty());
-                        FdEntry { name: path.or(known.map(|k| k.name)).unwrap_or_default(), kind: fdkind::UNIX }
+                        FdEntry {
+                            name: path.or(known.map(|k| k.name)).unwrap_or_default(),
+                            kind: fdkind::UNIX,
+                            cloexec,
+                        }
                     }
                     (_, Some((local, remote))) => match d.etype {
                         // libsinsp names a connection client -> server.
-                        Connect => FdEntry { name: format!("{local}->{remote}"), kind: conn_kind },
-                        Accept | Accept4 => FdEntry { name: format!("{remote}->{local}"), kind: conn_kind },
-                        _ => FdEntry { name: local, kind: server_kind },
+                        Connect => FdEntry { name: format!("{local}->{remote}"), kind: conn_kind, cloexec },
+                        Accept | Accept4 => FdEntry { name: format!("{remote}->{local}"), kind: conn_kind, cloexec },
+                        _ => FdEntry { name: local, kind: server_kind, cloexec },
                     },
                     // No kernel description (no BTF): the user's sockaddr is all there is.
                     (AF_INET | AF_INET6, None) => match (d.etype, sa) {
                         (Connect, Some((_, ip, port))) => {
                             let any = if v6 { "::" } else { "0.0.0.0" };
-                            FdEntry { name: format!("{any}:0->{ip}:{port}"), kind: conn_kind }
+                            FdEntry { name: format!("{any}:0->{ip}:{port}"), kind: conn_kind, cloexec }
                         }
-                        (Bind, Some((_, ip, port))) => FdEntry { name: format!("{ip}:{port}"), kind: server_kind },
-                        _ => known.unwrap_or(FdEntry { name: String::new(), kind: conn_kind }),
+                        (Bind, Some((_, ip, port))) => {
+                            FdEntry { name: format!("{ip}:{port}"), kind: server_kind, cloexec }
+                        }
+                        _ => known.unwrap_or(FdEntry { name: String::new(), kind: conn_kind, cloexec }),
                     },
                     _ => known.unwrap_or_default(),
                 };
+                e.cloexec = cloexec;
                 if ok || (d.etype == Connect && r.ret == -EINPROGRESS) {
                     p.fds.insert(fd, e.clone());
                 }
@@ -635,7 +657,13 @@ impl ProcessTable {
                 let e = p.fds.get(&old).cloned();
                 if ok {
                     if let Some(e) = &e {
-                        p.fds.insert(r.ret as i32, e.clone());
+                        // A duplicate starts without close-on-exec unless asked for.
+                        let cloexec = match d.etype {
+                            Dup3 => a[2] as u32 & oflags::O_CLOEXEC != 0,
+                            Fcntl => a[1] == F_DUPFD_CLOEXEC,
+                            _ => false,
+                        };
+                        p.fds.insert(r.ret as i32, FdEntry { cloexec, ..e.clone() });
                     }
                     (r.ret as i32, e)
                 } else {
@@ -828,6 +856,28 @@ mod tests {
             .unwrap();
         assert_eq!(d.path.as_deref(), Some("/etc/shadow/sub"));
         assert_eq!(d.mode, 0o755);
+    }
+
+    #[test]
+    fn exec_closes_only_close_on_exec_fds() {
+        let mut t = ProcessTable::new(0);
+        let pid = 4_000_000;
+        t.procs.insert(pid, ProcInfo { pid, ppid: 1, comm: "sh".into(), cwd: "/".into(), ..Default::default() });
+        let exit = |nr_: u32, ret: i64, args: [u64; 6], blob: &[u8]| {
+            rec(RecordKind::SyscallExit, pid, pid, nr_, ret, args, [blob, b""])
+        };
+        let cloexec = oflags::O_CLOEXEC as u64;
+        t.apply(exit(nr(EventType::Openat), 3, [AT_FDCWD as u64, 0, 0, 0, 0, 0], b"/etc/kept")).unwrap();
+        t.apply(exit(nr(EventType::Openat), 4, [AT_FDCWD as u64, 0, cloexec, 0, 0, 0], b"/etc/closed")).unwrap();
+        t.apply(exit(nr(EventType::Socket), 5, [AF_INET as u64, 1 | SOCK_CLOEXEC as u64, 0, 0, 0, 0], b"")).unwrap();
+        // Duplicates: plain dup2 onto stdin survives, dup3 with O_CLOEXEC does not.
+        t.apply(exit(nr(EventType::Dup2), 0, [4, 0, 0, 0, 0, 0], b"")).unwrap();
+        t.apply(exit(nr(EventType::Dup3), 6, [3, 6, cloexec, 0, 0, 0], b"")).unwrap();
+        t.apply(exit(nr(EventType::Execve), 0, [0; 6], b"")).unwrap();
+        let p = t.get(pid).unwrap();
+        let mut left: Vec<(i32, &str)> = p.fds.iter().map(|(fd, f)| (*fd, f.name.as_str())).collect();
+        left.sort();
+        assert_eq!(left, vec![(0, "/etc/closed"), (3, "/etc/kept")]);
     }
 
     #[test]
