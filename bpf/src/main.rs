@@ -13,8 +13,8 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         generated::{
-            bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
-            bpf_probe_read_user, bpf_probe_read_user_str, bpf_ringbuf_output,
+            bpf_get_current_cgroup_id, bpf_get_current_task, bpf_get_current_task_btf, bpf_ktime_get_boot_ns,
+            bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str, bpf_ringbuf_output, bpf_task_pt_regs,
         },
     },
     macros::{map, raw_tracepoint, tracepoint},
@@ -35,6 +35,10 @@ static OWN_TGID: u32 = 0;
 /// Offset of `child_pid` in the `sched_process_fork` record (read from tracefs by the loader).
 #[no_mangle]
 static FORK_CHILD_PID_OFFSET: u32 = 20;
+
+/// Native numbers of clone, clone3, fork and vfork (-1 where the architecture lacks one).
+#[no_mangle]
+static CLONE_NRS: [i32; 4] = [-1; 4];
 
 /// Kernel struct member offsets from BTF (see `lanner_formats::wire::kernel_offsets`); all zero
 /// when unknown, and then sockets are not described.
@@ -474,10 +478,49 @@ pub fn lanner_fork(ctx: TracePointContext) -> u32 {
         Ok(c) => c,
         Err(_) => return 0,
     };
+    let (flags, known) = match clone_flags() {
+        Some(f) => (f, 1),
+        None => (0, 0),
+    };
     let Some(buf) = scratch() else { return 0 };
-    fill_header(buf, RecordKind::Fork, 0, pid_tgid, 0, &[child as u64, 0, 0, 0, 0, 0]);
+    fill_header(buf, RecordKind::Fork, 0, pid_tgid, 0, &[child as u64, flags, known, 0, 0, 0]);
     emit(buf, 0, 0);
     0
+}
+
+/// The clone flags of the fork the current task is in, from its syscall registers: clone's
+/// first argument, clone3's `clone_args.flags`, or what fork and vfork imply.
+#[inline(always)]
+fn clone_flags() -> Option<u64> {
+    const SIGCHLD: u64 = 17;
+    const CLONE_VM: u64 = 0x100;
+    const CLONE_VFORK: u64 = 0x4000;
+    if kernel_off(so::REGS_WINDOW) == 0 {
+        return None;
+    }
+    // SAFETY: both helpers take and return kernel pointers the verifier tracks; the registers
+    // are only read through bpf_probe_read_kernel.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+    let nr: i32 = kread(regs + kernel_off(so::REGS_NR))?;
+    // SAFETY: plain read of a loader-set global.
+    let nrs = unsafe { core::ptr::read_volatile(&CLONE_NRS) };
+    if nr < 0 {
+        None
+    } else if nr == nrs[0] {
+        register_args(regs).map(|a| a[0])
+    } else if nr == nrs[1] {
+        let args = register_args(regs)?;
+        let mut flags = 0u64;
+        // SAFETY: reads the first member of the user's `struct clone_args` into a stack slot.
+        let r = unsafe { bpf_probe_read_user(&mut flags as *mut u64 as *mut _, 8, args[0] as *const _) };
+        (r == 0).then_some(flags)
+    } else if nr == nrs[2] {
+        Some(SIGCHLD)
+    } else if nr == nrs[3] {
+        Some(CLONE_VM | CLONE_VFORK | SIGCHLD)
+    } else {
+        None
+    }
 }
 
 /// `sched_process_exit`: the current thread exits.

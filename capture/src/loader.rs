@@ -70,6 +70,7 @@ impl Probes {
         let mut ebpf = EbpfLoader::new()
             .override_global("OWN_TGID", &own, true)
             .override_global("FORK_CHILD_PID_OFFSET", &fork_off, true)
+            .override_global("CLONE_NRS", &clone_syscall_numbers(), true)
             .override_global("KERNEL_OFFSETS", &kernel_offsets, true)
             .map_max_entries("EVENTS", ring_bytes)
             .load(BPF_OBJECT)
@@ -148,6 +149,15 @@ impl Probes {
         let sum = |i: u32| self.counters.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
         KernelCounters { drops: sum(COUNTER_DROPS), unpaired: sum(COUNTER_UNPAIRED) }
     }
+}
+
+/// This architecture's clone, clone3, fork and vfork numbers, as the fork program expects them.
+fn clone_syscall_numbers() -> [i32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    let (fork, vfork) = (libc::SYS_fork as i32, libc::SYS_vfork as i32);
+    #[cfg(not(target_arch = "x86_64"))]
+    let (fork, vfork) = (-1, -1);
+    [libc::SYS_clone as i32, libc::SYS_clone3 as i32, fork, vfork]
 }
 
 fn ensure_tracefs() -> Result<()> {

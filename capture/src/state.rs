@@ -316,7 +316,12 @@ impl ProcessTable {
             self.ensure_process(&r);
             let child = r.args[0] as u32;
             self.pending_fork.insert(child, r.tgid);
-            return Some(self.draft(&r, ts_ns, EventType::Clone, child as i64));
+            let mut d = self.draft(&r, ts_ns, EventType::Clone, child as i64);
+            if r.args[2] != 0 {
+                // Clone flags, read in the kernel from the forking syscall (low 32 bits).
+                d.flags = r.args[1] as u32;
+            }
+            return Some(d);
         }
         self.ensure_process(&r);
         match r.kind {

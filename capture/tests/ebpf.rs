@@ -596,6 +596,47 @@ os.close(57)
 }
 
 #[test]
+fn clone_flags_of_a_fork_a_thread_and_a_spawn_are_recorded() {
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
+    // glibc: fork() is clone(CLONE_CHILD_SETTID|CLONE_CHILD_CLEARTID|SIGCHLD), a thread is
+    // clone3 with CLONE_VM|CLONE_THREAD|..., posix_spawn is clone(CLONE_VM|CLONE_VFORK|SIGCHLD).
+    let script = r#"
+import os, threading
+print(os.getpid(), flush=True)
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+t = threading.Thread(target=lambda: None); t.start(); t.join()
+os.waitpid(os.posix_spawn("/bin/true", ["true"], os.environ), 0)
+"#;
+    let out = Command::new("python3").args(["-c", script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (spool, _) = cap.stop();
+    let out = Command::new(analyze_bin())
+        // (python3 may be a pyenv shim: a shell script that forks before it execs python.)
+        .args([
+            "query",
+            "-p",
+            "%evt.arg.flags",
+            &format!("evt.type = clone and proc.pid = {pid} and proc.name startswith python"),
+        ])
+        .arg(spool.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let flags: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(flags.len(), 3, "{flags:?}");
+    assert_eq!(flags[0], "CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID", "fork: {flags:?}");
+    for bit in ["CLONE_VM", "CLONE_FS", "CLONE_FILES", "CLONE_SIGHAND", "CLONE_THREAD", "CLONE_SETTLS"] {
+        assert!(flags[1].split('|').any(|f| f == bit), "thread lacks {bit}: {flags:?}");
+    }
+    assert_eq!(flags[2], "CLONE_VM|CLONE_VFORK", "posix_spawn: {flags:?}");
+}
+
+#[test]
 fn exec_records_carry_the_controlling_terminal_and_login_uid() {
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
     // `script` runs the command on a new pseudo-terminal; the login uid is set the way PAM does.

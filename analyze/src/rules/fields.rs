@@ -709,6 +709,7 @@ impl<'a> EventView<'a> {
             (MemfdCreate, "name") => path(),
             (MemfdCreate, "fd") => int(self.ret()),
             (Bpf, "cmd") => int(self.flags() as i64),
+            (Clone, "flags") => FieldValue::Str(Cow::Owned(render_clone_flags(self.flags()))),
             _ => FieldValue::Missing,
         }
     }
@@ -732,7 +733,7 @@ const ARG_NAMES: &[(EventType, &[&str])] = &[
     (EventType::Execveat, &["res", "dirfd", "filename"]),
     (EventType::Chdir, &["res", "path"]),
     (EventType::Fchdir, &["res", "fd"]),
-    (EventType::Clone, &["res"]),
+    (EventType::Clone, &["res", "flags"]),
     (EventType::Procexit, &[]),
     (EventType::Chmod, &["res", "filename", "mode"]),
     (EventType::Fchmod, &["res", "fd", "mode"]),
@@ -876,6 +877,42 @@ pub fn render_open_flags(f: u32) -> String {
         }
     }
     parts.join("|")
+}
+
+/// Clone flags by their Linux names (`CLONE_VM|CLONE_FS|…`) in bit order, the exit signal
+/// left out; `0` when none is set or capture could not read them.
+pub fn render_clone_flags(f: u32) -> String {
+    const NAMES: [(u32, &str); 23] = [
+        (0x100, "CLONE_VM"),
+        (0x200, "CLONE_FS"),
+        (0x400, "CLONE_FILES"),
+        (0x800, "CLONE_SIGHAND"),
+        (0x1000, "CLONE_PIDFD"),
+        (0x2000, "CLONE_PTRACE"),
+        (0x4000, "CLONE_VFORK"),
+        (0x8000, "CLONE_PARENT"),
+        (0x10000, "CLONE_THREAD"),
+        (0x20000, "CLONE_NEWNS"),
+        (0x40000, "CLONE_SYSVSEM"),
+        (0x80000, "CLONE_SETTLS"),
+        (0x100000, "CLONE_PARENT_SETTID"),
+        (0x200000, "CLONE_CHILD_CLEARTID"),
+        (0x400000, "CLONE_DETACHED"),
+        (0x800000, "CLONE_UNTRACED"),
+        (0x1000000, "CLONE_CHILD_SETTID"),
+        (0x2000000, "CLONE_NEWCGROUP"),
+        (0x4000000, "CLONE_NEWUTS"),
+        (0x8000000, "CLONE_NEWIPC"),
+        (0x10000000, "CLONE_NEWUSER"),
+        (0x20000000, "CLONE_NEWPID"),
+        (0x40000000, "CLONE_NEWNET"),
+    ];
+    let names: Vec<&str> = NAMES.iter().filter(|(bit, _)| f & bit != 0).map(|(_, n)| *n).collect();
+    if names.is_empty() {
+        "0".to_owned()
+    } else {
+        names.join("|")
+    }
 }
 
 /// `HH:MM:SS.nnnnnnnnn` (UTC), as Falco prints `evt.time`.
