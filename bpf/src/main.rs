@@ -51,7 +51,7 @@ const EINPROGRESS: i64 = 115;
 const F_DUPFD: u64 = 0;
 const F_DUPFD_CLOEXEC: u64 = 1030;
 
-/// Wake the reader once this many bytes are waiting; otherwise it polls on a short timer.
+/// Wake the reader when the backlog crosses this many bytes; otherwise it polls on a short timer.
 const WAKEUP_BYTES: u64 = 256 * 1024;
 
 #[repr(C)]
@@ -174,8 +174,12 @@ fn emit(buf: *mut u8, l1: usize, l2: usize) {
     // SAFETY: header lies inside the scratch buffer.
     unsafe { (*h).blob_lens = [l1 as u16, l2 as u16] };
     let len = ((HEADER_LEN + l1 + l2) & (SCRATCH_LEN - 1)) as u64;
+    // Wake the reader only when this record takes the backlog across the threshold: a wakeup
+    // is an interrupt (a VM exit under virtualisation), and a reader already behind is awake or
+    // about to poll again on its timer.
+    let before = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
     let flags =
-        if EVENTS.query(BPF_RB_AVAIL_DATA as u64) > WAKEUP_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
+        if before <= WAKEUP_BYTES && before + len > WAKEUP_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
     // SAFETY: `len` is bounded by the scratch buffer size.
     let r = unsafe { bpf_ringbuf_output(&EVENTS as *const _ as *mut _, buf as *mut _, len, flags as u64) };
     if r != 0 {
