@@ -34,8 +34,8 @@ enum Kind {
     Process(u32),
     /// Only the fd path: memo slot per path.
     Path(u32),
-    /// Anything else: evaluated for each event.
-    Event,
+    /// Anything else: memo slot per event.
+    Event(u32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +60,10 @@ pub struct Program {
     typed: usize,
     process_slots: usize,
     path_slots: usize,
+    event_slots: usize,
+    /// Memo slot of each distinct check (by its printed form), per dependency: rules that
+    /// share a macro share its memo cells.
+    slot_of: HashMap<String, u32>,
     /// Some process check reads pids: processes that differ only by pid are then told apart.
     reads_pids: bool,
 }
@@ -91,27 +95,37 @@ impl Program {
 
     /// Adds the nodes of `f`, whose outcome continues at `t` (true) or `e` (false); returns the
     /// first node.
+    ///
+    /// The operands of `and` and `or` that only the event type and the process decide come
+    /// first (plans decide them once per class and type); the others keep their order, which
+    /// rule authors tune (cheap event tests before path matching). Checks are pure, so the
+    /// order changes no result, only how soon one decides.
     fn lower(&mut self, f: &Filter, t: u32, e: u32) -> u32 {
         match f {
-            Filter::And(v) => v.iter().rev().fold(t, |next, x| self.lower(x, next, e)),
-            Filter::Or(v) => v.iter().rev().fold(e, |next, x| self.lower(x, t, next)),
+            Filter::And(v) => by_cost(v).into_iter().rev().fold(t, |next, x| self.lower(x, next, e)),
+            Filter::Or(v) => by_cost(v).into_iter().rev().fold(e, |next, x| self.lower(x, t, next)),
             Filter::Not(x) => self.lower(x, e, t),
             Filter::Check(c) => {
-                let kind = match c.dependency() {
+                let dep = c.dependency();
+                let mut slot = |n: &mut usize| {
+                    // Equal printed forms are equal checks (a set may print in another order:
+                    // then the two only do not share a slot).
+                    *self.slot_of.entry(format!("{dep:?} {c:?}")).or_insert_with(|| {
+                        *n += 1;
+                        *n as u32 - 1
+                    })
+                };
+                let kind = match dep {
                     Dependency::Type(mask, negated) => Kind::Type(mask, negated),
                     Dependency::Process => {
                         self.reads_pids |= matches!(
                             c.field(),
                             Field::ProcPid | Field::ProcPpid | Field::ProcApid(_) | Field::ProcApidAny
                         );
-                        self.process_slots += 1;
-                        Kind::Process(self.process_slots as u32 - 1)
+                        Kind::Process(slot(&mut self.process_slots))
                     }
-                    Dependency::Path => {
-                        self.path_slots += 1;
-                        Kind::Path(self.path_slots as u32 - 1)
-                    }
-                    Dependency::Event => Kind::Event,
+                    Dependency::Path => Kind::Path(slot(&mut self.path_slots)),
+                    Dependency::Event => Kind::Event(slot(&mut self.event_slots)),
                 };
                 self.nodes.push(Node { kind, on_true: t, on_false: e });
                 self.checks.push(c.clone());
@@ -149,6 +163,8 @@ impl Program {
             by_class: vec![0; classes * self.process_slots],
             by_path: vec![0; (paths + 1) * self.path_slots],
             plan_of: vec![0; classes * self.typed],
+            by_event: vec![0; self.event_slots],
+            event: 0,
             plans: Vec::new(),
             items: Vec::new(),
             seen: vec![0; self.nodes.len()],
@@ -164,6 +180,11 @@ impl Program {
         let Some(&ts) = self.type_slot.get(t as usize) else { return };
         if ts == NO_TYPE {
             return;
+        }
+        st.event = st.event.wrapping_add(1);
+        if st.event >= 1 << 31 {
+            st.by_event.iter_mut().for_each(|c| *c = 0);
+            st.event = 1;
         }
         let Some(&class) = st.class_of.get(v.ev.process as usize) else {
             // Not a process of this chunk (decoding rules it out): no memo applies.
@@ -201,7 +222,7 @@ impl Program {
                     Kind::Type(..) | Kind::Process(_) => {
                         pc = if self.test(pc, n.kind, v, st, Some(class)) { n.on_true } else { n.on_false }
                     }
-                    Kind::Path(_) | Kind::Event => break,
+                    Kind::Path(_) | Kind::Event(_) => break,
                 }
             }
             if pc == ACCEPT || (pc != REJECT && self.can_accept(pc, v, st, class)) {
@@ -237,7 +258,7 @@ impl Program {
                 Kind::Type(..) | Kind::Process(_) => {
                     stack.push(if self.test(pc, n.kind, v, st, Some(class)) { n.on_true } else { n.on_false })
                 }
-                Kind::Path(_) | Kind::Event => stack.extend([n.on_false, n.on_true]),
+                Kind::Path(_) | Kind::Event(_) => stack.extend([n.on_false, n.on_true]),
             }
         }
         st.stack = stack;
@@ -269,8 +290,36 @@ impl Program {
                 let key = v.fd_path_id().map_or(0, |id| id as usize + 1);
                 memo(st.by_path.get_mut(key * self.path_slots + slot as usize), || check.matches(v))
             }
-            Kind::Event => check.matches(v),
+            Kind::Event(slot) => match st.by_event.get_mut(slot as usize) {
+                Some(c) if *c >> 1 == st.event => *c & 1 == 1,
+                Some(c) => {
+                    let r = check.matches(v);
+                    *c = st.event << 1 | r as u32;
+                    r
+                }
+                None => check.matches(v),
+            },
         }
+    }
+}
+
+/// `v` in evaluation order: stable-sorted by what each operand depends on at most.
+fn by_cost(v: &[Filter]) -> Vec<&Filter> {
+    let mut out: Vec<&Filter> = v.iter().collect();
+    out.sort_by_cached_key(|f| cost(f));
+    out
+}
+
+/// 0: decided by the event type, 1: by the process class, 2: by the event.
+fn cost(f: &Filter) -> u8 {
+    match f {
+        Filter::And(v) | Filter::Or(v) => v.iter().map(cost).max().unwrap_or(0),
+        Filter::Not(x) => cost(x),
+        Filter::Check(c) => match c.dependency() {
+            Dependency::Type(..) => 0,
+            Dependency::Process => 1,
+            Dependency::Path | Dependency::Event => 2,
+        },
     }
 }
 
@@ -289,6 +338,10 @@ pub struct ChunkState {
     plans: Vec<(u32, u32)>,
     /// (rule, start node) of every plan.
     items: Vec<(u32, u32)>,
+    /// Per event check: (event number << 1) | result, for the event being evaluated.
+    by_event: Vec<u32>,
+    /// Number of the event being evaluated (from 1).
+    event: u32,
     /// Reachability scratch: the stamp of the last search that visited each node.
     seen: Vec<u32>,
     stamp: u32,
