@@ -28,8 +28,9 @@ const NO_TYPE: u32 = u32::MAX;
 /// What one node's result depends on.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    /// A plain `evt.type` test: bit `t` of the mask, negated or not.
-    Type(u128, bool),
+    /// A plain `evt.type` test: the index of its (mask, negated) in `Program::types` (kept
+    /// apart so that nodes stay 16 bytes).
+    Type(u32),
     /// Only the process entry (and its ancestors): memo slot per process class.
     Process(u32),
     /// Only the fd path: memo slot per path.
@@ -51,6 +52,8 @@ pub struct Program {
     nodes: Vec<Node>,
     /// The check of each node (same index).
     checks: Vec<Check>,
+    /// (event type mask, negated) of the `evt.type` tests.
+    types: Vec<(u128, bool)>,
     /// Each rule's first node.
     entries: Vec<u32>,
     /// Rule indices per event type.
@@ -116,7 +119,10 @@ impl Program {
                     })
                 };
                 let kind = match dep {
-                    Dependency::Type(mask, negated) => Kind::Type(mask, negated),
+                    Dependency::Type(mask, negated) => {
+                        self.types.push((mask, negated));
+                        Kind::Type(self.types.len() as u32 - 1)
+                    }
                     Dependency::Process => {
                         self.reads_pids |= matches!(
                             c.field(),
@@ -278,7 +284,8 @@ impl Program {
     fn test(&self, pc: u32, kind: Kind, v: &EventView<'_>, st: &mut ChunkState, class: Option<u32>) -> bool {
         let check = &self.checks[pc as usize];
         match kind {
-            Kind::Type(mask, negated) => {
+            Kind::Type(i) => {
+                let (mask, negated) = self.types[i as usize];
                 let t = type_bits(v.ev.etype);
                 (t < 128 && mask & (1u128 << t) != 0) != negated
             }
