@@ -6,7 +6,7 @@ use lanner_formats::archive::{DecodedChunk, SegmentMeta};
 
 use crate::replay::Window;
 use crate::rules::fields::{format_time_of_day, EventView};
-use crate::rules::{EvalCache, RuleMatching, RuleSet};
+use crate::rules::{RuleMatching, RuleSet};
 
 /// Counts gathered while evaluating one chunk.
 #[derive(Debug, Default, Clone)]
@@ -29,10 +29,8 @@ pub fn evaluate_chunk(
     stats: &mut ChunkStats,
 ) -> Vec<Alert> {
     let (chunk, paths) = (decoded.chunk(), decoded.paths());
-    let mut cache = EvalCache::new(rules.cache_shape(), chunk.processes.len(), chunk.paths.len());
-    // Per (process, rule): 0 = not computed, 1 = the process alone rules the rule out, 2 = maybe.
-    let nrules = rules.rules.len();
-    let mut possible = vec![0u8; chunk.processes.len() * nrules];
+    let program = rules.program();
+    let mut state = program.chunk_state(chunk, paths.len());
     let mut alerts = Vec::new();
     for ev in chunk.events.iter() {
         let ts = ev.ts_ns;
@@ -42,39 +40,25 @@ pub fn evaluate_chunk(
         stats.events += 1;
         stats.t_range = Some(stats.t_range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
         let view = EventView { chunk, paths, ev, meta };
-        cache.next_event();
-        for &i in rules.rules_for(lanner_formats::syscall::type_bits(ev.etype)) {
+        program.for_each_match(&view, &mut state, |i| {
             let rule = &rules.rules[i];
-            let slot = ev.process as usize * nrules + i;
-            if let Some(p) = possible.get_mut(slot) {
-                if *p == 0 {
-                    *p = if rule.filter.process_verdict(&view, &mut cache) == Some(false) { 1 } else { 2 };
-                }
-                if *p == 1 {
-                    continue;
-                }
-            }
-            if rules.matches(i, &view, &mut cache) {
-                let (text, output_fields) = rule.output.render(&view);
-                stats.alert_procs.push((
-                    view.get(&crate::rules::Field::ProcName).render(),
-                    view.get(&crate::rules::Field::ContainerId).render(),
-                ));
-                alerts.push(Alert {
-                    time: chrono::DateTime::from_timestamp_nanos(ts as i64).to_rfc3339_opts(SecondsFormat::Nanos, true),
-                    rule: rule.name.clone(),
-                    priority: rule.priority.name().to_owned(),
-                    output: format!("{}: {} {}", format_time_of_day(ts), rule.priority.name(), text),
-                    output_fields,
-                    source: "syscall".to_owned(),
-                    tags: rule.tags.clone(),
-                    hostname: meta.hostname.clone(),
-                });
-                if rules.rule_matching == RuleMatching::First {
-                    break;
-                }
-            }
-        }
+            let (text, output_fields) = rule.output.render(&view);
+            stats.alert_procs.push((
+                view.get(&crate::rules::Field::ProcName).render(),
+                view.get(&crate::rules::Field::ContainerId).render(),
+            ));
+            alerts.push(Alert {
+                time: chrono::DateTime::from_timestamp_nanos(ts as i64).to_rfc3339_opts(SecondsFormat::Nanos, true),
+                rule: rule.name.clone(),
+                priority: rule.priority.name().to_owned(),
+                output: format!("{}: {} {}", format_time_of_day(ts), rule.priority.name(), text),
+                output_fields,
+                source: "syscall".to_owned(),
+                tags: rule.tags.clone(),
+                hostname: meta.hostname.clone(),
+            });
+            rules.rule_matching == RuleMatching::All
+        });
     }
     alerts
 }

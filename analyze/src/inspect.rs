@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::replay::{discover, Window};
 use crate::rules::fields::{format_time_of_day, EventView};
 use crate::rules::output::OutputFormat;
-use crate::rules::{EvalCache, Filter};
+use crate::rules::Filter;
 
 /// Problems met while reading (reported, not fatal).
 pub type Problems = Vec<String>;
@@ -66,10 +66,9 @@ pub fn query(
     out: &mut dyn Write,
 ) -> Result<(u64, Problems)> {
     let mut n = 0;
-    let mut cache = EvalCache::default();
     let mut err = None;
     let problems = for_each_event(paths, window, |v| {
-        if err.is_some() || filter.is_some_and(|f| !f.matches(v, &mut cache)) {
+        if err.is_some() || filter.is_some_and(|f| !f.matches(v)) {
             return;
         }
         let line = if require_all { format.render_complete(v) } else { Some(format.render(v).0) };

@@ -448,23 +448,28 @@ impl ArchivedEventColumns {
     pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
         let mut ts = self.ts_base.to_native();
         let mut refs = PathRefs::default();
-        (0..self.len()).map_while(move |i| {
-            ts = ts.wrapping_add(unzigzag(self.ts_delta.get(i)?.to_native()) as u64);
-            let path = refs.decode(self.path.get(i)?.to_native());
-            let path2 = refs.decode(self.path2.get(i)?.to_native());
-            Some(Event {
-                ts_ns: ts,
-                tid: self.tid.get(i)?.to_native(),
-                process: self.process.get(i)?.to_native(),
-                etype: self.etype.get(i)?.to_native(),
-                ret: self.ret.get(i)?.to_native(),
-                flags: self.flags.get(i)?.to_native(),
-                mode: self.mode.get(i)?.to_native(),
-                dirfd: self.dirfd.get(i)?.to_native(),
-                path,
-                path2,
-            })
-        })
+        // Zipped column iterators: no bounds check per field.
+        let rows = self.ts_delta.iter().zip(self.tid.iter()).zip(self.process.iter()).zip(self.etype.iter());
+        let rows = rows.zip(self.ret.iter()).zip(self.flags.iter()).zip(self.mode.iter()).zip(self.dirfd.iter());
+        rows.zip(self.path.iter().zip(self.path2.iter())).map(
+            move |((((((((ts_delta, tid), process), etype), ret), flags), mode), dirfd), (path, path2))| {
+                ts = ts.wrapping_add(unzigzag(ts_delta.to_native()) as u64);
+                let path = refs.decode(path.to_native());
+                let path2 = refs.decode(path2.to_native());
+                Event {
+                    ts_ns: ts,
+                    tid: tid.to_native(),
+                    process: process.to_native(),
+                    etype: etype.to_native(),
+                    ret: ret.to_native(),
+                    flags: flags.to_native(),
+                    mode: mode.to_native(),
+                    dirfd: dirfd.to_native(),
+                    path,
+                    path2,
+                }
+            },
+        )
     }
 
     /// Checks that every path reference resolves to one of `npaths` paths; `Err` gives the

@@ -7,13 +7,14 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use lanner_formats::syscall::{EventType, TABLE};
 
 use super::condition::{self, Expr, FieldRef, ListEntry, Op, Operand};
-use super::fields::{EventView, Field, FieldType};
-use super::filter::{CacheShape, Check, EvalCache, Filter};
+use super::fields::{Field, FieldType};
+use super::filter::{Check, Filter};
 use super::loader::{
     self, Code, Diagnostic, ExceptionFields, ExceptionItem, ExceptionValue, Item, ListItem, Located, MacroItem,
     OverrideMode, Pos, RuleItem, Source,
 };
 use super::output::OutputFormat;
+use super::program::Program;
 
 /// Falco priorities, most severe first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -112,12 +113,11 @@ pub enum RuleMatching {
 pub struct RuleSet {
     /// The enabled rules, in definition order.
     pub rules: Vec<CompiledRule>,
-    by_type: Vec<Vec<usize>>,
+    program: Program,
     /// Every rule of the files with what became of it, in definition order.
     pub statuses: Vec<(String, Pos, RuleStatus)>,
     /// Warnings (Falco's codes: LOAD_NO_EVTTYPE, LOAD_UNUSED_MACRO, …).
     pub warnings: Vec<Diagnostic>,
-    cache_shape: CacheShape,
     /// First or all matching rules per event.
     pub rule_matching: RuleMatching,
 }
@@ -151,7 +151,7 @@ impl RuleSet {
 
     /// Bit `n` set when some rule can match event type `n` (for index pruning).
     pub fn event_type_mask(&self) -> u128 {
-        self.by_type.iter().enumerate().filter(|(t, v)| *t < 128 && !v.is_empty()).fold(0, |m, (t, _)| m | (1u128 << t))
+        self.program.event_type_mask()
     }
 
     /// Keeps only the rules `keep` accepts (Falco's `-o priority=`, `-t`/`-T` tags, `-D`).
@@ -169,25 +169,23 @@ impl RuleSet {
             i += 1;
             new_index[i - 1] != usize::MAX
         });
-        for v in &mut self.by_type {
-            v.retain(|&r| new_index[r] != usize::MAX);
-            v.iter_mut().for_each(|r| *r = new_index[*r]);
-        }
+        let by_type = (0..=TABLE.len())
+            .map(|t| {
+                let old = self.program.rules_for(t as u16);
+                old.iter().filter(|&&r| new_index[r] != usize::MAX).map(|&r| new_index[r]).collect()
+            })
+            .collect();
+        self.program = Program::build(self.rules.iter().map(|r| &r.filter), by_type);
     }
 
     /// Indices of the rules that can match event type `etype`.
     pub fn rules_for(&self, etype: u16) -> &[usize] {
-        self.by_type.get(etype as usize).map_or(&[], |v| v.as_slice())
+        self.program.rules_for(etype)
     }
 
-    /// Sizes of the per-chunk evaluation cache.
-    pub fn cache_shape(&self) -> CacheShape {
-        self.cache_shape
-    }
-
-    /// Evaluates rule `i` on one event.
-    pub fn matches(&self, i: usize, v: &EventView<'_>, cache: &mut EvalCache) -> bool {
-        self.rules[i].filter.matches(v, cache)
+    /// The rules compiled for evaluation.
+    pub fn program(&self) -> &Program {
+        &self.program
     }
 }
 
@@ -449,14 +447,9 @@ impl Compiler {
                 ));
             }
         }
-        let mut next = (0, 0);
-        for r in &mut rules {
-            next = r.filter.assign_slots(next);
-        }
-        let cache_shape =
-            CacheShape { process_checks: next.0 as usize, path_checks: next.1 as usize, macros: used.macro_ids.len() };
+        let program = Program::build(rules.iter().map(|r| &r.filter), by_type);
         if errors.is_empty() {
-            Ok(RuleSet { rules, by_type, statuses, warnings, cache_shape, rule_matching: RuleMatching::First })
+            Ok(RuleSet { rules, program, statuses, warnings, rule_matching: RuleMatching::First })
         } else {
             errors.extend(warnings);
             Err(errors)
@@ -626,9 +619,7 @@ impl Compiler {
                 })?;
                 let f = self.compile_expr(&parsed, ctx, stack, used)?;
                 stack.pop();
-                let n = used.macro_ids.len() as u32;
-                let id = *used.macro_ids.entry(name.clone()).or_insert(n);
-                Filter::Macro(id, Box::new(f))
+                f
             }
             Expr::Check { field, op, operand, .. } => {
                 let f = resolve_field(&field.name).map_err(|m| ctx.unknown_field(m))?;
@@ -696,7 +687,6 @@ impl Compiler {
 struct Usage {
     macros: HashSet<String>,
     lists: HashSet<String>,
-    macro_ids: HashMap<String, u32>,
 }
 
 /// The item being compiled, for messages.
@@ -811,7 +801,6 @@ fn event_types(f: &Filter, precise: bool) -> BTreeSet<u16> {
             Filter::Or(v) => {
                 v.iter().fold(BTreeSet::new(), |acc, x| acc.union(&go(x, all, precise)).copied().collect())
             }
-            Filter::Macro(_, x) => go(x, all, precise),
             Filter::Not(x) => match x.as_ref() {
                 Filter::Check(c) if precise && c.event_type_names().is_some() => {
                     all.difference(&go(x, all, precise)).copied().collect()

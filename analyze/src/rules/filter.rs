@@ -1,4 +1,4 @@
-//! Compiled conditions: a tree of checks over typed values, evaluated per event.
+//! Compiled conditions: a tree of checks over typed values (macros expanded).
 
 use std::borrow::Cow;
 
@@ -20,70 +20,6 @@ pub enum Filter {
     Not(Box<Filter>),
     /// One field comparison.
     Check(Check),
-    /// An expanded macro: evaluated once per event however many rules use it.
-    Macro(u32, Box<Filter>),
-}
-
-/// Per-chunk memory of check results that depend only on the event's process entry: in a
-/// chunk, thousands of events share a few dozen processes, so each such check runs once per
-/// process instead of once per event.
-#[derive(Debug, Default)]
-pub struct EvalCache {
-    checks: usize,
-    /// `processes × checks` cells: 0 = not computed, 1 = false, 2 = true.
-    by_process: Vec<u8>,
-    path_checks: usize,
-    /// `(paths + 1) × path_checks` cells, keyed by path id + 1 (0: no fd path).
-    by_path: Vec<u8>,
-    /// Per-macro results for the current event: (event generation, value).
-    macros: Vec<(u32, bool)>,
-    generation: u32,
-}
-
-/// Sizes of an [`EvalCache`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CacheShape {
-    /// Process-only checks.
-    pub process_checks: usize,
-    /// Path-only checks.
-    pub path_checks: usize,
-    /// Distinct macros.
-    pub macros: usize,
-}
-
-impl EvalCache {
-    /// A cache for a chunk with `processes` process entries and `paths` event paths.
-    pub fn new(shape: CacheShape, processes: usize, paths: usize) -> Self {
-        Self {
-            checks: shape.process_checks,
-            by_process: vec![0; shape.process_checks * processes],
-            path_checks: shape.path_checks,
-            by_path: vec![0; shape.path_checks * (paths + 1)],
-            macros: vec![(0, false); shape.macros],
-            generation: 1,
-        }
-    }
-
-    /// Starts a new event (forgets per-event macro results).
-    pub fn next_event(&mut self) {
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.macros.iter_mut().for_each(|m| m.0 = 0);
-            self.generation = 1;
-        }
-    }
-}
-
-fn memo(cell: Option<&mut u8>, compute: impl FnOnce() -> bool) -> bool {
-    match cell {
-        Some(c) if *c != 0 => *c == 2,
-        Some(c) => {
-            let r = compute();
-            *c = 1 + r as u8;
-            r
-        }
-        None => compute(),
-    }
 }
 
 impl Filter {
@@ -91,7 +27,7 @@ impl Filter {
     pub fn visit_fields(&self, f: &mut impl FnMut(&Field)) {
         match self {
             Filter::And(v) | Filter::Or(v) => v.iter().for_each(|x| x.visit_fields(f)),
-            Filter::Not(x) | Filter::Macro(_, x) => x.visit_fields(f),
+            Filter::Not(x) => x.visit_fields(f),
             Filter::Check(c) => {
                 f(&c.field);
                 if let Values::Field(o, _) = &c.values {
@@ -101,110 +37,14 @@ impl Filter {
         }
     }
 
-    /// Evaluates the filter on one event.
-    pub fn matches(&self, v: &EventView<'_>, cache: &mut EvalCache) -> bool {
+    /// Evaluates the filter on one event (the plain tree walk; rule sets evaluate through
+    /// their compiled [`Program`](super::Program)).
+    pub fn matches(&self, v: &EventView<'_>) -> bool {
         match self {
-            Filter::And(fs) => fs.iter().all(|f| f.matches(v, cache)),
-            Filter::Or(fs) => fs.iter().any(|f| f.matches(v, cache)),
-            Filter::Not(f) => !f.matches(v, cache),
-            Filter::Macro(id, inner) => {
-                let i = *id as usize;
-                match cache.macros.get(i) {
-                    Some(&(g, r)) if g == cache.generation => r,
-                    _ => {
-                        let r = inner.matches(v, cache);
-                        if let Some(m) = cache.macros.get_mut(i) {
-                            *m = (cache.generation, r);
-                        }
-                        r
-                    }
-                }
-            }
-            Filter::Check(c) => match c.slot {
-                Slot::Process(slot) => {
-                    let i = v.ev.process as usize * cache.checks + slot as usize;
-                    memo(cache.by_process.get_mut(i), || c.matches(v))
-                }
-                Slot::Path(slot) => {
-                    let key = match v.fd_path_id() {
-                        Some(id) => id as usize + 1,
-                        None => 0,
-                    };
-                    let i = key * cache.path_checks + slot as usize;
-                    memo(cache.by_path.get_mut(i), || c.matches(v))
-                }
-                Slot::None => c.matches(v),
-            },
-        }
-    }
-
-    /// Evaluates only what depends on the event's process entry: `Some(result)` when that
-    /// decides the filter whatever the other checks say, `None` when it does not (Kleene logic).
-    pub fn process_verdict(&self, v: &EventView<'_>, cache: &mut EvalCache) -> Option<bool> {
-        match self {
-            Filter::And(fs) => {
-                let mut unknown = false;
-                for f in fs {
-                    match f.process_verdict(v, cache) {
-                        Some(false) => return Some(false),
-                        None => unknown = true,
-                        Some(true) => {}
-                    }
-                }
-                if unknown {
-                    None
-                } else {
-                    Some(true)
-                }
-            }
-            Filter::Or(fs) => {
-                let mut unknown = false;
-                for f in fs {
-                    match f.process_verdict(v, cache) {
-                        Some(true) => return Some(true),
-                        None => unknown = true,
-                        Some(false) => {}
-                    }
-                }
-                if unknown {
-                    None
-                } else {
-                    Some(false)
-                }
-            }
-            Filter::Not(f) => f.process_verdict(v, cache).map(|r| !r),
-            Filter::Macro(_, f) => f.process_verdict(v, cache),
-            Filter::Check(c) => match c.slot {
-                Slot::Process(_) => Some(self.matches(v, cache)),
-                _ => None,
-            },
-        }
-    }
-
-    /// Numbers the checks whose result depends only on the process entry or only on the fd
-    /// path (continuing from `next`), for [`EvalCache`]; returns the next free numbers.
-    pub fn assign_slots(&mut self, mut next: (u32, u32)) -> (u32, u32) {
-        match self {
-            Filter::And(v) | Filter::Or(v) => {
-                for f in v {
-                    next = f.assign_slots(next);
-                }
-                next
-            }
-            Filter::Not(f) | Filter::Macro(_, f) => f.assign_slots(next),
-            Filter::Check(c) => {
-                if matches!(c.values, Values::Field(..)) {
-                    next
-                } else if c.field.is_process_only() {
-                    c.slot = Slot::Process(next.0);
-                    (next.0 + 1, next.1)
-                } else if c.field.is_fd_path_only() {
-                    c.slot = Slot::Path(next.1);
-                    (next.0, next.1 + 1)
-                } else {
-                    next
-                }
-            }
+            Filter::And(fs) => fs.iter().all(|f| f.matches(v)),
+            Filter::Or(fs) => fs.iter().any(|f| f.matches(v)),
+            Filter::Not(f) => !f.matches(v),
+            Filter::Check(c) => c.matches(v),
         }
     }
 }
@@ -216,15 +56,19 @@ pub struct Check {
     transformers: Vec<Transformer>,
     op: Op,
     values: Values,
-    slot: Slot,
 }
 
-/// Which per-chunk memo a check's result may live in.
+/// What a check's result depends on, which decides where it may be memoized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    None,
-    Process(u32),
-    Path(u32),
+pub(super) enum Dependency {
+    /// A plain `evt.type` test: the types of the mask, negated or not.
+    Type(u128, bool),
+    /// Only the event's process entry (and its ancestors).
+    Process,
+    /// Only the event's fd path.
+    Path,
+    /// Anything else.
+    Event,
 }
 
 #[derive(Debug, Clone)]
@@ -256,7 +100,7 @@ impl Check {
         } else {
             typed_values(&field, &transformers, op, raw)?
         };
-        Ok(Self { field, transformers, op, values, slot: Slot::None })
+        Ok(Self { field, transformers, op, values })
     }
 
     /// Compiles `field op val(other)`.
@@ -270,7 +114,7 @@ impl Check {
         if op.takes_list() || op == Op::Regex {
             return Err(format!("operator '{}' cannot take val()", op.as_str()));
         }
-        Ok(Self { field, transformers, op, values: Values::Field(other, other_transformers), slot: Slot::None })
+        Ok(Self { field, transformers, op, values: Values::Field(other, other_transformers) })
     }
 
     /// For a plain `evt.type` comparison: the operator and the names compared against.
@@ -281,7 +125,24 @@ impl Check {
         }
     }
 
-    fn matches(&self, v: &EventView<'_>) -> bool {
+    /// The field compared.
+    pub(super) fn field(&self) -> &Field {
+        &self.field
+    }
+
+    /// What the result depends on.
+    pub(super) fn dependency(&self) -> Dependency {
+        match &self.values {
+            Values::Types(mask, _) => Dependency::Type(*mask, self.op == Op::Ne),
+            Values::Field(..) => Dependency::Event,
+            _ if self.field.is_process_only() => Dependency::Process,
+            _ if self.field.is_fd_path_only() => Dependency::Path,
+            _ => Dependency::Event,
+        }
+    }
+
+    /// Evaluates the comparison on one event.
+    pub(super) fn matches(&self, v: &EventView<'_>) -> bool {
         if let Values::Types(mask, _) = &self.values {
             let t = lanner_formats::syscall::type_bits(v.ev.etype);
             let hit = t < 128 && mask & (1u128 << t) != 0;

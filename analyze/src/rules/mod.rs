@@ -10,11 +10,13 @@ pub mod fields;
 mod filter;
 pub mod loader;
 pub mod output;
+mod program;
 
 pub use compile::{CompiledRule, Priority, RuleMatching, RuleSet, RuleStatus};
 pub use fields::{End, Field, FieldValue};
-pub use filter::{CacheShape, EvalCache, Filter};
+pub use filter::Filter;
 pub use loader::{Code, Diagnostic, Pos, RuleError, Source};
+pub use program::{ChunkState, Program};
 
 /// The built-in default ruleset, used when no `--rules` file is given.
 pub const DEFAULT_RULES: &str = include_str!("../../default_rules.yaml");
