@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use lanner_formats::archive::{SegmentMeta, SegmentReader, SegmentWriter};
-use lanner_formats::event::{ArchivedChunk, Chunk, Event, PathIndex, NONE};
+use lanner_formats::archive::{decode_payload, SegmentMeta, SegmentReader, SegmentWriter};
+use lanner_formats::event::{ArchivedChunk, Chunk, Event, PathIndex, PathTable, Process, StoredEvents, NONE};
 use lanner_formats::syscall::EventType;
 
 fn segments() -> Vec<PathBuf> {
@@ -112,20 +112,19 @@ fn main() {
     println!("|---|---|");
     let z = |b: &[u8]| zstd::bulk::compress(b, 3).unwrap().len() as u64;
     let bytes_of = |f: &dyn Fn(&Chunk) -> Vec<u8>| owned.iter().map(|c| z(&f(c))).sum::<u64>();
-    fn le<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-        v.iter().flat_map(|x| f(*x)).collect()
-    }
+    let stored: Vec<StoredEvents> = owned.iter().map(|c| StoredEvents::encode(&c.events)).collect();
+    let col = |f: &dyn Fn(&StoredEvents) -> &[u8]| stored.iter().map(|s| z(f(s))).sum::<u64>();
     let cols: Vec<(&str, u64)> = vec![
-        ("ts_delta", bytes_of(&|c| le(&c.events.ts_delta, u64::to_le_bytes))),
-        ("tid", bytes_of(&|c| le(&c.events.tid, u32::to_le_bytes))),
-        ("process", bytes_of(&|c| le(&c.events.process, u32::to_le_bytes))),
-        ("etype", bytes_of(&|c| le(&c.events.etype, u16::to_le_bytes))),
-        ("ret", bytes_of(&|c| le(&c.events.ret, i64::to_le_bytes))),
-        ("flags", bytes_of(&|c| le(&c.events.flags, u32::to_le_bytes))),
-        ("mode", bytes_of(&|c| le(&c.events.mode, u32::to_le_bytes))),
-        ("dirfd", bytes_of(&|c| le(&c.events.dirfd, i32::to_le_bytes))),
-        ("path", bytes_of(&|c| le(&c.events.path, u32::to_le_bytes))),
-        ("path2", bytes_of(&|c| le(&c.events.path2, u32::to_le_bytes))),
+        ("ts (byte planes)", col(&|s| &s.ts)),
+        ("tid", col(&|s| &s.tid)),
+        ("process", col(&|s| &s.process)),
+        ("etype", col(&|s| &s.etype)),
+        ("ret", col(&|s| &s.ret)),
+        ("flags", col(&|s| &s.flags)),
+        ("mode", col(&|s| &s.mode)),
+        ("dirfd", col(&|s| &s.dirfd)),
+        ("path (references)", col(&|s| &s.path)),
+        ("path2 (references)", col(&|s| &s.path2)),
         ("strings", bytes_of(&|c| c.strings.join("\n").into_bytes())),
         ("paths", bytes_of(&|c| rkyv::to_bytes::<rkyv::rancor::Error>(&c.paths).unwrap().to_vec())),
         ("processes", bytes_of(&|c| rkyv::to_bytes::<rkyv::rancor::Error>(&c.processes).unwrap().to_vec())),
@@ -161,6 +160,8 @@ fn main() {
         best * 1e3
     );
 
+    format2_comparison(&owned, events);
+
     // zstd level table: re-encode the same chunks.
     println!("## zstd level table (same chunks re-encoded)\n");
     println!("| level | bytes/event | write M events/s | read M events/s |");
@@ -193,4 +194,172 @@ fn main() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Format 2's chunk layout (until 2026-11-27): plain arrays, zigzag time differences, path
+/// references 0 = none, 1 = next new path, n ≥ 2 = path n − 2.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+struct Format2Chunk {
+    strings: Vec<String>,
+    paths: PathTable,
+    processes: Vec<Process>,
+    ts_base: u64,
+    ts_delta: Vec<u64>,
+    tid: Vec<u32>,
+    process: Vec<u32>,
+    etype: Vec<u16>,
+    ret: Vec<i64>,
+    flags: Vec<u32>,
+    mode: Vec<u32>,
+    dirfd: Vec<i32>,
+    path: Vec<u32>,
+    path2: Vec<u32>,
+    drops: u64,
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+impl Format2Chunk {
+    fn from_chunk(c: &Chunk) -> Self {
+        let e = &c.events;
+        let ts_base = e.ts_ns.first().copied().unwrap_or(0);
+        let mut prev = ts_base;
+        let mut next_new = 0u32;
+        let mut path_ref = |id: u32| {
+            if id == NONE {
+                0
+            } else if id == next_new {
+                next_new += 1;
+                1
+            } else {
+                id + 2
+            }
+        };
+        let (mut path, mut path2) = (Vec::new(), Vec::new());
+        for (&a, &b) in e.path.iter().zip(&e.path2) {
+            path.push(path_ref(a));
+            path2.push(path_ref(b));
+        }
+        Self {
+            strings: c.strings.clone(),
+            paths: c.paths.clone(),
+            processes: c.processes.clone(),
+            ts_base,
+            ts_delta: e
+                .ts_ns
+                .iter()
+                .map(|&t| {
+                    let d = zigzag(t.wrapping_sub(prev) as i64);
+                    prev = t;
+                    d
+                })
+                .collect(),
+            tid: e.tid.clone(),
+            process: e.process.clone(),
+            etype: e.etype.clone(),
+            ret: e.ret.clone(),
+            flags: e.flags.clone(),
+            mode: e.mode.clone(),
+            dirfd: e.dirfd.clone(),
+            path,
+            path2,
+            drops: c.drops,
+        }
+    }
+}
+
+/// Format 2's decoder, as it was: zstd, bytecheck, reference checks, path expansion, events.
+fn decode_format2(payload: &[u8], raw_len: usize, sink: &mut u64) -> u64 {
+    let mut bytes = rkyv::util::AlignedVec::<16>::with_capacity(raw_len);
+    bytes.resize(raw_len, 0);
+    zstd::bulk::Decompressor::new().unwrap().decompress_to_buffer(payload, &mut bytes[..]).unwrap();
+    let c = rkyv::access::<ArchivedFormat2Chunk, rkyv::rancor::Error>(&bytes).unwrap();
+    let nproc = c.processes.len() as u32;
+    assert!(c.process.iter().all(|p| p.to_native() < nproc));
+    let (mut next_new, npaths) = (0u32, c.paths.len() as u32);
+    for (a, b) in c.path.iter().zip(c.path2.iter()) {
+        for r in [a.to_native(), b.to_native()] {
+            let id = match r {
+                0 => NONE,
+                1 => {
+                    next_new += 1;
+                    next_new - 1
+                }
+                n => n - 2,
+            };
+            assert!(id == NONE || id < npaths);
+        }
+    }
+    let _paths = c.paths.expand().unwrap();
+    let (mut ts, mut next_new) = (c.ts_base.to_native(), 0u32);
+    let mut path_id = |r: u32| match r {
+        0 => NONE,
+        1 => {
+            next_new += 1;
+            next_new - 1
+        }
+        n => n - 2,
+    };
+    let n = c.ts_delta.len();
+    for i in 0..n {
+        let d = c.ts_delta[i].to_native();
+        ts = ts.wrapping_add((((d >> 1) as i64) ^ -((d & 1) as i64)) as u64);
+        let e = Event {
+            ts_ns: ts,
+            tid: c.tid[i].to_native(),
+            process: c.process[i].to_native(),
+            etype: c.etype[i].to_native(),
+            ret: c.ret[i].to_native(),
+            flags: c.flags[i].to_native(),
+            mode: c.mode[i].to_native(),
+            dirfd: c.dirfd[i].to_native(),
+            path: path_id(c.path[i].to_native()),
+            path2: path_id(c.path2[i].to_native()),
+        };
+        *sink = sink.wrapping_add(e.ts_ns ^ e.path as u64 ^ e.process as u64 ^ e.ret as u64);
+    }
+    n as u64
+}
+
+/// The same chunks in format 2 and in this format: size and single-core decode (zstd, validation,
+/// every event materialised; no hash check), interleaved in one run so machine load affects both.
+fn format2_comparison(owned: &[Chunk], events: u64) {
+    let encode = |raw: &[u8]| (zstd::bulk::compress(raw, 3).unwrap(), raw.len());
+    let old: Vec<(Vec<u8>, usize)> = owned
+        .iter()
+        .map(|c| encode(&rkyv::to_bytes::<rkyv::rancor::Error>(&Format2Chunk::from_chunk(c)).unwrap()))
+        .collect();
+    let new: Vec<(Vec<u8>, usize)> =
+        owned.iter().map(|c| encode(&rkyv::to_bytes::<rkyv::rancor::Error>(c).unwrap())).collect();
+    let frame = 88.0 * owned.len() as f64;
+    let size = |v: &[(Vec<u8>, usize)]| (v.iter().map(|p| p.0.len()).sum::<usize>() as f64 + frame) / events as f64;
+    let raw = |v: &[(Vec<u8>, usize)]| v.iter().map(|p| p.1).sum::<usize>() as f64 / events as f64;
+    let (mut best_old, mut best_new, mut sink) = (f64::MAX, f64::MAX, 0u64);
+    for _ in 0..7 {
+        let t = Instant::now();
+        let n: u64 = old.iter().map(|(p, len)| decode_format2(p, *len, &mut sink)).sum();
+        best_old = best_old.min(t.elapsed().as_secs_f64());
+        assert_eq!(n, events);
+        let t = Instant::now();
+        let mut n = 0u64;
+        for (p, len) in &new {
+            let d = decode_payload(p, *len as u32).unwrap();
+            for e in d.chunk().events.iter() {
+                sink = sink.wrapping_add(e.ts_ns ^ e.path as u64 ^ e.process as u64 ^ e.ret as u64);
+                n += 1;
+            }
+        }
+        best_new = best_new.min(t.elapsed().as_secs_f64());
+        assert_eq!(n, events);
+    }
+    std::hint::black_box(sink);
+    println!("## This format against format 2 (same chunks, zstd -3; decode best of 7, interleaved)\n");
+    println!("| layout | bytes/event (chunk frames) | raw bytes/event | decode M events/s |");
+    println!("|---|---|---|---|");
+    for (name, v, best) in [("format 2 (plain arrays)", &old, best_old), ("format 3 (this build)", &new, best_new)] {
+        println!("| {name} | {:.2} | {:.1} | {:.1} |", size(v), raw(v), events as f64 / best / 1e6);
+    }
+    println!();
 }

@@ -5,6 +5,9 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+pub mod stored;
+pub use stored::{ArchivedStoredEvents, EventIter, StoredEvents};
+
 /// Sentinel for "no string" / "no process" indices.
 pub const NONE: u32 = u32::MAX;
 
@@ -22,6 +25,7 @@ pub struct Chunk {
     /// Process states referenced by events (and their ancestors).
     pub processes: Vec<Process>,
     /// Events in capture order, one column per field.
+    #[rkyv(with = stored::Encoded)]
     pub events: EventColumns,
     /// Events the kernel could not deliver while this chunk was being filled.
     pub drops: u64,
@@ -153,18 +157,13 @@ impl ArchivedPathTable {
     }
 }
 
-/// Events stored column by column, so that similar values sit together and compress well.
-///
-/// Two columns are delta-coded and decoded while iterating: `ts_delta` (zigzag difference to
-/// the previous event's time, the first relative to `ts_base`) and the path references (0 = no
-/// path, 1 = the next path not used before, n ≥ 2 = path `n - 2`). All columns have the same
-/// length.
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+/// Events column by column: plain values in memory; stored transformed so that they compress
+/// well (see [`stored`]), and decoded while iterating over the archived chunk. All columns have
+/// the same length.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct EventColumns {
-    /// Time of the first event (unix ns).
-    pub ts_base: u64,
-    /// Zigzag-coded time differences.
-    pub ts_delta: Vec<u64>,
+    /// See [`Event::ts_ns`].
+    pub ts_ns: Vec<u64>,
     /// See [`Event::tid`].
     pub tid: Vec<u32>,
     /// See [`Event::process`].
@@ -179,93 +178,45 @@ pub struct EventColumns {
     pub mode: Vec<u32>,
     /// See [`Event::dirfd`].
     pub dirfd: Vec<i32>,
-    /// Path references for [`Event::path`].
+    /// See [`Event::path`].
     pub path: Vec<u32>,
-    /// Path references for [`Event::path2`].
+    /// See [`Event::path2`].
     pub path2: Vec<u32>,
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-/// Running state of the path-reference decoder.
-#[derive(Debug, Clone, Copy, Default)]
-struct PathRefs {
-    next_new: u32,
-}
-
-impl PathRefs {
-    fn encode(&mut self, id: u32) -> u32 {
-        if id == NONE {
-            0
-        } else if id == self.next_new {
-            self.next_new += 1;
-            1
-        } else {
-            id + 2
-        }
-    }
-
-    fn decode(&mut self, r: u32) -> u32 {
-        match r {
-            0 => NONE,
-            1 => {
-                self.next_new = self.next_new.saturating_add(1);
-                self.next_new - 1
-            }
-            n => n - 2,
-        }
-    }
 }
 
 impl EventColumns {
     /// Number of events.
     pub fn len(&self) -> usize {
-        self.ts_delta.len()
+        self.ts_ns.len()
     }
 
     /// True when there are no events.
     pub fn is_empty(&self) -> bool {
-        self.ts_delta.is_empty()
+        self.ts_ns.is_empty()
     }
 
     /// All events, in order.
     pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
-        let mut ts = self.ts_base;
-        let mut refs = PathRefs::default();
-        (0..self.len()).map(move |i| {
-            ts = ts.wrapping_add(unzigzag(self.ts_delta[i]) as u64);
-            let path = refs.decode(self.path[i]);
-            let path2 = refs.decode(self.path2[i]);
-            Event {
-                ts_ns: ts,
-                tid: self.tid[i],
-                process: self.process[i],
-                etype: self.etype[i],
-                ret: self.ret[i],
-                flags: self.flags[i],
-                mode: self.mode[i],
-                dirfd: self.dirfd[i],
-                path,
-                path2,
-            }
+        (0..self.len()).map(move |i| Event {
+            ts_ns: self.ts_ns[i],
+            tid: self.tid[i],
+            process: self.process[i],
+            etype: self.etype[i],
+            ret: self.ret[i],
+            flags: self.flags[i],
+            mode: self.mode[i],
+            dirfd: self.dirfd[i],
+            path: self.path[i],
+            path2: self.path2[i],
         })
     }
 
-    /// Builds the columns from events whose path ids were assigned in order of first use.
+    /// Builds the columns from events whose path ids were assigned in order of first use
+    /// (first path before second path), which the stored path references rely on.
     pub fn from_events(events: &[Event]) -> Self {
-        let ts_base = events.first().map_or(0, |e| e.ts_ns);
-        let mut prev = ts_base;
-        let mut refs = PathRefs::default();
-        let mut c = Self { ts_base, ..Default::default() };
+        let mut c = Self::default();
         for e in events {
-            c.ts_delta.push(zigzag(e.ts_ns.wrapping_sub(prev) as i64));
-            prev = e.ts_ns;
+            c.ts_ns.push(e.ts_ns);
             c.tid.push(e.tid);
             c.process.push(e.process);
             c.etype.push(e.etype);
@@ -273,8 +224,8 @@ impl EventColumns {
             c.flags.push(e.flags);
             c.mode.push(e.mode);
             c.dirfd.push(e.dirfd);
-            c.path.push(refs.encode(e.path));
-            c.path2.push(refs.encode(e.path2));
+            c.path.push(e.path);
+            c.path2.push(e.path2);
         }
         c
     }
@@ -432,75 +383,6 @@ pub mod oflags {
     pub const O_TMPFILE: u32 = 0o20200000;
 }
 
-impl ArchivedEventColumns {
-    /// Number of events (columns are validated to have equal lengths when a chunk is decoded).
-    pub fn len(&self) -> usize {
-        self.ts_delta.len()
-    }
-
-    /// True when there are no events.
-    pub fn is_empty(&self) -> bool {
-        self.ts_delta.is_empty()
-    }
-
-    /// All events, in order, materialized from the columns (stops early only if the columns
-    /// have different lengths, which decoding rejects).
-    pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
-        let mut ts = self.ts_base.to_native();
-        let mut refs = PathRefs::default();
-        (0..self.len()).map_while(move |i| {
-            ts = ts.wrapping_add(unzigzag(self.ts_delta.get(i)?.to_native()) as u64);
-            let path = refs.decode(self.path.get(i)?.to_native());
-            let path2 = refs.decode(self.path2.get(i)?.to_native());
-            Some(Event {
-                ts_ns: ts,
-                tid: self.tid.get(i)?.to_native(),
-                process: self.process.get(i)?.to_native(),
-                etype: self.etype.get(i)?.to_native(),
-                ret: self.ret.get(i)?.to_native(),
-                flags: self.flags.get(i)?.to_native(),
-                mode: self.mode.get(i)?.to_native(),
-                dirfd: self.dirfd.get(i)?.to_native(),
-                path,
-                path2,
-            })
-        })
-    }
-
-    /// Checks that every path reference resolves to one of `npaths` paths; `Err` gives the
-    /// index of the first event that does not.
-    pub fn check_paths(&self, npaths: u32) -> Result<(), usize> {
-        let mut refs = PathRefs::default();
-        for (i, (a, b)) in self.path.iter().zip(self.path2.iter()).enumerate() {
-            for r in [a.to_native(), b.to_native()] {
-                let id = refs.decode(r);
-                if id != NONE && id >= npaths {
-                    return Err(i);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// True when every column has the same length.
-    pub fn is_consistent(&self) -> bool {
-        let n = self.ts_delta.len();
-        [
-            self.tid.len(),
-            self.process.len(),
-            self.etype.len(),
-            self.ret.len(),
-            self.flags.len(),
-            self.mode.len(),
-            self.dirfd.len(),
-            self.path.len(),
-            self.path2.len(),
-        ]
-        .iter()
-        .all(|&l| l == n)
-    }
-}
-
 impl ArchivedChunk {
     /// The string with id `id`, or `None` for [`NONE`] (ids are validated when a chunk is decoded).
     pub fn string(&self, id: u32) -> Option<&str> {
@@ -547,20 +429,86 @@ mod tests {
         assert!(a.expand().unwrap_err().contains("outside the table"));
     }
 
+    fn stored(cols: &EventColumns) -> rkyv::util::AlignedVec {
+        rkyv::to_bytes::<rkyv::rancor::Error>(&Chunk { events: cols.clone(), ..Default::default() }).unwrap()
+    }
+
     #[test]
-    fn delta_columns_round_trip_out_of_order_times_and_repeated_paths() {
-        let events = vec![ev(1_000, 0, NONE), ev(990, 1, 0), ev(u64::MAX - 5, NONE, 2), ev(5, 1, 3), ev(5, 2, NONE)];
+    fn stored_columns_round_trip_out_of_order_times_extremes_and_repeated_paths() {
+        let mut events =
+            vec![ev(1_000, 0, NONE), ev(990, 1, 0), ev(u64::MAX - 5, NONE, 2), ev(5, 1, 3), ev(5, 1, NONE)];
+        events[1].tid = 7;
+        events[2].ret = RET_UNKNOWN;
+        events[3].dirfd = i32::MIN;
+        events[4].etype = 0x8000 | 2;
+        events[4].flags = u32::MAX;
         let cols = EventColumns::from_events(&events);
-        assert_eq!(
-            (cols.path.clone(), cols.path2.clone()),
-            (vec![1, 1, 0, 3, 4], vec![0, 2, 1, 1, 0]),
-            "new paths cost a 1, repeats their id + 2"
-        );
-        assert_eq!(cols.iter().collect::<Vec<_>>(), events);
-        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&cols).unwrap();
-        let archived = rkyv::access::<ArchivedEventColumns, rkyv::rancor::Error>(&bytes).unwrap();
-        assert_eq!(archived.iter().collect::<Vec<_>>(), events);
-        assert_eq!(archived.check_paths(4), Ok(()));
-        assert_eq!(archived.check_paths(3), Err(3), "event 3 uses path 3");
+        let s = StoredEvents::encode(&cols);
+        assert_eq!(s.path, vec![1, 1, 0, 4, 2], "new, new, none, 2 back from 3, thread 1's last path");
+        assert_eq!(s.path2, vec![0, 4, 1, 1, 0], "none, 2 back from 2, new, new, none");
+        assert_eq!(s.ts.len(), 5 * 2, "differences wrap around: 990 → 2^64 − 6 is −996, two bytes zigzagged");
+        let bytes = stored(&cols);
+        let a = rkyv::access::<ArchivedChunk, rkyv::rancor::Error>(&bytes).unwrap();
+        assert_eq!(a.events.iter().collect::<Vec<_>>(), events);
+        assert_eq!(a.events.validate(1, 4), Ok(()));
+        assert_eq!(a.events.validate(1, 3).unwrap_err(), "event 3 references missing path 3");
+        assert_eq!(a.events.validate(0, 4).unwrap_err(), "event 0 references missing process 0");
+        let back = rkyv::deserialize::<Chunk, rkyv::rancor::Error>(a).unwrap();
+        assert_eq!(back.events, cols);
+    }
+
+    #[test]
+    fn damaged_stored_columns_are_refused_not_panicking() {
+        let events: Vec<Event> = (0..4).map(|i| ev(100 + i * 300, i as u32, NONE)).collect();
+        let good = StoredEvents::encode(&EventColumns::from_events(&events));
+        let check = |s: StoredEvents| {
+            let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&s).unwrap();
+            let a = rkyv::access::<ArchivedStoredEvents, rkyv::rancor::Error>(&bytes).unwrap();
+            a.validate(3, u32::MAX).map(|()| a.iter().count())
+        };
+        assert_eq!(check(good.clone()), Ok(4));
+        let mut s = good.clone();
+        s.tid.pop();
+        assert_eq!(check(s).unwrap_err(), "tid column has 3 bytes for 4 events");
+        let mut s = good.clone();
+        s.flags.pop();
+        assert_eq!(check(s).unwrap_err(), "flags column has 3 values for 4 events");
+        let mut s = good.clone();
+        s.flags = vec![0, 0, 0x80, 0x80];
+        assert_eq!(check(s).unwrap_err(), "flags column: value 2 at byte 2 is cut off by the end of the column");
+        let mut s = good.clone();
+        s.mode.push(0);
+        assert_eq!(check(s).unwrap_err(), "mode column has more than 4 values");
+        let mut s = good.clone();
+        s.ts.push(0);
+        assert!(check(s).unwrap_err().starts_with("time column has 9 bytes"));
+        let mut s = good.clone();
+        s.path[2] = 9;
+        assert_eq!(check(s).unwrap_err(), "event 2: path reference 9 names no earlier path");
+        let mut s = good.clone();
+        s.path[0] = 2;
+        assert_eq!(check(s).unwrap_err(), "event 0: path reference 2 names no earlier path", "nothing cached yet");
+        let mut s = good.clone();
+        s.etype = vec![0xff, 0xff, 0x04, 2, 2, 2];
+        assert_eq!(check(s).unwrap_err(), "etype column: value 0 at byte 0 is out of range");
+        let mut s = good.clone();
+        s.dirfd = [[0xff; 11].as_slice(), &[0, 0, 0, 0]].concat();
+        assert_eq!(check(s).unwrap_err(), "dirfd column: value 0 at byte 0 is not terminated within 10 bytes");
+        let mut s = good.clone();
+        s.ret = [[0xff; 9].as_slice(), &[0x02, 0, 0, 0]].concat();
+        assert_eq!(check(s).unwrap_err(), "ret column: value 0 at byte 0 is out of range", "65 bits");
+        let mut s = good.clone();
+        s.ret = [[0xff; 9].as_slice(), &[0x01, 0, 0, 0]].concat();
+        assert_eq!(check(s), Ok(4), "u64::MAX is a valid zigzagged return value");
+        let mut s = good.clone();
+        s.process = vec![0, 0, 3, 0];
+        assert_eq!(check(s.clone()).unwrap_err(), "event 2 references missing process 3");
+        s.process.push(0);
+        assert_eq!(check(s.clone()).unwrap_err(), "process column has 5 bytes for 4 events");
+        s.process = vec![0, 0, 0, 0, 3, 0, 2, 0];
+        assert_eq!(check(s).unwrap_err(), "event 2 references missing process 3");
+        let mut s = good;
+        s.count = 5;
+        assert_eq!(check(s).unwrap_err(), "time column has 8 bytes for 5 events");
     }
 }

@@ -181,11 +181,14 @@ fn short_garbage_and_newer_versions_are_refused_clearly() {
     fs::write(&path, &bytes).unwrap();
     let msg = SegmentReader::open(&path).err().unwrap().to_string();
     assert!(msg.contains("version 9.0 is newer"), "{msg}");
-    // Version 1 predates the process records' terminal and login uid.
-    bytes[8] = 1;
-    fs::write(&path, &bytes).unwrap();
-    let msg = SegmentReader::open(&path).err().unwrap().to_string();
-    assert!(msg.contains("byte offset 8") && msg.contains("version 1.0 is older"), "{msg}");
+    // Version 1 predates the process records' terminal and login uid; version 2 stored plain
+    // event columns.
+    for old in [1, 2] {
+        bytes[8] = old;
+        fs::write(&path, &bytes).unwrap();
+        let msg = SegmentReader::open(&path).err().unwrap().to_string();
+        assert!(msg.contains("byte offset 8") && msg.contains(&format!("version {old}.0 is older")), "{msg}");
+    }
 }
 
 #[test]
