@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use lanner_formats::archive::{decode_payload, SegmentMeta, SegmentReader, SegmentWriter};
-use lanner_formats::event::{ArchivedChunk, Chunk, Event, PathIndex, PathTable, Process, StoredEvents, NONE};
+use lanner_formats::event::{ArchivedChunk, Chunk, Event, PathIndex, Process, StoredEvents, NONE};
 use lanner_formats::syscall::EventType;
 
 fn segments() -> Vec<PathBuf> {
@@ -201,7 +201,7 @@ fn main() {
 #[derive(rkyv::Archive, rkyv::Serialize)]
 struct Format2Chunk {
     strings: Vec<String>,
-    paths: PathTable,
+    paths: Format2Paths,
     processes: Vec<Process>,
     ts_base: u64,
     ts_delta: Vec<u64>,
@@ -215,6 +215,57 @@ struct Format2Chunk {
     path: Vec<u32>,
     path2: Vec<u32>,
     drops: u64,
+}
+
+/// Format 2's path table: shared byte counts, remainder lengths and remainders as three arrays.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+struct Format2Paths {
+    shared: Vec<u16>,
+    suffix_len: Vec<u32>,
+    suffixes: String,
+}
+
+impl Format2Paths {
+    fn from_paths(paths: &[String]) -> Self {
+        let mut t = Self { shared: Vec::new(), suffix_len: Vec::new(), suffixes: String::new() };
+        let mut prev = "";
+        for p in paths {
+            let mut shared = prev.bytes().zip(p.bytes()).take_while(|(a, b)| a == b).count().min(u16::MAX as usize);
+            while !p.is_char_boundary(shared) {
+                shared -= 1;
+            }
+            t.shared.push(shared as u16);
+            t.suffix_len.push((p.len() - shared) as u32);
+            t.suffixes.push_str(&p[shared..]);
+            prev = p;
+        }
+        t
+    }
+}
+
+impl ArchivedFormat2Paths {
+    fn len(&self) -> usize {
+        self.shared.len()
+    }
+
+    /// Format 2's expansion, with its checks.
+    fn expand(&self) -> (String, Vec<u32>) {
+        let suffixes = self.suffixes.as_str();
+        let (mut buf, mut ends) = (String::with_capacity(suffixes.len() * 4), Vec::with_capacity(self.len()));
+        let (mut at, mut prev_start) = (0usize, 0usize);
+        for (sh, len) in self.shared.iter().zip(self.suffix_len.iter()) {
+            let (sh, len) = (sh.to_native() as usize, len.to_native() as usize);
+            let start = buf.len();
+            assert!(sh <= start - prev_start && buf[prev_start..start].is_char_boundary(sh));
+            let suffix = suffixes.get(at..at + len).unwrap();
+            buf.extend_from_within(prev_start..prev_start + sh);
+            buf.push_str(suffix);
+            at += len;
+            prev_start = start;
+            ends.push(buf.len() as u32);
+        }
+        (buf, ends)
+    }
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -244,7 +295,7 @@ impl Format2Chunk {
         }
         Self {
             strings: c.strings.clone(),
-            paths: c.paths.clone(),
+            paths: Format2Paths::from_paths(&c.paths.to_vec()),
             processes: c.processes.clone(),
             ts_base,
             ts_delta: e
@@ -292,7 +343,7 @@ fn decode_format2(payload: &[u8], raw_len: usize, sink: &mut u64) -> u64 {
             assert!(id == NONE || id < npaths);
         }
     }
-    let _paths = c.paths.expand().unwrap();
+    let _paths = c.paths.expand();
     let (mut ts, mut next_new) = (c.ts_base.to_native(), 0u32);
     let mut path_id = |r: u32| match r {
         0 => NONE,

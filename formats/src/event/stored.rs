@@ -53,7 +53,8 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-fn put(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as a LEB128 varint.
+pub(crate) fn put(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -64,7 +65,7 @@ fn put(out: &mut Vec<u8>, mut v: u64) {
 /// Reads one LEB128 varint at `*at`; `None` when the column ends first. Bits beyond 64 are
 /// dropped (validation refuses such values before any iteration).
 #[inline(always)]
-fn get(b: &[u8], at: &mut usize) -> Option<u64> {
+pub(crate) fn get(b: &[u8], at: &mut usize) -> Option<u64> {
     let first = *b.get(*at)?;
     *at += 1;
     if first < 0x80 {
@@ -189,6 +190,7 @@ impl Default for PathCoder {
 }
 
 impl PathCoder {
+    #[inline(always)]
     fn cached(&self, tid: u32) -> u32 {
         let (t, p) = self.cache[tid as usize % PATH_CACHE];
         if t == tid {
@@ -213,6 +215,7 @@ impl PathCoder {
     }
 
     /// Decodes a reference; `None` for one that names no path seen so far.
+    #[inline(always)]
     fn decode(&mut self, tid: u32, r: u64) -> Option<u32> {
         match r {
             0 => Some(NONE),
@@ -229,6 +232,7 @@ impl PathCoder {
         }
     }
 
+    #[inline(always)]
     fn seen(&mut self, tid: u32, path: u32) {
         if path != NONE {
             self.cache[tid as usize % PATH_CACHE] = (tid, path);
