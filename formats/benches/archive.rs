@@ -161,6 +161,7 @@ fn main() {
     );
 
     format2_comparison(&owned, events);
+    what_if(&owned, events);
 
     // zstd level table: re-encode the same chunks.
     println!("## zstd level table (same chunks re-encoded)\n");
@@ -411,6 +412,75 @@ fn format2_comparison(owned: &[Chunk], events: u64) {
     println!("|---|---|---|---|");
     for (name, v, best) in [("format 2 (plain arrays)", &old, best_old), ("format 3 (this build)", &new, best_new)] {
         println!("| {name} | {:.2} | {:.1} | {:.1} |", size(v), raw(v), events as f64 / best / 1e6);
+    }
+    println!();
+}
+
+/// Bytes per event of `chunks` as chunk frames (rkyv, zstd at `level`, 88-byte frame headers).
+fn frames_size(chunks: &[Chunk], level: i32, events: u64) -> f64 {
+    let bytes: usize = chunks
+        .iter()
+        .map(|c| zstd::bulk::compress(&rkyv::to_bytes::<rkyv::rancor::Error>(c).unwrap(), level).unwrap().len() + 88)
+        .sum();
+    bytes as f64 / events as f64
+}
+
+/// `k` consecutive chunks as one (what a longer chunk interval would write).
+fn merge(chunks: &[Chunk]) -> Chunk {
+    let mut b = lanner_formats::archive::ChunkBuilder::new();
+    for c in chunks {
+        let paths = c.paths.to_vec();
+        let mut map = Vec::new();
+        for p in &c.processes {
+            let mut q = p.clone();
+            let s = |id: u32| c.strings.get(id as usize).map(String::as_str);
+            for (dst, src) in [
+                (&mut q.name, p.name),
+                (&mut q.exe, p.exe),
+                (&mut q.exepath, p.exepath),
+                (&mut q.args, p.args),
+                (&mut q.cwd, p.cwd),
+                (&mut q.container_id, p.container_id),
+                (&mut q.container_name, p.container_name),
+                (&mut q.container_image, p.container_image),
+                (&mut q.k8s_pod, p.k8s_pod),
+                (&mut q.k8s_ns, p.k8s_ns),
+            ] {
+                *dst = b.intern_opt(s(src));
+            }
+            q.parent = map.get(p.parent as usize).copied().unwrap_or(NONE);
+            map.push(b.add_process(q));
+        }
+        for e in c.events.iter() {
+            let path = paths.get(e.path as usize).map_or(NONE, |p| b.intern_path(p));
+            let path2 = paths.get(e.path2 as usize).map_or(NONE, |p| b.intern_path(p));
+            b.push(Event { process: map[e.process as usize], path, path2, ..e });
+        }
+    }
+    b.take()
+}
+
+/// Sizes under other choices: lossy time resolutions, longer chunks, zstd levels (for the
+/// size target's analysis; none of these is what the capture writes by default).
+fn what_if(owned: &[Chunk], events: u64) {
+    println!("## What other choices would give (same events; bytes/event as chunk frames)\n");
+    println!("| variant | bytes/event |");
+    println!("|---|---|");
+    println!("| as written (1 s chunks, ns times, zstd -3) | {:.2} |", frames_size(owned, 3, events));
+    for (name, q) in [("10 ns", 10u64), ("100 ns", 100), ("1 µs", 1000)] {
+        let coarse: Vec<Chunk> = owned
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                c.events.ts_ns.iter_mut().for_each(|t| *t -= *t % q);
+                c
+            })
+            .collect();
+        println!("| times truncated to {name} (lossy) | {:.2} |", frames_size(&coarse, 3, events));
+    }
+    for k in [2, 4] {
+        let merged: Vec<Chunk> = owned.chunks(k).map(merge).collect();
+        println!("| chunks of {k} s (--chunk-interval {k}s) | {:.2} |", frames_size(&merged, 3, events));
     }
     println!();
 }

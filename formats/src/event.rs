@@ -498,6 +498,7 @@ mod tests {
         assert_eq!(s.path, vec![1, 1, 0, 4, 2], "new, new, none, 2 back from 3, thread 1's last path");
         assert_eq!(s.path2, vec![0, 4, 1, 1, 0], "none, 2 back from 2, new, new, none");
         assert_eq!(s.ts.len(), 5 * 2, "differences wrap around: 990 → 2^64 − 6 is −996, two bytes zigzagged");
+        assert_eq!(s.ts_unit, 1);
         let bytes = stored(&cols);
         let a = rkyv::access::<ArchivedChunk, rkyv::rancor::Error>(&bytes).unwrap();
         assert_eq!(a.events.iter().collect::<Vec<_>>(), events);
@@ -506,6 +507,31 @@ mod tests {
         assert_eq!(a.events.validate(0, 4).unwrap_err(), "event 0 references missing process 0");
         let back = rkyv::deserialize::<Chunk, rkyv::rancor::Error>(a).unwrap();
         assert_eq!(back.events, cols);
+    }
+
+    #[test]
+    fn times_are_stored_in_the_greatest_common_unit_of_their_differences() {
+        let round = |times: &[u64]| {
+            let events: Vec<Event> = times.iter().map(|&t| ev(t, NONE, NONE)).collect();
+            let s = StoredEvents::encode(&EventColumns::from_events(&events));
+            let bytes = stored(&EventColumns::from_events(&events));
+            let a = rkyv::access::<ArchivedChunk, rkyv::rancor::Error>(&bytes).unwrap();
+            assert_eq!(a.events.iter().map(|e| e.ts_ns).collect::<Vec<_>>(), times);
+            (s.ts_unit, s.ts.len())
+        };
+        // Microsecond times: differences of 1, 2 and -3 µs take one byte each.
+        assert_eq!(
+            round(&[
+                1_700_000_000_000_001_000,
+                1_700_000_000_000_002_000,
+                1_700_000_000_000_004_000,
+                1_700_000_000_000_001_000
+            ]),
+            (1000, 4)
+        );
+        assert_eq!(round(&[7, 7, 7]), (1, 0), "no differences: unit 1, no time bytes");
+        assert_eq!(round(&[0, 1 << 63, 0]), (1, 24), "a 2^63 difference does not fit i64 units");
+        assert_eq!(round(&[5, u64::MAX, 5]), (6, 3), "wrapping differences -6 and +6: -1 and +1 units");
     }
 
     #[test]
@@ -532,7 +558,7 @@ mod tests {
         assert_eq!(check(s).unwrap_err(), "mode column has more than 4 values");
         let mut s = good.clone();
         s.ts.push(0);
-        assert!(check(s).unwrap_err().starts_with("time column has 9 bytes"));
+        assert_eq!(check(s).unwrap_err(), "time column has 5 bytes for 4 events", "300 ns units: one byte each");
         let mut s = good.clone();
         s.path[2] = 9;
         assert_eq!(check(s).unwrap_err(), "event 2: path reference 9 names no earlier path");
@@ -558,8 +584,11 @@ mod tests {
         assert_eq!(check(s.clone()).unwrap_err(), "process column has 5 bytes for 4 events");
         s.process = vec![0, 0, 0, 0, 3, 0, 2, 0];
         assert_eq!(check(s).unwrap_err(), "event 2 references missing process 3");
+        let mut s = good.clone();
+        s.ts_unit = 0;
+        assert_eq!(check(s).unwrap_err(), "time unit is 0");
         let mut s = good;
         s.count = 5;
-        assert_eq!(check(s).unwrap_err(), "time column has 8 bytes for 5 events");
+        assert_eq!(check(s).unwrap_err(), "time column has 4 bytes for 5 events");
     }
 }

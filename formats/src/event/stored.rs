@@ -1,7 +1,8 @@
 //! How a chunk's event columns are stored (format 3): each column transformed into bytes that
 //! compress well, decoded while iterating.
 //!
-//! - times: zigzag differences between consecutive event times, as byte planes (all lowest bytes,
+//! - times: zigzag differences between consecutive event times, divided by their greatest
+//!   common divisor, as byte planes (all lowest bytes,
 //!   then all second bytes, … up to the width the largest difference needs);
 //! - tid and process index: little-endian, each value in the width (0 to 4 bytes) that the
 //!   chunk's largest value needs (branch-free to read and to check);
@@ -22,7 +23,10 @@ pub struct StoredEvents {
     pub count: u32,
     /// Time of the first event (unix ns).
     pub ts_base: u64,
-    /// Zigzag time differences as byte planes: `count × width` bytes, byte `p` of event `i` at
+    /// Unit of the time differences in nanoseconds (≥ 1): their greatest common divisor, so that
+    /// times recorded in microseconds (imported captures) cost what microseconds need.
+    pub ts_unit: u64,
+    /// Zigzag time differences (in `ts_unit`s) as byte planes: `count × width` bytes, byte `p` of event `i` at
     /// `p × count + i`.
     pub ts: Vec<u8>,
     /// Thread ids: `count × width` bytes, each little-endian in `width` bytes.
@@ -43,6 +47,13 @@ pub struct StoredEvents {
     pub path: Vec<u8>,
     /// Second-path references (varints, [`PathCoder`]).
     pub path2: Vec<u8>,
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -246,15 +257,18 @@ impl StoredEvents {
         let n = cols.len();
         let ts_base = cols.ts_ns.first().copied().unwrap_or(0);
         let mut prev = ts_base;
-        let deltas: Vec<u64> = cols
+        let diffs: Vec<i64> = cols
             .ts_ns
             .iter()
             .map(|&t| {
-                let d = zigzag(t.wrapping_sub(prev) as i64);
+                let d = t.wrapping_sub(prev) as i64;
                 prev = t;
                 d
             })
             .collect();
+        let unit = diffs.iter().fold(0u64, |g, d| gcd(g, d.unsigned_abs()));
+        let unit = if unit == 0 || unit > i64::MAX as u64 { 1 } else { unit };
+        let deltas: Vec<u64> = diffs.iter().map(|&d| zigzag(d / unit as i64)).collect();
         let width = deltas.iter().map(|&d| 8 - d.leading_zeros() as usize / 8).max().unwrap_or(0);
         let mut ts = vec![0u8; n * width];
         for (i, d) in deltas.iter().enumerate() {
@@ -265,6 +279,7 @@ impl StoredEvents {
         let mut s = Self {
             count: n as u32,
             ts_base,
+            ts_unit: unit,
             ts,
             tid: fixed_width(&cols.tid),
             process: fixed_width(&cols.process),
@@ -307,6 +322,7 @@ impl ArchivedStoredEvents {
             n,
             i: 0,
             width,
+            unit: self.ts_unit.to_native(),
             tid_width: width_of(&self.tid, n).unwrap_or(0),
             process_width: width_of(&self.process, n).unwrap_or(0),
             ts: self.ts_base.to_native(),
@@ -323,6 +339,9 @@ impl ArchivedStoredEvents {
         let n = self.len();
         if !self.ts.len().is_multiple_of(n.max(1)) || self.ts.len() > n * 8 {
             return Err(format!("time column has {} bytes for {n} events", self.ts.len()));
+        }
+        if self.ts_unit == 0 {
+            return Err("time unit is 0".into());
         }
         let tid_width =
             width_of(&self.tid, n).ok_or_else(|| format!("tid column has {} bytes for {n} events", self.tid.len()))?;
@@ -367,6 +386,7 @@ pub struct EventIter<'a> {
     n: usize,
     i: usize,
     width: usize,
+    unit: u64,
     tid_width: usize,
     process_width: usize,
     ts: u64,
@@ -388,7 +408,7 @@ impl Iterator for EventIter<'_> {
         for p in 0..self.width {
             d |= (s.ts[p * n + i] as u64) << (8 * p);
         }
-        self.ts = self.ts.wrapping_add(unzigzag(d) as u64);
+        self.ts = self.ts.wrapping_add((unzigzag(d) as u64).wrapping_mul(self.unit));
         let at = &mut self.at;
         // Validation guarantees every value fits its field; the casts only matter for
         // unvalidated data, which yields wrong values but never a panic.
