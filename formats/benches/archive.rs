@@ -112,7 +112,7 @@ fn main() {
     println!("|---|---|");
     let z = |b: &[u8]| zstd::bulk::compress(b, 3).unwrap().len() as u64;
     let bytes_of = |f: &dyn Fn(&Chunk) -> Vec<u8>| owned.iter().map(|c| z(&f(c))).sum::<u64>();
-    let stored: Vec<StoredEvents> = owned.iter().map(|c| StoredEvents::encode(&c.events)).collect();
+    let stored: Vec<StoredEvents> = owned.iter().map(|c| StoredEvents::encode(&c.events).unwrap()).collect();
     let col = |f: &dyn Fn(&StoredEvents) -> &[u8]| stored.iter().map(|s| z(f(s))).sum::<u64>();
     let cols: Vec<(&str, u64)> = vec![
         ("ts (byte planes)", col(&|s| &s.ts)),

@@ -494,7 +494,7 @@ mod tests {
         events[4].etype = 0x8000 | 2;
         events[4].flags = u32::MAX;
         let cols = EventColumns::from_events(&events);
-        let s = StoredEvents::encode(&cols);
+        let s = StoredEvents::encode(&cols).unwrap();
         assert_eq!(s.path, vec![1, 1, 0, 4, 2], "new, new, none, 2 back from 3, thread 1's last path");
         assert_eq!(s.path2, vec![0, 4, 1, 1, 0], "none, 2 back from 2, new, new, none");
         assert_eq!(s.ts.len(), 5 * 2, "differences wrap around: 990 → 2^64 − 6 is −996, two bytes zigzagged");
@@ -513,7 +513,7 @@ mod tests {
     fn times_are_stored_in_the_greatest_common_unit_of_their_differences() {
         let round = |times: &[u64]| {
             let events: Vec<Event> = times.iter().map(|&t| ev(t, NONE, NONE)).collect();
-            let s = StoredEvents::encode(&EventColumns::from_events(&events));
+            let s = StoredEvents::encode(&EventColumns::from_events(&events)).unwrap();
             let bytes = stored(&EventColumns::from_events(&events));
             let a = rkyv::access::<ArchivedChunk, rkyv::rancor::Error>(&bytes).unwrap();
             assert_eq!(a.events.iter().map(|e| e.ts_ns).collect::<Vec<_>>(), times);
@@ -537,7 +537,7 @@ mod tests {
     #[test]
     fn damaged_stored_columns_are_refused_not_panicking() {
         let events: Vec<Event> = (0..4).map(|i| ev(100 + i * 300, i as u32, NONE)).collect();
-        let good = StoredEvents::encode(&EventColumns::from_events(&events));
+        let good = StoredEvents::encode(&EventColumns::from_events(&events)).unwrap();
         let check = |s: StoredEvents| {
             let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&s).unwrap();
             let a = rkyv::access::<ArchivedStoredEvents, rkyv::rancor::Error>(&bytes).unwrap();

@@ -211,8 +211,10 @@ impl PathCoder {
         }
     }
 
-    fn encode(&mut self, tid: u32, id: u32) -> u64 {
-        if id == NONE {
+    /// Codes `id`; `None` when it is neither a path used before nor the next new one (ids not
+    /// assigned in order of first use).
+    fn encode(&mut self, tid: u32, id: u32) -> Option<u64> {
+        Some(if id == NONE {
             0
         } else if id == self.next_new {
             self.next_new += 1;
@@ -220,9 +222,8 @@ impl PathCoder {
         } else if id == self.cached(tid) {
             2
         } else {
-            // Ids are assigned in order of first use, so a repeated id is below `next_new`.
-            (self.next_new - id) as u64 + 2
-        }
+            self.next_new.checked_sub(id).filter(|&back| back > 0)? as u64 + 2
+        })
     }
 
     /// Decodes a reference; `None` for one that names no path seen so far.
@@ -252,8 +253,10 @@ impl PathCoder {
 }
 
 impl StoredEvents {
-    /// Encodes `cols`, whose path ids must be assigned in order of first use (path before path2).
-    pub fn encode(cols: &EventColumns) -> Self {
+    /// Encodes `cols`, whose path ids must be assigned in order of first use, first path before
+    /// second path ([`crate::archive::ChunkBuilder`] numbers them so); `Err` names the first
+    /// event whose path id breaks that order.
+    pub fn encode(cols: &EventColumns) -> Result<Self, String> {
         let n = cols.len();
         let ts_base = cols.ts_ns.first().copied().unwrap_or(0);
         let mut prev = ts_base;
@@ -293,11 +296,16 @@ impl StoredEvents {
             put(&mut s.flags, cols.flags[i] as u64);
             put(&mut s.mode, cols.mode[i] as u64);
             put(&mut s.dirfd, zigzag(cols.dirfd[i] as i64));
-            put(&mut s.path, paths.encode(tid, cols.path[i]));
-            put(&mut s.path2, paths.encode(tid, cols.path2[i]));
+            for (col, id) in [(&mut s.path, cols.path[i]), (&mut s.path2, cols.path2[i])] {
+                let next = paths.next_new;
+                let r = paths.encode(tid, id).ok_or_else(|| {
+                    format!("event {i} uses path id {id} before path id {next}: ids must follow first use")
+                })?;
+                put(col, r);
+            }
             paths.seen(tid, cols.path[i]);
         }
-        s
+        Ok(s)
     }
 }
 
@@ -446,9 +454,10 @@ impl ArchiveWith<EventColumns> for Encoded {
 impl<S: Fallible + ?Sized> SerializeWith<EventColumns, S> for Encoded
 where
     StoredEvents: Serialize<S>,
+    S::Error: Source,
 {
     fn serialize_with(field: &EventColumns, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
-        let stored = StoredEvents::encode(field);
+        let stored = StoredEvents::encode(field).map_err(|e| S::Error::new(StoredError(e)))?;
         let resolver = stored.serialize(serializer)?;
         Ok((stored, resolver))
     }
@@ -461,15 +470,16 @@ where
     fn deserialize_with(field: &ArchivedStoredEvents, _: &mut D) -> Result<EventColumns, D::Error> {
         let events: Vec<Event> = field.iter().collect();
         if events.len() != field.len() {
-            return Err(D::Error::new(StoredError("a column ends early")));
+            return Err(D::Error::new(StoredError("a column ends early".into())));
         }
         Ok(EventColumns::from_events(&events))
     }
 }
 
-/// A damaged event column met while deserializing (only unvalidated data has them).
+/// Event columns that cannot be stored (path ids out of order) or read back (a damaged column
+/// in unvalidated data).
 #[derive(Debug)]
-struct StoredError(&'static str);
+struct StoredError(String);
 
 impl std::fmt::Display for StoredError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
