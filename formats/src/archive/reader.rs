@@ -343,6 +343,13 @@ impl SegmentReader {
     }
 }
 
+thread_local! {
+    /// One zstd decompression context per thread, reused for every chunk (creating one costs
+    /// about 2 % of decoding a chunk).
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Decompresses a zstd chunk payload of `raw_len` bytes and validates it (rkyv bytecheck and
 /// every cross-reference), so that the result can be read without further checks.
 pub fn decode_payload(payload: &[u8], raw_len: u32) -> Result<DecodedChunk, String> {
@@ -351,8 +358,15 @@ pub fn decode_payload(payload: &[u8], raw_len: u32) -> Result<DecodedChunk, Stri
     }
     let mut bytes = AlignedVec::<16>::with_capacity(raw_len as usize);
     bytes.resize(raw_len as usize, 0);
-    let n = zstd::bulk::Decompressor::new()
-        .and_then(|mut d| d.decompress_to_buffer(payload, &mut bytes[..]))
+    let n = DECOMPRESSOR
+        .with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let d = match &mut *slot {
+                Some(d) => d,
+                None => slot.insert(zstd::bulk::Decompressor::new()?),
+            };
+            d.decompress_to_buffer(payload, &mut bytes[..])
+        })
         .map_err(|e| format!("zstd: {e}"))?;
     if n != raw_len as usize {
         return Err(format!("decompressed to {n} bytes, header says {raw_len}"));
