@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use lanner_formats::archive::{SegmentMeta, SegmentReader, SegmentWriter};
-use lanner_formats::event::{ArchivedChunk, Chunk, Event, PathIndex, NONE};
+use lanner_formats::archive::{decode_payload, SegmentMeta, SegmentReader, SegmentWriter};
+use lanner_formats::event::{ArchivedChunk, Chunk, Event, PathIndex, Process, StoredEvents, NONE};
 use lanner_formats::syscall::EventType;
 
 fn segments() -> Vec<PathBuf> {
@@ -112,20 +112,19 @@ fn main() {
     println!("|---|---|");
     let z = |b: &[u8]| zstd::bulk::compress(b, 3).unwrap().len() as u64;
     let bytes_of = |f: &dyn Fn(&Chunk) -> Vec<u8>| owned.iter().map(|c| z(&f(c))).sum::<u64>();
-    fn le<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-        v.iter().flat_map(|x| f(*x)).collect()
-    }
+    let stored: Vec<StoredEvents> = owned.iter().map(|c| StoredEvents::encode(&c.events).unwrap()).collect();
+    let col = |f: &dyn Fn(&StoredEvents) -> &[u8]| stored.iter().map(|s| z(f(s))).sum::<u64>();
     let cols: Vec<(&str, u64)> = vec![
-        ("ts_delta", bytes_of(&|c| le(&c.events.ts_delta, u64::to_le_bytes))),
-        ("tid", bytes_of(&|c| le(&c.events.tid, u32::to_le_bytes))),
-        ("process", bytes_of(&|c| le(&c.events.process, u32::to_le_bytes))),
-        ("etype", bytes_of(&|c| le(&c.events.etype, u16::to_le_bytes))),
-        ("ret", bytes_of(&|c| le(&c.events.ret, i64::to_le_bytes))),
-        ("flags", bytes_of(&|c| le(&c.events.flags, u32::to_le_bytes))),
-        ("mode", bytes_of(&|c| le(&c.events.mode, u32::to_le_bytes))),
-        ("dirfd", bytes_of(&|c| le(&c.events.dirfd, i32::to_le_bytes))),
-        ("path", bytes_of(&|c| le(&c.events.path, u32::to_le_bytes))),
-        ("path2", bytes_of(&|c| le(&c.events.path2, u32::to_le_bytes))),
+        ("ts (byte planes)", col(&|s| &s.ts)),
+        ("tid", col(&|s| &s.tid)),
+        ("process", col(&|s| &s.process)),
+        ("etype", col(&|s| &s.etype)),
+        ("ret", col(&|s| &s.ret)),
+        ("flags", col(&|s| &s.flags)),
+        ("mode", col(&|s| &s.mode)),
+        ("dirfd", col(&|s| &s.dirfd)),
+        ("path (references)", col(&|s| &s.path)),
+        ("path2 (references)", col(&|s| &s.path2)),
         ("strings", bytes_of(&|c| c.strings.join("\n").into_bytes())),
         ("paths", bytes_of(&|c| rkyv::to_bytes::<rkyv::rancor::Error>(&c.paths).unwrap().to_vec())),
         ("processes", bytes_of(&|c| rkyv::to_bytes::<rkyv::rancor::Error>(&c.processes).unwrap().to_vec())),
@@ -161,6 +160,9 @@ fn main() {
         best * 1e3
     );
 
+    format2_comparison(&owned, events);
+    what_if(&owned, events);
+
     // zstd level table: re-encode the same chunks.
     println!("## zstd level table (same chunks re-encoded)\n");
     println!("| level | bytes/event | write M events/s | read M events/s |");
@@ -193,4 +195,292 @@ fn main() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Format 2's chunk layout (until 2026-11-27): plain arrays, zigzag time differences, path
+/// references 0 = none, 1 = next new path, n ≥ 2 = path n − 2.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+struct Format2Chunk {
+    strings: Vec<String>,
+    paths: Format2Paths,
+    processes: Vec<Process>,
+    ts_base: u64,
+    ts_delta: Vec<u64>,
+    tid: Vec<u32>,
+    process: Vec<u32>,
+    etype: Vec<u16>,
+    ret: Vec<i64>,
+    flags: Vec<u32>,
+    mode: Vec<u32>,
+    dirfd: Vec<i32>,
+    path: Vec<u32>,
+    path2: Vec<u32>,
+    drops: u64,
+}
+
+/// Format 2's path table: shared byte counts, remainder lengths and remainders as three arrays.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+struct Format2Paths {
+    shared: Vec<u16>,
+    suffix_len: Vec<u32>,
+    suffixes: String,
+}
+
+impl Format2Paths {
+    fn from_paths(paths: &[String]) -> Self {
+        let mut t = Self { shared: Vec::new(), suffix_len: Vec::new(), suffixes: String::new() };
+        let mut prev = "";
+        for p in paths {
+            let mut shared = prev.bytes().zip(p.bytes()).take_while(|(a, b)| a == b).count().min(u16::MAX as usize);
+            while !p.is_char_boundary(shared) {
+                shared -= 1;
+            }
+            t.shared.push(shared as u16);
+            t.suffix_len.push((p.len() - shared) as u32);
+            t.suffixes.push_str(&p[shared..]);
+            prev = p;
+        }
+        t
+    }
+}
+
+impl ArchivedFormat2Paths {
+    fn len(&self) -> usize {
+        self.shared.len()
+    }
+
+    /// Format 2's expansion, with its checks.
+    fn expand(&self) -> (String, Vec<u32>) {
+        let suffixes = self.suffixes.as_str();
+        let (mut buf, mut ends) = (String::with_capacity(suffixes.len() * 4), Vec::with_capacity(self.len()));
+        let (mut at, mut prev_start) = (0usize, 0usize);
+        for (sh, len) in self.shared.iter().zip(self.suffix_len.iter()) {
+            let (sh, len) = (sh.to_native() as usize, len.to_native() as usize);
+            let start = buf.len();
+            assert!(sh <= start - prev_start && buf[prev_start..start].is_char_boundary(sh));
+            let suffix = suffixes.get(at..at + len).unwrap();
+            buf.extend_from_within(prev_start..prev_start + sh);
+            buf.push_str(suffix);
+            at += len;
+            prev_start = start;
+            ends.push(buf.len() as u32);
+        }
+        (buf, ends)
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+impl Format2Chunk {
+    fn from_chunk(c: &Chunk) -> Self {
+        let e = &c.events;
+        let ts_base = e.ts_ns.first().copied().unwrap_or(0);
+        let mut prev = ts_base;
+        let mut next_new = 0u32;
+        let mut path_ref = |id: u32| {
+            if id == NONE {
+                0
+            } else if id == next_new {
+                next_new += 1;
+                1
+            } else {
+                id + 2
+            }
+        };
+        let (mut path, mut path2) = (Vec::new(), Vec::new());
+        for (&a, &b) in e.path.iter().zip(&e.path2) {
+            path.push(path_ref(a));
+            path2.push(path_ref(b));
+        }
+        Self {
+            strings: c.strings.clone(),
+            paths: Format2Paths::from_paths(&c.paths.to_vec()),
+            processes: c.processes.clone(),
+            ts_base,
+            ts_delta: e
+                .ts_ns
+                .iter()
+                .map(|&t| {
+                    let d = zigzag(t.wrapping_sub(prev) as i64);
+                    prev = t;
+                    d
+                })
+                .collect(),
+            tid: e.tid.clone(),
+            process: e.process.clone(),
+            etype: e.etype.clone(),
+            ret: e.ret.clone(),
+            flags: e.flags.clone(),
+            mode: e.mode.clone(),
+            dirfd: e.dirfd.clone(),
+            path,
+            path2,
+            drops: c.drops,
+        }
+    }
+}
+
+/// Format 2's decoder, as it was: zstd, bytecheck, reference checks, path expansion, events.
+fn decode_format2(payload: &[u8], raw_len: usize, sink: &mut u64) -> u64 {
+    let mut bytes = rkyv::util::AlignedVec::<16>::with_capacity(raw_len);
+    bytes.resize(raw_len, 0);
+    zstd::bulk::Decompressor::new().unwrap().decompress_to_buffer(payload, &mut bytes[..]).unwrap();
+    let c = rkyv::access::<ArchivedFormat2Chunk, rkyv::rancor::Error>(&bytes).unwrap();
+    let nproc = c.processes.len() as u32;
+    assert!(c.process.iter().all(|p| p.to_native() < nproc));
+    let (mut next_new, npaths) = (0u32, c.paths.len() as u32);
+    for (a, b) in c.path.iter().zip(c.path2.iter()) {
+        for r in [a.to_native(), b.to_native()] {
+            let id = match r {
+                0 => NONE,
+                1 => {
+                    next_new += 1;
+                    next_new - 1
+                }
+                n => n - 2,
+            };
+            assert!(id == NONE || id < npaths);
+        }
+    }
+    let _paths = c.paths.expand();
+    let (mut ts, mut next_new) = (c.ts_base.to_native(), 0u32);
+    let mut path_id = |r: u32| match r {
+        0 => NONE,
+        1 => {
+            next_new += 1;
+            next_new - 1
+        }
+        n => n - 2,
+    };
+    let n = c.ts_delta.len();
+    for i in 0..n {
+        let d = c.ts_delta[i].to_native();
+        ts = ts.wrapping_add((((d >> 1) as i64) ^ -((d & 1) as i64)) as u64);
+        let e = Event {
+            ts_ns: ts,
+            tid: c.tid[i].to_native(),
+            process: c.process[i].to_native(),
+            etype: c.etype[i].to_native(),
+            ret: c.ret[i].to_native(),
+            flags: c.flags[i].to_native(),
+            mode: c.mode[i].to_native(),
+            dirfd: c.dirfd[i].to_native(),
+            path: path_id(c.path[i].to_native()),
+            path2: path_id(c.path2[i].to_native()),
+        };
+        *sink = sink.wrapping_add(e.ts_ns ^ e.path as u64 ^ e.process as u64 ^ e.ret as u64);
+    }
+    n as u64
+}
+
+/// The same chunks in format 2 and in this format: size and single-core decode (zstd, validation,
+/// every event materialised; no hash check), interleaved in one run so machine load affects both.
+fn format2_comparison(owned: &[Chunk], events: u64) {
+    let encode = |raw: &[u8]| (zstd::bulk::compress(raw, 3).unwrap(), raw.len());
+    let old: Vec<(Vec<u8>, usize)> = owned
+        .iter()
+        .map(|c| encode(&rkyv::to_bytes::<rkyv::rancor::Error>(&Format2Chunk::from_chunk(c)).unwrap()))
+        .collect();
+    let new: Vec<(Vec<u8>, usize)> =
+        owned.iter().map(|c| encode(&rkyv::to_bytes::<rkyv::rancor::Error>(c).unwrap())).collect();
+    let frame = 88.0 * owned.len() as f64;
+    let size = |v: &[(Vec<u8>, usize)]| (v.iter().map(|p| p.0.len()).sum::<usize>() as f64 + frame) / events as f64;
+    let raw = |v: &[(Vec<u8>, usize)]| v.iter().map(|p| p.1).sum::<usize>() as f64 / events as f64;
+    let (mut best_old, mut best_new, mut sink) = (f64::MAX, f64::MAX, 0u64);
+    for _ in 0..7 {
+        let t = Instant::now();
+        let n: u64 = old.iter().map(|(p, len)| decode_format2(p, *len, &mut sink)).sum();
+        best_old = best_old.min(t.elapsed().as_secs_f64());
+        assert_eq!(n, events);
+        let t = Instant::now();
+        let mut n = 0u64;
+        for (p, len) in &new {
+            let d = decode_payload(p, *len as u32).unwrap();
+            for e in d.chunk().events.iter() {
+                sink = sink.wrapping_add(e.ts_ns ^ e.path as u64 ^ e.process as u64 ^ e.ret as u64);
+                n += 1;
+            }
+        }
+        best_new = best_new.min(t.elapsed().as_secs_f64());
+        assert_eq!(n, events);
+    }
+    std::hint::black_box(sink);
+    println!("## This format against format 2 (same chunks, zstd -3; decode best of 7, interleaved)\n");
+    println!("| layout | bytes/event (chunk frames) | raw bytes/event | decode M events/s |");
+    println!("|---|---|---|---|");
+    for (name, v, best) in [("format 2 (plain arrays)", &old, best_old), ("format 3 (this build)", &new, best_new)] {
+        println!("| {name} | {:.2} | {:.1} | {:.1} |", size(v), raw(v), events as f64 / best / 1e6);
+    }
+    println!();
+}
+
+/// Bytes per event of `chunks` as chunk frames (rkyv, zstd at `level`, 88-byte frame headers).
+fn frames_size(chunks: &[Chunk], level: i32, events: u64) -> f64 {
+    let bytes: usize = chunks
+        .iter()
+        .map(|c| zstd::bulk::compress(&rkyv::to_bytes::<rkyv::rancor::Error>(c).unwrap(), level).unwrap().len() + 88)
+        .sum();
+    bytes as f64 / events as f64
+}
+
+/// `k` consecutive chunks as one (what a longer chunk interval would write).
+fn merge(chunks: &[Chunk]) -> Chunk {
+    let mut b = lanner_formats::archive::ChunkBuilder::new();
+    for c in chunks {
+        let paths = c.paths.to_vec();
+        let mut map = Vec::new();
+        for p in &c.processes {
+            let mut q = p.clone();
+            let s = |id: u32| c.strings.get(id as usize).map(String::as_str);
+            for (dst, src) in [
+                (&mut q.name, p.name),
+                (&mut q.exe, p.exe),
+                (&mut q.exepath, p.exepath),
+                (&mut q.args, p.args),
+                (&mut q.cwd, p.cwd),
+                (&mut q.container_id, p.container_id),
+                (&mut q.container_name, p.container_name),
+                (&mut q.container_image, p.container_image),
+                (&mut q.k8s_pod, p.k8s_pod),
+                (&mut q.k8s_ns, p.k8s_ns),
+            ] {
+                *dst = b.intern_opt(s(src));
+            }
+            q.parent = map.get(p.parent as usize).copied().unwrap_or(NONE);
+            map.push(b.add_process(q));
+        }
+        for e in c.events.iter() {
+            let path = paths.get(e.path as usize).map_or(NONE, |p| b.intern_path(p));
+            let path2 = paths.get(e.path2 as usize).map_or(NONE, |p| b.intern_path(p));
+            b.push(Event { process: map[e.process as usize], path, path2, ..e });
+        }
+    }
+    b.take()
+}
+
+/// Sizes under other choices: lossy time resolutions, longer chunks, zstd levels (for the
+/// size target's analysis; none of these is what the capture writes by default).
+fn what_if(owned: &[Chunk], events: u64) {
+    println!("## What other choices would give (same events; bytes/event as chunk frames)\n");
+    println!("| variant | bytes/event |");
+    println!("|---|---|");
+    println!("| as written (1 s chunks, ns times, zstd -3) | {:.2} |", frames_size(owned, 3, events));
+    for (name, q) in [("10 ns", 10u64), ("100 ns", 100), ("1 µs", 1000)] {
+        let coarse: Vec<Chunk> = owned
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                c.events.ts_ns.iter_mut().for_each(|t| *t -= *t % q);
+                c
+            })
+            .collect();
+        println!("| times truncated to {name} (lossy) | {:.2} |", frames_size(&coarse, 3, events));
+    }
+    for k in [2, 4] {
+        let merged: Vec<Chunk> = owned.chunks(k).map(merge).collect();
+        println!("| chunks of {k} s (--chunk-interval {k}s) | {:.2} |", frames_size(&merged, 3, events));
+    }
+    println!();
 }

@@ -55,7 +55,8 @@ fn sample_chunk(b: &mut ChunkBuilder, n: u32) -> lanner_formats::event::Chunk {
     });
     let child = b.add_process(Process { pid: 2, ppid: 1, parent, ..b_process(name, exe, args, cwd) });
     for i in 0..n {
-        let path = b.intern_path(&format!("/etc/f{i}"));
+        // Pairs of events share a path (a thread-cache reference), and paths recur (distances).
+        let path = b.intern_path(&format!("/etc/f{}", (i / 2) % 7));
         b.push(Event {
             ts_ns: 1_000 + i as u64,
             tid: 2,

@@ -38,8 +38,8 @@ impl ChunkBuilder {
 
     /// Returns the id of event path `p` in this chunk's path table, adding it if needed.
     ///
-    /// Intern an event's paths just before pushing it (first path, then second): ids are then
-    /// assigned in order of first use, which the path columns encode in almost no space.
+    /// The id is final only for events of this builder: [`Self::take`] renumbers paths in
+    /// order of first use, which the stored path references encode in almost no space.
     pub fn intern_path(&mut self, p: &str) -> u32 {
         if let Some(&id) = self.path_ids.get(p) {
             return id;
@@ -86,8 +86,23 @@ impl ChunkBuilder {
         self.string_ids.clear();
         self.path_ids.clear();
         let mut chunk = std::mem::take(&mut self.chunk);
+        // Number paths in order of first use (first path before second), which the stored path
+        // references need, whatever order they were interned in; unused paths are dropped.
+        let mut renumber = vec![NONE; self.paths.len()];
+        let mut used = Vec::with_capacity(self.paths.len());
+        for e in &mut self.events {
+            for id in [&mut e.path, &mut e.path2] {
+                if let Some(slot) = renumber.get_mut(*id as usize) {
+                    if *slot == NONE {
+                        *slot = used.len() as u32;
+                        used.push(std::mem::take(&mut self.paths[*id as usize]));
+                    }
+                    *id = *slot;
+                }
+            }
+        }
         chunk.events = EventColumns::from_events(&self.events);
-        chunk.paths = PathTable::from_paths(&self.paths);
+        chunk.paths = PathTable::from_paths(&used);
         self.events.clear();
         self.paths.clear();
         chunk

@@ -61,6 +61,14 @@ pub enum ArchiveError {
         /// What is wrong.
         what: String,
     },
+    /// A chunk handed to the writer cannot be stored (nothing was written).
+    #[error("{path}: chunk not written: {what}")]
+    InvalidChunk {
+        /// The segment.
+        path: PathBuf,
+        /// What is wrong with the chunk.
+        what: String,
+    },
     /// One chunk is damaged; the others are still usable.
     #[error("{path}: chunk {index} at byte offset {offset}: {what}")]
     CorruptChunk {

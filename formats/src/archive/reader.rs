@@ -141,7 +141,8 @@ impl SegmentReader {
             });
         }
         if major < FORMAT_MAJOR {
-            // Version 1 process records lack the terminal and login uid (2026-11-27).
+            // Version 1 process records lack the terminal and login uid; version 2 stored event
+            // columns as plain arrays (both 2026-11-27).
             return Err(bad(
                 8,
                 format!(
@@ -404,15 +405,5 @@ fn check_references(c: &ArchivedChunk) -> Result<(), String> {
             }
         }
     }
-    let ev = &c.events;
-    if !ev.is_consistent() {
-        return Err("event columns have different lengths".into());
-    }
-    if let Some(i) = ev.process.iter().position(|p| p.to_native() >= nproc) {
-        return Err(format!("event {i} references missing process {}", ev.process[i].to_native()));
-    }
-    if let Err(i) = ev.check_paths(c.paths.len() as u32) {
-        return Err(format!("event {i} references a missing path"));
-    }
-    Ok(())
+    c.events.validate(nproc, c.paths.len() as u32)
 }

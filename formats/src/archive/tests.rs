@@ -181,11 +181,14 @@ fn short_garbage_and_newer_versions_are_refused_clearly() {
     fs::write(&path, &bytes).unwrap();
     let msg = SegmentReader::open(&path).err().unwrap().to_string();
     assert!(msg.contains("version 9.0 is newer"), "{msg}");
-    // Version 1 predates the process records' terminal and login uid.
-    bytes[8] = 1;
-    fs::write(&path, &bytes).unwrap();
-    let msg = SegmentReader::open(&path).err().unwrap().to_string();
-    assert!(msg.contains("byte offset 8") && msg.contains("version 1.0 is older"), "{msg}");
+    // Version 1 predates the process records' terminal and login uid; version 2 stored plain
+    // event columns.
+    for old in [1, 2] {
+        bytes[8] = old;
+        fs::write(&path, &bytes).unwrap();
+        let msg = SegmentReader::open(&path).err().unwrap().to_string();
+        assert!(msg.contains("byte offset 8") && msg.contains(&format!("version {old}.0 is older")), "{msg}");
+    }
 }
 
 #[test]
@@ -241,4 +244,54 @@ fn a_chunk_holding_only_drops_is_written_and_read_back() {
     assert_eq!(headers, [(5, 0), (0, 7), (3, u32::MAX)]);
     let drops: Vec<u64> = r.chunks().iter().map(|c| r.decode(c).unwrap().chunk().drops.to_native()).collect();
     assert_eq!(drops, [0, 7, (u32::MAX as u64) + 9]);
+}
+
+#[test]
+fn paths_interned_in_any_order_are_renumbered_by_first_use() {
+    let mut b = ChunkBuilder::new();
+    let mut p = sample_chunk(&mut ChunkBuilder::new(), 0).processes[0].clone();
+    (p.name, p.exe, p.exepath, p.args, p.cwd, p.container_id) = (NONE, NONE, NONE, NONE, NONE, NONE);
+    (p.container_image, p.k8s_pod, p.k8s_ns) = (NONE, NONE, NONE);
+    let proc_idx = b.add_process(p);
+    // Interned out of order, one never used.
+    let (c, unused, a) = (b.intern_path("/c"), b.intern_path("/unused"), b.intern_path("/a"));
+    assert_eq!((c, unused, a), (0, 1, 2));
+    let ev = |path, path2| Event {
+        ts_ns: 5,
+        tid: 9,
+        process: proc_idx,
+        etype: 2,
+        ret: 0,
+        flags: 0,
+        mode: 0,
+        dirfd: -100,
+        path,
+        path2,
+    };
+    b.push(ev(a, c));
+    b.push(ev(c, NONE));
+    b.push(ev(a, a));
+    let chunk = b.take();
+    assert_eq!(chunk.paths.to_vec(), ["/a", "/c"]);
+    assert_eq!((chunk.events.path.clone(), chunk.events.path2.clone()), (vec![0, 1, 0], vec![1, NONE, 0]));
+    let d = crate::archive::DecodedChunk::from_chunk(&chunk).unwrap();
+    let names: Vec<_> = d.chunk().events.iter().map(|e| (d.paths().get(e.path), d.paths().get(e.path2))).collect();
+    assert_eq!(names, [(Some("/a"), Some("/c")), (Some("/c"), None), (Some("/a"), Some("/a"))]);
+}
+
+#[test]
+fn a_hand_built_chunk_with_path_ids_out_of_order_is_refused_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seg.lnr");
+    let mut w = SegmentWriter::create(&path, &SegmentMeta::default(), 3).unwrap();
+    let mut chunk = sample_chunk(&mut ChunkBuilder::new(), 3);
+    chunk.events.path[0] = 2;
+    let before = w.len();
+    let msg = w.append(&chunk).expect_err("refused").to_string();
+    assert!(
+        msg.contains("seg.lnr: chunk not written") && msg.contains("event 0 uses path id 2 before path id 0"),
+        "{msg}"
+    );
+    assert_eq!(w.len(), before);
+    assert_eq!(fs::metadata(&path).unwrap().len(), before, "nothing written");
 }
