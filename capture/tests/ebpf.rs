@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{analyze_bin, cgroup2_root, skip_or_fail, Capture};
+use common::{analyze_bin, cgroup2_root, query, skip_or_fail, Capture};
 use lanner_formats::archive::SegmentReader;
 use lanner_formats::event::{oflags, Chunk, NONE};
 use lanner_formats::syscall::EventType;
@@ -624,19 +624,9 @@ os.waitpid(os.posix_spawn("/bin/true", ["true"], os.environ), 0)
     let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let (spool, _) = cap.stop();
-    let out = Command::new(analyze_bin())
-        // (python3 may be a pyenv shim: a shell script that forks before it execs python.)
-        .args([
-            "query",
-            "-p",
-            "%evt.arg.flags",
-            &format!("evt.type = clone and proc.pid = {pid} and proc.name startswith python"),
-        ])
-        .arg(spool.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let flags: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    // (python3 may be a pyenv shim: a shell script that forks before it execs python.)
+    let filter = format!("evt.type = clone and proc.pid = {pid} and proc.name startswith python");
+    let flags = query(spool.path(), &filter, "%evt.arg.flags");
     assert_eq!(flags.len(), 3, "{flags:?}");
     assert_eq!(flags[0], "CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID", "fork: {flags:?}");
     for bit in ["CLONE_VM", "CLONE_FS", "CLONE_FILES", "CLONE_SIGHAND", "CLONE_THREAD", "CLONE_SETTLS"] {
