@@ -23,9 +23,9 @@ use aya_ebpf::{
     EbpfContext,
 };
 use lanner_formats::wire::{
-    desc, kernel_offsets as so, RecordHeader, RecordKind, SockInfo, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED,
-    HEADER_LEN, MAX_ARG, MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, REGS_WINDOW_WORDS, SCRATCH_LEN, SOCK_INFO_LEN,
-    SYSCALL_DESC_ENTRIES,
+    desc, kernel_offsets as so, RecordHeader, RecordKind, SockInfo, COUNTER_COMPAT, COUNTER_DROPS, COUNTER_ENTRIES,
+    COUNTER_UNPAIRED, HEADER_LEN, MAX_ARG, MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, REGS_WINDOW_WORDS, SCRATCH_LEN,
+    SOCK_INFO_LEN, SYSCALL_DESC_ENTRIES,
 };
 
 /// Thread-group id of the capture process itself; its syscalls are not recorded.
@@ -282,14 +282,16 @@ pub fn lanner_raw_sys_exit(ctx: RawTracePointContext) -> i32 {
     if (pid_tgid >> 32) as u32 == own_tgid() {
         return 0;
     }
+    if in_compat_syscall() {
+        // A 32-bit syscall: its number and argument registers mean something else; every one
+        // is counted, so the gap is reported.
+        bump(COUNTER_COMPAT);
+        return 0;
+    }
     let regs: u64 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     let Some(nr) = kread::<i32>(regs + kernel_off(so::REGS_NR)) else { return 0 };
     let Some(d) = traced(nr) else { return 0 };
-    if in_compat_syscall() {
-        // A 32-bit process: its syscall numbers and argument registers mean something else.
-        return 0;
-    }
     let args = if d & desc::EXEC != 0 { stashed_args(pid_tgid as u32, nr) } else { register_args(regs) };
     record_exit(pid_tgid, nr, d, ret, args) as i32
 }

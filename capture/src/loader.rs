@@ -5,7 +5,7 @@ use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use lanner_formats::syscall::{self, TABLE};
-use lanner_formats::wire::{desc, COUNTER_DROPS, COUNTER_UNPAIRED, SYSCALL_DESC_ENTRIES};
+use lanner_formats::wire::{desc, COUNTER_COMPAT, COUNTER_DROPS, COUNTER_UNPAIRED, SYSCALL_DESC_ENTRIES};
 
 static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lanner"));
 
@@ -48,6 +48,8 @@ pub struct KernelCounters {
     pub drops: u64,
     /// Syscall exits seen without their entry (e.g. started before capture).
     pub unpaired: u64,
+    /// Syscalls of 32-bit processes, which are not recorded (their numbers and registers differ).
+    pub compat: u64,
 }
 
 impl Probes {
@@ -147,7 +149,7 @@ impl Probes {
     /// Reads the kernel counters.
     pub fn counters(&self) -> KernelCounters {
         let sum = |i: u32| self.counters.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
-        KernelCounters { drops: sum(COUNTER_DROPS), unpaired: sum(COUNTER_UNPAIRED) }
+        KernelCounters { drops: sum(COUNTER_DROPS), unpaired: sum(COUNTER_UNPAIRED), compat: sum(COUNTER_COMPAT) }
     }
 }
 

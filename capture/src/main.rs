@@ -239,6 +239,13 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         // even with no events) marks where the gap is.
         let now = probes.counters();
         metrics.kernel_drops.store(now.drops, Ordering::Relaxed);
+        metrics.compat_syscalls.store(now.compat, Ordering::Relaxed);
+        if now.compat > 0 && seen.compat == 0 {
+            log::warn!(
+                "a 32-bit process is making syscalls; capture does not record 32-bit syscalls (counted in \
+                 lanner_capture_compat_syscalls_total and at stop)"
+            );
+        }
         if now.drops > seen.drops {
             spool.add_drops(now.drops - seen.drops);
             unlogged_drops += now.drops - seen.drops;
@@ -265,10 +272,11 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     let (events, lost) = (spool.events_written, spool.events_lost);
     let segments = spool.close();
     log::info!(
-        "stopped: {events} events in {} segment(s); lost (spool not writable) {lost}, kernel drops {}, unpaired exits {}, malformed records {bad_records}, unknown syscalls {}",
+        "stopped: {events} events in {} segment(s); lost (spool not writable) {lost}, kernel drops {}, unpaired exits {}, 32-bit syscalls not recorded {}, malformed records {bad_records}, unknown syscalls {}",
         segments.len(),
         seen.drops,
         seen.unpaired,
+        seen.compat,
         table.unknown_records
     );
     for s in &segments {

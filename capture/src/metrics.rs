@@ -18,6 +18,8 @@ pub struct Metrics {
     pub records_read: AtomicU64,
     /// Records the kernel dropped because the ring buffer was full.
     pub kernel_drops: AtomicU64,
+    /// Syscalls of 32-bit processes, not recorded.
+    pub compat_syscalls: AtomicU64,
     /// Events lost because their chunk could not be written (disk full, I/O error).
     pub lost_events: AtomicU64,
     /// Chunk writes that failed.
@@ -61,9 +63,15 @@ impl Metrics {
         for (name, n) in &events {
             let _ = writeln!(s, "lanner_capture_events_total{{syscall=\"{name}\"}} {n}");
         }
-        let scalars: [(&str, &str, &str, &AtomicU64); 11] = [
+        let scalars: [(&str, &str, &str, &AtomicU64); 12] = [
             ("records_read_total", "counter", "Ring-buffer records read from the kernel.", &self.records_read),
             ("kernel_drops_total", "counter", "Records the kernel dropped (ring buffer full).", &self.kernel_drops),
+            (
+                "compat_syscalls_total",
+                "counter",
+                "Syscalls of 32-bit processes, which capture does not record.",
+                &self.compat_syscalls,
+            ),
             (
                 "lost_events_total",
                 "counter",

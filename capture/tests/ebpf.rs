@@ -635,6 +635,37 @@ os.waitpid(os.posix_spawn("/bin/true", ["true"], os.environ), 0)
     assert_eq!(flags[2], "CLONE_VM|CLONE_VFORK", "posix_spawn: {flags:?}");
 }
 
+/// 32-bit syscalls (here `int $0x80` from a 64-bit process, as a 32-bit binary makes them) are
+/// not recorded, but every one is counted and reported.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn thirty_two_bit_syscalls_are_counted_not_lost_silently() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("int80.c");
+    std::fs::write(
+        &src,
+        "int main(void) { for (int i = 0; i < 1000; i++) { long r; \
+         __asm__ volatile (\"int $0x80\" : \"=a\"(r) : \"a\"(20L) : \"r8\", \"r9\", \"r10\", \"r11\", \"memory\"); } \
+         return 0; }\n",
+    )
+    .unwrap();
+    let bin = work.path().join("int80");
+    let cc = Command::new("cc").arg("-O1").arg("-o").arg(&bin).arg(&src).output().unwrap();
+    assert!(cc.status.success(), "cc: {}", String::from_utf8_lossy(&cc.stderr));
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
+    assert!(Command::new(&bin).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    let (_spool, log) = cap.stop();
+    let counted: u64 = log
+        .iter()
+        .find_map(|l| l.split("32-bit syscalls not recorded ").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no 32-bit count in the stop line: {log:?}"));
+    assert!(counted >= 1000, "{counted} 32-bit syscalls counted, 1000 made: {log:?}");
+    assert!(log.iter().any(|l| l.contains("a 32-bit process is making syscalls")), "{log:?}");
+}
+
 #[test]
 fn exec_records_carry_the_controlling_terminal_and_login_uid() {
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };

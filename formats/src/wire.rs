@@ -260,5 +260,7 @@ pub const SYSCALL_DESC_ENTRIES: u32 = 1024;
 pub const COUNTER_DROPS: u32 = 0;
 /// Index of the "exit without a matching enter" counter in the per-CPU `COUNTERS` map.
 pub const COUNTER_UNPAIRED: u32 = 1;
+/// Index of the "32-bit syscall not recorded" counter in the per-CPU `COUNTERS` map.
+pub const COUNTER_COMPAT: u32 = 2;
 /// Number of entries of the per-CPU `COUNTERS` map.
 pub const COUNTER_ENTRIES: u32 = 4;
