@@ -62,7 +62,7 @@ struct Stash {
 }
 
 #[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+static EVENTS: RingBuf = RingBuf::with_byte_size(32 << 20, 0);
 
 #[map]
 static STASH: LruHashMap<u32, Stash> = LruHashMap::with_max_entries(16384, 0);

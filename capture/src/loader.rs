@@ -12,7 +12,7 @@ static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// Default size of the `EVENTS` ring buffer (the size compiled into the eBPF object).
-pub const DEFAULT_RING_BUFFER_BYTES: u32 = 16 << 20;
+pub const DEFAULT_RING_BUFFER_BYTES: u32 = 32 << 20;
 
 /// Parses and checks a ring buffer size: a power of two, a multiple of the page size, at most 1 GiB.
 pub fn parse_ring_buffer_bytes(s: &str) -> Result<u32, String> {

@@ -547,7 +547,7 @@ fn capture() -> Result<()> {
 
     // 3. Ramp: the sustained open rate at which the first drop appears (two paced generators).
     println!(
-        "## Sustained event rate ramp (2 paced generators, {step_secs:.0} s per step, default 16 MiB ring buffer)\n"
+        "## Sustained event rate ramp (2 paced generators, {step_secs:.0} s per step, default 32 MiB ring buffer)\n"
     );
     println!("| target events/s | achieved events/s | openat recorded | drops | capture CPU | capture peak RSS |");
     println!("|---|---|---|---|---|---|");
