@@ -76,9 +76,7 @@ impl ContainerResolver {
         if container != HOST || !pod.is_empty() || !self.v1 {
             return (container, pod);
         }
-        known
-            .or_else(|| ids_of_process(pid).map(|(c, p)| (c.unwrap_or_else(|| HOST.to_owned()), p.unwrap_or_default())))
-            .unwrap_or((container, pod))
+        known.or_else(|| ids_of_process(pid).map(ids_or_host)).unwrap_or((container, pod))
     }
 
     /// The Kubernetes pod UID cgroup `id`'s path names, as of the last [`Self::resolve`].
@@ -154,6 +152,11 @@ pub fn ids_from_proc_cgroup(text: &str) -> (Option<String>, Option<String>) {
         // No container anywhere: a pod UID alone (a pod's sandbox) still counts.
         lines.iter().map(|(_, path)| ids(path)).find(|(_, pod)| pod.is_some()).unwrap_or_default()
     })
+}
+
+/// A (container id, pod UID) pair with `host` and an empty pod UID for what is not named.
+pub fn ids_or_host((container, pod): (Option<String>, Option<String>)) -> (String, String) {
+    (container.unwrap_or_else(|| HOST.to_owned()), pod.unwrap_or_default())
 }
 
 /// [`ids_from_proc_cgroup`] for process `pid` (`None` when its `/proc` entry is gone).

@@ -91,7 +91,7 @@ impl FdEntry {
             fdkind::FIFO
         } else if link.starts_with("socket:") {
             // The family is not visible here; the name stays empty like libsinsp's unknown sockets.
-            return Self { name: String::new(), kind: fdkind::UNKNOWN, cloexec: false };
+            return Self::new(String::new(), fdkind::UNKNOWN);
         } else if link.contains("eventpoll") {
             fdkind::EVENTPOLL
         } else if link.contains("eventfd") {
@@ -107,7 +107,12 @@ impl FdEntry {
         } else {
             fdkind::UNKNOWN
         };
-        Self { name: link, kind, cloexec: false }
+        Self::new(link, kind)
+    }
+
+    /// An fd named `name` of `kind`, without close-on-exec.
+    pub fn new(name: String, kind: u32) -> Self {
+        Self { name, kind, cloexec: false }
     }
 }
 
@@ -184,6 +189,7 @@ impl ProcessTable {
 
     fn adopt_snapshot(&mut self, s: ProcSnapshot) -> ProcInfo {
         let mut argv = s.argv.into_iter();
+        let (container_id, pod_uid) = crate::containers::ids_or_host(s.cgroup_ids);
         ProcInfo {
             pid: s.pid,
             ppid: s.ppid,
@@ -201,8 +207,8 @@ impl ProcessTable {
             version: self.bump(),
             exited_ns: None,
             cgroup_id: 0,
-            container_id: s.cgroup_ids.0.unwrap_or_else(|| crate::containers::HOST.to_owned()),
-            pod_uid: s.cgroup_ids.1.unwrap_or_default(),
+            container_id,
+            pod_uid,
             ..Default::default()
         }
     }
@@ -446,15 +452,9 @@ impl ProcessTable {
                 p.version = version;
                 if self.containers.uses_v1() {
                     // A runtime's process joins the container's v1 cgroups before it execs.
-                    if let Some((container, pod)) = crate::containers::ids_of_process(pid) {
-                        let (container, pod) = self.containers.resolve_process(
-                            pid,
-                            p.cgroup_id,
-                            Some((
-                                container.unwrap_or_else(|| crate::containers::HOST.to_owned()),
-                                pod.unwrap_or_default(),
-                            )),
-                        );
+                    if let Some(ids) = crate::containers::ids_of_process(pid) {
+                        let known = crate::containers::ids_or_host(ids);
+                        let (container, pod) = self.containers.resolve_process(pid, p.cgroup_id, Some(known));
                         if set_container(p, container, pod, self.runtime.as_mut()) {
                             refresh_metadata(self.k8s.as_ref(), self.runtime.as_mut(), p);
                         }
@@ -615,31 +615,26 @@ impl ProcessTable {
                 let mut e = match (family, si.as_ref().and_then(sock_ends)) {
                     (AF_UNIX, _) => {
                         let path = sa.map(|s| s.1).filter(|s| !s.is_empty());
-                        FdEntry {
-                            name: path.or(known.map(|k| k.name)).unwrap_or_default(),
-                            kind: fdkind::UNIX,
-                            cloexec,
-                        }
+                        FdEntry::new(path.or(known.map(|k| k.name)).unwrap_or_default(), fdkind::UNIX)
                     }
                     (_, Some((local, remote))) => match d.etype {
                         // libsinsp names a connection client -> server.
-                        Connect => FdEntry { name: format!("{local}->{remote}"), kind: conn_kind, cloexec },
-                        Accept | Accept4 => FdEntry { name: format!("{remote}->{local}"), kind: conn_kind, cloexec },
-                        _ => FdEntry { name: local, kind: server_kind, cloexec },
+                        Connect => FdEntry::new(format!("{local}->{remote}"), conn_kind),
+                        Accept | Accept4 => FdEntry::new(format!("{remote}->{local}"), conn_kind),
+                        _ => FdEntry::new(local, server_kind),
                     },
                     // No kernel description (no BTF): the user's sockaddr is all there is.
                     (AF_INET | AF_INET6, None) => match (d.etype, sa) {
                         (Connect, Some((_, ip, port))) => {
                             let any = if v6 { "::" } else { "0.0.0.0" };
-                            FdEntry { name: format!("{any}:0->{ip}:{port}"), kind: conn_kind, cloexec }
+                            FdEntry::new(format!("{any}:0->{ip}:{port}"), conn_kind)
                         }
-                        (Bind, Some((_, ip, port))) => {
-                            FdEntry { name: format!("{ip}:{port}"), kind: server_kind, cloexec }
-                        }
-                        _ => known.unwrap_or(FdEntry { name: String::new(), kind: conn_kind, cloexec }),
+                        (Bind, Some((_, ip, port))) => FdEntry::new(format!("{ip}:{port}"), server_kind),
+                        _ => known.unwrap_or(FdEntry::new(String::new(), conn_kind)),
                     },
                     _ => known.unwrap_or_default(),
                 };
+                // The socket's close-on-exec flag (or accept4's for the new fd) whatever the name.
                 e.cloexec = cloexec;
                 if ok || (d.etype == Connect && r.ret == -EINPROGRESS) {
                     p.fds.insert(fd, e.clone());
