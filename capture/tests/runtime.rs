@@ -148,10 +148,12 @@ fn a_process_in_a_cgroup_v1_docker_cgroup_gets_its_container_from_proc() {
     let mut dirs = CgroupDirs(Vec::new());
     let cg = dirs.create(&cpu, &["docker".to_owned(), id.clone()]);
     // The shell joins the v1 cgroup only (its v2 cgroup, the id the kernel gives, stays the
-    // test's); each cat it starts execs in the container's cgroup.
+    // test's); each `sh -c` it starts execs in the container's cgroup and lives 0.2 s, so capture
+    // reads its /proc cgroup file while it exists (a process gone before that keeps its parent's
+    // ids: the documented limit on v1 hosts), and its cat inherits the ids.
     let marker = format!("/dev/null/v1-{tag}");
     let script = format!(
-        "echo $$ > {}/cgroup.procs && for i in 1 2 3; do cat {marker} 2>/dev/null; sleep 0.2; done; exit 0",
+        "echo $$ > {}/cgroup.procs && for i in 1 2 3; do sh -c 'sleep 0.2; cat {marker} 2>/dev/null'; done; exit 0",
         cg.display()
     );
     let st = Command::new("sh").args(["-c", &script]).status().unwrap();
