@@ -9,7 +9,7 @@
 #![no_main]
 
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::BPF_RB_NO_WAKEUP,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         generated::{
@@ -17,15 +17,15 @@ use aya_ebpf::{
             bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str, bpf_ringbuf_output, bpf_task_pt_regs,
         },
     },
-    macros::{map, raw_tracepoint, tracepoint},
+    macros::{btf_tracepoint, map, tracepoint},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
-    programs::{RawTracePointContext, TracePointContext},
+    programs::{BtfTracePointContext, TracePointContext},
     EbpfContext,
 };
 use lanner_formats::wire::{
     desc, kernel_offsets as so, RecordHeader, RecordKind, SockInfo, COUNTER_COMPAT, COUNTER_DROPS, COUNTER_ENTRIES,
-    COUNTER_UNPAIRED, HEADER_LEN, MAX_ARG, MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, REGS_WINDOW_WORDS, SCRATCH_LEN,
-    SOCK_INFO_LEN, SYSCALL_DESC_ENTRIES,
+    COUNTER_UNPAIRED, HEADER_LEN, MAX_ARG, MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, SCRATCH_LEN, SOCK_INFO_LEN,
+    SYSCALL_DESC_ENTRIES,
 };
 
 /// Thread-group id of the capture process itself; its syscalls are not recorded.
@@ -50,9 +50,6 @@ const AF_INET6: u16 = 10;
 const EINPROGRESS: i64 = 115;
 const F_DUPFD: u64 = 0;
 const F_DUPFD_CLOEXEC: u64 = 1030;
-
-/// Wake the reader when the backlog crosses this many bytes; otherwise it polls on a short timer.
-const WAKEUP_BYTES: u64 = 256 * 1024;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -96,10 +93,60 @@ fn ctx_read<T: Copy>(ctx: &TracePointContext, off: usize) -> T {
     unsafe { core::ptr::read_unaligned((ctx.as_ptr() as *const u8).add(off) as *const T) }
 }
 
+/// The thread a program runs for: its task (a BTF pointer) and `pid_tgid`.
+#[derive(Clone, Copy)]
+struct Current {
+    task: *const u8,
+    pid_tgid: u64,
+}
+
+/// The current thread, or `None` for capture's own threads (never recorded).
 #[inline(always)]
-fn fill_header(buf: *mut u8, kind: RecordKind, nr: u32, pid_tgid: u64, ret: i64, args: &[u64; 6]) {
+fn current() -> Option<Current> {
+    // SAFETY: returns the current task as a BTF pointer; only read through `btf_load`.
+    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+    let pid_tgid = match kernel_off(so::TASK_PID) {
+        0 => bpf_get_current_pid_tgid(),
+        off => {
+            let tgid = btf_load::<i32>(task, kernel_off(so::TASK_TGID)) as u32 as u64;
+            (tgid << 32) | btf_load::<i32>(task, off) as u32 as u64
+        }
+    };
+    ((pid_tgid >> 32) as u32 != own_tgid()).then_some(Current { task, pid_tgid })
+}
+
+/// The thread's uid (low half) and gid (high half), as `bpf_get_current_uid_gid()`.
+#[inline(always)]
+fn uid_gid(cur: &Current) -> u64 {
+    match kernel_off(so::TASK_CRED) {
+        0 => bpf_get_current_uid_gid(),
+        off => {
+            let cred: *const u8 = btf_load(cur.task, off);
+            let gid = btf_load::<u32>(cred, kernel_off(so::CRED_GID)) as u64;
+            (gid << 32) | btf_load::<u32>(cred, kernel_off(so::CRED_UID)) as u64
+        }
+    }
+}
+
+/// The thread's cgroup v2 id, as `bpf_get_current_cgroup_id()`.
+#[inline(always)]
+fn cgroup_id(cur: &Current) -> u64 {
+    match kernel_off(so::TASK_CGROUPS) {
+        // SAFETY: a helper without arguments.
+        0 => unsafe { bpf_get_current_cgroup_id() },
+        off => {
+            let css_set: *const u8 = btf_load(cur.task, off);
+            let cgroup: *const u8 = btf_load(css_set, kernel_off(so::CSS_SET_DFL_CGRP));
+            let kn: *const u8 = btf_load(cgroup, kernel_off(so::CGROUP_KN));
+            btf_load(kn, kernel_off(so::KERNFS_NODE_ID))
+        }
+    }
+}
+
+#[inline(always)]
+fn fill_header(buf: *mut u8, kind: RecordKind, nr: u32, cur: &Current, ret: i64, args: &[u64; 6]) {
     let h = buf as *mut RecordHeader;
-    let comm = bpf_get_current_comm().unwrap_or([0u8; 16]);
+    let comm = current_comm(cur);
     // SAFETY: `buf` points at a scratch buffer of SCRATCH_LEN > HEADER_LEN bytes.
     unsafe {
         (*h).kind = kind as u16;
@@ -108,14 +155,27 @@ fn fill_header(buf: *mut u8, kind: RecordKind, nr: u32, pid_tgid: u64, ret: i64,
         (*h).nr = nr;
         (*h)._pad2 = 0;
         (*h).ts_boot_ns = bpf_ktime_get_boot_ns();
-        (*h).pid_tgid = pid_tgid;
-        (*h).uid_gid = bpf_get_current_uid_gid();
+        (*h).pid_tgid = cur.pid_tgid;
+        (*h).uid_gid = uid_gid(cur);
         (*h).ret = ret;
         (*h).args = *args;
         (*h).comm = comm;
-        (*h).cgroup_id = bpf_get_current_cgroup_id();
+        (*h).cgroup_id = cgroup_id(cur);
         (*h).tty = 0;
         (*h).loginuid = u32::MAX;
+    }
+}
+
+/// The current thread's `comm`: two loads from the task when BTF gave its offset.
+#[inline(always)]
+fn current_comm(cur: &Current) -> [u8; 16] {
+    match kernel_off(so::TASK_COMM) {
+        0 => bpf_get_current_comm().unwrap_or([0u8; 16]),
+        off => {
+            let words: [u64; 2] = [btf_load(cur.task, off), btf_load(cur.task, off + 8)];
+            // SAFETY: two u64 are 16 plain bytes.
+            unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(words) }
+        }
     }
 }
 
@@ -174,14 +234,10 @@ fn emit(buf: *mut u8, l1: usize, l2: usize) {
     // SAFETY: header lies inside the scratch buffer.
     unsafe { (*h).blob_lens = [l1 as u16, l2 as u16] };
     let len = ((HEADER_LEN + l1 + l2) & (SCRATCH_LEN - 1)) as u64;
-    // Wake the reader only when this record takes the backlog across the threshold: a wakeup
-    // is an interrupt (a VM exit under virtualisation), and a reader already behind is awake or
-    // about to poll again on its timer.
-    let before = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-    let flags =
-        if before <= WAKEUP_BYTES && before + len > WAKEUP_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
+    // No wakeup: a wakeup is an interrupt (a VM exit under virtualisation), and the reader
+    // polls the ring on a short timer anyway.
     // SAFETY: `len` is bounded by the scratch buffer size.
-    let r = unsafe { bpf_ringbuf_output(&EVENTS as *const _ as *mut _, buf as *mut _, len, flags as u64) };
+    let r = unsafe { bpf_ringbuf_output(&EVENTS as *const _ as *mut _, buf as *mut _, len, BPF_RB_NO_WAKEUP as u64) };
     if r != 0 {
         bump(COUNTER_DROPS);
     }
@@ -196,10 +252,7 @@ fn scratch() -> Option<*mut u8> {
 /// because a successful exec replaces the memory those pointers refer to.
 #[tracepoint]
 pub fn lanner_sys_enter(ctx: TracePointContext) -> u32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == own_tgid() {
-        return 0;
-    }
+    let Some(cur) = current() else { return 0 };
     let nr: i32 = ctx_read(&ctx, 8);
     let d = match SYSCALL_DESC.get(nr as u32) {
         Some(d) if *d & desc::TRACED != 0 => *d,
@@ -212,17 +265,17 @@ pub fn lanner_sys_enter(ctx: TracePointContext) -> u32 {
     unsafe {
         bpf_probe_read_kernel(st.args.as_mut_ptr() as *mut _, 48, (ctx.as_ptr() as *const u8).add(16) as *const _)
     };
-    let _ = STASH.insert(&(pid_tgid as u32), &st, 0);
+    let _ = STASH.insert(&(cur.pid_tgid as u32), &st, 0);
     if d & desc::EXEC != 0 {
-        emit_exec_args(nr as u32, d, pid_tgid, &st.args);
+        emit_exec_args(nr as u32, d, &cur, &st.args);
     }
     0
 }
 
 #[inline(always)]
-fn emit_exec_args(nr: u32, d: u32, pid_tgid: u64, args: &[u64; 6]) {
+fn emit_exec_args(nr: u32, d: u32, cur: &Current, args: &[u64; 6]) {
     let Some(buf) = scratch() else { return };
-    fill_header(buf, RecordKind::ExecArgs, nr, pid_tgid, 0, args);
+    fill_header(buf, RecordKind::ExecArgs, nr, cur, 0, args);
     let filename = match desc::path_a(d) {
         Some(i) if i < 6 => args[i],
         _ => 0,
@@ -261,49 +314,52 @@ fn emit_exec_args(nr: u32, d: u32, pid_tgid: u64, args: &[u64; 6]) {
 /// arguments come from the entry program's stash.
 #[tracepoint]
 pub fn lanner_sys_exit(ctx: TracePointContext) -> u32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == own_tgid() {
-        return 0;
-    }
+    let Some(cur) = current() else { return 0 };
     let nr: i32 = ctx_read(&ctx, 8);
     let ret: i64 = ctx_read(&ctx, 16);
     match traced(nr) {
-        Some(d) => record_exit(pid_tgid, nr, d, ret, stashed_args(pid_tgid as u32, nr)),
+        Some(d) => record_exit(&cur, nr, d, ret, stashed_args(cur.pid_tgid as u32, nr)),
         None => 0,
     }
 }
 
-/// `raw_syscalls:sys_exit`, every syscall's exit in one program: the arguments are read back from
-/// the saved user registers; only exec-like calls, whose registers a successful exec resets, go
-/// through the entry program's stash.
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn lanner_raw_sys_exit(ctx: RawTracePointContext) -> i32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == own_tgid() {
-        return 0;
-    }
-    if in_compat_syscall() {
+/// `raw_syscalls:sys_exit` as a BTF tracepoint, every syscall's exit in one program: the
+/// arguments are read back from the saved user registers; only exec-like calls, whose registers
+/// a successful exec resets, go through the entry program's stash. The task and the registers
+/// are BTF-typed kernel pointers, so their members are plain loads at offsets the verifier
+/// knows from the read-only `KERNEL_OFFSETS`.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn lanner_raw_sys_exit(ctx: BtfTracePointContext) -> i32 {
+    let Some(cur) = current() else { return 0 };
+    if in_compat_syscall(cur.task) {
         // A 32-bit syscall: its number and argument registers mean something else; every one
         // is counted, so the gap is reported.
         bump(COUNTER_COMPAT);
         return 0;
     }
-    let regs: u64 = ctx.arg(0);
+    let regs: *const u8 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
-    let Some(nr) = kread::<i32>(regs + kernel_off(so::REGS_NR)) else { return 0 };
+    let nr = btf_load::<u64>(regs, kernel_off(so::REGS_NR)) as i32;
     let Some(d) = traced(nr) else { return 0 };
-    let args = if d & desc::EXEC != 0 { stashed_args(pid_tgid as u32, nr) } else { register_args(regs) };
-    record_exit(pid_tgid, nr, d, ret, args) as i32
+    let args = if d & desc::EXEC != 0 { stashed_args(cur.pid_tgid as u32, nr) } else { Some(register_args(regs)) };
+    record_exit(&cur, nr, d, ret, args) as i32
+}
+
+/// Loads a `T` at `base + off` from a BTF-typed kernel pointer (the verifier checks the member).
+#[inline(always)]
+fn btf_load<T: Copy>(base: *const u8, off: u64) -> T {
+    // SAFETY: `base` is a BTF pointer and `off` a constant from the read-only offsets; the
+    // verifier checks the access against the type and faults read as zero.
+    unsafe { core::ptr::read_volatile(base.add(off as usize) as *const T) }
 }
 
 /// True in a 32-bit (x86 `TS_COMPAT`) syscall of a 64-bit kernel.
 #[inline(always)]
-fn in_compat_syscall() -> bool {
+fn in_compat_syscall(task: *const u8) -> bool {
     const TS_COMPAT: u32 = 0x0002;
     match kernel_off(so::TASK_TI_STATUS) {
         0 => false,
-        // SAFETY: the current task pointer is only used as an address for a probe read.
-        off => kread::<u32>(unsafe { bpf_get_current_task() } + off).is_some_and(|s| s & TS_COMPAT != 0),
+        off => btf_load::<u32>(task, off) & TS_COMPAT != 0,
     }
 }
 
@@ -318,7 +374,7 @@ fn traced(nr: i32) -> Option<u32> {
 
 /// Emits the record of a completed syscall: result, arguments and path strings.
 #[inline(always)]
-fn record_exit(pid_tgid: u64, nr: i32, d: u32, ret: i64, args: Option<[u64; 6]>) -> u32 {
+fn record_exit(cur: &Current, nr: i32, d: u32, ret: i64, args: Option<[u64; 6]>) -> u32 {
     let Some(mut args) = args else {
         bump(COUNTER_UNPAIRED);
         return 0;
@@ -360,7 +416,7 @@ fn record_exit(pid_tgid: u64, nr: i32, d: u32, ret: i64, args: Option<[u64; 6]>)
         let fd = if d & desc::SOCK_RET != 0 { ret as u64 } else { args[0] };
         l2 = write_sock_info(buf, HEADER_LEN + l1, fd);
     }
-    fill_header(buf, RecordKind::SyscallExit, nr as u32, pid_tgid, ret, &args);
+    fill_header(buf, RecordKind::SyscallExit, nr as u32, cur, ret, &args);
     if d & desc::EXEC != 0 {
         set_identity(buf);
     }
@@ -370,14 +426,12 @@ fn record_exit(pid_tgid: u64, nr: i32, d: u32, ret: i64, args: Option<[u64; 6]>)
 
 /// The syscall's six arguments from the saved user registers at `regs` (offsets from BTF).
 #[inline(always)]
-fn register_args(regs: u64) -> Option<[u64; 6]> {
-    // One read of the window holding all six (the loader checks they fit in it).
-    let window: [u64; REGS_WINDOW_WORDS] = kread(regs + kernel_off(so::REGS_WINDOW))?;
+fn register_args(regs: *const u8) -> [u64; 6] {
     let mut a = [0u64; 6];
     for (i, slot) in a.iter_mut().enumerate() {
-        *slot = window[(kernel_off(so::REGS_ARG0 + i) as usize / 8) & (REGS_WINDOW_WORDS - 1)];
+        *slot = btf_load(regs, kernel_off(so::REGS_ARG0 + i));
     }
-    Some(a)
+    a
 }
 
 /// The arguments the entry program stashed for thread `tid`'s syscall `nr` (removed here).
@@ -474,22 +528,19 @@ fn write_sock_info(buf: *mut u8, off: usize, fd: u64) -> usize {
 /// `sched_process_fork`: the parent (current) created thread or process `child_pid`.
 #[tracepoint]
 pub fn lanner_fork(ctx: TracePointContext) -> u32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == own_tgid() {
-        return 0;
-    }
+    let Some(cur) = current() else { return 0 };
     // SAFETY: plain read of a loader-set global.
     let off = unsafe { core::ptr::read_volatile(&FORK_CHILD_PID_OFFSET) } as usize & 0xff;
     let child: i32 = match unsafe { ctx.read_at::<i32>(off) } {
         Ok(c) => c,
         Err(_) => return 0,
     };
-    let (flags, known) = match clone_flags() {
+    let (flags, known) = match clone_flags(cur.task) {
         Some(f) => (f, 1),
         None => (0, 0),
     };
     let Some(buf) = scratch() else { return 0 };
-    fill_header(buf, RecordKind::Fork, 0, pid_tgid, 0, &[child as u64, flags, known, 0, 0, 0]);
+    fill_header(buf, RecordKind::Fork, 0, &cur, 0, &[child as u64, flags, known, 0, 0, 0]);
     emit(buf, 0, 0);
     0
 }
@@ -497,25 +548,24 @@ pub fn lanner_fork(ctx: TracePointContext) -> u32 {
 /// The clone flags of the fork the current task is in, from its syscall registers: clone's
 /// first argument, clone3's `clone_args.flags`, or what fork and vfork imply.
 #[inline(always)]
-fn clone_flags() -> Option<u64> {
+fn clone_flags(task: *const u8) -> Option<u64> {
     const SIGCHLD: u64 = 17;
     const CLONE_VM: u64 = 0x100;
     const CLONE_VFORK: u64 = 0x4000;
-    if kernel_off(so::REGS_WINDOW) == 0 {
+    if kernel_off(so::REGS_NR) == 0 {
         return None;
     }
-    // SAFETY: both helpers take and return kernel pointers the verifier tracks; the registers
-    // are only read through bpf_probe_read_kernel.
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
-    let nr: i32 = kread(regs + kernel_off(so::REGS_NR))?;
+    // SAFETY: both helpers take and return BTF pointers the verifier tracks.
+    let regs = unsafe { bpf_task_pt_regs(task as *mut _) } as *const u8;
+    let nr = btf_load::<u64>(regs, kernel_off(so::REGS_NR)) as i32;
     // SAFETY: plain read of a loader-set global.
     let nrs = unsafe { core::ptr::read_volatile(&CLONE_NRS) };
     if nr < 0 {
         None
     } else if nr == nrs[0] {
-        register_args(regs).map(|a| a[0])
+        Some(register_args(regs)[0])
     } else if nr == nrs[1] {
-        let args = register_args(regs)?;
+        let args = register_args(regs);
         let mut flags = 0u64;
         // SAFETY: reads the first member of the user's `struct clone_args` into a stack slot.
         let r = unsafe { bpf_probe_read_user(&mut flags as *mut u64 as *mut _, 8, args[0] as *const _) };
@@ -532,13 +582,10 @@ fn clone_flags() -> Option<u64> {
 /// `sched_process_exit`: the current thread exits.
 #[tracepoint]
 pub fn lanner_exit(_ctx: TracePointContext) -> u32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == own_tgid() {
-        return 0;
-    }
-    let _ = STASH.remove(&(pid_tgid as u32));
+    let Some(cur) = current() else { return 0 };
+    let _ = STASH.remove(&(cur.pid_tgid as u32));
     let Some(buf) = scratch() else { return 0 };
-    fill_header(buf, RecordKind::Exit, 0, pid_tgid, 0, &[0; 6]);
+    fill_header(buf, RecordKind::Exit, 0, &cur, 0, &[0; 6]);
     emit(buf, 0, 0);
     0
 }

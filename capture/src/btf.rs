@@ -35,7 +35,7 @@ pub fn kernel_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
     };
     let mut o = [0u32; so::COUNT];
     // Each group is all or nothing: the kernel side uses a group only when its first entry is set.
-    let groups: [&[(usize, &str, &str)]; 3] = [
+    let groups: [&[(usize, &str, &str)]; 6] = [
         &[
             (so::TASK_FILES, "task_struct", "files"),
             (so::FILES_FDT, "files_struct", "fdt"),
@@ -62,18 +62,32 @@ pub fn kernel_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
         ],
         // Kernels without CONFIG_AUDIT have no login uid.
         &[(so::TASK_LOGINUID, "task_struct", "loginuid.val")],
+        // What every record carries; the kernel side falls back to helper calls without them.
+        &[(so::TASK_COMM, "task_struct", "comm")],
+        &[
+            (so::TASK_PID, "task_struct", "pid"),
+            (so::TASK_TGID, "task_struct", "tgid"),
+            (so::TASK_CRED, "task_struct", "cred"),
+            (so::CRED_UID, "cred", "uid.val"),
+            (so::CRED_GID, "cred", "gid.val"),
+        ],
+        &[
+            (so::TASK_CGROUPS, "task_struct", "cgroups"),
+            (so::CSS_SET_DFL_CGRP, "css_set", "dfl_cgrp"),
+            (so::CGROUP_KN, "cgroup", "kn"),
+            (so::KERNFS_NODE_ID, "kernfs_node", "id"),
+        ],
     ];
     let mut missing = Vec::new();
-    // All or nothing too: REGS_WINDOW is set only when the syscall number is known as well.
-    let registers = syscall_arg_registers(&byte_offset).and_then(register_window).and_then(|w| {
+    // All or nothing too: REGS_NR is set only when the argument registers are known as well.
+    let registers = syscall_arg_registers(&byte_offset).and_then(|args| {
         let nr = byte_offset("pt_regs", if cfg!(target_arch = "x86_64") { "orig_ax" } else { "syscallno" })?;
         let compat = if cfg!(target_arch = "x86_64") { byte_offset("task_struct", "thread_info.status")? } else { 0 };
-        Ok((w, nr, compat))
+        Ok((args, nr, compat))
     });
     match registers {
-        Ok(((start, regs), nr, compat)) => {
-            o[so::REGS_WINDOW] = start;
-            o[so::REGS_ARG0..so::REGS_ARG0 + 6].copy_from_slice(&regs);
+        Ok((args, nr, compat)) => {
+            o[so::REGS_ARG0..so::REGS_ARG0 + 6].copy_from_slice(&args);
             o[so::REGS_NR] = nr;
             o[so::TASK_TI_STATUS] = compat;
         }
@@ -117,18 +131,6 @@ fn syscall_arg_registers(byte_offset: &dyn Fn(&str, &str) -> Result<u32>) -> Res
     Ok(o)
 }
 
-/// The window the exit program reads (its start, never 0) and the registers' positions in it.
-/// The window ends with the last argument register, so it never reaches past `pt_regs` (at the
-/// top of the kernel stack, where a read beyond it faults).
-fn register_window(regs: [u32; 6]) -> Result<(u32, [u32; 6])> {
-    let bytes = 8 * lanner_formats::wire::REGS_WINDOW_WORDS as u32;
-    let end = regs.iter().max().expect("six registers") + 8;
-    let start = end.checked_sub(bytes).filter(|&s| s > 0 && regs.iter().all(|&r| r >= s && r % 8 == s % 8));
-    let start =
-        start.ok_or_else(|| anyhow!("pt_regs: argument registers {regs:?} do not fit one {bytes}-byte window"))?;
-    Ok((start, regs.map(|r| r - start)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,13 +149,11 @@ mod tests {
         assert!(o[so::SK_FAMILY] < 64 && o[so::SK_DADDR] < o[so::SK_FAMILY], "{o:?}");
         assert!(o[so::FILES_FDT] > 0 && o[so::FILE_PRIVATE_DATA] > 0, "{o:?}");
         assert!(o[so::TASK_LOGINUID] > 0 && o[so::TASK_SIGNAL] > 0 && o[so::SIGNAL_TTY] > 0, "{o:?}");
-        // x86_64's pt_regs: r10 (argument 3) comes before the rest, di (argument 0) last of them.
+        // x86_64's pt_regs: di si dx r10 r8 r9 are at these offsets.
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(
-            (o[so::REGS_WINDOW], &o[so::REGS_ARG0..so::REGS_ARG0 + 6]),
-            (56, &[56, 48, 40, 0, 16, 8][..]),
-            "{o:?}"
-        );
+        assert_eq!(&o[so::REGS_ARG0..so::REGS_ARG0 + 6], &[112, 104, 96, 56, 72, 64][..], "{o:?}");
+        assert!(o[so::TASK_COMM] > 64 && o[so::TASK_TGID] == o[so::TASK_PID] + 4, "{o:?}");
+        assert!(o[so::TASK_CRED] > 64 && o[so::CRED_GID] > o[so::CRED_UID] && o[so::KERNFS_NODE_ID] > 0, "{o:?}");
         #[cfg(target_arch = "x86_64")]
         assert_eq!(o[so::REGS_NR], 120, "{o:?}");
     }

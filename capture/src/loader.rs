@@ -2,7 +2,8 @@
 
 use anyhow::{anyhow, Context, Result};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
-use aya::programs::{RawTracePoint, TracePoint};
+use aya::programs::{BtfTracePoint, TracePoint};
+use aya::Btf;
 use aya::{Ebpf, EbpfLoader};
 use lanner_formats::syscall::{self, TABLE};
 use lanner_formats::wire::{desc, COUNTER_COMPAT, COUNTER_DROPS, COUNTER_UNPAIRED, SYSCALL_DESC_ENTRIES};
@@ -100,14 +101,15 @@ impl Probes {
         // With the argument registers' offsets from BTF, one raw_syscalls:sys_exit program reads
         // every call's arguments itself, and only exec-like calls (argv must be read before the
         // exec replaces it) need an entry program. Otherwise: entry and exit per syscall.
-        let exit_reads_args = kernel_offsets[lanner_formats::wire::kernel_offsets::REGS_WINDOW] != 0;
+        let exit_reads_args = kernel_offsets[lanner_formats::wire::kernel_offsets::REGS_NR] != 0;
         if exit_reads_args {
-            let p: &mut RawTracePoint = ebpf
+            let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
+            let p: &mut BtfTracePoint = ebpf
                 .program_mut("lanner_raw_sys_exit")
                 .ok_or_else(|| anyhow!("program lanner_raw_sys_exit missing"))?
                 .try_into()?;
-            p.load().context("verifier rejected lanner_raw_sys_exit")?;
-            p.attach("sys_exit").context("attaching raw tracepoint sys_exit")?;
+            p.load("sys_exit", &btf).context("verifier rejected lanner_raw_sys_exit")?;
+            p.attach().context("attaching BTF tracepoint sys_exit")?;
             attached += 1;
         }
         let per_syscall = |d: u32, dir: &str| {

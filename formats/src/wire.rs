@@ -233,25 +233,39 @@ pub mod kernel_offsets {
     pub const DRIVER_MAJOR: usize = 19;
     /// `tty_driver.minor_start`
     pub const DRIVER_MINOR_START: usize = 20;
-    /// Start, in `struct pt_regs`, of the window of [`super::REGS_WINDOW_WORDS`] words holding
-    /// the six syscall argument registers. When set (never 0), the exit program reads the
-    /// arguments itself and only exec-like calls need an entry program.
-    pub const REGS_WINDOW: usize = 21;
-    /// Byte position in that window of syscall argument 0 as seen at syscall exit (x86_64 `di`,
-    /// arm64 `orig_x0`); arguments 1 to 5 follow at `REGS_ARG0 + 1 ..= REGS_ARG0 + 5`.
+    /// `task_struct.comm`, read by every record.
+    pub const TASK_COMM: usize = 21;
+    /// `pt_regs` member holding syscall argument 0 as seen at syscall exit (x86_64 `di`, arm64
+    /// `orig_x0`); arguments 1 to 5 are at `REGS_ARG0 + 1 ..= REGS_ARG0 + 5`.
     pub const REGS_ARG0: usize = 22;
-    /// `pt_regs` member holding the syscall number (x86_64 `orig_ax`, arm64 `syscallno`),
-    /// read as a 32-bit value.
+    /// `pt_regs` member holding the syscall number (x86_64 `orig_ax`, arm64 `syscallno`). When
+    /// set (never 0), the exit program reads the number and arguments itself and only
+    /// exec-like calls need an entry program.
     pub const REGS_NR: usize = 28;
     /// `task_struct.thread_info.status` (x86_64), whose `TS_COMPAT` bit marks a 32-bit syscall;
     /// 0 where the architecture has none.
     pub const TASK_TI_STATUS: usize = 29;
+    /// `task_struct.pid` (the thread id).
+    pub const TASK_PID: usize = 30;
+    /// `task_struct.tgid` (the process id).
+    pub const TASK_TGID: usize = 31;
+    /// `task_struct.cred`.
+    pub const TASK_CRED: usize = 32;
+    /// `cred.uid.val`.
+    pub const CRED_UID: usize = 33;
+    /// `cred.gid.val`.
+    pub const CRED_GID: usize = 34;
+    /// `task_struct.cgroups`.
+    pub const TASK_CGROUPS: usize = 35;
+    /// `css_set.dfl_cgrp`.
+    pub const CSS_SET_DFL_CGRP: usize = 36;
+    /// `cgroup.kn`.
+    pub const CGROUP_KN: usize = 37;
+    /// `kernfs_node.id`.
+    pub const KERNFS_NODE_ID: usize = 38;
     /// Number of entries.
-    pub const COUNT: usize = 32;
+    pub const COUNT: usize = 40;
 }
-
-/// Size in 8-byte words of the `pt_regs` window the exit program reads syscall arguments from.
-pub const REGS_WINDOW_WORDS: usize = 8;
 
 /// Number of entries of the `SYSCALL_DESC` array map.
 pub const SYSCALL_DESC_ENTRIES: u32 = 1024;
