@@ -1,10 +1,13 @@
 //! Lanner's eBPF programs: one record per completed syscall, emitted by a single
-//! `raw_syscalls:sys_exit` program with the arguments read back from the task's saved user
-//! registers (exec-like calls, whose registers a successful exec resets, stash them at entry;
+//! `raw_syscalls:sys_exit` BTF tracepoint that reads the call's number and arguments back from
+//! the task's saved user registers, plus process fork/exit. The task and its registers are BTF
+//! pointers, so their members (at offsets the loader reads from BTF into the frozen
+//! `KERNEL_OFFSETS`, which the verifier sees as constants) are plain loads, not helper calls.
+//! Exec-like calls, whose registers a successful exec resets, stash their arguments at entry;
 //! kernels whose BTF lacks `pt_regs` get per-syscall entry/exit tracepoints and the stash for
-//! every call), plus process fork/exit. Record layouts live in
-//! `lanner_formats::wire`; which syscalls are traced, and where their path arguments are, comes
-//! from the `SYSCALL_DESC` map the loader fills, so this code is architecture-neutral.
+//! every call. Record layouts live in `lanner_formats::wire`; which syscalls are traced, and
+//! where their path arguments are, comes from the `SYSCALL_DESC` map the loader fills, so this
+//! code is architecture-neutral.
 #![no_std]
 #![no_main]
 
