@@ -26,9 +26,9 @@ use aya_ebpf::{
     EbpfContext,
 };
 use lanner_formats::wire::{
-    desc, kernel_offsets as so, RecordHeader, RecordKind, SockInfo, COUNTER_COMPAT, COUNTER_DROPS, COUNTER_ENTRIES,
-    COUNTER_UNPAIRED, HEADER_LEN, MAX_ARG, MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, SCRATCH_LEN, SOCK_INFO_LEN,
-    SYSCALL_DESC_ENTRIES,
+    desc, kernel_offsets as so, RecordHeader, RecordKind, SockInfo, COMPAT_NR_ENTRIES, COMPAT_UNRECORDED,
+    COUNTER_COMPAT, COUNTER_COMPAT_RECORDED, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED, HEADER_LEN, MAX_ARG,
+    MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, SCRATCH_LEN, SOCK_INFO_LEN, SYSCALL_DESC_ENTRIES,
 };
 
 /// Thread-group id of the capture process itself; its syscalls are not recorded.
@@ -72,6 +72,9 @@ static SCRATCH: PerCpuArray<[u8; SCRATCH_LEN]> = PerCpuArray::with_max_entries(1
 
 #[map]
 static SYSCALL_DESC: Array<u32> = Array::with_max_entries(SYSCALL_DESC_ENTRIES, 0);
+
+#[map]
+static COMPAT_NR: Array<u32> = Array::with_max_entries(COMPAT_NR_ENTRIES, 0);
 
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_ENTRIES, 0);
@@ -334,17 +337,34 @@ pub fn lanner_sys_exit(ctx: TracePointContext) -> u32 {
 #[btf_tracepoint(function = "sys_exit")]
 pub fn lanner_raw_sys_exit(ctx: BtfTracePointContext) -> i32 {
     let Some(cur) = current() else { return 0 };
-    if in_compat_syscall(cur.task) {
-        // A 32-bit syscall: its number and argument registers mean something else; every one
-        // is counted, so the gap is reported.
-        bump(COUNTER_COMPAT);
-        return 0;
-    }
     let regs: *const u8 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
-    let nr = btf_load::<u64>(regs, kernel_off(so::REGS_NR)) as i32;
+    let raw_nr = btf_load::<u64>(regs, kernel_off(so::REGS_NR)) as u32;
+    let compat = in_compat_syscall(cur.task);
+    // A 32-bit syscall has its own numbers and argument registers: it is recorded as its x86_64
+    // twin when it has one, and counted when it is of a traced kind that cannot be recorded.
+    let nr = if compat {
+        match COMPAT_NR.get(raw_nr) {
+            Some(&COMPAT_UNRECORDED) => {
+                bump(COUNTER_COMPAT);
+                return 0;
+            }
+            Some(&v) if v != 0 => (v - 1) as i32,
+            _ => return 0,
+        }
+    } else {
+        raw_nr as i32
+    };
     let Some(d) = traced(nr) else { return 0 };
-    let args = if d & desc::EXEC != 0 { stashed_args(cur.pid_tgid as u32, nr) } else { Some(register_args(regs)) };
+    let args = if compat {
+        bump(COUNTER_COMPAT_RECORDED);
+        // The kernel reads only the low 32 bits of each ia32 argument register.
+        Some(register_args(regs, so::REGS_COMPAT_ARG0).map(|a| a & 0xffff_ffff))
+    } else if d & desc::EXEC != 0 {
+        stashed_args(cur.pid_tgid as u32, nr)
+    } else {
+        Some(register_args(regs, so::REGS_ARG0))
+    };
     record_exit(&cur, nr, d, ret, args) as i32
 }
 
@@ -427,12 +447,13 @@ fn record_exit(cur: &Current, nr: i32, d: u32, ret: i64, args: Option<[u64; 6]>)
     0
 }
 
-/// The syscall's six arguments from the saved user registers at `regs` (offsets from BTF).
+/// The syscall's six arguments from the saved user registers at `regs`: the registers whose
+/// offsets (from BTF) start at `KERNEL_OFFSETS[first]` (native or ia32 order).
 #[inline(always)]
-fn register_args(regs: *const u8) -> [u64; 6] {
+fn register_args(regs: *const u8, first: usize) -> [u64; 6] {
     let mut a = [0u64; 6];
     for (i, slot) in a.iter_mut().enumerate() {
-        *slot = btf_load(regs, kernel_off(so::REGS_ARG0 + i));
+        *slot = btf_load(regs, kernel_off(first + i));
     }
     a
 }
@@ -566,9 +587,9 @@ fn clone_flags(task: *const u8) -> Option<u64> {
     if nr < 0 {
         None
     } else if nr == nrs[0] {
-        Some(register_args(regs)[0])
+        Some(register_args(regs, so::REGS_ARG0)[0])
     } else if nr == nrs[1] {
-        let args = register_args(regs);
+        let args = register_args(regs, so::REGS_ARG0);
         let mut flags = 0u64;
         // SAFETY: reads the first member of the user's `struct clone_args` into a stack slot.
         let r = unsafe { bpf_probe_read_user(&mut flags as *mut u64 as *mut _, 8, args[0] as *const _) };

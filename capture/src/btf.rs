@@ -82,14 +82,24 @@ pub fn kernel_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
     // All or nothing too: REGS_NR is set only when the argument registers are known as well.
     let registers = syscall_arg_registers(&byte_offset).and_then(|args| {
         let nr = byte_offset("pt_regs", if cfg!(target_arch = "x86_64") { "orig_ax" } else { "syscallno" })?;
-        let compat = if cfg!(target_arch = "x86_64") { byte_offset("task_struct", "thread_info.status")? } else { 0 };
-        Ok((args, nr, compat))
+        // x86_64 only: a 32-bit (ia32) syscall's marker and its argument registers.
+        let (status, compat_args) = if cfg!(target_arch = "x86_64") {
+            let mut regs = [0u32; 6];
+            for (slot, reg) in regs.iter_mut().zip(["bx", "cx", "dx", "si", "di", "bp"]) {
+                *slot = byte_offset("pt_regs", reg)?;
+            }
+            (byte_offset("task_struct", "thread_info.status")?, regs)
+        } else {
+            (0, [0; 6])
+        };
+        Ok((args, nr, status, compat_args))
     });
     match registers {
-        Ok((args, nr, compat)) => {
+        Ok((args, nr, status, compat_args)) => {
             o[so::REGS_ARG0..so::REGS_ARG0 + 6].copy_from_slice(&args);
             o[so::REGS_NR] = nr;
-            o[so::TASK_TI_STATUS] = compat;
+            o[so::TASK_TI_STATUS] = status;
+            o[so::REGS_COMPAT_ARG0..so::REGS_COMPAT_ARG0 + 6].copy_from_slice(&compat_args);
         }
         Err(e) => missing.push(format!("{e:#}")),
     }
@@ -156,5 +166,8 @@ mod tests {
         assert!(o[so::TASK_CRED] > 64 && o[so::CRED_GID] > o[so::CRED_UID] && o[so::KERNFS_NODE_ID] > 0, "{o:?}");
         #[cfg(target_arch = "x86_64")]
         assert_eq!(o[so::REGS_NR], 120, "{o:?}");
+        // ia32: bx cx dx si di bp.
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(&o[so::REGS_COMPAT_ARG0..so::REGS_COMPAT_ARG0 + 6], &[40, 88, 96, 104, 112, 32][..], "{o:?}");
     }
 }

@@ -6,7 +6,10 @@ use aya::programs::{BtfTracePoint, TracePoint};
 use aya::Btf;
 use aya::{Ebpf, EbpfLoader};
 use lanner_formats::syscall::{self, TABLE};
-use lanner_formats::wire::{desc, COUNTER_COMPAT, COUNTER_DROPS, COUNTER_UNPAIRED, SYSCALL_DESC_ENTRIES};
+use lanner_formats::wire::{
+    desc, COMPAT_UNRECORDED, COUNTER_COMPAT, COUNTER_COMPAT_RECORDED, COUNTER_DROPS, COUNTER_UNPAIRED,
+    SYSCALL_DESC_ENTRIES,
+};
 
 static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lanner"));
 
@@ -49,8 +52,10 @@ pub struct KernelCounters {
     pub drops: u64,
     /// Syscall exits seen without their entry (e.g. started before capture).
     pub unpaired: u64,
-    /// Syscalls of 32-bit processes, which are not recorded (their numbers and registers differ).
+    /// 32-bit (ia32) syscalls of traced kinds that could not be recorded (exec, `socketcall`).
     pub compat: u64,
+    /// 32-bit syscalls recorded as their x86_64 twins.
+    pub compat_recorded: u64,
 }
 
 impl Probes {
@@ -87,6 +92,20 @@ impl Probes {
                         desc.set(nr, spec.desc, 0)?;
                     }
                 }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut compat: Array<_, u32> =
+                Array::try_from(ebpf.map_mut("COMPAT_NR").ok_or_else(|| anyhow!("map COMPAT_NR missing"))?)?;
+            for &(ty, ia32) in syscall::I386 {
+                let spec = ty.spec();
+                if let (Some(nr), true) = (syscall::native_nr(spec), wanted(spec.desc)) {
+                    compat.set(ia32, nr + 1, 0)?;
+                }
+            }
+            for &(_, ia32) in syscall::I386_UNRECORDED {
+                compat.set(ia32, COMPAT_UNRECORDED, 0)?;
             }
         }
         // Process lifecycle first, so no process starts unseen while syscalls are being attached.
@@ -151,7 +170,12 @@ impl Probes {
     /// Reads the kernel counters.
     pub fn counters(&self) -> KernelCounters {
         let sum = |i: u32| self.counters.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
-        KernelCounters { drops: sum(COUNTER_DROPS), unpaired: sum(COUNTER_UNPAIRED), compat: sum(COUNTER_COMPAT) }
+        KernelCounters {
+            drops: sum(COUNTER_DROPS),
+            unpaired: sum(COUNTER_UNPAIRED),
+            compat: sum(COUNTER_COMPAT),
+            compat_recorded: sum(COUNTER_COMPAT_RECORDED),
+        }
     }
 }
 

@@ -240,9 +240,10 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         let now = probes.counters();
         metrics.kernel_drops.store(now.drops, Ordering::Relaxed);
         metrics.compat_syscalls.store(now.compat, Ordering::Relaxed);
+        metrics.compat_recorded.store(now.compat_recorded, Ordering::Relaxed);
         if now.compat > 0 && seen.compat == 0 {
             log::warn!(
-                "a 32-bit process is making syscalls; capture does not record 32-bit syscalls (counted in \
+                "a 32-bit process made an exec or socketcall syscall, which capture cannot record (counted in \
                  lanner_capture_compat_syscalls_total and at stop)"
             );
         }
@@ -272,10 +273,11 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     let (events, lost) = (spool.events_written, spool.events_lost);
     let segments = spool.close();
     log::info!(
-        "stopped: {events} events in {} segment(s); lost (spool not writable) {lost}, kernel drops {}, unpaired exits {}, 32-bit syscalls not recorded {}, malformed records {bad_records}, unknown syscalls {}",
+        "stopped: {events} events in {} segment(s); lost (spool not writable) {lost}, kernel drops {}, unpaired exits {}, 32-bit syscalls recorded {} and not recorded {}, malformed records {bad_records}, unknown syscalls {}",
         segments.len(),
         seen.drops,
         seen.unpaired,
+        seen.compat_recorded,
         seen.compat,
         table.unknown_records
     );

@@ -18,8 +18,10 @@ pub struct Metrics {
     pub records_read: AtomicU64,
     /// Records the kernel dropped because the ring buffer was full.
     pub kernel_drops: AtomicU64,
-    /// Syscalls of 32-bit processes, not recorded.
+    /// 32-bit syscalls of traced kinds that could not be recorded (exec, `socketcall`).
     pub compat_syscalls: AtomicU64,
+    /// 32-bit syscalls recorded as their x86_64 twins.
+    pub compat_recorded: AtomicU64,
     /// Events lost because their chunk could not be written (disk full, I/O error).
     pub lost_events: AtomicU64,
     /// Chunk writes that failed.
@@ -63,14 +65,20 @@ impl Metrics {
         for (name, n) in &events {
             let _ = writeln!(s, "lanner_capture_events_total{{syscall=\"{name}\"}} {n}");
         }
-        let scalars: [(&str, &str, &str, &AtomicU64); 12] = [
+        let scalars: [(&str, &str, &str, &AtomicU64); 13] = [
             ("records_read_total", "counter", "Ring-buffer records read from the kernel.", &self.records_read),
             ("kernel_drops_total", "counter", "Records the kernel dropped (ring buffer full).", &self.kernel_drops),
             (
                 "compat_syscalls_total",
                 "counter",
-                "Syscalls of 32-bit processes, which capture does not record.",
+                "32-bit syscalls of traced kinds that capture cannot record (execve, execveat, socketcall, umount).",
                 &self.compat_syscalls,
+            ),
+            (
+                "compat_syscalls_recorded_total",
+                "counter",
+                "32-bit syscalls recorded as their x86_64 twins.",
+                &self.compat_recorded,
             ),
             (
                 "lost_events_total",

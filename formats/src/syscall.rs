@@ -264,6 +264,81 @@ pub const TABLE: &[SyscallSpec] = &[
     sc(EventType::Vfork, "vfork", Some(58), None, 0),
 ];
 
+/// 32-bit x86 (ia32) syscall numbers of the traced types whose arguments mean the same as on
+/// x86_64, in the same registers' order (`bx cx dx si di bp`). A 32-bit call is recorded as its
+/// x86_64 twin. The 16-bit-id calls (`setuid`, `chown`, ...) map too: their ids are 16 bits.
+pub const I386: &[(EventType, u32)] = &[
+    (EventType::Open, 5),
+    (EventType::Openat, 295),
+    (EventType::Openat2, 437),
+    (EventType::Creat, 8),
+    (EventType::Mkdir, 39),
+    (EventType::Mkdirat, 296),
+    (EventType::Unlink, 10),
+    (EventType::Unlinkat, 301),
+    (EventType::Rmdir, 40),
+    (EventType::Rename, 38),
+    (EventType::Renameat, 302),
+    (EventType::Renameat2, 353),
+    (EventType::Chdir, 12),
+    (EventType::Fchdir, 133),
+    (EventType::Chmod, 15),
+    (EventType::Fchmod, 94),
+    (EventType::Fchmodat, 306),
+    (EventType::Chown, 182),
+    (EventType::Chown, 212),
+    (EventType::Lchown, 16),
+    (EventType::Lchown, 198),
+    (EventType::Fchown, 95),
+    (EventType::Fchown, 207),
+    (EventType::Fchownat, 298),
+    (EventType::Link, 9),
+    (EventType::Linkat, 303),
+    (EventType::Symlink, 83),
+    (EventType::Symlinkat, 304),
+    (EventType::Mount, 21),
+    (EventType::Umount2, 52),
+    (EventType::Setuid, 23),
+    (EventType::Setuid, 213),
+    (EventType::Setgid, 46),
+    (EventType::Setgid, 214),
+    (EventType::Setreuid, 70),
+    (EventType::Setreuid, 203),
+    (EventType::Setregid, 71),
+    (EventType::Setregid, 204),
+    (EventType::Setresuid, 164),
+    (EventType::Setresuid, 208),
+    (EventType::Setresgid, 170),
+    (EventType::Setresgid, 210),
+    (EventType::Ptrace, 26),
+    (EventType::Kill, 37),
+    (EventType::Tkill, 238),
+    (EventType::Tgkill, 270),
+    (EventType::MemfdCreate, 356),
+    (EventType::Bpf, 357),
+    (EventType::Close, 6),
+    (EventType::Read, 3),
+    (EventType::Write, 4),
+    (EventType::Socket, 359),
+    (EventType::Connect, 362),
+    (EventType::Accept4, 364),
+    (EventType::Bind, 361),
+    (EventType::Listen, 363),
+    (EventType::Sendto, 369),
+    (EventType::Sendmsg, 370),
+    (EventType::Recvfrom, 371),
+    (EventType::Recvmsg, 372),
+    (EventType::Dup, 41),
+    (EventType::Dup2, 63),
+    (EventType::Dup3, 330),
+    (EventType::Fcntl, 55),
+    (EventType::Fcntl, 221),
+];
+
+/// ia32 calls of traced kinds that capture cannot record as their x86_64 twin (argv of 32-bit
+/// pointers, the `socketcall` multiplexer, `umount` without flags): each is counted instead.
+pub const I386_UNRECORDED: &[(&str, u32)] = &[("execve", 11), ("execveat", 358), ("socketcall", 102), ("umount", 22)];
+
 impl EventType {
     /// Decodes a stored event type.
     pub fn from_u16(v: u16) -> Option<Self> {
@@ -343,6 +418,21 @@ pub fn by_native_nr(nr: u32) -> Option<&'static SyscallSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ia32_numbers_are_distinct_and_map_to_traced_x86_64_calls() {
+        let mut seen = std::collections::HashSet::new();
+        for &(ty, nr) in I386 {
+            assert!(seen.insert(nr), "ia32 {nr} listed twice");
+            assert!(ty.spec().nr_x86_64.is_some() && ty.spec().desc != 0, "{} has no x86_64 twin", ty.name());
+        }
+        for &(name, nr) in I386_UNRECORDED {
+            assert!(seen.insert(nr), "ia32 {nr} ({name}) is also mapped");
+        }
+        // Spot checks against arch/x86/entry/syscalls/syscall_32.tbl.
+        assert!(I386.contains(&(EventType::Open, 5)) && I386.contains(&(EventType::Openat, 295)));
+        assert!(I386.contains(&(EventType::Close, 6)) && I386.contains(&(EventType::Connect, 362)));
+    }
 
     #[test]
     fn table_is_in_discriminant_order() {

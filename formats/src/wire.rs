@@ -263,9 +263,19 @@ pub mod kernel_offsets {
     pub const CGROUP_KN: usize = 37;
     /// `kernfs_node.id`.
     pub const KERNFS_NODE_ID: usize = 38;
+    /// `pt_regs` member holding argument 0 of a 32-bit (ia32) syscall (`bx`); arguments 1 to 5
+    /// (`cx dx si di bp`) are at `REGS_COMPAT_ARG0 + 1 ..= REGS_COMPAT_ARG0 + 5`.
+    pub const REGS_COMPAT_ARG0: usize = 39;
     /// Number of entries.
-    pub const COUNT: usize = 40;
+    pub const COUNT: usize = 48;
 }
+
+/// Number of entries of the `COMPAT_NR` array map (ia32 syscall numbers).
+pub const COMPAT_NR_ENTRIES: u32 = 512;
+
+/// `COMPAT_NR` value of an ia32 call of a traced kind that cannot be recorded (counted instead);
+/// 0 means "not traced", anything else is the x86_64 twin's number plus one.
+pub const COMPAT_UNRECORDED: u32 = u32::MAX;
 
 /// Number of entries of the `SYSCALL_DESC` array map.
 pub const SYSCALL_DESC_ENTRIES: u32 = 1024;
@@ -274,7 +284,10 @@ pub const SYSCALL_DESC_ENTRIES: u32 = 1024;
 pub const COUNTER_DROPS: u32 = 0;
 /// Index of the "exit without a matching enter" counter in the per-CPU `COUNTERS` map.
 pub const COUNTER_UNPAIRED: u32 = 1;
-/// Index of the "32-bit syscall not recorded" counter in the per-CPU `COUNTERS` map.
+/// Index of the "32-bit syscall of a traced kind not recorded" counter in the per-CPU `COUNTERS`
+/// map (see [`COMPAT_UNRECORDED`]).
 pub const COUNTER_COMPAT: u32 = 2;
+/// Index of the "32-bit syscall recorded as its x86_64 twin" counter in the per-CPU `COUNTERS` map.
+pub const COUNTER_COMPAT_RECORDED: u32 = 3;
 /// Number of entries of the per-CPU `COUNTERS` map.
 pub const COUNTER_ENTRIES: u32 = 4;
