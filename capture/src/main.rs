@@ -2,7 +2,8 @@
 //!
 //! Design: the kernel side only copies raw arguments and strings; all state (process table,
 //! fd table, cwd, parent chain) is rebuilt here, then events are written into self-contained
-//! chunks so the analyzer can process any chunk alone.
+//! chunks so the analyzer can process any chunk alone. The loop below only drains the ring
+//! buffer and builds chunks; a spool writer thread compresses and writes the sealed ones.
 
 mod btf;
 mod config;
@@ -228,7 +229,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
                 }
             }
             // Under sustained load the ring never empties: stop draining once a chunk is due, so
-            // chunks are sealed, segments rotate and retention runs (the rest is read next round).
+            // chunks are sealed and handed to the spool writer thread (the rest is read next round).
             if drained.is_multiple_of(1024) && !finishing && spool.due() {
                 break;
             }
@@ -270,18 +271,20 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         }
     }
     drop(probes);
-    let (events, lost) = (spool.events_written, spool.events_lost);
-    let segments = spool.close();
+    // Waits for the writer thread to write the last chunk and the segment footer.
+    let written = spool.close();
     log::info!(
-        "stopped: {events} events in {} segment(s); lost (spool not writable) {lost}, kernel drops {}, unpaired exits {}, 32-bit syscalls recorded {} and not recorded {}, malformed records {bad_records}, unknown syscalls {}",
-        segments.len(),
+        "stopped: {} events in {} segment(s); lost (spool not writable) {}, kernel drops {}, unpaired exits {}, 32-bit syscalls recorded {} and not recorded {}, malformed records {bad_records}, unknown syscalls {}",
+        written.events_written,
+        written.segments.len(),
+        written.events_lost,
         seen.drops,
         seen.unpaired,
         seen.compat_recorded,
         seen.compat,
         table.unknown_records
     );
-    for s in &segments {
+    for s in &written.segments {
         println!("{}", s.display());
     }
     Ok(())

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub open_segment_bytes: AtomicU64,
     /// Malformed kernel records skipped.
     pub malformed_records: AtomicU64,
+    /// Sealed chunks the capture loop had to wait to hand to the spool writer thread.
+    pub writer_waits: AtomicU64,
 }
 
 impl Metrics {
@@ -65,7 +67,7 @@ impl Metrics {
         for (name, n) in &events {
             let _ = writeln!(s, "lanner_capture_events_total{{syscall=\"{name}\"}} {n}");
         }
-        let scalars: [(&str, &str, &str, &AtomicU64); 13] = [
+        let scalars: [(&str, &str, &str, &AtomicU64); 14] = [
             ("records_read_total", "counter", "Ring-buffer records read from the kernel.", &self.records_read),
             ("kernel_drops_total", "counter", "Records the kernel dropped (ring buffer full).", &self.kernel_drops),
             (
@@ -99,6 +101,12 @@ impl Metrics {
             ("bytes_deleted_total", "counter", "Bytes deleted by retention.", &self.bytes_deleted),
             ("open_segment_bytes", "gauge", "Size of the segment being written.", &self.open_segment_bytes),
             ("malformed_records_total", "counter", "Malformed kernel records skipped.", &self.malformed_records),
+            (
+                "writer_waits_total",
+                "counter",
+                "Sealed chunks the capture loop waited to hand to the spool writer thread (it was behind).",
+                &self.writer_waits,
+            ),
         ];
         for (name, kind, help, v) in scalars {
             let _ = writeln!(s, "# HELP lanner_capture_{name} {help}");

@@ -16,7 +16,8 @@ pub enum Which {
     Replay,
     /// Lanner vs `sysdig -r` on the same ≥ 2M-event capture (exported to scap), same filter.
     Scap,
-    /// Capture overhead on a syscall loop, an exec storm, the first drop rate, CPU and RSS.
+    /// Capture overhead on a syscall loop, an exec storm, the first drop rate, and CPU and peak
+    /// RSS at the loop's unpaced rate under `--syscalls all` (over 1M events/s).
     Capture,
 }
 
@@ -382,15 +383,20 @@ fn peak_rss_kib(pid: u32) -> Result<u64> {
     Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
 }
 
-/// Runs `load` under a fresh capture into `dir/name` and measures the capture process.
-fn under_capture<T>(dir: &Path, name: &str, load: impl FnOnce() -> Result<T>) -> Result<(Captured, T)> {
+/// How long a capture is left running after its load, to drain the ring buffer, before it is
+/// measured and stopped.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Runs `load` under a fresh capture (with `extra` arguments) into `dir/name` and measures the
+/// capture process.
+fn under_capture<T>(dir: &Path, name: &str, extra: &[&str], load: impl FnOnce() -> Result<T>) -> Result<(Captured, T)> {
     let spool = dir.join(name);
-    let cap = super::start_capture(&super::target_dir().join("release"), &spool, &[])?;
+    let cap = super::start_capture(&super::target_dir().join("release"), &spool, extra)?;
     let pid = cap.id();
     let cpu0 = cpu_secs(pid)?;
     let res = load();
     // Let the capture drain what the load left in the ring buffer before measuring it.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::thread::sleep(DRAIN_WAIT);
     let cpu = cpu_secs(pid)? - cpu0;
     let rss = peak_rss_kib(pid)?;
     super::stop_capture(cap)?;
@@ -423,6 +429,24 @@ fn opens_by_pid(analyze: &Path, spool: &Path, file: &Path) -> Result<std::collec
         *by_pid.entry(l.trim().parse::<u32>().context("query: pid")?).or_default() += 1;
     }
     Ok(by_pid)
+}
+
+/// Recorded events of process `pid`, by event type (streamed: the loop makes millions).
+fn events_of_pid(analyze: &Path, spool: &Path, pid: u32) -> Result<std::collections::BTreeMap<String, u64>> {
+    use std::io::BufRead;
+    let mut child = Command::new(analyze)
+        .args(["query", "-p", "%evt.type", "-f", &format!("proc.pid = {pid}")])
+        .arg(spool)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut by_type = std::collections::BTreeMap::new();
+    for l in std::io::BufReader::new(child.stdout.take().context("piped")?).lines() {
+        *by_type.entry(l?.trim().to_owned()).or_default() += 1;
+    }
+    if !child.wait()?.success() {
+        bail!("lanner-analyze query failed");
+    }
+    Ok(by_type)
 }
 
 /// Prints a FAIL line for a failed check and remembers it.
@@ -474,7 +498,7 @@ fn capture() -> Result<()> {
     for _ in 0..runs {
         plain = plain.min(run_load(&load, &loop_args)?.0);
     }
-    let (cap, timed) = under_capture(&tmp.0, "loop", || {
+    let (cap, timed) = under_capture(&tmp.0, "loop", &[], || {
         (0..runs).map(|_| run_load(&load, &loop_args).map(|(s, pid, _)| (s, pid))).collect::<Result<Vec<_>>>()
     })?;
     let captured = timed.iter().map(|t| t.0).fold(f64::MAX, f64::min);
@@ -509,7 +533,7 @@ fn capture() -> Result<()> {
     let m = execs.to_string();
     let storm_args = ["storm", m.as_str(), "/bin/true"];
     let plain_storm = run_load(&load, &storm_args)?.0;
-    let (cap, (storm_secs, driver, children)) = under_capture(&tmp.0, "storm", || run_load(&load, &storm_args))?;
+    let (cap, (storm_secs, driver, children)) = under_capture(&tmp.0, "storm", &[], || run_load(&load, &storm_args))?;
     let children: Vec<u32> = children.lines().map(|l| l.trim().parse()).collect::<Result<_, _>>()?;
     let mut seen: std::collections::HashMap<u32, Vec<(u32, String)>> = std::collections::HashMap::new();
     for l in query_lines(
@@ -557,7 +581,7 @@ fn capture() -> Result<()> {
     while rate <= 4_000_000f64 {
         let half = format!("{}", rate / 2.0);
         let secs = format!("{step_secs}");
-        let (cap, done) = under_capture(&tmp.0, &format!("ramp-{rate}"), || {
+        let (cap, done) = under_capture(&tmp.0, &format!("ramp-{rate}"), &[], || {
             let gens: Vec<_> = (0..2)
                 .map(|_| {
                     Command::new(&load)
@@ -613,6 +637,59 @@ fn capture() -> Result<()> {
             r / 1e3,
             rss as f64 / 1024.0
         );
+    }
+
+    // 4. Peak rate: the open/read/close loop as fast as it goes under `--syscalls all` (openat,
+    // read and close recorded: over 1M events/s here), for capture's CPU and peak RSS there.
+    let peak_iterations = 3 * iterations;
+    let p = peak_iterations.to_string();
+    let peak_args = ["loop", p.as_str(), file_s.as_str()];
+    let (cap, (loop_secs, loop_pid, _)) =
+        under_capture(&tmp.0, "peak", &["--syscalls", "all"], || run_load(&load, &peak_args))?;
+    let by_type = events_of_pid(&analyze, &cap.spool, loop_pid)?;
+    let events: u64 = by_type.values().sum();
+    let drops = spool_drops(&analyze, &cap.spool)?;
+    let rate = events as f64 / loop_secs;
+    let rss = cap.peak_rss_kib as f64 / 1024.0;
+    println!(
+        "\n## Peak event rate (the syscall loop unpaced, {peak_iterations} × open/read/close under \
+         `--syscalls all`, default 32 MiB ring buffer)\n"
+    );
+    println!(
+        "| loop seconds | events recorded (loop pid) | recorded events/s | drops | capture CPU | capture peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {loop_secs:.3} | {events} | {:.0}k | {drops} | {:.2} s, {:.0} % of a core | {rss:.0} MiB |\n",
+        rate / 1e3,
+        cap.cpu_secs,
+        cap.cpu_secs / loop_secs * 100.0
+    );
+    println!(
+        "Recorded by type: {}. Capture CPU includes the {:.1} s it is given after the loop to drain.",
+        by_type.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", "),
+        DRAIN_WAIT.as_secs_f64()
+    );
+    if rate >= 1e6 {
+        println!(
+            "Peak RSS at {:.2}M events/s: {rss:.0} MiB (target ≤ 150 MiB at 1M events/s: {}).",
+            rate / 1e6,
+            if rss <= 150.0 { "met" } else { "not met" }
+        );
+    } else {
+        println!(
+            "Recorded rate {:.0}k events/s is below 1M events/s: the RSS target is not measured by this run.",
+            rate / 1e3
+        );
+    }
+    for t in ["openat", "read", "close"] {
+        let n = by_type.get(t).copied().unwrap_or(0);
+        if drops == 0 && n < peak_iterations {
+            fail(
+                &mut failures,
+                format!("peak rate: {n} {t} events recorded for the loop, {peak_iterations} made, no drop counted"),
+            );
+        }
     }
     if !failures.is_empty() {
         bail!("{} check(s) failed: {}", failures.len(), failures.join("; "));
