@@ -10,6 +10,7 @@ use lanner_formats::wire::{
     desc, COMPAT_UNRECORDED, COUNTER_COMPAT, COUNTER_COMPAT_RECORDED, COUNTER_DROPS, COUNTER_UNPAIRED,
     SYSCALL_DESC_ENTRIES,
 };
+use std::os::fd::{AsFd, AsRawFd};
 
 static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lanner"));
 
@@ -43,6 +44,8 @@ pub struct Probes {
     counters: PerCpuArray<MapData, u64>,
     /// Number of tracepoints attached.
     pub attached: usize,
+    /// The programs' recursion misses as last read (from fdinfo, at most once a second), and when.
+    misses: std::cell::Cell<(Option<std::time::Instant>, u64)>,
 }
 
 /// Kernel-side counters, summed over CPUs.
@@ -56,6 +59,9 @@ pub struct KernelCounters {
     pub compat: u64,
     /// 32-bit syscalls recorded as their x86_64 twins.
     pub compat_recorded: u64,
+    /// Program runs the kernel skipped because the program was already running on that CPU
+    /// (`recursion_misses` of the attached programs): events lost before any record existed.
+    pub recursion_misses: u64,
 }
 
 impl Probes {
@@ -158,12 +164,13 @@ impl Probes {
         let ring = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or_else(|| anyhow!("map EVENTS missing"))?)?;
         let counters =
             PerCpuArray::try_from(ebpf.take_map("COUNTERS").ok_or_else(|| anyhow!("map COUNTERS missing"))?)?;
-        Ok(Self { ebpf: Some(ebpf), ring, counters, attached })
+        Ok(Self { ebpf: Some(ebpf), ring, counters, attached, misses: Default::default() })
     }
 
     /// Detaches every program; the ring buffer and counters stay readable, so what was
     /// recorded until now can still be drained.
     pub fn detach(&mut self) {
+        self.misses.set((None, self.read_recursion_misses()));
         self.ebpf = None;
     }
 
@@ -175,8 +182,35 @@ impl Probes {
             unpaired: sum(COUNTER_UNPAIRED),
             compat: sum(COUNTER_COMPAT),
             compat_recorded: sum(COUNTER_COMPAT_RECORDED),
+            recursion_misses: self.recursion_misses(),
         }
     }
+
+    /// The programs' recursion misses, read again when the last reading is a second old.
+    fn recursion_misses(&self) -> u64 {
+        let (when, n) = self.misses.get();
+        if self.ebpf.is_none() || when.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+            return n;
+        }
+        let n = self.read_recursion_misses();
+        self.misses.set((Some(std::time::Instant::now()), n));
+        n
+    }
+
+    /// The sum of the loaded programs' `recursion_misses`, from their fdinfo.
+    fn read_recursion_misses(&self) -> u64 {
+        let Some(ebpf) = &self.ebpf else { return self.misses.get().1 };
+        ebpf.programs()
+            .filter_map(|(_, p)| p.fd().ok())
+            .filter_map(|fd| std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd())).ok())
+            .filter_map(|info| fdinfo_value(&info, "recursion_misses"))
+            .sum()
+    }
+}
+
+/// The value of `key` in a `/proc/PID/fdinfo/FD` text (`key:\tvalue` lines).
+fn fdinfo_value(info: &str, key: &str) -> Option<u64> {
+    info.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().parse().ok())
 }
 
 /// This architecture's clone, clone3, fork and vfork numbers, as the fork program expects them.
@@ -223,4 +257,19 @@ fn field_offset(category: &str, event: &str, field: &str) -> Result<u32> {
         }
     }
     Err(anyhow!("{path}: no field {field}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fdinfo_values_are_read_by_key() {
+        let info =
+            "pos:\t0\nflags:\t02000002\nprog_type:\t26\nrun_cnt:\t12\nrecursion_misses:\t7\nverified_insns:\t900\n";
+        assert_eq!(fdinfo_value(info, "recursion_misses"), Some(7));
+        assert_eq!(fdinfo_value(info, "run_cnt"), Some(12));
+        assert_eq!(fdinfo_value(info, "run_time_ns"), None);
+        assert_eq!(fdinfo_value("recursion_misses:\tmany\n", "recursion_misses"), None);
+    }
 }

@@ -242,6 +242,14 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         metrics.kernel_drops.store(now.drops, Ordering::Relaxed);
         metrics.compat_syscalls.store(now.compat, Ordering::Relaxed);
         metrics.compat_recorded.store(now.compat_recorded, Ordering::Relaxed);
+        metrics.recursion_misses.store(now.recursion_misses, Ordering::Relaxed);
+        if now.recursion_misses > seen.recursion_misses {
+            log::warn!(
+                "the kernel skipped {} program runs because a capture program was already running on that CPU \
+                 (events lost before any record; lanner_capture_recursion_misses_total)",
+                now.recursion_misses - seen.recursion_misses
+            );
+        }
         if now.compat > 0 && seen.compat == 0 {
             log::warn!(
                 "a 32-bit process made an exec or socketcall syscall, which capture cannot record (counted in \
@@ -274,7 +282,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     // Waits for the writer thread to write the last chunk and the segment footer.
     let written = spool.close();
     log::info!(
-        "stopped: {} events in {} segment(s); lost (spool not writable) {}, kernel drops {}, unpaired exits {}, 32-bit syscalls recorded {} and not recorded {}, malformed records {bad_records}, unknown syscalls {}",
+        "stopped: {} events in {} segment(s); lost (spool not writable) {}, kernel drops {}, unpaired exits {}, 32-bit syscalls recorded {} and not recorded {}, program recursion misses {}, malformed records {bad_records}, unknown syscalls {}",
         written.events_written,
         written.segments.len(),
         written.events_lost,
@@ -282,6 +290,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         seen.unpaired,
         seen.compat_recorded,
         seen.compat,
+        seen.recursion_misses,
         table.unknown_records
     );
     for s in &written.segments {

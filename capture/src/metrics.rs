@@ -22,6 +22,8 @@ pub struct Metrics {
     pub compat_syscalls: AtomicU64,
     /// 32-bit syscalls recorded as their x86_64 twins.
     pub compat_recorded: AtomicU64,
+    /// Program runs the kernel skipped because a capture program was already running on the CPU.
+    pub recursion_misses: AtomicU64,
     /// Events lost because their chunk could not be written (disk full, I/O error).
     pub lost_events: AtomicU64,
     /// Chunk writes that failed.
@@ -67,7 +69,7 @@ impl Metrics {
         for (name, n) in &events {
             let _ = writeln!(s, "lanner_capture_events_total{{syscall=\"{name}\"}} {n}");
         }
-        let scalars: [(&str, &str, &str, &AtomicU64); 14] = [
+        let scalars: [(&str, &str, &str, &AtomicU64); 15] = [
             ("records_read_total", "counter", "Ring-buffer records read from the kernel.", &self.records_read),
             ("kernel_drops_total", "counter", "Records the kernel dropped (ring buffer full).", &self.kernel_drops),
             (
@@ -75,6 +77,12 @@ impl Metrics {
                 "counter",
                 "32-bit syscalls of traced kinds that capture cannot record (execve, execveat, socketcall, umount).",
                 &self.compat_syscalls,
+            ),
+            (
+                "recursion_misses_total",
+                "counter",
+                "Program runs the kernel skipped because a capture program was already running on that CPU.",
+                &self.recursion_misses,
             ),
             (
                 "compat_syscalls_recorded_total",
