@@ -4,8 +4,9 @@
 //! pointers, so their members (at offsets the loader reads from BTF into the frozen
 //! `KERNEL_OFFSETS`, which the verifier sees as constants) are plain loads, not helper calls.
 //! Exec-like calls, whose registers a successful exec resets, stash their arguments at entry;
-//! kernels whose BTF lacks `pt_regs` get per-syscall entry/exit tracepoints and the stash for
-//! every call. Record layouts live in `lanner_formats::wire`; which syscalls are traced, and
+//! 32-bit execs, which no entry tracepoint sees, are described by `sched_process_exec` (or, when
+//! they fail, from their intact registers at exit). Kernels whose BTF lacks `pt_regs` get
+//! per-syscall entry/exit tracepoints and the stash for every call. Record layouts live in `lanner_formats::wire`; which syscalls are traced, and
 //! where their path arguments are, comes from the `SYSCALL_DESC` map the loader fills, so this
 //! code is architecture-neutral.
 #![no_std]
@@ -17,7 +18,8 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         generated::{
             bpf_get_current_cgroup_id, bpf_get_current_task, bpf_get_current_task_btf, bpf_ktime_get_boot_ns,
-            bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str, bpf_ringbuf_output, bpf_task_pt_regs,
+            bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str,
+            bpf_ringbuf_output, bpf_task_pt_regs,
         },
     },
     macros::{btf_tracepoint, map, tracepoint},
@@ -26,9 +28,10 @@ use aya_ebpf::{
     EbpfContext,
 };
 use lanner_formats::wire::{
-    desc, kernel_offsets as so, RecordHeader, RecordKind, SockInfo, COMPAT_NR_ENTRIES, COMPAT_UNRECORDED,
-    COUNTER_COMPAT, COUNTER_COMPAT_RECORDED, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED, HEADER_LEN, MAX_ARG,
-    MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, SCRATCH_LEN, SOCK_INFO_LEN, SYSCALL_DESC_ENTRIES,
+    desc, kernel_offsets as so, RecordHeader, RecordKind, SockInfo, COMPAT_FIRST_ARG_ONLY, COMPAT_NR_ENTRIES,
+    COMPAT_SOCKETCALL, COUNTER_COMPAT, COUNTER_COMPAT_RECORDED, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED,
+    HEADER_LEN, MAX_ARG, MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, SCRATCH_LEN, SOCKETCALL_ENTRIES, SOCK_INFO_LEN,
+    SYSCALL_DESC_ENTRIES,
 };
 
 /// Thread-group id of the capture process itself; its syscalls are not recorded.
@@ -42,6 +45,10 @@ static FORK_CHILD_PID_OFFSET: u32 = 20;
 /// Native numbers of clone, clone3, fork and vfork (-1 where the architecture lacks one).
 #[no_mangle]
 static CLONE_NRS: [i32; 4] = [-1; 4];
+
+/// Native number of execve (what a successful exec's registers say it was).
+#[no_mangle]
+static EXECVE_NR: i32 = -1;
 
 /// Kernel struct member offsets from BTF (see `lanner_formats::wire::kernel_offsets`); all zero
 /// when unknown, and then sockets are not described.
@@ -75,6 +82,9 @@ static SYSCALL_DESC: Array<u32> = Array::with_max_entries(SYSCALL_DESC_ENTRIES, 
 
 #[map]
 static COMPAT_NR: Array<u32> = Array::with_max_entries(COMPAT_NR_ENTRIES, 0);
+
+#[map]
+static SOCKETCALL: Array<u32> = Array::with_max_entries(SOCKETCALL_ENTRIES, 0);
 
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_ENTRIES, 0);
@@ -273,13 +283,15 @@ pub fn lanner_sys_enter(ctx: TracePointContext) -> u32 {
     };
     let _ = STASH.insert(&(cur.pid_tgid as u32), &st, 0);
     if d & desc::EXEC != 0 {
-        emit_exec_args(nr as u32, d, &cur, &st.args);
+        emit_exec_args(nr as u32, d, &cur, &st.args, 8);
     }
     0
 }
 
+/// Emits the filename and argv of exec-like call `nr` from user memory; argv is an array of
+/// `ptr_size`-byte pointers (4 for a 32-bit call).
 #[inline(always)]
-fn emit_exec_args(nr: u32, d: u32, cur: &Current, args: &[u64; 6]) {
+fn emit_exec_args(nr: u32, d: u32, cur: &Current, args: &[u64; 6], ptr_size: u32) {
     let Some(buf) = scratch() else { return };
     fill_header(buf, RecordKind::ExecArgs, nr, cur, 0, args);
     let filename = match desc::path_a(d) {
@@ -299,9 +311,15 @@ fn emit_exec_args(nr: u32, d: u32, cur: &Current, args: &[u64; 6]) {
                 break;
             }
             let mut p: u64 = 0;
-            // SAFETY: reads one pointer from user memory into a stack slot.
-            let r =
-                unsafe { bpf_probe_read_user(&mut p as *mut u64 as *mut _, 8, (argv + (i as u64) * 8) as *const _) };
+            // SAFETY: reads one pointer (its low bytes, little-endian) from user memory into a
+            // stack slot.
+            let r = unsafe {
+                bpf_probe_read_user(
+                    &mut p as *mut u64 as *mut _,
+                    ptr_size,
+                    (argv + (i as u64) * ptr_size as u64) as *const _,
+                )
+            };
             if r != 0 || p == 0 {
                 break;
             }
@@ -324,7 +342,7 @@ pub fn lanner_sys_exit(ctx: TracePointContext) -> u32 {
     let nr: i32 = ctx_read(&ctx, 8);
     let ret: i64 = ctx_read(&ctx, 16);
     match traced(nr) {
-        Some(d) => record_exit(&cur, nr, d, ret, stashed_args(cur.pid_tgid as u32, nr)),
+        Some(d) => record_exit(&cur, d, ret, stashed_call(cur.pid_tgid as u32, nr, d)),
         None => 0,
     }
 }
@@ -340,32 +358,76 @@ pub fn lanner_raw_sys_exit(ctx: BtfTracePointContext) -> i32 {
     let regs: *const u8 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     let raw_nr = btf_load::<u64>(regs, kernel_off(so::REGS_NR)) as u32;
-    let compat = in_compat_syscall(cur.task);
-    // A 32-bit syscall has its own numbers and argument registers: it is recorded as its x86_64
-    // twin when it has one, and counted when it is of a traced kind that cannot be recorded.
-    let nr = if compat {
-        match COMPAT_NR.get(raw_nr) {
-            Some(&COMPAT_UNRECORDED) => {
-                bump(COUNTER_COMPAT);
-                return 0;
-            }
-            Some(&v) if v != 0 => (v - 1) as i32,
-            _ => return 0,
-        }
+    if in_compat_syscall(cur.task) {
+        return compat_exit(&cur, regs, raw_nr, ret);
+    }
+    let nr = raw_nr as i32;
+    let Some(d) = traced(nr) else { return 0 };
+    let call = if d & desc::EXEC != 0 {
+        stashed_call(cur.pid_tgid as u32, nr, d)
     } else {
-        raw_nr as i32
+        Some((nr, register_args(regs, so::REGS_ARG0)))
+    };
+    record_exit(&cur, d, ret, call) as i32
+}
+
+/// The exit of a 32-bit syscall, which has its own numbers and argument registers: recorded as
+/// its x86_64 twin (a `socketcall` as the call it multiplexes). Its exec-like calls are seen by no
+/// entry tracepoint: a successful one is described by the exec program, a failed one here.
+#[inline(never)]
+fn compat_exit(cur: &Current, regs: *const u8, raw_nr: u32, ret: i64) -> i32 {
+    // The kernel reads only the low 32 bits of each ia32 argument register.
+    let mut args = register_args(regs, so::REGS_COMPAT_ARG0).map(|a| a & 0xffff_ffff);
+    let nr = match COMPAT_NR.get(raw_nr) {
+        Some(&COMPAT_SOCKETCALL) => match socketcall(&mut args) {
+            Some(nr) => nr,
+            None => return 0,
+        },
+        Some(&v) if v != 0 => {
+            if v & COMPAT_FIRST_ARG_ONLY != 0 {
+                args = [args[0], 0, 0, 0, 0, 0];
+            }
+            ((v & !COMPAT_FIRST_ARG_ONLY) - 1) as i32
+        }
+        _ => return 0,
     };
     let Some(d) = traced(nr) else { return 0 };
-    let args = if compat {
-        bump(COUNTER_COMPAT_RECORDED);
-        // The kernel reads only the low 32 bits of each ia32 argument register.
-        Some(register_args(regs, so::REGS_COMPAT_ARG0).map(|a| a & 0xffff_ffff))
-    } else if d & desc::EXEC != 0 {
-        stashed_args(cur.pid_tgid as u32, nr)
+    let call = if d & desc::EXEC == 0 {
+        Some((nr, args))
     } else {
-        Some(register_args(regs, so::REGS_ARG0))
+        // A native exec of a 32-bit program also returns as a 32-bit execve: its entry stashed it.
+        stashed_call(cur.pid_tgid as u32, nr, d).or_else(|| {
+            (ret != 0).then(|| {
+                emit_exec_args(nr as u32, d, cur, &args, 4);
+                (nr, args)
+            })
+        })
     };
-    record_exit(&cur, nr, d, ret, args) as i32
+    if call.is_some() {
+        bump(COUNTER_COMPAT_RECORDED);
+    }
+    record_exit(cur, d, ret, call) as i32
+}
+
+/// Decodes a 32-bit `socketcall(call, args)` in place into the call's x86_64 twin and its
+/// arguments (read from the 32-bit argument block); `None` when the call is not traced or its
+/// block is unreadable (counted).
+#[inline(always)]
+fn socketcall(args: &mut [u64; 6]) -> Option<i32> {
+    let v = *SOCKETCALL.get(args[0] as u32)?;
+    if v == 0 {
+        return None;
+    }
+    let mut block = [0u32; 6];
+    let len = (v >> 16) * 4;
+    // SAFETY: reads at most 24 bytes of user memory into a 24-byte stack array.
+    let r = unsafe { bpf_probe_read_user(block.as_mut_ptr() as *mut _, len.min(24), args[1] as *const _) };
+    if r != 0 {
+        bump(COUNTER_COMPAT);
+        return None;
+    }
+    *args = block.map(|a| a as u64);
+    Some(((v & 0xffff) - 1) as i32)
 }
 
 /// Loads a `T` at `base + off` from a BTF-typed kernel pointer (the verifier checks the member).
@@ -395,10 +457,11 @@ fn traced(nr: i32) -> Option<u32> {
     }
 }
 
-/// Emits the record of a completed syscall: result, arguments and path strings.
+/// Emits the record of completed syscall `call` (its number and arguments): result, arguments and
+/// path strings. `d` describes the call (for an exec, either exec-like call).
 #[inline(always)]
-fn record_exit(cur: &Current, nr: i32, d: u32, ret: i64, args: Option<[u64; 6]>) -> u32 {
-    let Some(mut args) = args else {
+fn record_exit(cur: &Current, d: u32, ret: i64, call: Option<(i32, [u64; 6])>) -> u32 {
+    let Some((nr, mut args)) = call else {
         bump(COUNTER_UNPAIRED);
         return 0;
     };
@@ -458,13 +521,17 @@ fn register_args(regs: *const u8, first: usize) -> [u64; 6] {
     a
 }
 
-/// The arguments the entry program stashed for thread `tid`'s syscall `nr` (removed here).
+/// The call the entry program stashed for thread `tid`'s syscall `nr` (removed here): its number
+/// and arguments. A successful exec says it was `execve` whatever it was (x86 resets the number),
+/// so for an exec-like `nr` any exec-like stash pairs, and its number is the true one.
 #[inline(always)]
-fn stashed_args(tid: u32, nr: i32) -> Option<[u64; 6]> {
+fn stashed_call(tid: u32, nr: i32, d: u32) -> Option<(i32, [u64; 6])> {
     // SAFETY: the value is copied out before any other map operation.
     let st = unsafe { STASH.get(&tid) }.copied()?;
     let _ = STASH.remove(&tid);
-    (st.nr == nr as u64).then_some(st.args)
+    let pairs =
+        st.nr == nr as u64 || (d & desc::EXEC != 0 && traced(st.nr as i32).is_some_and(|s| s & desc::EXEC != 0));
+    pairs.then_some((st.nr as i32, st.args))
 }
 
 /// Copies a user `struct sockaddr` into blob 0, followed by a NUL; returns the blob length.
@@ -601,6 +668,56 @@ fn clone_flags(task: *const u8) -> Option<u64> {
     } else {
         None
     }
+}
+
+/// `sched_process_exec`: the current thread runs a new program. A native exec's entry has stashed
+/// and emitted its call; a thread other than the leader takes the leader's id here, and the
+/// stash follows it. A 32-bit exec, which no entry saw, gets its record of arguments now: the
+/// filename the exec was given, and the argv the kernel copied into the new program's memory.
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn lanner_exec(ctx: BtfTracePointContext) -> i32 {
+    let Some(cur) = current() else { return 0 };
+    let old_tid: i32 = ctx.arg(1);
+    let bprm: *const u8 = ctx.arg(2);
+    let tid = cur.pid_tgid as u32;
+    // SAFETY: the value is copied out before any other map operation.
+    if let Some(st) = unsafe { STASH.get(&(old_tid as u32)) }.copied() {
+        if old_tid as u32 != tid {
+            let _ = STASH.remove(&(old_tid as u32));
+            let _ = STASH.insert(&tid, &st, 0);
+        }
+        return 0;
+    }
+    if kernel_off(so::BPRM_FILENAME) == 0 {
+        return 0;
+    }
+    // SAFETY: plain read of a loader-set global.
+    let execve = unsafe { core::ptr::read_volatile(&EXECVE_NR) };
+    let Some(buf) = scratch() else { return 0 };
+    let args = [0u64; 6];
+    fill_header(buf, RecordKind::ExecArgs, execve as u32, &cur, 0, &args);
+    let filename: *const u8 = btf_load(bprm, kernel_off(so::BPRM_FILENAME));
+    // SAFETY: HEADER_LEN + MAX_BLOB < SCRATCH_LEN; a bad address only returns an error.
+    let n = unsafe { bpf_probe_read_kernel_str(buf.add(HEADER_LEN) as *mut _, MAX_BLOB as u32, filename as *const _) };
+    let l1 = if n > 0 { n as usize & (MAX_BLOB * 2 - 1) } else { 0 };
+    let mm: *const u8 = btf_load(cur.task, kernel_off(so::TASK_MM));
+    let start: u64 = btf_load(mm, kernel_off(so::MM_ARG_START));
+    let end: u64 = btf_load(mm, kernel_off(so::MM_ARG_END));
+    // The strings are NUL-separated already; a longer argv is cut at MAX_BLOB - 1 bytes.
+    let len = if end > start { (end - start).min(MAX_BLOB as u64 - 1) as usize } else { 0 };
+    let mut l2 = 0;
+    if len > 0 {
+        let off = (HEADER_LEN + l1) & (2 * MAX_BLOB - 1);
+        // SAFETY: off + len < 3 * MAX_BLOB < SCRATCH_LEN.
+        let r =
+            unsafe { bpf_probe_read_user(buf.add(off) as *mut _, (len & (MAX_BLOB - 1)) as u32, start as *const _) };
+        if r == 0 {
+            l2 = len & (MAX_BLOB - 1);
+        }
+    }
+    emit(buf, l1, l2);
+    let _ = STASH.insert(&tid, &Stash { nr: execve as u64, args }, 0);
+    0
 }
 
 /// `sched_process_exit`: the current thread exits.

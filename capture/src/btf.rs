@@ -35,7 +35,7 @@ pub fn kernel_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
     };
     let mut o = [0u32; so::COUNT];
     // Each group is all or nothing: the kernel side uses a group only when its first entry is set.
-    let groups: [&[(usize, &str, &str)]; 6] = [
+    let groups: [&[(usize, &str, &str)]; 7] = [
         &[
             (so::TASK_FILES, "task_struct", "files"),
             (so::FILES_FDT, "files_struct", "fdt"),
@@ -76,6 +76,13 @@ pub fn kernel_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
             (so::CSS_SET_DFL_CGRP, "css_set", "dfl_cgrp"),
             (so::CGROUP_KN, "cgroup", "kn"),
             (so::KERNFS_NODE_ID, "kernfs_node", "id"),
+        ],
+        // A 32-bit exec's filename and the new program's argv, which no entry tracepoint sees.
+        &[
+            (so::BPRM_FILENAME, "linux_binprm", "filename"),
+            (so::TASK_MM, "task_struct", "mm"),
+            (so::MM_ARG_START, "mm_struct", "arg_start"),
+            (so::MM_ARG_END, "mm_struct", "arg_end"),
         ],
     ];
     let mut missing = Vec::new();
@@ -169,5 +176,8 @@ mod tests {
         // ia32: bx cx dx si di bp.
         #[cfg(target_arch = "x86_64")]
         assert_eq!(&o[so::REGS_COMPAT_ARG0..so::REGS_COMPAT_ARG0 + 6], &[40, 88, 96, 104, 112, 32][..], "{o:?}");
+        // mm_struct keeps argv's end right after its start.
+        assert!(o[so::TASK_MM] > 64 && o[so::MM_ARG_END] == o[so::MM_ARG_START] + 8, "{o:?}");
+        assert!(o[so::BPRM_FILENAME] > 0, "{o:?}");
     }
 }

@@ -7,8 +7,8 @@ use aya::Btf;
 use aya::{Ebpf, EbpfLoader};
 use lanner_formats::syscall::{self, TABLE};
 use lanner_formats::wire::{
-    desc, COMPAT_UNRECORDED, COUNTER_COMPAT, COUNTER_COMPAT_RECORDED, COUNTER_DROPS, COUNTER_UNPAIRED,
-    SYSCALL_DESC_ENTRIES,
+    desc, COMPAT_FIRST_ARG_ONLY, COMPAT_SOCKETCALL, COUNTER_COMPAT, COUNTER_COMPAT_RECORDED, COUNTER_DROPS,
+    COUNTER_UNPAIRED, SYSCALL_DESC_ENTRIES,
 };
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -55,7 +55,8 @@ pub struct KernelCounters {
     pub drops: u64,
     /// Syscall exits seen without their entry (e.g. started before capture).
     pub unpaired: u64,
-    /// 32-bit (ia32) syscalls of traced kinds that could not be recorded (exec, `socketcall`).
+    /// 32-bit (ia32) syscalls of traced kinds that could not be recorded (a `socketcall` whose
+    /// argument block was unreadable).
     pub compat: u64,
     /// 32-bit syscalls recorded as their x86_64 twins.
     pub compat_recorded: u64,
@@ -85,6 +86,7 @@ impl Probes {
             .override_global("OWN_TGID", &own, true)
             .override_global("FORK_CHILD_PID_OFFSET", &fork_off, true)
             .override_global("CLONE_NRS", &clone_syscall_numbers(), true)
+            .override_global("EXECVE_NR", &(libc::SYS_execve as i32), true)
             .override_global("KERNEL_OFFSETS", &kernel_offsets, true)
             .map_max_entries("EVENTS", ring_bytes)
             .load(BPF_OBJECT)
@@ -102,16 +104,29 @@ impl Probes {
         }
         #[cfg(target_arch = "x86_64")]
         {
+            // A traced kind's x86_64 number plus one (the maps' encoding; 0 is "not traced").
+            let twin = |ty: syscall::EventType| {
+                let spec = ty.spec();
+                syscall::native_nr(spec).filter(|_| wanted(spec.desc)).map(|nr| nr + 1)
+            };
             let mut compat: Array<_, u32> =
                 Array::try_from(ebpf.map_mut("COMPAT_NR").ok_or_else(|| anyhow!("map COMPAT_NR missing"))?)?;
-            for &(ty, ia32) in syscall::I386 {
-                let spec = ty.spec();
-                if let (Some(nr), true) = (syscall::native_nr(spec), wanted(spec.desc)) {
-                    compat.set(ia32, nr + 1, 0)?;
+            for (&(ty, ia32), flag) in syscall::I386
+                .iter()
+                .map(|e| (e, 0))
+                .chain(syscall::I386_FIRST_ARG_ONLY.iter().map(|e| (e, COMPAT_FIRST_ARG_ONLY)))
+            {
+                if let Some(v) = twin(ty) {
+                    compat.set(ia32, v | flag, 0)?;
                 }
             }
-            for &(_, ia32) in syscall::I386_UNRECORDED {
-                compat.set(ia32, COMPAT_UNRECORDED, 0)?;
+            compat.set(syscall::I386_SOCKETCALL, COMPAT_SOCKETCALL, 0)?;
+            let mut calls: Array<_, u32> =
+                Array::try_from(ebpf.map_mut("SOCKETCALL").ok_or_else(|| anyhow!("map SOCKETCALL missing"))?)?;
+            for &(call, ty, nargs) in syscall::SOCKETCALL {
+                if let Some(v) = twin(ty) {
+                    calls.set(call, (nargs << 16) | v, 0)?;
+                }
             }
         }
         // Process lifecycle first, so no process starts unseen while syscalls are being attached.
@@ -124,18 +139,19 @@ impl Probes {
             attached += 1;
         }
         // With the argument registers' offsets from BTF, one raw_syscalls:sys_exit program reads
-        // every call's arguments itself, and only exec-like calls (argv must be read before the
-        // exec replaces it) need an entry program. Otherwise: entry and exit per syscall.
+        // every call's arguments itself, and only native exec-like calls (argv must be read before
+        // the exec replaces it) need an entry program; sched_process_exec reads the new program's
+        // argv for the 32-bit execs no entry tracepoint sees. Otherwise: entry and exit per syscall.
         let exit_reads_args = kernel_offsets[lanner_formats::wire::kernel_offsets::REGS_NR] != 0;
         if exit_reads_args {
             let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
-            let p: &mut BtfTracePoint = ebpf
-                .program_mut("lanner_raw_sys_exit")
-                .ok_or_else(|| anyhow!("program lanner_raw_sys_exit missing"))?
-                .try_into()?;
-            p.load("sys_exit", &btf).context("verifier rejected lanner_raw_sys_exit")?;
-            p.attach().context("attaching BTF tracepoint sys_exit")?;
-            attached += 1;
+            for (prog, tp) in [("lanner_raw_sys_exit", "sys_exit"), ("lanner_exec", "sched_process_exec")] {
+                let p: &mut BtfTracePoint =
+                    ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
+                p.load(tp, &btf).with_context(|| format!("verifier rejected {prog}"))?;
+                p.attach().with_context(|| format!("attaching BTF tracepoint {tp}"))?;
+                attached += 1;
+            }
         }
         let per_syscall = |d: u32, dir: &str| {
             wanted(d) && if dir == "enter" { !exit_reads_args || d & desc::EXEC != 0 } else { !exit_reads_args }

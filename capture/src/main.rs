@@ -252,8 +252,8 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         }
         if now.compat > 0 && seen.compat == 0 {
             log::warn!(
-                "a 32-bit process made an exec or socketcall syscall, which capture cannot record (counted in \
-                 lanner_capture_compat_syscalls_total and at stop)"
+                "a 32-bit process made a socketcall whose argument block capture could not read: the call is not \
+                 recorded (counted in lanner_capture_compat_syscalls_total and at stop)"
             );
         }
         if now.drops > seen.drops {

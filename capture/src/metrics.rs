@@ -18,7 +18,7 @@ pub struct Metrics {
     pub records_read: AtomicU64,
     /// Records the kernel dropped because the ring buffer was full.
     pub kernel_drops: AtomicU64,
-    /// 32-bit syscalls of traced kinds that could not be recorded (exec, `socketcall`).
+    /// 32-bit syscalls of traced kinds that could not be recorded (unreadable `socketcall` blocks).
     pub compat_syscalls: AtomicU64,
     /// 32-bit syscalls recorded as their x86_64 twins.
     pub compat_recorded: AtomicU64,
@@ -75,7 +75,7 @@ impl Metrics {
             (
                 "compat_syscalls_total",
                 "counter",
-                "32-bit syscalls of traced kinds that capture cannot record (execve, execveat, socketcall, umount).",
+                "32-bit syscalls of traced kinds that capture could not record (a socketcall with an unreadable argument block).",
                 &self.compat_syscalls,
             ),
             (

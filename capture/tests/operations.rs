@@ -181,9 +181,21 @@ fn age_rotation_and_size_retention_keep_a_loaded_spool_under_its_limit_and_what_
     }
     const RETAIN: u64 = 400_000;
     let spool = tempfile::tempdir().unwrap();
+    // Segments also rotate by size, well under the limit: retention never deletes the newest
+    // segment, so one 300 ms segment over the limit by itself (a loaded machine: other tests'
+    // captures record each other) would keep the closed ones over it until the next rotation.
     let Some(mut cap) = Capture::start(
         spool.path(),
-        &["--chunk-interval", "100ms", "--segment-age", "300ms", "--retain-bytes", &RETAIN.to_string()],
+        &[
+            "--chunk-interval",
+            "100ms",
+            "--segment-age",
+            "300ms",
+            "--segment-bytes",
+            "100000",
+            "--retain-bytes",
+            &RETAIN.to_string(),
+        ],
     ) else {
         return;
     };

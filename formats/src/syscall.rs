@@ -333,11 +333,33 @@ pub const I386: &[(EventType, u32)] = &[
     (EventType::Dup3, 330),
     (EventType::Fcntl, 55),
     (EventType::Fcntl, 221),
+    (EventType::Execve, 11),
+    (EventType::Execveat, 358),
 ];
 
-/// ia32 calls of traced kinds that capture cannot record as their x86_64 twin (argv of 32-bit
-/// pointers, the `socketcall` multiplexer, `umount` without flags): each is counted instead.
-pub const I386_UNRECORDED: &[(&str, u32)] = &[("execve", 11), ("execveat", 358), ("socketcall", 102), ("umount", 22)];
+/// ia32 calls that pass only the first argument of their x86_64 twin (the others read as 0).
+pub const I386_FIRST_ARG_ONLY: &[(EventType, u32)] = &[(EventType::Umount2, 22)];
+
+/// The ia32 `socketcall(call, args)` multiplexer's number.
+pub const I386_SOCKETCALL: u32 = 102;
+
+/// `socketcall` calls of traced kinds (`SYS_SOCKET` ... in `linux/net.h`): the call number, the
+/// x86_64 twin it is recorded as, and how many 32-bit arguments its block holds (`send` and
+/// `recv` are `sendto` and `recvfrom` without an address).
+pub const SOCKETCALL: &[(u32, EventType, u32)] = &[
+    (1, EventType::Socket, 3),
+    (2, EventType::Bind, 3),
+    (3, EventType::Connect, 3),
+    (4, EventType::Listen, 2),
+    (5, EventType::Accept, 3),
+    (9, EventType::Sendto, 4),
+    (10, EventType::Recvfrom, 4),
+    (11, EventType::Sendto, 6),
+    (12, EventType::Recvfrom, 6),
+    (16, EventType::Sendmsg, 3),
+    (17, EventType::Recvmsg, 3),
+    (18, EventType::Accept4, 4),
+];
 
 impl EventType {
     /// Decodes a stored event type.
@@ -426,8 +448,11 @@ mod tests {
             assert!(seen.insert(nr), "ia32 {nr} listed twice");
             assert!(ty.spec().nr_x86_64.is_some() && ty.spec().desc != 0, "{} has no x86_64 twin", ty.name());
         }
-        for &(name, nr) in I386_UNRECORDED {
-            assert!(seen.insert(nr), "ia32 {nr} ({name}) is also mapped");
+        for &(ty, nr) in I386_FIRST_ARG_ONLY.iter().chain([(EventType::Socket, I386_SOCKETCALL)].iter()) {
+            assert!(seen.insert(nr), "ia32 {nr} ({}) is also mapped", ty.name());
+        }
+        for &(call, ty, nargs) in SOCKETCALL {
+            assert!(call < 21 && (2..=6).contains(&nargs) && ty.spec().nr_x86_64.is_some(), "socketcall {call}");
         }
         // Spot checks against arch/x86/entry/syscalls/syscall_32.tbl.
         assert!(I386.contains(&(EventType::Open, 5)) && I386.contains(&(EventType::Openat, 295)));

@@ -266,16 +266,34 @@ pub mod kernel_offsets {
     /// `pt_regs` member holding argument 0 of a 32-bit (ia32) syscall (`bx`); arguments 1 to 5
     /// (`cx dx si di bp`) are at `REGS_COMPAT_ARG0 + 1 ..= REGS_COMPAT_ARG0 + 5`.
     pub const REGS_COMPAT_ARG0: usize = 39;
+    /// `task_struct.mm`.
+    pub const TASK_MM: usize = 45;
+    /// `mm_struct.arg_start`: where the program's argv strings start in its memory.
+    pub const MM_ARG_START: usize = 46;
+    /// `mm_struct.arg_end`.
+    pub const MM_ARG_END: usize = 47;
+    /// `linux_binprm.filename`: the path an exec was asked to run.
+    pub const BPRM_FILENAME: usize = 48;
     /// Number of entries.
-    pub const COUNT: usize = 48;
+    pub const COUNT: usize = 52;
 }
 
 /// Number of entries of the `COMPAT_NR` array map (ia32 syscall numbers).
 pub const COMPAT_NR_ENTRIES: u32 = 512;
 
-/// `COMPAT_NR` value of an ia32 call of a traced kind that cannot be recorded (counted instead);
-/// 0 means "not traced", anything else is the x86_64 twin's number plus one.
-pub const COMPAT_UNRECORDED: u32 = u32::MAX;
+/// `COMPAT_NR` value of the ia32 `socketcall` multiplexer, whose call is looked up in the
+/// `SOCKETCALL` map. Other values: 0 means "not traced", anything else is the x86_64 twin's number
+/// plus one, with [`COMPAT_FIRST_ARG_ONLY`] possibly set.
+pub const COMPAT_SOCKETCALL: u32 = u32::MAX;
+
+/// `COMPAT_NR` flag: the ia32 call passes only the first argument of its x86_64 twin, whose other
+/// arguments are recorded as 0 (`umount(name)` is `umount2(name, 0)`).
+pub const COMPAT_FIRST_ARG_ONLY: u32 = 1 << 30;
+
+/// Number of entries of the `SOCKETCALL` array map (`socketcall`'s call numbers): each value is
+/// the x86_64 twin's number plus one, with the number of 32-bit arguments in bits 16 and up;
+/// 0 means "not traced".
+pub const SOCKETCALL_ENTRIES: u32 = 21;
 
 /// Number of entries of the `SYSCALL_DESC` array map.
 pub const SYSCALL_DESC_ENTRIES: u32 = 1024;
@@ -285,7 +303,7 @@ pub const COUNTER_DROPS: u32 = 0;
 /// Index of the "exit without a matching enter" counter in the per-CPU `COUNTERS` map.
 pub const COUNTER_UNPAIRED: u32 = 1;
 /// Index of the "32-bit syscall of a traced kind not recorded" counter in the per-CPU `COUNTERS`
-/// map (see [`COMPAT_UNRECORDED`]).
+/// map (a `socketcall` whose argument block could not be read).
 pub const COUNTER_COMPAT: u32 = 2;
 /// Index of the "32-bit syscall recorded as its x86_64 twin" counter in the per-CPU `COUNTERS` map.
 pub const COUNTER_COMPAT_RECORDED: u32 = 3;
