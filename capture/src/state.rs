@@ -366,6 +366,12 @@ impl ProcessTable {
         }
     }
 
+    /// The name of memfd `fd` of process `pid`, when that fd is a memfd.
+    fn memfd_name(&self, pid: u32, fd: i32) -> Option<String> {
+        let f = self.procs.get(&pid)?.fds.get(&fd)?;
+        (f.kind == fdkind::MEMFD).then(|| f.name.clone())
+    }
+
     /// Base directory for a path relative to `dirfd` in process `pid`.
     fn base_dir(&self, pid: u32, dirfd: i32) -> Option<String> {
         let p = self.procs.get(&pid)?;
@@ -432,7 +438,13 @@ impl ProcessTable {
             let (filename, argv) =
                 self.pending_exec.remove(&r.tid).or_else(|| self.pending_exec.remove(&r.tgid)).unwrap_or_default();
             let filename = text(&filename);
-            let path = resolve(self.base_dir(pid, fd1).as_deref(), &filename);
+            let path = match self.memfd_name(pid, fd1).filter(|_| filename.is_empty()) {
+                // A program run from a memfd: the path the kernel gives it (`/proc/PID/exe`),
+                // which a memfd found in /proc already has as its name.
+                Some(link) if link.starts_with("/memfd:") => link,
+                Some(name) => format!("/memfd:{name} (deleted)"),
+                None => resolve(self.base_dir(pid, fd1).as_deref(), &filename),
+            };
             if r.ret == 0 {
                 let version = self.bump();
                 let p = self.procs.get_mut(&pid)?;
@@ -463,6 +475,13 @@ impl ProcessTable {
             }
             d.path = Some(path);
             return Some(d);
+        }
+        if spec.event == MemfdCreate && r.ret >= 0 {
+            // Named after the memfd, like libsinsp; MFD_CLOEXEC is 1.
+            let e = FdEntry { name: p1.clone(), kind: fdkind::MEMFD, cloexec: a[1] & 1 != 0 };
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.fds.insert(r.ret as i32, e);
+            }
         }
         if spec.event.uses_fd() {
             self.fd_event(&r, &mut d);

@@ -845,6 +845,16 @@ os.execve(fd, ["fexec-true", "x"], {})
         vec!["/bin/true"]
     );
     assert_eq!(q(by_memfd).last().map(String::as_str), Some("execveat SUCCESS memfd:lanner-me memtrue y 3"), "{log:?}");
+    // The program's path is the kernel's for a memfd, as Falco's `Fileless execution via
+    // memfd_create` rule expects of `proc.is_exe_from_memfd`.
+    let lines = query(
+        spool.path(),
+        &format!("proc.pid = {by_memfd} and evt.type in (memfd_create, execveat)"),
+        "*%evt.type %proc.is_exe_from_memfd %proc.exepath",
+    );
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("memfd_create false /"), "{lines:?}");
+    assert_eq!(lines[1], "execveat true /memfd:lanner-mem (deleted)");
 }
 
 #[test]

@@ -95,6 +95,9 @@ pub enum Field {
     ProcExe,
     /// `proc.exepath`
     ProcExepath,
+    /// `proc.is_exe_from_memfd`: the program was run from a memfd (its path is the kernel's
+    /// `/memfd:NAME (deleted)`).
+    ProcIsExeFromMemfd,
     /// `proc.cmdline`
     ProcCmdline,
     /// `proc.args`
@@ -213,6 +216,7 @@ impl Field {
             "proc.name" => no_arg(Field::ProcName),
             "proc.exe" => no_arg(Field::ProcExe),
             "proc.exepath" => no_arg(Field::ProcExepath),
+            "proc.is_exe_from_memfd" => no_arg(Field::ProcIsExeFromMemfd),
             "proc.cmdline" => no_arg(Field::ProcCmdline),
             "proc.args" => no_arg(Field::ProcArgs),
             "proc.pid" => no_arg(Field::ProcPid),
@@ -265,6 +269,7 @@ impl Field {
             ProcName
                 | ProcExe
                 | ProcExepath
+                | ProcIsExeFromMemfd
                 | ProcCmdline
                 | ProcArgs
                 | ProcPid
@@ -303,7 +308,7 @@ impl Field {
             EvtRawres | FdNum | FdPort(_) | ProcTty | UserLoginuid | ProcPid | ProcPpid | ProcApid(_) | ProcApidAny
             | ThreadTid | UserUid | GroupGid => FieldType::Int,
             NotCaptured(_, t) => *t,
-            EvtFailed | EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec => FieldType::Bool,
+            EvtFailed | EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec | ProcIsExeFromMemfd => FieldType::Bool,
             ProcDuration => FieldType::Int,
             _ => FieldType::Str,
         }
@@ -543,6 +548,10 @@ impl<'a> EventView<'a> {
             Field::ProcName => proc_str(self.process(), |p| p.name.to_native()),
             Field::ProcExe => proc_str(self.process(), |p| p.exe.to_native()),
             Field::ProcExepath => proc_str(self.process(), |p| p.exepath.to_native()),
+            Field::ProcIsExeFromMemfd => match proc_str(self.process(), |p| p.exepath.to_native()) {
+                Str(path) => Bool(path.starts_with("/memfd:")),
+                _ => Missing,
+            },
             Field::ProcCwd => proc_str(self.process(), |p| p.cwd.to_native()),
             Field::ProcArgs => self.process().map_or(Missing, |p| Str(self.args_joined(p))),
             Field::ProcCmdline => self
@@ -813,7 +822,6 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("proc.exe_ino.ctime", FieldType::Int, ArgKind::None),
     ("proc.exe_ino.mtime", FieldType::Int, ArgKind::None),
     ("proc.exe_ino.ctime_duration_proc_start", FieldType::Int, ArgKind::None),
-    ("proc.is_exe_from_memfd", FieldType::Bool, ArgKind::None),
     ("proc.is_exe_upper_layer", FieldType::Bool, ArgKind::None),
     ("proc.is_exe_writable", FieldType::Bool, ArgKind::None),
     ("proc.is_vpgid_leader", FieldType::Bool, ArgKind::None),

@@ -73,7 +73,7 @@ pub struct DecodedChunk {
 impl DecodedChunk {
     /// Encodes and validates an in-memory chunk (for tests and tools that build chunks).
     pub fn from_chunk(c: &crate::event::Chunk) -> Result<Self, String> {
-        let raw = rkyv::to_bytes::<rkyv::rancor::Error>(c).map_err(|e| e.to_string())?;
+        let raw = rkyv::to_bytes::<rkyv::rancor::BoxedError>(c).map_err(|e| e.to_string())?;
         let payload = zstd::bulk::compress(&raw, 1).map_err(|e| e.to_string())?;
         decode_payload(&payload, raw.len() as u32)
     }
@@ -371,8 +371,8 @@ pub fn decode_payload(payload: &[u8], raw_len: u32) -> Result<DecodedChunk, Stri
     if n != raw_len as usize {
         return Err(format!("decompressed to {n} bytes, header says {raw_len}"));
     }
-    let chunk =
-        rkyv::access::<ArchivedChunk, rkyv::rancor::Error>(&bytes).map_err(|e| format!("invalid chunk data: {e}"))?;
+    let chunk = rkyv::access::<ArchivedChunk, rkyv::rancor::BoxedError>(&bytes)
+        .map_err(|e| format!("invalid chunk data: {e}"))?;
     check_references(chunk)?;
     let paths = chunk.paths.expand()?;
     Ok(DecodedChunk { bytes, paths })

@@ -73,7 +73,7 @@ impl SegmentWriter {
     /// Seals `chunk`: serializes, compresses and appends it as one frame, then syncs.
     pub fn append(&mut self, chunk: &Chunk) -> Result<FrameHeader, ArchiveError> {
         let io = |source| ArchiveError::Io { path: self.path.clone(), source };
-        let raw = rkyv::to_bytes::<rkyv::rancor::Error>(chunk)
+        let raw = rkyv::to_bytes::<rkyv::rancor::BoxedError>(chunk)
             .map_err(|e| ArchiveError::InvalidChunk { path: self.path.clone(), what: e.to_string() })?;
         let payload = zstd::bulk::compress(&raw, self.level).map_err(io)?;
         let mut types = 0u128;
