@@ -6,9 +6,9 @@
 //! Exec-like calls, whose registers a successful exec resets, stash their arguments at entry;
 //! 32-bit execs, which no entry tracepoint sees, are described by `sched_process_exec` (or, when
 //! they fail, from their intact registers at exit). Kernels whose BTF lacks `pt_regs` get
-//! per-syscall entry/exit tracepoints and the stash for every call. Record layouts live in `lanner_formats::wire`; which syscalls are traced, and
-//! where their path arguments are, comes from the `SYSCALL_DESC` map the loader fills, so this
-//! code is architecture-neutral.
+//! per-syscall entry/exit tracepoints and the stash for every call. Record layouts live in
+//! `lanner_formats::wire`; which syscalls are traced, and where their path arguments are, comes
+//! from the `SYSCALL_DESC` map the loader fills, so this code is architecture-neutral.
 #![no_std]
 #![no_main]
 
