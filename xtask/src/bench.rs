@@ -461,6 +461,46 @@ fn fail(failures: &mut Vec<String>, msg: String) {
     failures.push(msg);
 }
 
+/// One step of paced generators under a capture of its own.
+struct PacedStep {
+    /// Iterations the generators made.
+    done: u64,
+    /// What capture recorded of them (as the step counts it).
+    recorded: u64,
+    /// Drops recorded in the spool.
+    drops: u64,
+    /// Iterations per second achieved.
+    achieved: f64,
+    /// Capture's CPU, percent of a core.
+    cpu: f64,
+    /// Capture's peak RSS, MiB.
+    rss: f64,
+}
+
+/// Runs [`paced_pair`] at `rate` for `secs` under a capture named `name`; `recorded` counts, in
+/// the spool, what was recorded of the generators (given their pids).
+#[allow(clippy::too_many_arguments)]
+fn paced_step(
+    tmp: &Path,
+    name: &str,
+    load: &Path,
+    analyze: &Path,
+    rate: f64,
+    secs: f64,
+    what: &str,
+    recorded: impl Fn(&Path, &[u32]) -> Result<u64>,
+) -> Result<PacedStep> {
+    let (cap, (done, pids)) = under_capture(tmp, name, &[], || paced_pair(load, rate, secs, what))?;
+    Ok(PacedStep {
+        done,
+        recorded: recorded(&cap.spool, &pids)?,
+        drops: spool_drops(analyze, &cap.spool)?,
+        achieved: done as f64 / secs,
+        cpu: cap.cpu_secs / secs * 100.0,
+        rss: cap.peak_rss_kib as f64 / 1024.0,
+    })
+}
+
 /// Runs two paced generators (`paced RATE/2 SECONDS WHAT`) side by side; returns how many
 /// iterations they made together and their pids.
 fn paced_pair(load: &Path, rate: f64, secs: f64, what: &str) -> Result<(u64, Vec<u32>)> {
@@ -600,17 +640,14 @@ fn capture() -> Result<()> {
     );
     println!("| target events/s | achieved events/s | openat recorded | drops | capture CPU | capture peak RSS |");
     println!("|---|---|---|---|---|---|");
-    let mut best: Option<(f64, f64, u64)> = None;
+    let mut best: Option<(f64, f64, f64)> = None;
     let mut first_drop: Option<f64> = None;
     let mut rate = 125_000f64;
     while rate <= 4_000_000f64 {
-        let (cap, (done, _)) =
-            under_capture(&tmp.0, &format!("ramp-{rate}"), &[], || paced_pair(&load, rate, step_secs, &file_s))?;
-        let recorded: u64 = opens_by_pid(&analyze, &cap.spool, &file)?.values().sum();
-        let drops = spool_drops(&analyze, &cap.spool)?;
-        let achieved = done as f64 / step_secs;
-        let cpu = cap.cpu_secs / step_secs * 100.0;
-        let rss = cap.peak_rss_kib as f64 / 1024.0;
+        let PacedStep { done, recorded, drops, achieved, cpu, rss } =
+            paced_step(&tmp.0, &format!("ramp-{rate}"), &load, &analyze, rate, step_secs, &file_s, |spool, _| {
+                Ok(opens_by_pid(&analyze, spool, &file)?.values().sum())
+            })?;
         println!(
             "| {:.0}k | {:.0}k | {recorded} | {drops} | {cpu:.0} % of a core | {rss:.0} MiB |",
             rate / 1e3,
@@ -624,7 +661,7 @@ fn capture() -> Result<()> {
             break;
         }
         if best.is_none_or(|(r, _, _)| achieved > r) {
-            best = Some((achieved, cpu, cap.peak_rss_kib));
+            best = Some((achieved, cpu, rss));
         }
         if achieved < 0.9 * rate {
             break;
@@ -641,7 +678,7 @@ fn capture() -> Result<()> {
             "Highest drop-free rate: {:.0}k events/s, capture CPU {cpu:.0} % of a core, peak RSS {:.0} MiB \
              (target: ≤ 150 MiB at 1M events/s).",
             r / 1e3,
-            rss as f64 / 1024.0
+            rss
         );
     }
 
@@ -709,18 +746,16 @@ fn capture() -> Result<()> {
     println!("|---|---|---|---|---|---|");
     let mut at_million: Option<(f64, f64)> = None;
     for rate in [1_000_000f64, 1_500_000f64, 2_000_000f64] {
-        let (cap, (done, pids)) =
-            under_capture(&tmp.0, &format!("million-{rate}"), &[], || paced_pair(&load, rate, step_secs, "-"))?;
-        let mut recorded = 0;
-        for pid in pids {
-            // (Not the generator's own closes at startup: the dynamic loader's.)
-            let filter = format!("proc.pid = {pid} and evt.type = close and evt.res = EBADF");
-            recorded += events_by_type(&analyze, &cap.spool, &filter)?.get("close").copied().unwrap_or(0);
-        }
-        let drops = spool_drops(&analyze, &cap.spool)?;
-        let achieved = done as f64 / step_secs;
-        let cpu = cap.cpu_secs / step_secs * 100.0;
-        let rss = cap.peak_rss_kib as f64 / 1024.0;
+        let PacedStep { done, recorded, drops, achieved, cpu, rss } =
+            paced_step(&tmp.0, &format!("million-{rate}"), &load, &analyze, rate, step_secs, "-", |spool, pids| {
+                let mut recorded = 0;
+                for pid in pids {
+                    // (Not the generator's own closes at startup: the dynamic loader's.)
+                    let filter = format!("proc.pid = {pid} and evt.type = close and evt.res = EBADF");
+                    recorded += events_by_type(&analyze, spool, &filter)?.get("close").copied().unwrap_or(0);
+                }
+                Ok(recorded)
+            })?;
         println!(
             "| {:.2}M | {:.2}M | {recorded} | {drops} | {cpu:.0} % of a core | {rss:.0} MiB |",
             rate / 1e6,
