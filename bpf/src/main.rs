@@ -50,6 +50,10 @@ static CLONE_NRS: [i32; 4] = [-1; 4];
 #[no_mangle]
 static EXECVE_NR: i32 = -1;
 
+/// 1 when the kernel has `bpf_task_pt_regs` (5.15+): the fork program reads clone flags with it.
+#[no_mangle]
+static HAS_TASK_PT_REGS: u32 = 0;
+
 /// Kernel struct member offsets from BTF (see `lanner_formats::wire::kernel_offsets`); all zero
 /// when unknown, and then sockets are not described.
 #[no_mangle]
@@ -374,7 +378,7 @@ pub fn lanner_raw_sys_exit(ctx: BtfTracePointContext) -> i32 {
 /// The exit of a 32-bit syscall, which has its own numbers and argument registers: recorded as
 /// its x86_64 twin (a `socketcall` as the call it multiplexes). Its exec-like calls are seen by no
 /// entry tracepoint: a successful one is described by the exec program, a failed one here.
-#[inline(never)]
+#[inline(always)]
 fn compat_exit(cur: &Current, regs: *const u8, raw_nr: u32, ret: i64) -> i32 {
     // The kernel reads only the low 32 bits of each ia32 argument register.
     let mut args = register_args(regs, so::REGS_COMPAT_ARG0).map(|a| a & 0xffff_ffff);
@@ -643,7 +647,8 @@ fn clone_flags(task: *const u8) -> Option<u64> {
     const SIGCHLD: u64 = 17;
     const CLONE_VM: u64 = 0x100;
     const CLONE_VFORK: u64 = 0x4000;
-    if kernel_off(so::REGS_NR) == 0 {
+    // SAFETY: plain read of a loader-set global.
+    if kernel_off(so::REGS_NR) == 0 || unsafe { core::ptr::read_volatile(&HAS_TASK_PT_REGS) } == 0 {
         return None;
     }
     // SAFETY: both helpers take and return BTF pointers the verifier tracks.

@@ -5,6 +5,8 @@ use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::Btf;
 use aya::{Ebpf, EbpfLoader};
+
+use crate::kernel_support::KernelSupport;
 use lanner_formats::syscall::{self, TABLE};
 use lanner_formats::wire::{
     desc, COMPAT_FIRST_ARG_ONLY, COMPAT_SOCKETCALL, COUNTER_COMPAT, COUNTER_COMPAT_RECORDED, COUNTER_DROPS,
@@ -65,76 +67,162 @@ pub struct KernelCounters {
     pub recursion_misses: u64,
 }
 
+/// What to load: the ring buffer's size, the syscall set and where the kernel's BTF is.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Size of the `EVENTS` ring buffer (see [`parse_ring_buffer_bytes`]).
+    pub ring_bytes: u32,
+    /// Every syscall Lanner knows rather than the forensic set.
+    pub all_syscalls: bool,
+    /// The kernel's BTF (normally [`crate::btf::VMLINUX_BTF`]).
+    pub btf_path: std::path::PathBuf,
+}
+
+/// One program as the kernel's verifier accepted it, for `--probe` and the budget test.
+#[derive(Debug, Clone)]
+pub struct VerifiedProgram {
+    /// The program's name in the eBPF object.
+    pub name: String,
+    /// `tracepoint` or `tp_btf`.
+    pub kind: &'static str,
+    /// Instructions the verifier processed (`verified_insns`, Linux 5.16+).
+    pub insns: Option<u32>,
+}
+
+/// The BTF tracepoint each BTF program attaches to.
+const BTF_PROGRAMS: [(&str, &str); 2] = [("lanner_raw_sys_exit", "sys_exit"), ("lanner_exec", "sched_process_exec")];
+
+/// Turns a program load failure into an error that names the missing kernel feature first.
+fn explain(prog: &str, release: &str, r: Result<(), aya::programs::ProgramError>) -> Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(aya::programs::ProgramError::LoadError { io_error, verifier_log }) => Err(anyhow!(
+            "loading {prog} failed ({io_error}): {}",
+            crate::kernel_support::explain_rejection(prog, release, &format!("{verifier_log:?}"))
+        )),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("loading {prog}"))),
+    }
+}
+
+/// The eBPF object with its globals set for this kernel and its maps filled, nothing loaded yet.
+struct Configured {
+    ebpf: Ebpf,
+    kernel_offsets: [u32; lanner_formats::wire::kernel_offsets::COUNT],
+    support: KernelSupport,
+}
+
+/// Probes the kernel, refuses clearly when capture cannot run on it, and configures the object.
+fn configure(opts: &LoadOptions) -> Result<Configured> {
+    // The forensic set, or every syscall Lanner knows (adds read, write, send*, recv*).
+    let wanted = |d: u32| d != 0 && (opts.all_syscalls || d & desc::HIGH_VOLUME == 0);
+    ensure_tracefs()?;
+    let support = KernelSupport::probe(&opts.btf_path);
+    support.check()?;
+    support.warn_missing();
+    let own = std::process::id();
+    let fork_off = field_offset("sched", "sched_process_fork", "child_pid")?;
+    // Socket details need kernel struct offsets; without BTF, sockets are recorded without
+    // their addresses.
+    let kernel_offsets = match support.has_btf() {
+        true => crate::btf::kernel_offsets(&opts.btf_path).unwrap_or_else(|e| {
+            log::warn!("socket addresses will not be recorded: {e:#}");
+            [0; lanner_formats::wire::kernel_offsets::COUNT]
+        }),
+        false => [0; lanner_formats::wire::kernel_offsets::COUNT],
+    };
+    let task_pt_regs = support.has("helper bpf_task_pt_regs") as u32;
+    let mut ebpf = EbpfLoader::new()
+        .override_global("OWN_TGID", &own, true)
+        .override_global("FORK_CHILD_PID_OFFSET", &fork_off, true)
+        .override_global("CLONE_NRS", &clone_syscall_numbers(), true)
+        .override_global("EXECVE_NR", &(libc::SYS_execve as i32), true)
+        .override_global("KERNEL_OFFSETS", &kernel_offsets, true)
+        .override_global("HAS_TASK_PT_REGS", &task_pt_regs, true)
+        .map_max_entries("EVENTS", opts.ring_bytes)
+        .load(BPF_OBJECT)
+        .context("loading the eBPF object (needs root or CAP_BPF+CAP_PERFMON)")?;
+    {
+        let mut desc: Array<_, u32> =
+            Array::try_from(ebpf.map_mut("SYSCALL_DESC").ok_or_else(|| anyhow!("map SYSCALL_DESC missing"))?)?;
+        for spec in TABLE {
+            if let Some(nr) = syscall::native_nr(spec) {
+                if nr < SYSCALL_DESC_ENTRIES && wanted(spec.desc) {
+                    desc.set(nr, spec.desc, 0)?;
+                }
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // A traced kind's x86_64 number plus one (the maps' encoding; 0 is "not traced").
+        let twin = |ty: syscall::EventType| {
+            let spec = ty.spec();
+            syscall::native_nr(spec).filter(|_| wanted(spec.desc)).map(|nr| nr + 1)
+        };
+        let mut compat: Array<_, u32> =
+            Array::try_from(ebpf.map_mut("COMPAT_NR").ok_or_else(|| anyhow!("map COMPAT_NR missing"))?)?;
+        for (&(ty, ia32), flag) in syscall::I386
+            .iter()
+            .map(|e| (e, 0))
+            .chain(syscall::I386_FIRST_ARG_ONLY.iter().map(|e| (e, COMPAT_FIRST_ARG_ONLY)))
+        {
+            if let Some(v) = twin(ty) {
+                compat.set(ia32, v | flag, 0)?;
+            }
+        }
+        compat.set(syscall::I386_SOCKETCALL, COMPAT_SOCKETCALL, 0)?;
+        let mut calls: Array<_, u32> =
+            Array::try_from(ebpf.map_mut("SOCKETCALL").ok_or_else(|| anyhow!("map SOCKETCALL missing"))?)?;
+        for &(call, ty, nargs) in syscall::SOCKETCALL {
+            if let Some(v) = twin(ty) {
+                calls.set(call, (nargs << 16) | v, 0)?;
+            }
+        }
+    }
+    Ok(Configured { ebpf, kernel_offsets, support })
+}
+
+/// Loads every program of the object into the kernel without attaching any (the BTF ones only
+/// where the kernel has BTF): what the verifier processed for each, for `--probe`.
+pub fn verify_all(opts: &LoadOptions) -> Result<(KernelSupport, Vec<VerifiedProgram>)> {
+    let Configured { mut ebpf, support, .. } = configure(opts)?;
+    let btf = if support.has_btf() { Some(Btf::parse_file(&opts.btf_path, Default::default())?) } else { None };
+    let mut out = Vec::new();
+    for (name, program) in ebpf.programs_mut() {
+        let kind = match program {
+            aya::programs::Program::TracePoint(p) => {
+                explain(name, &support.release, p.load())?;
+                "tracepoint"
+            }
+            aya::programs::Program::BtfTracePoint(p) => {
+                let Some(btf) = &btf else { continue };
+                let tp = BTF_PROGRAMS.iter().find(|(n, _)| *n == name).map(|(_, tp)| *tp);
+                let tp = tp.ok_or_else(|| anyhow!("BTF program {name} has no tracepoint"))?;
+                explain(name, &support.release, p.load(tp, btf))?;
+                "tp_btf"
+            }
+            _ => return Err(anyhow!("program {name} is of an unexpected type")),
+        };
+        let insns = program.info().ok().and_then(|i| i.verified_instruction_count());
+        out.push(VerifiedProgram { name: name.to_owned(), kind, insns });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((support, out))
+}
+
 impl Probes {
-    /// Loads and attaches the forensic set (or, with `all_syscalls`, every syscall Lanner knows)
-    /// with an `EVENTS` ring buffer of `ring_bytes` (see [`parse_ring_buffer_bytes`]); capture's
-    /// own process is filtered in the kernel.
-    pub fn load(ring_bytes: u32, all_syscalls: bool) -> Result<Self> {
-        // The forensic set, or every syscall Lanner knows (adds read, write, send*, recv*).
-        let wanted = |d: u32| d != 0 && (all_syscalls || d & desc::HIGH_VOLUME == 0);
-        ensure_tracefs()?;
-        let own = std::process::id();
-        let fork_off = field_offset("sched", "sched_process_fork", "child_pid")?;
-        // Socket details need kernel struct offsets; without BTF, sockets are recorded without
-        // their addresses.
-        let kernel_offsets =
-            crate::btf::kernel_offsets(std::path::Path::new(crate::btf::VMLINUX_BTF)).unwrap_or_else(|e| {
-                log::warn!("socket addresses will not be recorded: {e:#}");
-                [0; lanner_formats::wire::kernel_offsets::COUNT]
-            });
-        let mut ebpf = EbpfLoader::new()
-            .override_global("OWN_TGID", &own, true)
-            .override_global("FORK_CHILD_PID_OFFSET", &fork_off, true)
-            .override_global("CLONE_NRS", &clone_syscall_numbers(), true)
-            .override_global("EXECVE_NR", &(libc::SYS_execve as i32), true)
-            .override_global("KERNEL_OFFSETS", &kernel_offsets, true)
-            .map_max_entries("EVENTS", ring_bytes)
-            .load(BPF_OBJECT)
-            .context("loading the eBPF object (needs root or CAP_BPF+CAP_PERFMON)")?;
-        {
-            let mut desc: Array<_, u32> =
-                Array::try_from(ebpf.map_mut("SYSCALL_DESC").ok_or_else(|| anyhow!("map SYSCALL_DESC missing"))?)?;
-            for spec in TABLE {
-                if let Some(nr) = syscall::native_nr(spec) {
-                    if nr < SYSCALL_DESC_ENTRIES && wanted(spec.desc) {
-                        desc.set(nr, spec.desc, 0)?;
-                    }
-                }
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        {
-            // A traced kind's x86_64 number plus one (the maps' encoding; 0 is "not traced").
-            let twin = |ty: syscall::EventType| {
-                let spec = ty.spec();
-                syscall::native_nr(spec).filter(|_| wanted(spec.desc)).map(|nr| nr + 1)
-            };
-            let mut compat: Array<_, u32> =
-                Array::try_from(ebpf.map_mut("COMPAT_NR").ok_or_else(|| anyhow!("map COMPAT_NR missing"))?)?;
-            for (&(ty, ia32), flag) in syscall::I386
-                .iter()
-                .map(|e| (e, 0))
-                .chain(syscall::I386_FIRST_ARG_ONLY.iter().map(|e| (e, COMPAT_FIRST_ARG_ONLY)))
-            {
-                if let Some(v) = twin(ty) {
-                    compat.set(ia32, v | flag, 0)?;
-                }
-            }
-            compat.set(syscall::I386_SOCKETCALL, COMPAT_SOCKETCALL, 0)?;
-            let mut calls: Array<_, u32> =
-                Array::try_from(ebpf.map_mut("SOCKETCALL").ok_or_else(|| anyhow!("map SOCKETCALL missing"))?)?;
-            for &(call, ty, nargs) in syscall::SOCKETCALL {
-                if let Some(v) = twin(ty) {
-                    calls.set(call, (nargs << 16) | v, 0)?;
-                }
-            }
-        }
+    /// Loads and attaches the programs `opts` selects; capture's own process is filtered in the
+    /// kernel. A kernel that lacks something capture needs gets an error naming it.
+    pub fn load(opts: &LoadOptions) -> Result<Self> {
+        let wanted = |d: u32| d != 0 && (opts.all_syscalls || d & desc::HIGH_VOLUME == 0);
+        let Configured { mut ebpf, kernel_offsets, support } = configure(opts)?;
+        let release = support.release.as_str();
         // Process lifecycle first, so no process starts unseen while syscalls are being attached.
         let mut attached = 0;
         for (prog, tp) in [("lanner_fork", "sched_process_fork"), ("lanner_exit", "sched_process_exit")] {
             let p: &mut TracePoint =
                 ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
-            p.load().with_context(|| format!("verifier rejected {prog}"))?;
+            explain(prog, release, p.load())?;
             p.attach("sched", tp).with_context(|| format!("attaching sched:{tp}"))?;
             attached += 1;
         }
@@ -144,11 +232,12 @@ impl Probes {
         // argv for the 32-bit execs no entry tracepoint sees. Otherwise: entry and exit per syscall.
         let exit_reads_args = kernel_offsets[lanner_formats::wire::kernel_offsets::REGS_NR] != 0;
         if exit_reads_args {
-            let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
-            for (prog, tp) in [("lanner_raw_sys_exit", "sys_exit"), ("lanner_exec", "sched_process_exec")] {
+            let btf = Btf::parse_file(&opts.btf_path, Default::default())
+                .with_context(|| format!("reading the kernel's BTF from {}", opts.btf_path.display()))?;
+            for (prog, tp) in BTF_PROGRAMS {
                 let p: &mut BtfTracePoint =
                     ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
-                p.load(tp, &btf).with_context(|| format!("verifier rejected {prog}"))?;
+                explain(prog, release, p.load(tp, &btf))?;
                 p.attach().with_context(|| format!("attaching BTF tracepoint {tp}"))?;
                 attached += 1;
             }
@@ -164,7 +253,7 @@ impl Probes {
             }
             let p: &mut TracePoint =
                 ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
-            p.load().with_context(|| format!("verifier rejected {prog}"))?;
+            explain(prog, release, p.load())?;
             for spec in specs {
                 let tp = format!("sys_{dir}_{}", spec.event.tracepoint());
                 if !std::path::Path::new(TRACEFS).join("events/syscalls").join(&tp).is_dir() {

@@ -10,6 +10,7 @@ mod config;
 mod containers;
 mod decode;
 mod k8s;
+mod kernel_support;
 mod loader;
 mod metrics;
 mod procfs;
@@ -51,8 +52,17 @@ enum SyscallSet {
 #[command(version, about)]
 struct Cli {
     /// Directory the archive segments (`*.lnr`) are written to.
-    #[arg(long, required_unless_present = "config")]
+    #[arg(long, required_unless_present_any = ["config", "probe"])]
     spool: Option<PathBuf>,
+    /// Check this kernel and exit: print each eBPF feature capture uses (present or not, the
+    /// kernel version that brought it, what capture does without it), then load every program
+    /// without attaching it and print the instructions the verifier processed for each.
+    #[arg(long)]
+    probe: bool,
+    /// The kernel's BTF, read for kernel struct member offsets; without it, capture falls back to
+    /// per-syscall tracepoints and records no socket addresses, terminal or login uid.
+    #[arg(long, value_name = "PATH", default_value = btf::VMLINUX_BTF)]
+    btf: PathBuf,
     /// Which syscalls to record: `forensic` (processes, files, sockets, fd state, identity,
     /// signals, ptrace, mounts, bpf) or `all` (also read, write, send*, recv*: high volume).
     #[arg(long, value_enum, default_value = "forensic")]
@@ -136,13 +146,28 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     if let Some(path) = cli.config.clone() {
         config::merge(&mut cli, matches, config::load(&path)?);
     }
+    let load_options = loader::LoadOptions {
+        ring_bytes: cli.ring_buffer_bytes,
+        all_syscalls: cli.syscalls == SyscallSet::All,
+        btf_path: cli.btf.clone(),
+    };
+    if cli.probe {
+        let (support, programs) = loader::verify_all(&load_options)?;
+        print!("{}", support.report());
+        for p in programs {
+            let insns = p.insns.map_or("unknown (needs Linux 5.16+)".to_owned(), |n| n.to_string());
+            println!("program  {:<20} {:<10} verified, {insns} instructions processed", p.name, p.kind);
+        }
+        println!("capture can run on this kernel");
+        return Ok(());
+    }
     let spool_dir = cli.spool.clone().context("no spool directory: give --spool or `spool:` in the --config file")?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
     let k8s = k8s::ApiConfig::resolve(cli.k8s_api.as_deref(), cli.k8s_node.as_deref(), |k| std::env::var(k).ok())?;
-    let mut probes = Probes::load(cli.ring_buffer_bytes, cli.syscalls == SyscallSet::All)?;
+    let mut probes = Probes::load(&load_options)?;
     let boot_to_wall = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME);
     let mut table = ProcessTable::new(boot_to_wall);
     table.seed(procfs::snapshot());

@@ -140,7 +140,10 @@ fn daemonset_is_complete_and_consistent_with_the_binaries() {
 fn container_build_file_ships_both_binaries() {
     let text = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
     assert!(text.matches("FROM ").count() >= 2, "multi-stage");
-    assert!(text.contains("bpf-linker@0.10.0") && text.contains("rust-src"));
+    // The eBPF toolchain comes from its one pin, never from a version written here.
+    assert!(text.contains("bpf/toolchain.env") && text.contains("$BPF_NIGHTLY") && text.contains("rust-src"));
+    assert!(text.contains("bpf-linker@$BPF_LINKER_VERSION"), "bpf-linker's version from the pin");
+    assert!(!text.contains("bpf-linker@0") && !text.contains("install nightly"), "no second pin in the Dockerfile");
     for b in ["lanner-capture", "lanner-analyze"] {
         assert!(text.contains(&format!("target/release/{b}")), "{b} copied into the image");
     }

@@ -14,15 +14,19 @@ pub fn run(root: &Path, seconds: u64) -> Result<()> {
     if !Command::new("cargo").args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success()) {
         super::run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
     }
+    // cargo-fuzz needs a nightly: the one pinned for the eBPF programs.
+    let nightly = format!("+{}", super::BpfToolchain::read(root).map_err(anyhow::Error::msg)?.nightly);
     let fuzz = root.join("fuzz");
     write_seeds(&fuzz.join("corpus"))?;
     for t in TARGETS {
         let corpus = fuzz.join("corpus").join(t);
-        super::run(Command::new("cargo").current_dir(&fuzz).args(["+nightly", "fuzz", "run", t]).arg(&corpus).args([
-            "--",
-            &format!("-max_total_time={seconds}"),
-            "-max_len=65536",
-        ]))?;
+        super::run(
+            Command::new("cargo").current_dir(&fuzz).args([nightly.as_str(), "fuzz", "run", t]).arg(&corpus).args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-max_len=65536",
+            ]),
+        )?;
     }
     eprintln!("xtask: fuzzing finished without a crash ({seconds} s per target)");
     Ok(())

@@ -17,6 +17,10 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod fuzz;
+#[path = "../../bpf/toolchain_pin.rs"]
+mod toolchain_pin;
+
+use toolchain_pin::BpfToolchain;
 
 #[derive(Parser)]
 #[command(about = "Lanner developer tasks")]
@@ -117,29 +121,29 @@ pub(crate) fn cargo() -> Command {
     c
 }
 
-const BPF_LINKER_VERSION: &str = "0.10.0";
-
 /// moto (a local CloudWatch Logs API) for the CloudWatch output's tests.
 const MOTO_REQUIREMENT: &str = "moto[server]==5.2.1";
 
 fn setup() -> Result<()> {
-    // Nightly with rust-src builds the eBPF programs (-Z build-std=core).
-    let toolchains = output_ok(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
-    if !toolchains.lines().any(|l| l.starts_with("nightly")) {
-        run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+    // The pinned nightly with rust-src builds the eBPF programs (-Z build-std=core).
+    let pin = BpfToolchain::read(&root()).map_err(anyhow::Error::msg)?;
+    let nightly = &pin.nightly;
+    let version = output_ok(Command::new("rustc").arg(format!("+{nightly}")).arg("--version")).unwrap_or_default();
+    if version.trim() != pin.rustc_version {
+        run(Command::new("rustup").args(["toolchain", "install", nightly, "--profile", "minimal"]))?;
     }
     let components =
-        output_ok(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"]))
+        output_ok(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", nightly]))
             .unwrap_or_default();
     if !components.lines().any(|l| l.starts_with("rust-src")) {
-        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", nightly]))?;
     }
-    // bpf-linker 0.10.0 links with rustc's own LLVM; newer releases need a system LLVM 21+.
+    // bpf-linker 0.10.0 links with the calling rustc's own LLVM; newer releases need a system LLVM 21+.
     let have = output_ok(Command::new("bpf-linker").arg("--version")).unwrap_or_default();
-    if !have.contains(BPF_LINKER_VERSION) {
+    if !have.contains(&pin.linker_version) {
         run(Command::new("cargo").args([
             "install",
-            &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+            &format!("bpf-linker@{}", pin.linker_version),
             "--locked",
             "--force",
         ]))?;
