@@ -156,7 +156,12 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         print!("{}", support.report());
         for p in programs {
             let insns = p.insns.map_or("unknown (needs Linux 5.16+)".to_owned(), |n| n.to_string());
-            println!("program  {:<20} {:<10} verified, {insns} instructions processed", p.name, p.kind);
+            println!(
+                "program  {:<20} {:<10} verified, {insns} instructions processed (budget {})",
+                p.name,
+                p.kind,
+                loader::COMPLEXITY_BUDGET
+            );
         }
         println!("capture can run on this kernel");
         return Ok(());

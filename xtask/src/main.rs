@@ -1,11 +1,14 @@
 //! `cargo xtask …`: everything a fresh machine needs, in one place.
 //!
-//! - `setup`: installs what is missing (nightly rust-src, bpf-linker 0.10.0, Debian's sysdig,
-//!   runc and busybox-static for the scap and container tests, moto_server for the CloudWatch
-//!   output's tests, tracefs mount).
+//! - `setup`: installs what is missing (the eBPF toolchain pinned in `bpf/toolchain.env`,
+//!   Debian's sysdig, runc and busybox-static for the scap and container tests, moto_server for
+//!   the CloudWatch output's tests, QEMU and the kernel matrix's kernels, tracefs mount).
 //! - `demo`: captures a short window while triggering the reference threats, replays it with the
 //!   built-in rules, prints the alerts, and removes everything it created.
-//! - `test`: setup, then formatting, lints and every test (including the real eBPF tests).
+//! - `test`: setup, then formatting, lints and every test (including the real eBPF tests), then
+//!   the kernel matrix.
+//! - `vmtest`: the kernel matrix alone: the scenario recorded and checked on each kernel of
+//!   `vmtest::KERNELS` under QEMU (installed by `setup`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -19,6 +22,7 @@ mod bench;
 mod fuzz;
 #[path = "../../bpf/toolchain_pin.rs"]
 mod toolchain_pin;
+mod vmtest;
 
 use toolchain_pin::BpfToolchain;
 
@@ -35,8 +39,10 @@ enum Cmd {
     Setup,
     /// Capture the reference threats, replay them with the default rules, print the alerts.
     Demo,
-    /// Run formatting checks, clippy and every test.
+    /// Run formatting checks, clippy and every test, the kernel matrix included.
     Test,
+    /// Run the kernel matrix: record and check a scenario on each kernel under QEMU.
+    Vmtest,
     /// Run a benchmark (figures go in docs/BENCHMARKS.md).
     Bench {
         /// Which benchmark.
@@ -64,6 +70,11 @@ fn main() -> Result<()> {
             setup()?;
             test()
         }
+        Cmd::Vmtest => {
+            setup()?;
+            run(cargo().args(["build", "--bins"]))?;
+            vmtest::run(&root(), &target_dir().join("debug"))
+        }
         Cmd::Bench { what } => {
             setup()?;
             bench::run(&root(), what)
@@ -88,9 +99,14 @@ fn root() -> PathBuf {
 
 /// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace root) or `target/`.
 pub(crate) fn target_dir() -> PathBuf {
+    target_dir_of(&root())
+}
+
+/// Cargo's target directory for the workspace at `root`.
+pub(crate) fn target_dir_of(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-        Some(d) => root().join(d),
-        None => root().join("target"),
+        Some(d) => root.join(d),
+        None => root.join("target"),
     }
 }
 
@@ -110,7 +126,7 @@ fn show(cmd: &Command) -> String {
         .join(" ")
 }
 
-fn output_ok(cmd: &mut Command) -> Option<String> {
+pub(crate) fn output_ok(cmd: &mut Command) -> Option<String> {
     let o = cmd.stderr(Stdio::null()).output().ok()?;
     o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
 }
@@ -160,25 +176,31 @@ fn setup() -> Result<()> {
     }
     // Debian packages the tests use: sysdig (reads .scap files: the oracle of the scap
     // differential tests), runc and a static busybox (a real container for the live test).
-    let missing: Vec<&str> =
-        [("sysdig", "/usr/bin/sysdig"), ("runc", "/usr/sbin/runc"), ("busybox-static", "/usr/bin/busybox")]
-            .into_iter()
-            .filter(|(_, path)| !Path::new(path).exists())
-            .map(|(pkg, _)| pkg)
-            .collect();
-    if !missing.is_empty() && is_root() {
-        let install = || {
-            run(Command::new("apt-get")
-                .args(["install", "-y", "-q"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"))
-        };
-        if install().is_err() {
-            run(Command::new("apt-get").args(["update", "-q"]))?;
-            install()?;
-        }
-    }
+    apt_install(&[("sysdig", "/usr/bin/sysdig"), ("runc", "/usr/sbin/runc"), ("busybox-static", "/usr/bin/busybox")])?;
+    // The kernel matrix: QEMU and Debian's kernels.
+    vmtest::setup(&root())?;
     eprintln!("xtask: setup complete");
+    Ok(())
+}
+
+/// Installs each Debian package whose marker file is missing (as root; `apt-get update` first
+/// when the package lists are stale).
+pub(crate) fn apt_install(packages: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> =
+        packages.iter().filter(|(_, path)| !Path::new(path).exists()).map(|(pkg, _)| *pkg).collect();
+    if missing.is_empty() || !is_root() {
+        return Ok(());
+    }
+    let install = || {
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    if install().is_err() {
+        run(Command::new("apt-get").args(["update", "-q"]))?;
+        install()?;
+    }
     Ok(())
 }
 
@@ -192,6 +214,7 @@ fn test() -> Result<()> {
     run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args(["build", "--bins"]))?;
     run(cargo().args(["test", "--no-fail-fast"]))?;
+    vmtest::run(&root(), &target_dir().join("debug"))?;
     eprintln!("xtask: all checks passed");
     Ok(())
 }
