@@ -97,7 +97,7 @@ impl KernelSupport {
         });
         let (present, detail) = probe_result(is_map_supported(MapType::RingBuf));
         features.push(Feature {
-            name: "BPF ring buffer (BPF_MAP_TYPE_RINGBUF)",
+            name: "the BPF ring buffer (BPF_MAP_TYPE_RINGBUF)",
             since: "5.8",
             present,
             without: "cannot run: every record goes through the ring buffer",
@@ -107,7 +107,7 @@ impl KernelSupport {
         let (present, detail) =
             probe_result(is_helper_supported(ProgramType::TracePoint, BpfHelper::BPF_FUNC_get_current_task_btf));
         features.push(Feature {
-            name: "helper bpf_get_current_task_btf (158)",
+            name: "the helper bpf_get_current_task_btf (#158)",
             since: "5.11",
             present,
             without: "cannot run: every program reads the current task through it",
@@ -117,7 +117,7 @@ impl KernelSupport {
         let (present, detail) =
             probe_result(is_helper_supported(ProgramType::TracePoint, BpfHelper::BPF_FUNC_task_pt_regs));
         features.push(Feature {
-            name: "helper bpf_task_pt_regs (175)",
+            name: "the helper bpf_task_pt_regs (#175)",
             since: "5.15",
             present,
             without: "forks are recorded without their clone flags (thread or process is then told by ids alone)",
@@ -144,16 +144,16 @@ impl KernelSupport {
             .features
             .iter()
             .filter(|f| f.required && f.present == Some(false))
-            .map(|f| format!("{} (Linux {}+)", f.name, f.since))
+            .map(|f| format!("{}, which arrived in Linux {}", f.name, f.since))
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
         Err(anyhow::anyhow!(
-            "this kernel ({}) lacks what capture needs: {}. Capture needs Linux 5.11 or later; see the README's \
-             supported kernels",
+            "this kernel ({}) lacks {}: capture cannot run here. It needs Linux 5.11 or later (the README's \
+             supported kernels; `lanner-capture --probe` lists every feature)",
             self.release,
-            missing.join(", ")
+            missing.join(" and ")
         ))
     }
 
@@ -270,13 +270,16 @@ mod tests {
             release: "5.10.0".into(),
             features: vec![
                 feature("kernel BTF", Some(false), false),
-                feature("helper bpf_get_current_task_btf (158)", Some(false), true),
+                feature("the helper bpf_get_current_task_btf (#158)", Some(false), true),
                 feature("ring", Some(true), true),
             ],
         };
         let e = ks.check().unwrap_err().to_string();
         assert!(
-            e.contains("this kernel (5.10.0) lacks") && e.contains("bpf_get_current_task_btf (158) (Linux 5.11+)"),
+            e.starts_with(
+                "this kernel (5.10.0) lacks the helper bpf_get_current_task_btf (#158), which arrived in Linux 5.11: \
+                 capture cannot run here"
+            ),
             "{e}"
         );
         assert!(!e.contains("kernel BTF"), "optional features do not stop capture: {e}");

@@ -116,12 +116,12 @@ struct Configured {
     support: KernelSupport,
 }
 
-/// Probes the kernel, refuses clearly when capture cannot run on it, and configures the object.
-fn configure(opts: &LoadOptions) -> Result<Configured> {
+/// Refuses clearly when capture cannot run on the kernel `support` describes, and configures the
+/// object for it.
+fn configure(opts: &LoadOptions, support: KernelSupport) -> Result<Configured> {
     // The forensic set, or every syscall Lanner knows (adds read, write, send*, recv*).
     let wanted = |d: u32| d != 0 && (opts.all_syscalls || d & desc::HIGH_VOLUME == 0);
     ensure_tracefs()?;
-    let support = KernelSupport::probe(&opts.btf_path);
     support.check()?;
     support.warn_missing();
     let own = std::process::id();
@@ -135,7 +135,7 @@ fn configure(opts: &LoadOptions) -> Result<Configured> {
         }),
         false => [0; lanner_formats::wire::kernel_offsets::COUNT],
     };
-    let task_pt_regs = support.has("helper bpf_task_pt_regs") as u32;
+    let task_pt_regs = support.has("the helper bpf_task_pt_regs") as u32;
     let mut ebpf = EbpfLoader::new()
         .override_global("OWN_TGID", &own, true)
         .override_global("FORK_CHILD_PID_OFFSET", &fork_off, true)
@@ -187,10 +187,10 @@ fn configure(opts: &LoadOptions) -> Result<Configured> {
     Ok(Configured { ebpf, kernel_offsets, support })
 }
 
-/// Loads every program of the object into the kernel without attaching any (the BTF ones only
-/// where the kernel has BTF): what the verifier processed for each, for `--probe`.
-pub fn verify_all(opts: &LoadOptions) -> Result<(KernelSupport, Vec<VerifiedProgram>)> {
-    let Configured { mut ebpf, support, .. } = configure(opts)?;
+/// Loads every program of the object into the kernel `support` describes without attaching any
+/// (the BTF ones only where the kernel has BTF): what the verifier processed for each, for `--probe`.
+pub fn verify_all(opts: &LoadOptions, support: KernelSupport) -> Result<Vec<VerifiedProgram>> {
+    let Configured { mut ebpf, support, .. } = configure(opts, support)?;
     let btf = if support.has_btf() { Some(Btf::parse_file(&opts.btf_path, Default::default())?) } else { None };
     let mut out = Vec::new();
     for (name, program) in ebpf.programs_mut() {
@@ -212,7 +212,7 @@ pub fn verify_all(opts: &LoadOptions) -> Result<(KernelSupport, Vec<VerifiedProg
         out.push(VerifiedProgram { name: name.to_owned(), kind, insns });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((support, out))
+    Ok(out)
 }
 
 impl Probes {
@@ -220,7 +220,7 @@ impl Probes {
     /// kernel. A kernel that lacks something capture needs gets an error naming it.
     pub fn load(opts: &LoadOptions) -> Result<Self> {
         let wanted = |d: u32| d != 0 && (opts.all_syscalls || d & desc::HIGH_VOLUME == 0);
-        let Configured { mut ebpf, kernel_offsets, support } = configure(opts)?;
+        let Configured { mut ebpf, kernel_offsets, support } = configure(opts, KernelSupport::probe(&opts.btf_path))?;
         let release = support.release.as_str();
         // Process lifecycle first, so no process starts unseen while syscalls are being attached.
         let mut attached = 0;

@@ -152,8 +152,10 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         btf_path: cli.btf.clone(),
     };
     if cli.probe {
-        let (support, programs) = loader::verify_all(&load_options)?;
+        // The features first, so that a kernel capture refuses still shows what it has.
+        let support = kernel_support::KernelSupport::probe(&load_options.btf_path);
         print!("{}", support.report());
+        let programs = loader::verify_all(&load_options, support)?;
         for p in programs {
             let insns = p.insns.map_or("unknown (needs Linux 5.16+)".to_owned(), |n| n.to_string());
             println!(

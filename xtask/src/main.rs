@@ -176,7 +176,13 @@ fn setup() -> Result<()> {
     }
     // Debian packages the tests use: sysdig (reads .scap files: the oracle of the scap
     // differential tests), runc and a static busybox (a real container for the live test).
-    apt_install(&[("sysdig", "/usr/bin/sysdig"), ("runc", "/usr/sbin/runc"), ("busybox-static", "/usr/bin/busybox")])?;
+    // bpftrace is the capture benchmark's peer.
+    apt_install(&[
+        ("sysdig", "/usr/bin/sysdig"),
+        ("runc", "/usr/sbin/runc"),
+        ("busybox-static", "/usr/bin/busybox"),
+        ("bpftrace", "/usr/bin/bpftrace"),
+    ])?;
     // The kernel matrix: QEMU and Debian's kernels.
     vmtest::setup(&root())?;
     eprintln!("xtask: setup complete");

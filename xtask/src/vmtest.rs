@@ -21,22 +21,85 @@ pub struct Kernel {
     /// The package name pattern a newer build of the same series matches, when the archive has
     /// dropped the pinned one.
     pub series: &'static str,
+    /// The Debian suite to fetch it from when it is not the machine's own (through a private apt
+    /// state, so the machine's sources stay as they are).
+    pub suite: Option<&'static str>,
+    /// What capture must do there.
+    pub expect: Expect,
 }
 
-/// The matrix: the EKS/Bottlerocket family (6.1) and Debian's 6.12. The host kernel runs every
+/// What capture must do on a kernel of the matrix.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Load, record the scenario and pass every check.
+    Records,
+    /// Refuse to start with an error that contains this text (the missing feature).
+    Refuses(&'static str),
+}
+
+/// The matrix: the EKS/Bottlerocket family (6.1), Debian's 6.12, and 5.10 (Amazon Linux 2's
+/// family), where capture must refuse and name what the kernel lacks. The host kernel runs every
 /// other eBPF test.
-pub const KERNELS: [Kernel; 2] = [
+pub const KERNELS: [Kernel; 3] = [
     Kernel {
         label: "6.1",
         package: "linux-image-6.1.0-50-cloud-amd64-unsigned",
         series: r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$",
+        suite: None,
+        expect: Expect::Records,
     },
     Kernel {
         label: "6.12",
         package: "linux-image-6.12.107+deb12-cloud-amd64-unsigned",
         series: r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$",
+        suite: None,
+        expect: Expect::Records,
+    },
+    Kernel {
+        label: "5.10",
+        package: "linux-image-5.10.0-32-cloud-amd64-unsigned",
+        series: r"^linux-image-5\.10\.0-[0-9]+-cloud-amd64-unsigned$",
+        suite: Some("bullseye"),
+        expect: Expect::Refuses("lacks the helper bpf_get_current_task_btf (#158), which arrived in Linux 5.11"),
     },
 ];
+
+/// apt options for a private state that reads only `suite` of the machine's own Debian archive.
+fn private_apt(root: &Path, suite: &str) -> Result<Vec<String>> {
+    let dir = vm_dir(root).join("apt").join(suite);
+    std::fs::create_dir_all(dir.join("lists/partial"))?;
+    std::fs::create_dir_all(dir.join("cache/archives/partial"))?;
+    let uri = debian_archive_uri().unwrap_or_else(|| "http://deb.debian.org/debian".to_owned());
+    let list = dir.join("sources.list");
+    std::fs::write(&list, format!("deb {uri} {suite} main\n"))?;
+    let opts = vec![
+        format!("-oDir::Etc::sourcelist={}", list.display()),
+        "-oDir::Etc::sourceparts=/dev/null".to_owned(),
+        format!("-oDir::State::Lists={}", dir.join("lists").display()),
+        format!("-oDir::Cache={}", dir.join("cache").display()),
+    ];
+    if std::fs::read_dir(dir.join("lists"))?.count() <= 1 {
+        crate::run(Command::new("apt-get").args(&opts).args(["update", "-q"]))?;
+    }
+    Ok(opts)
+}
+
+/// The machine's Debian archive (the `URIs:` or `deb` line of its sources naming `/debian`).
+fn debian_archive_uri() -> Option<String> {
+    let mut texts = vec![std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default()];
+    for e in std::fs::read_dir("/etc/apt/sources.list.d").ok()?.flatten() {
+        texts.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+    }
+    texts.iter().flat_map(|t| t.lines()).find_map(|l| {
+        let l = l.trim();
+        let uri = l
+            .strip_prefix("URIs:")
+            .map(str::trim)
+            .or_else(|| l.strip_prefix("deb ")?.split_whitespace().find(|w| w.contains("://")))?;
+        let uri = uri.split_whitespace().next()?;
+        uri.trim_end_matches('/').ends_with("/debian").then(|| uri.to_owned())
+    })
+}
 
 /// Host programs copied into the VM: a real shell and coreutils, which fork and exec as a node's
 /// programs do (busybox runs many applets in-process or through /proc/self/exe).
@@ -73,16 +136,22 @@ pub fn setup(root: &Path) -> Result<()> {
         let dir = image.parent().expect("kernel folder").to_owned();
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
+        let opts = match k.suite {
+            Some(suite) => private_apt(root, suite)?,
+            None => Vec::new(),
+        };
         let download = |pkg: &str| {
-            Command::new("apt-get").args(["download", "-q", pkg]).current_dir(&dir).status().is_ok_and(|s| s.success())
+            let st = Command::new("apt-get").args(&opts).args(["download", "-q", pkg]).current_dir(&dir).status();
+            st.is_ok_and(|s| s.success())
         };
         let mut package = k.package.to_owned();
         if !download(&package) {
-            crate::run(Command::new("apt-get").args(["update", "-q"]))?;
+            crate::run(Command::new("apt-get").args(&opts).args(["update", "-q"]))?;
             if !download(&package) {
                 // The archive keeps only current builds: take the newest of the same series.
-                let found = crate::output_ok(Command::new("apt-cache").args(["search", "--names-only", k.series]))
-                    .unwrap_or_default();
+                let found =
+                    crate::output_ok(Command::new("apt-cache").args(&opts).args(["search", "--names-only", k.series]))
+                        .unwrap_or_default();
                 let mut names: Vec<&str> = found.lines().filter_map(|l| l.split(' ').next()).collect();
                 names.sort_by_key(|n| version_key(n));
                 package = names.last().ok_or_else(|| anyhow!("no Debian package matches {}", k.series))?.to_string();
@@ -259,6 +328,7 @@ pub fn run(root: &Path, bin: &Path) -> Result<()> {
         let console = parse_console(&text);
         let release = console.values.get("kernel").cloned().unwrap_or_else(|| format!("{} (did not boot)", k.label));
         let checks = match status {
+            Some(_) if k.expect != Expect::Records => check_refusal(k, &console),
             None => vec![Check {
                 scenario: "boot",
                 result: Err(format!(
@@ -470,6 +540,27 @@ fn check_run(root: &Path, bin: &Path, k: &Kernel, console: &Console) -> Vec<Chec
             }
         }),
     );
+    checks
+}
+
+/// Checks a kernel where capture must refuse: the probe and the capture both fail, naming the
+/// missing feature, and no program was loaded.
+fn check_refusal(k: &Kernel, console: &Console) -> Vec<Check> {
+    let Expect::Refuses(why) = k.expect else { return Vec::new() };
+    let mut checks = Vec::new();
+    for (scenario, section, exit) in [("probe refuses", "probe", "probe-exit"), ("capture refuses", "capture", "")] {
+        let text = console.sections.get(section).cloned().unwrap_or_default();
+        let failed = exit.is_empty() || console.values.get(exit).is_some_and(|v| v != "0");
+        let line = text.lines().find(|l| l.contains("error:")).unwrap_or("").trim().to_owned();
+        checks.push(Check {
+            scenario,
+            result: if failed && line.contains(why) && console.values.contains_key("capture-did-not-start") {
+                Ok(line)
+            } else {
+                Err(format!("expected an error naming `{why}`, got: {text}"))
+            },
+        });
+    }
     checks
 }
 
