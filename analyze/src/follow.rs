@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use lanner_formats::archive::{SegmentReader, SEGMENT_EXTENSION};
+use lanner_formats::archive::{list_segments, SegmentReader};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{evaluate_chunk, ChunkStats};
@@ -66,14 +66,10 @@ pub fn rewind_outputs(cp: &Checkpoint) -> Result<()> {
 }
 
 fn segments(dir: &Path) -> Result<Vec<String>> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading spool directory {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.ends_with(&format!(".{SEGMENT_EXTENSION}")))
-        .collect();
-    v.sort();
-    Ok(v)
+    Ok(list_segments(dir)?
+        .into_iter()
+        .filter_map(|s| s.path.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+        .collect())
 }
 
 /// Follows `spool` until `stop` is set, sending alerts to `sinks` and checkpointing to

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use lanner_formats::alert::Alert;
-use lanner_formats::archive::{ChunkRef, SegmentReader, SEGMENT_EXTENSION};
+use lanner_formats::archive::{list_segments, ChunkRef, SegmentReader, SEGMENT_EXTENSION};
 use rayon::prelude::*;
 
 use crate::engine::{evaluate_chunk, ChunkStats};
@@ -60,12 +60,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     for p in paths {
         let meta = std::fs::metadata(p).with_context(|| format!("{}", p.display()))?;
         if meta.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("reading directory {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == SEGMENT_EXTENSION))
-                .collect();
-            v.sort();
+            let v: Vec<PathBuf> = list_segments(p)?.into_iter().map(|s| s.path).collect();
             if v.is_empty() {
                 bail!("{}: no .{SEGMENT_EXTENSION} archive segments in this directory", p.display());
             }
@@ -137,7 +132,7 @@ pub fn replay(
     let mut readers: Vec<Option<SegmentReader>> = (0..files.len()).map(|_| None).collect();
     // A progress bar on a terminal only, never in pipes or files.
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let total: u64 = jobs.iter().map(|(_, c)| c.header.payload_len as u64 + 88).sum();
+        let total: u64 = jobs.iter().map(|(_, c)| c.frame_len()).sum();
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
             indicatif::ProgressStyle::with_template(
@@ -177,7 +172,7 @@ pub fn replay(
                 Ok(ChunkResult { alerts, stats, drops: decoded.chunk().drops.to_native() })
             })
             .collect();
-        bar.inc(batch.iter().map(|(_, c)| c.header.payload_len as u64 + 88).sum());
+        bar.inc(batch.iter().map(|(_, c)| c.frame_len()).sum());
         let done = (b + 1) * batch_len;
         for res in results {
             match res {

@@ -1,11 +1,15 @@
 //! Retention: which whole segments of the spool to delete (oldest first, never the open one)
 //! so that the spool stays under a total size and keeps no data older than a maximum age.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+#[cfg(test)]
 use lanner_formats::archive::SEGMENT_EXTENSION;
+pub use lanner_formats::archive::{list_segments, SegmentFile};
 
 /// Limits on what the spool keeps; `None` means no limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,17 +25,6 @@ impl RetentionPolicy {
     pub fn is_enabled(&self) -> bool {
         self.max_bytes.is_some() || self.max_age.is_some()
     }
-}
-
-/// One segment file in the spool.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentFile {
-    /// Its path.
-    pub path: PathBuf,
-    /// Its size in bytes.
-    pub bytes: u64,
-    /// Last modification (the time of its newest chunk or footer).
-    pub modified: SystemTime,
 }
 
 /// Why a segment is deleted.
@@ -53,29 +46,6 @@ impl std::fmt::Display for Reason {
             Reason::DiskFull => "disk full",
         })
     }
-}
-
-/// Lists the segment files of `dir`, oldest first (segment names start with their UTC start time).
-pub fn list_segments(dir: &Path) -> Result<Vec<SegmentFile>> {
-    let suffix = format!(".{SEGMENT_EXTENSION}");
-    let mut v = Vec::new();
-    for e in std::fs::read_dir(dir).with_context(|| format!("reading spool directory {}", dir.display()))? {
-        let Ok(e) = e else { continue };
-        if !e.file_name().to_string_lossy().ends_with(&suffix) {
-            continue;
-        }
-        // A file deleted since read_dir is simply not listed.
-        let Ok(m) = e.metadata() else { continue };
-        if m.is_file() {
-            v.push(SegmentFile {
-                path: e.path(),
-                bytes: m.len(),
-                modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            });
-        }
-    }
-    v.sort_by(|a, b| a.path.file_name().cmp(&b.path.file_name()));
-    Ok(v)
 }
 
 /// Picks the segments to delete from `segments` (oldest first), never `open`: those older than

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use lanner_formats::archive::{ChunkBuilder, SegmentMeta, SegmentWriter, SEGMENT_EXTENSION};
+use lanner_formats::archive::{segment_file_name, ChunkBuilder, SegmentMeta, SegmentWriter};
 use lanner_formats::event::{Chunk, Event, Process, NONE};
 
 use crate::metrics::Metrics;
@@ -556,14 +556,7 @@ impl SpoolWriter {
     }
 
     fn open_segment(&mut self) -> Result<()> {
-        let start = chrono::DateTime::from_timestamp_nanos(self.meta.created_ns as i64);
-        let name = format!(
-            "lanner-{}-{}-{:06}.{SEGMENT_EXTENSION}",
-            start.format("%Y%m%dT%H%M%SZ"),
-            &self.meta.capture_id[..8.min(self.meta.capture_id.len())],
-            self.meta.sequence
-        );
-        let path = self.dir.join(name);
+        let path = self.dir.join(segment_file_name(&self.meta));
         self.writer = Some(SegmentWriter::create(&path, &self.meta, self.limits.zstd_level)?);
         self.segment_opened = Instant::now();
         Ok(())

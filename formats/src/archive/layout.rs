@@ -13,7 +13,8 @@ pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"LANNERSG";
 pub(crate) const FIXED_HEADER_LEN: usize = 64;
 pub(crate) const OFF_SEALED_LEN: u64 = 16;
 pub(crate) const FRAME_MAGIC: &[u8; 4] = b"LNRC";
-pub(crate) const FRAME_HEADER_LEN: usize = 88;
+/// Bytes of a chunk frame's header; the compressed payload follows it.
+pub const FRAME_HEADER_LEN: usize = 88;
 pub(crate) const FOOTER_MAGIC: &[u8; 8] = b"LNRFOOT1";
 pub(crate) const FOOTER_ENTRY_LEN: usize = 8 + FRAME_HEADER_LEN;
 pub(crate) const TRAILER_MAGIC: &[u8; 8] = b"LNREND!!";

@@ -8,13 +8,15 @@ mod builder;
 mod error;
 mod layout;
 mod reader;
+mod spool;
 mod verify;
 mod writer;
 
 pub use builder::ChunkBuilder;
 pub use error::ArchiveError;
-pub use layout::{FrameHeader, SegmentMeta, FORMAT_MAJOR, FORMAT_MINOR, SEGMENT_EXTENSION};
+pub use layout::{FrameHeader, SegmentMeta, FORMAT_MAJOR, FORMAT_MINOR, FRAME_HEADER_LEN, SEGMENT_EXTENSION};
 pub use reader::{decode_payload, ChunkRef, DecodedChunk, SegmentReader, TornTail};
+pub use spool::{is_segment_file_name, list_segments, segment_file_name, SegmentFile};
 pub use verify::{verify, Finding};
 pub use writer::SegmentWriter;
 

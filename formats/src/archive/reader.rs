@@ -24,6 +24,13 @@ pub struct ChunkRef {
     prev_chain: [u8; 32],
 }
 
+impl ChunkRef {
+    /// Bytes the chunk's frame takes in the segment: its header and its compressed payload.
+    pub fn frame_len(&self) -> u64 {
+        super::layout::FRAME_HEADER_LEN as u64 + self.header.payload_len as u64
+    }
+}
+
 /// Bytes after the last complete chunk of a segment that was not closed cleanly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
