@@ -1,5 +1,5 @@
 //! Falco 0.33.1's own regression suite (`test/falco_tests.yaml`, `test/falco_tests_exceptions.yaml`),
-//! read directly from `../shared/testdata`: every rule-loading case (expected errors and warnings)
+//! read in place from the pinned reference data (`testdata/MANIFEST`): every rule-loading case (expected errors and warnings)
 //! must pass; trace cases import their `.scap` file, replay it with the case's rules and rule
 //! selection, and compare detections (any, per level, per rule) with what Falco 0.33.1 expects.
 //! Cases that check Falco's configuration handling or console text, or whose trace is not
@@ -15,15 +15,7 @@ use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::Node;
 
 fn suite_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/falco-0.33.1/test");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{} is missing (CI=true: the conformance suite must run)", dir.display());
-    }
-    eprintln!("SKIPPED: Falco conformance suite: {} not found", dir.display());
-    None
+    lanner_testdata::require("falco-0.33.1/test", "Falco conformance suite")
 }
 
 /// One expected error or warning.
@@ -210,7 +202,7 @@ fn not_applicable(dir: &Path, c: &MarkedMappingNode, trace: &str) -> Option<Stri
         return Some("runs Falco's default ruleset over a trace that is not shipped".into());
     }
     if !dir.join(trace).is_file() {
-        return Some(format!("trace {trace} is not in ../shared"));
+        return Some(format!("trace {trace} is not in the pinned reference data"));
     }
     for (key, why) in [
         ("conf_file", "tests a falco.yaml setting (syscall drop actions, outputs)"),

@@ -228,18 +228,3 @@ fn override_append_and_replace() {
         vec![(true, "Error")]
     );
 }
-
-#[test]
-#[ignore = "diagnostic: rules per event type in the upstream stable file"]
-fn print_rules_per_type() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/testdata/falcosecurity-rules/current/falco_rules.yaml"
-    ))
-    .unwrap();
-    let rs = RuleSet::from_yaml("s", &text).unwrap();
-    for t in 1..=18u16 {
-        let names: Vec<&str> = rs.rules_for(t).iter().map(|&i| rs.rules[i].name.as_str()).collect();
-        println!("{t} {}: {names:?}", EventType::from_u16(t).unwrap().name());
-    }
-}

@@ -10,13 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn trace_files() -> Option<Vec<PathBuf>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/falco-0.33.1/test/trace_files");
+    let dir = lanner_testdata::require("falco-0.33.1/test/trace_files", "scap differential test")?;
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    if !dir.is_dir() {
-        assert!(!ci, "{} is missing (CI=true: the differential test must run)", dir.display());
-        eprintln!("SKIPPED: scap differential test: {} not found", dir.display());
-        return None;
-    }
     if Command::new("sysdig").arg("--version").output().is_err() {
         assert!(!ci, "sysdig is not installed (CI=true: `cargo xtask setup` installs it)");
         eprintln!("SKIPPED: scap differential test: sysdig is not installed");

@@ -268,11 +268,12 @@ fn sigkill_at_random_moments_leaves_verifiable_archives() {
 
 #[test]
 fn upstream_stable_rules_flag_cat_but_not_trusted_names() {
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/testdata/falcosecurity-rules/current/falco_rules.yaml");
-    if !rules.exists() {
-        return skip_or_fail(&format!("{} not found", rules.display()));
-    }
+    let Some(rules) = lanner_testdata::require(
+        "falcosecurity-rules/current/falco_rules.yaml",
+        "upstream stable rules over a capture",
+    ) else {
+        return;
+    };
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
     let bin = tempfile::tempdir().unwrap();
     for name in ["sshd", "iptables"] {

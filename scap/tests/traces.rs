@@ -1,4 +1,4 @@
-//! The reader and importer against Falco 0.33.1's trace files (../shared/testdata) and against
+//! The reader and importer against Falco 0.33.1's trace files (pinned in testdata/MANIFEST) and against
 //! damaged input.
 
 use std::path::{Path, PathBuf};
@@ -7,15 +7,7 @@ use lanner_formats::syscall::EventType;
 use lanner_scap::{import, ScapError, ScapFile};
 
 fn trace_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/falco-0.33.1/test/trace_files");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{} is missing (CI=true: the scap tests must run)", dir.display());
-    }
-    eprintln!("SKIPPED: scap trace tests: {} not found", dir.display());
-    None
+    lanner_testdata::require("falco-0.33.1/test/trace_files", "scap trace tests")
 }
 
 fn gunzip(path: &Path) -> Vec<u8> {

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 pub enum Which {
     /// Archive size vs JSON+zstd, decode throughput, zstd level table.
     Archive,
-    /// Rule evaluation throughput with the upstream stable rules (needs ../shared/testdata).
+    /// Rule evaluation throughput with the upstream stable rules (needs the pinned reference data, testdata/MANIFEST).
     Rules,
     /// Replay of ≥ 1 GB of archives with the upstream stable rules: 1 and 2 threads, peak RSS.
     Replay,
@@ -22,12 +22,12 @@ pub enum Which {
 }
 
 /// Runs benchmark `what`.
-pub fn run(root: &Path, what: Which) -> Result<()> {
+pub fn run(what: Which) -> Result<()> {
     match what {
         Which::Archive => archive(),
-        Which::Rules => rules(root),
-        Which::Replay => replay(root),
-        Which::Scap => scap(root),
+        Which::Rules => rules(),
+        Which::Replay => replay(),
+        Which::Scap => scap(),
         Which::Capture => capture(),
     }
 }
@@ -130,14 +130,14 @@ fn timed_replay(threads: usize, rules: &[&Path], input: &Path) -> Result<(f64, u
 }
 
 /// Checks the prerequisites, builds, captures the workload; returns (temp dir, spool, stable rules).
-fn prepare(root: &Path, what: &str) -> Result<(TempDir, std::path::PathBuf, std::path::PathBuf)> {
+fn prepare(what: &str) -> Result<(TempDir, std::path::PathBuf, std::path::PathBuf)> {
     if !super::is_root() {
         bail!("the {what} benchmark captures a real workload with eBPF: run it as root");
     }
-    let stable = root.join("../shared/testdata/falcosecurity-rules/current/falco_rules.yaml");
-    if !stable.exists() {
-        bail!("{} not found", stable.display());
-    }
+    let stable = match lanner_testdata::find("falcosecurity-rules/current/falco_rules.yaml") {
+        Ok(p) => p,
+        Err(e) => bail!("the upstream stable rules: {e:?}"),
+    };
     super::run(super::cargo().args(["build", "--release", "--bins"]))?;
     let tmp = TempDir(std::env::temp_dir().join(format!("lanner-bench-{what}-{}", std::process::id())));
     let spool = capture_workload(&tmp.0)?;
@@ -159,8 +159,8 @@ fn replicate(spool: &Path, dir: &Path, copies: impl Fn(u64) -> u64) -> Result<(u
     Ok((one, n))
 }
 
-fn rules(root: &Path) -> Result<()> {
-    let (tmp, spool, stable) = prepare(root, "rules")?;
+fn rules() -> Result<()> {
+    let (tmp, spool, stable) = prepare("rules")?;
     let many = tmp.0.join("many");
     replicate(&spool, &many, |_| 100)?;
     let trivial = tmp.0.join("trivial.yaml");
@@ -180,8 +180,8 @@ fn rules(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn replay(root: &Path) -> Result<()> {
-    let (tmp, spool, stable) = prepare(root, "replay")?;
+fn replay() -> Result<()> {
+    let (tmp, spool, stable) = prepare("replay")?;
     let many = tmp.0.join("many");
     let (one, copies) = replicate(&spool, &many, |one| (1u64 << 30).div_ceil(one))?;
     let total = one * copies;
@@ -213,8 +213,8 @@ const SCAP_CONDITIONS: [&str; 3] = [
     "evt.type in (unlink, unlinkat) and evt.dir=< and proc.name = shred",
 ];
 
-fn scap(root: &Path) -> Result<()> {
-    let (tmp, spool, _) = prepare(root, "scap")?;
+fn scap() -> Result<()> {
+    let (tmp, spool, _) = prepare("scap")?;
     let analyze = super::target_dir().join("release/lanner-analyze");
     let stats = Command::new(&analyze).args(["stats", "--json"]).arg(&spool).output()?;
     let v: serde_json::Value = serde_json::from_slice(&stats.stdout).context("stats --json")?;

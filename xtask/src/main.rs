@@ -43,6 +43,9 @@ enum Cmd {
     Test,
     /// Run the kernel matrix: record and check a scenario on each kernel under QEMU.
     Vmtest,
+    /// Fetch the pinned third-party reference data (testdata/MANIFEST) into the cache, where
+    /// `../shared/testdata` is absent; checks every hash.
+    Testdata,
     /// Run a benchmark (figures go in docs/BENCHMARKS.md).
     Bench {
         /// Which benchmark.
@@ -70,6 +73,7 @@ fn main() -> Result<()> {
             setup()?;
             test()
         }
+        Cmd::Testdata => testdata(),
         Cmd::Vmtest => {
             setup()?;
             run(cargo().args(["build", "--bins"]))?;
@@ -77,7 +81,7 @@ fn main() -> Result<()> {
         }
         Cmd::Bench { what } => {
             setup()?;
-            bench::run(&root(), what)
+            bench::run(what)
         }
         Cmd::Man => {
             run(cargo().args(["build", "--bins"]))?;
@@ -206,6 +210,41 @@ pub(crate) fn apt_install(packages: &[(&str, &str)]) -> Result<()> {
     if install().is_err() {
         run(Command::new("apt-get").args(["update", "-q"]))?;
         install()?;
+    }
+    Ok(())
+}
+
+/// Fills the reference data cache from the pinned upstream URLs (curl), checking each hash; files
+/// that are not fetchable one by one (Falco's trace fixtures) are listed.
+fn testdata() -> Result<()> {
+    let cache = lanner_testdata::cache_dir();
+    let (mut fetched, mut present, mut unfetchable) = (0, 0, Vec::new());
+    for e in lanner_testdata::entries() {
+        let dest = cache.join(&e.path);
+        if lanner_testdata::sha256_of(&dest).is_ok_and(|h| h == e.sha256) {
+            present += 1;
+            continue;
+        }
+        let Some(url) = e.url() else {
+            unfetchable.push(e.path.as_str());
+            continue;
+        };
+        std::fs::create_dir_all(dest.parent().expect("a file's folder"))?;
+        run(Command::new("curl").args(["-fsSL", "--retry", "3", "-o"]).arg(&dest).arg(&url))?;
+        let got = lanner_testdata::sha256_of(&dest)?;
+        if got != e.sha256 {
+            std::fs::remove_file(&dest)?;
+            bail!("{url}: SHA-256 {got}, but testdata/MANIFEST pins {}", e.sha256);
+        }
+        fetched += 1;
+    }
+    eprintln!("xtask: reference data in {}: {fetched} fetched, {present} already there", cache.display());
+    if !unfetchable.is_empty() {
+        eprintln!(
+            "xtask: {} file(s) ship only in Falco's fixture archives and were not fetched (their tests skip): {}",
+            unfetchable.len(),
+            unfetchable.join(", ")
+        );
     }
     Ok(())
 }
