@@ -1,40 +1,25 @@
-//! `lanner-capture`: records syscall activity with eBPF into a spool of archive segments.
-//!
-//! Design: the kernel side only copies raw arguments and strings; all state (process table,
-//! fd table, cwd, parent chain) is rebuilt here, then events are written into self-contained
-//! chunks so the analyzer can process any chunk alone. The loop below only drains the ring
-//! buffer and builds chunks; a spool writer thread compresses and writes the sealed ones.
+//! `lanner-capture`, the binary: command line and configuration file, then the library's
+//! pieces wired together (see the `lanner_capture` crate docs for the design).
 
-mod btf;
 mod config;
-mod containers;
-mod decode;
-mod k8s;
-mod kernel_support;
-mod loader;
-mod metrics;
-mod procfs;
-mod retention;
-mod runtime;
-mod spool;
-mod state;
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use lanner_capture::drain::{self, Stop};
+use lanner_capture::kernel::{btf, loader, support as kernel_support};
+use lanner_capture::metadata::{k8s, procfs, runtime};
+use lanner_capture::metrics::{self, Metrics};
+use lanner_capture::spool::retention::RetentionPolicy;
+use lanner_capture::spool::{now_ns, Spool, SpoolLimits};
+use lanner_capture::state::ProcessTable;
 use lanner_formats::archive::SegmentMeta;
-
-use crate::loader::Probes;
-use crate::metrics::Metrics;
-use crate::retention::RetentionPolicy;
-use crate::spool::{now_ns, Spool, SpoolLimits};
-use crate::state::ProcessTable;
+use loader::Probes;
 
 /// The syscall sets `--syscalls` selects.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,91 +210,9 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         cli.ring_buffer_bytes
     );
     let deadline = cli.duration.map(|d| Instant::now() + d);
-    // The maps are new: everything counted so far (drops while the /proc snapshot was taken
-    // included) belongs to this capture and goes into its first chunk.
-    let mut seen = loader::KernelCounters::default();
-    let mut bad_records = 0u64;
-    let mut unlogged_drops = 0u64;
-    let fd = probes.ring.as_raw_fd();
-    loop {
-        let finishing = stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
-        if finishing {
-            // Nothing is recorded after this point: the last drain below sees every record.
-            probes.detach();
-        } else {
-            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-            // SAFETY: one valid pollfd. EINTR (a signal) just ends the wait early.
-            unsafe { libc::poll(&mut pfd, 1, 20) };
-        }
-        // Bounded while recording, so a ring that refills as fast as it drains still gets its
-        // chunks sealed and its drops counted; the last drain empties it.
-        let budget = if finishing { usize::MAX } else { cli.chunk_events.max(1) };
-        let mut drained = 0usize;
-        while drained < budget {
-            let Some(item) = probes.ring.next() else { break };
-            drained += 1;
-            match decode::decode(&item) {
-                Ok(rec) => {
-                    if let Some(ev) = table.apply(rec) {
-                        spool.push(&ev, &table);
-                    }
-                }
-                Err(e) => {
-                    bad_records += 1;
-                    metrics.malformed_records.fetch_add(1, Ordering::Relaxed);
-                    log::warn!("skipping malformed kernel record: {e}");
-                }
-            }
-            // Under sustained load the ring never empties: stop draining once a chunk is due, so
-            // chunks are sealed and handed to the spool writer thread (the rest is read next round).
-            if drained.is_multiple_of(1024) && !finishing && spool.due() {
-                break;
-            }
-        }
-        metrics.records_read.fetch_add(drained as u64, Ordering::Relaxed);
-        // Read after the drain: drops counted so far happened among the records drained into the
-        // open chunk or, when the drain was cut short, just after them; the open chunk (sealed
-        // even with no events) marks where the gap is.
-        let now = probes.counters();
-        metrics.kernel_drops.store(now.drops, Ordering::Relaxed);
-        metrics.compat_syscalls.store(now.compat, Ordering::Relaxed);
-        metrics.compat_recorded.store(now.compat_recorded, Ordering::Relaxed);
-        metrics.recursion_misses.store(now.recursion_misses, Ordering::Relaxed);
-        if now.recursion_misses > seen.recursion_misses {
-            log::warn!(
-                "the kernel skipped {} program runs because a capture program was already running on that CPU \
-                 (events lost before any record; lanner_capture_recursion_misses_total)",
-                now.recursion_misses - seen.recursion_misses
-            );
-        }
-        if now.compat > 0 && seen.compat == 0 {
-            log::warn!(
-                "a 32-bit process made a socketcall whose argument block capture could not read: the call is not \
-                 recorded (counted in lanner_capture_compat_syscalls_total and at stop)"
-            );
-        }
-        if now.drops > seen.drops {
-            spool.add_drops(now.drops - seen.drops);
-            unlogged_drops += now.drops - seen.drops;
-        }
-        seen = now;
-        if spool.due() || finishing {
-            if unlogged_drops > 0 {
-                log::warn!(
-                    "kernel ring buffer full: {unlogged_drops} records lost in this chunk ({} in total); \
-                     consider a larger --ring-buffer-bytes",
-                    seen.drops
-                );
-                unlogged_drops = 0;
-            }
-            spool.seal();
-            table.purge_exited(now_ns(), 60_000_000_000);
-        }
-        spool.maintain();
-        if finishing {
-            break;
-        }
-    }
+    let report =
+        drain::run(&mut probes, &mut table, &mut spool, &metrics, Stop { flag: &stop, deadline }, cli.chunk_events);
+    let (seen, bad_records) = (report.counters, report.malformed);
     drop(probes);
     // Waits for the writer thread to write the last chunk and the segment footer.
     let written = spool.close();

@@ -8,10 +8,10 @@ use lanner_formats::syscall::{self, EventType};
 use lanner_formats::wire::RecordKind;
 use lanner_formats::wire::{SockInfo, SOCK_INFO_LEN};
 
-use crate::decode::{split_argv, Record};
-use crate::k8s::PodMetadata;
-use crate::procfs::{self, ProcSnapshot};
-use crate::runtime::RuntimeMetadata;
+use crate::kernel::decode::{split_argv, Record};
+use crate::metadata::k8s::PodMetadata;
+use crate::metadata::procfs::{self, ProcSnapshot};
+use crate::metadata::runtime::RuntimeMetadata;
 use lanner_formats::paths::resolve;
 
 const AT_FDCWD: i32 = -100;
@@ -150,7 +150,7 @@ pub struct ProcessTable {
     pending_exec: HashMap<u32, (Vec<u8>, Vec<String>)>,
     next_version: u64,
     boot_to_wall_ns: i64,
-    containers: crate::containers::ContainerResolver,
+    containers: crate::metadata::containers::ContainerResolver,
     k8s: Option<PodMetadata>,
     runtime: Option<RuntimeMetadata>,
     /// Records that could not be used (unknown syscall numbers).
@@ -160,7 +160,11 @@ pub struct ProcessTable {
 impl ProcessTable {
     /// A table converting boot-relative timestamps with `boot_to_wall_ns`.
     pub fn new(boot_to_wall_ns: i64) -> Self {
-        Self { boot_to_wall_ns, containers: crate::containers::ContainerResolver::new(), ..Default::default() }
+        Self {
+            boot_to_wall_ns,
+            containers: crate::metadata::containers::ContainerResolver::new(),
+            ..Default::default()
+        }
     }
 
     /// Names containers and pods from `meta` (from then on, for each process's next event).
@@ -189,7 +193,7 @@ impl ProcessTable {
 
     fn adopt_snapshot(&mut self, s: ProcSnapshot) -> ProcInfo {
         let mut argv = s.argv.into_iter();
-        let (container_id, pod_uid) = crate::containers::ids_or_host(s.cgroup_ids);
+        let (container_id, pod_uid) = crate::metadata::containers::ids_or_host(s.cgroup_ids);
         ProcInfo {
             pid: s.pid,
             ppid: s.ppid,
@@ -222,7 +226,12 @@ impl ProcessTable {
         self.procs.get(&pid)
     }
 
-    /// Number of processes known.
+    /// Whether no process is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of processes in the table.
     pub fn len(&self) -> usize {
         self.procs.len()
     }
@@ -464,8 +473,8 @@ impl ProcessTable {
                 p.version = version;
                 if self.containers.uses_v1() {
                     // A runtime's process joins the container's v1 cgroups before it execs.
-                    if let Some(ids) = crate::containers::ids_of_process(pid) {
-                        let known = crate::containers::ids_or_host(ids);
+                    if let Some(ids) = crate::metadata::containers::ids_of_process(pid) {
+                        let known = crate::metadata::containers::ids_or_host(ids);
                         let (container, pod) = self.containers.resolve_process(pid, p.cgroup_id, Some(known));
                         if set_container(p, container, pod, self.runtime.as_mut()) {
                             refresh_metadata(self.k8s.as_ref(), self.runtime.as_mut(), p);
@@ -735,7 +744,8 @@ fn refresh_metadata(k8s: Option<&PodMetadata>, runtime: Option<&mut RuntimeMetad
     }
     // Both generations only grow: their sum changes whenever either does.
     let generation = k8s.map_or(0, |m| m.generation()) + runtime.as_ref().map_or(0, |r| r.cache().generation());
-    if generation == p.meta_generation || (p.container_id == crate::containers::HOST && p.pod_uid.is_empty()) {
+    if generation == p.meta_generation || (p.container_id == crate::metadata::containers::HOST && p.pod_uid.is_empty())
+    {
         return false;
     }
     let [mut name, mut image, pod, ns] = match k8s {
@@ -746,7 +756,7 @@ fn refresh_metadata(k8s: Option<&PodMetadata>, runtime: Option<&mut RuntimeMetad
         None => Default::default(),
     };
     if let Some(rt) = runtime {
-        if name.is_empty() && image.is_empty() && p.container_id != crate::containers::HOST {
+        if name.is_empty() && image.is_empty() && p.container_id != crate::metadata::containers::HOST {
             let Some(index) = rt.cache().try_index() else { return false };
             match index.containers.get(&p.container_id) {
                 Some(c) => (name, image) = (c.name.clone(), c.image.clone()),
@@ -901,7 +911,7 @@ mod tests {
 
     #[test]
     fn pod_metadata_reaches_a_process_on_its_next_event_after_the_cache_changes() {
-        use crate::k8s::{Container, Pod, PodIndex};
+        use crate::metadata::k8s::{Container, Pod, PodIndex};
         let uid = "0a1b2c3d-4e5f-6789-abcd-ef0123456789";
         let pid = 4_000_000;
         let meta = PodMetadata::empty();
@@ -917,7 +927,7 @@ mod tests {
             ..Default::default()
         };
         t.procs.insert(pid, info("3f0c1a2b4d5e", uid));
-        t.procs.insert(pid + 1, info(crate::containers::HOST, ""));
+        t.procs.insert(pid + 1, info(crate::metadata::containers::HOST, ""));
         let open = |pid| rec(RecordKind::SyscallExit, pid, pid, nr(EventType::Openat), 3, [0; 6], [b"/etc/hosts", b""]);
         let names = |t: &ProcessTable, pid| {
             let p = t.get(pid).unwrap();
@@ -954,7 +964,7 @@ mod tests {
 
     #[test]
     fn runtime_names_reach_a_process_after_its_lookup_and_pod_names_win() {
-        use crate::k8s::{Container, PodIndex};
+        use crate::metadata::k8s::{Container, PodIndex};
         let pid = 4_000_000;
         let (runtime, requests) = RuntimeMetadata::detached();
         let cache = runtime.cache().clone();
@@ -964,7 +974,7 @@ mod tests {
         t.set_pod_metadata(pods.clone());
         t.next_version = 1;
         for (pid, container_id) in
-            [(pid, "3f0c1a2b4d5e"), (pid + 1, crate::containers::HOST), (pid + 2, "0123456789ab")]
+            [(pid, "3f0c1a2b4d5e"), (pid + 1, crate::metadata::containers::HOST), (pid + 2, "0123456789ab")]
         {
             t.procs.insert(
                 pid,

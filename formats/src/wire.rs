@@ -68,6 +68,15 @@ pub struct RecordHeader {
 /// Size of [`RecordHeader`] on the wire.
 pub const HEADER_LEN: usize = core::mem::size_of::<RecordHeader>();
 
+impl RecordHeader {
+    /// The header's bytes as the kernel side writes them (for tests and tools that make records).
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        // SAFETY: RecordHeader is repr(C) plain old data without padding holes (the `_pad` fields
+        // fill them), so all HEADER_LEN bytes are initialised.
+        unsafe { core::mem::transmute_copy::<RecordHeader, [u8; HEADER_LEN]>(self) }
+    }
+}
+
 /// Largest single blob (a path, or a packed argv) the kernel side copies.
 pub const MAX_BLOB: usize = 4096;
 

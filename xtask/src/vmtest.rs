@@ -308,22 +308,30 @@ pub fn run(root: &Path, bin: &Path) -> Result<()> {
         eprintln!("xtask: vmtest: booting {} ({})", k.label, image.display());
         vms.push((k, child, log, Instant::now()));
     }
-    let mut failed = Vec::new();
-    for (k, mut child, log, t0) in vms {
-        let status = loop {
+    // Wait for every VM at once, so each one's time is its own.
+    let mut ended: Vec<Option<(Option<std::process::ExitStatus>, f64)>> = vms.iter().map(|_| None).collect();
+    while ended.iter().any(Option::is_none) {
+        for (i, (_, child, log, t0)) in vms.iter_mut().enumerate() {
+            if ended[i].is_some() {
+                continue;
+            }
             if let Some(st) = child.try_wait()? {
-                break Some(st);
+                ended[i] = Some((Some(st), t0.elapsed().as_secs_f64()));
+                continue;
             }
             let dead =
-                std::fs::read(&log).is_ok_and(|t| VM_DEAD.iter().any(|d| String::from_utf8_lossy(&t).contains(d)));
+                std::fs::read(&*log).is_ok_and(|t| VM_DEAD.iter().any(|d| String::from_utf8_lossy(&t).contains(d)));
             if dead || t0.elapsed() > VM_TIMEOUT {
                 let _ = child.kill();
                 let _ = child.wait();
-                break None;
+                ended[i] = Some((None, t0.elapsed().as_secs_f64()));
             }
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        let secs = t0.elapsed().as_secs_f64();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut failed = Vec::new();
+    for ((k, _, log, _), end) in vms.into_iter().zip(ended) {
+        let (status, secs) = end.expect("every VM ended");
         let text = String::from_utf8_lossy(&std::fs::read(&log)?).into_owned();
         let console = parse_console(&text);
         let release = console.values.get("kernel").cloned().unwrap_or_else(|| format!("{} (did not boot)", k.label));

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::k8s::{Container, PodIndex, PodMetadata};
+use crate::metadata::k8s::{Container, PodIndex, PodMetadata};
 
 /// The sockets asked when `--container-socket` is not given (docker's, then rootful podman's).
 pub const DEFAULT_SOCKETS: [&str; 2] = ["/var/run/docker.sock", "/run/podman/podman.sock"];
@@ -185,7 +185,7 @@ impl RuntimeMetadata {
 
     /// Asks for container `id` to be looked up, unless it was asked within [`RETRY`]; never waits.
     pub fn want(&mut self, id: &str) {
-        if id == crate::containers::HOST || self.asked.get(id).is_some_and(|t| t.elapsed() < RETRY) {
+        if id == crate::metadata::containers::HOST || self.asked.get(id).is_some_and(|t| t.elapsed() < RETRY) {
             return;
         }
         if self.asked.len() >= MAX_CACHED {
@@ -382,7 +382,7 @@ mod tests {
         let lookup = std::thread::spawn(move || serve(&sockets, &rx, &cache, RETRY));
         meta.want("aaaaaaaaaaaa");
         meta.want("aaaaaaaaaaaa"); // asked already: not queued
-        meta.want(crate::containers::HOST);
+        meta.want(crate::metadata::containers::HOST);
         meta.want(CID);
         meta.want(CID);
         meta.want("aaaaaaaaaaaa");

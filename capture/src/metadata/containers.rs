@@ -92,7 +92,7 @@ impl ContainerResolver {
             let Ok(meta) = std::fs::metadata(&dir) else { continue };
             self.ids.entry(meta.ino()).or_insert_with(|| {
                 let container = container_id_from_path(&dir).unwrap_or_else(|| HOST.to_owned());
-                (container, crate::k8s::pod_uid_from_path(&dir))
+                (container, crate::metadata::k8s::pod_uid_from_path(&dir))
             });
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 stack.extend(
@@ -146,7 +146,7 @@ pub fn ids_from_proc_cgroup(text: &str) -> (Option<String>, Option<String>) {
     lines.sort_by_key(|(rank, _)| *rank);
     let ids = |path: &str| {
         let path = Path::new(path);
-        (container_id_from_path(path), crate::k8s::pod_uid_from_path(path))
+        (container_id_from_path(path), crate::metadata::k8s::pod_uid_from_path(path))
     };
     lines.iter().map(|(_, path)| ids(path)).find(|(c, _)| c.is_some()).unwrap_or_else(|| {
         // No container anywhere: a pod UID alone (a pod's sandbox) still counts.

@@ -104,8 +104,7 @@ mod tests {
             tty: 0,
             loginuid: u32::MAX,
         };
-        // SAFETY: POD to bytes.
-        unsafe { std::slice::from_raw_parts(&h as *const _ as *const u8, HEADER_LEN) }.to_vec()
+        h.to_bytes().to_vec()
     }
 
     #[test]

@@ -6,7 +6,7 @@ use aya::programs::{BtfTracePoint, TracePoint};
 use aya::Btf;
 use aya::{Ebpf, EbpfLoader};
 
-use crate::kernel_support::KernelSupport;
+use crate::kernel::support::KernelSupport;
 use lanner_formats::syscall::{self, TABLE};
 use lanner_formats::wire::{
     desc, COMPAT_FIRST_ARG_ONLY, COMPAT_SOCKETCALL, COUNTER_COMPAT, COUNTER_COMPAT_RECORDED, COUNTER_DROPS,
@@ -74,7 +74,7 @@ pub struct LoadOptions {
     pub ring_bytes: u32,
     /// Every syscall Lanner knows rather than the forensic set.
     pub all_syscalls: bool,
-    /// The kernel's BTF (normally [`crate::btf::VMLINUX_BTF`]).
+    /// The kernel's BTF (normally [`crate::kernel::btf::VMLINUX_BTF`]).
     pub btf_path: std::path::PathBuf,
 }
 
@@ -103,7 +103,7 @@ fn explain(prog: &str, release: &str, r: Result<(), aya::programs::ProgramError>
         Ok(()) => Ok(()),
         Err(aya::programs::ProgramError::LoadError { io_error, verifier_log }) => Err(anyhow!(
             "loading {prog} failed ({io_error}): {}",
-            crate::kernel_support::explain_rejection(prog, release, &format!("{verifier_log:?}"))
+            crate::kernel::support::explain_rejection(prog, release, &format!("{verifier_log:?}"))
         )),
         Err(e) => Err(anyhow::Error::new(e).context(format!("loading {prog}"))),
     }
@@ -129,7 +129,7 @@ fn configure(opts: &LoadOptions, support: KernelSupport) -> Result<Configured> {
     // Socket details need kernel struct offsets; without BTF, sockets are recorded without
     // their addresses.
     let kernel_offsets = match support.has_btf() {
-        true => crate::btf::kernel_offsets(&opts.btf_path).unwrap_or_else(|e| {
+        true => crate::kernel::btf::kernel_offsets(&opts.btf_path).unwrap_or_else(|e| {
             log::warn!("socket addresses will not be recorded: {e:#}");
             [0; lanner_formats::wire::kernel_offsets::COUNT]
         }),
@@ -369,6 +369,33 @@ fn field_offset(category: &str, event: &str, field: &str) -> Result<u32> {
         }
     }
     Err(anyhow!("{path}: no field {field}"))
+}
+
+impl crate::drain::RecordSource for Probes {
+    fn wait(&mut self, timeout: std::time::Duration) {
+        let mut pfd = libc::pollfd { fd: self.ring.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd. EINTR (a signal) just ends the wait early.
+        unsafe { libc::poll(&mut pfd, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
+    }
+
+    fn drain(&mut self, f: &mut dyn FnMut(&[u8]) -> std::ops::ControlFlow<()>) -> usize {
+        let mut n = 0;
+        while let Some(item) = self.ring.next() {
+            n += 1;
+            if f(&item).is_break() {
+                break;
+            }
+        }
+        n
+    }
+
+    fn counters(&self) -> KernelCounters {
+        Probes::counters(self)
+    }
+
+    fn detach(&mut self) {
+        Probes::detach(self)
+    }
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ pub fn read_process(pid: u32) -> Option<ProcSnapshot> {
     s.cwd = fs::read_link(format!("{base}/cwd")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     if let Ok(c) = fs::read(format!("{base}/cmdline")) {
         let c = c.strip_suffix(&[0]).unwrap_or(&c);
-        s.argv = crate::decode::split_argv(c);
+        s.argv = crate::kernel::decode::split_argv(c);
     }
     if let Ok(dir) = fs::read_dir(format!("{base}/fd")) {
         for e in dir.flatten() {
@@ -73,7 +73,7 @@ pub fn read_process(pid: u32) -> Option<ProcSnapshot> {
         .and_then(|v| v.trim().parse::<u32>().ok())
         .unwrap_or(u32::MAX);
     s.cgroup_ids = fs::read_to_string(format!("{base}/cgroup"))
-        .map(|c| crate::containers::ids_from_proc_cgroup(&c))
+        .map(|c| crate::metadata::containers::ids_from_proc_cgroup(&c))
         .unwrap_or_default();
     Some(s)
 }

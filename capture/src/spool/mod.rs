@@ -8,6 +8,8 @@
 //! (continuing the hash chain), applies retention and handles write errors. So the drain waits
 //! for zstd and fsync only when the writer is [`HANDOFF_CHUNKS`] chunks behind.
 
+pub mod retention;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -21,8 +23,8 @@ use lanner_formats::archive::{segment_file_name, ChunkBuilder, SegmentMeta, Segm
 use lanner_formats::event::{Chunk, Event, Process, NONE};
 
 use crate::metrics::Metrics;
-use crate::retention::{self, RetentionPolicy};
 use crate::state::{EventDraft, ProcessTable};
+use retention::RetentionPolicy;
 
 /// How often a failing spool is reported in the log.
 const WRITE_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
