@@ -6,6 +6,7 @@
 //! enter and exit events into one Lanner event, so the rule engine and every `lanner-analyze`
 //! command work on scap input unchanged.
 
+mod blocks;
 pub mod event_table;
 pub mod export;
 pub mod import;

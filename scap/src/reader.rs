@@ -8,38 +8,7 @@ use std::path::Path;
 use crate::event_table::{EventInfo, EVENTS};
 use crate::ScapError;
 
-const SHB: u32 = 0x0A0D_0D0A;
-const SHB_MAGIC: u32 = 0x1A2B_3C4D;
-const MI: u32 = 0x201;
-const MI_INT: u32 = 0x8002_ABCD;
-const PL_V1: u32 = 0x202;
-const PL_V1_INT: u32 = 0x8000_ABCD;
-const PL_V2: u32 = 0x207;
-const PL_V2_INT: u32 = 0x8013_ABCD;
-const PL_V3: u32 = 0x209;
-const PL_V3_INT: u32 = 0x8014_ABCD;
-const PL_V4: u32 = 0x210;
-const PL_V5: u32 = 0x211;
-const PL_V6: u32 = 0x212;
-const PL_V7: u32 = 0x213;
-const PL_V8: u32 = 0x214;
-const PL_V9: u32 = 0x215;
-const FDL: u32 = 0x203;
-const FDL_INT: u32 = 0x8001_ABCD;
-const FDL_V2: u32 = 0x218;
-const EV: u32 = 0x204;
-const EV_INT: u32 = 0x8010_ABCD;
-const EV_V2: u32 = 0x216;
-const EV_V2_LARGE: u32 = 0x221;
-const EVF: u32 = 0x208;
-const EVF_V2: u32 = 0x217;
-const EVF_V2_LARGE: u32 = 0x222;
-const IL: u32 = 0x205;
-const IL_INT: u32 = 0x8011_ABCD;
-const IL_V2: u32 = 0x219;
-const UL: u32 = 0x206;
-const UL_INT: u32 = 0x8012_ABCD;
-const UL_V2: u32 = 0x220;
+use crate::blocks::*;
 
 /// The highest section-header major version this reader understands.
 pub const MAX_MAJOR_VERSION: u16 = 1;
@@ -107,20 +76,6 @@ pub enum FdKind {
     Unix,
     /// Another kind, by libscap's `fd.type` name (`pipe`, `event`, `signalfd`, ...).
     Other(&'static str),
-}
-
-impl FdKind {
-    /// libsinsp's `fd.type` name.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Self::File => "file",
-            Self::Directory => "directory",
-            Self::Ipv4 { .. } | Self::Ipv4Server { .. } => "ipv4",
-            Self::Ipv6 { .. } | Self::Ipv6Server { .. } => "ipv6",
-            Self::Unix => "unix",
-            Self::Other(n) => n,
-        }
-    }
 }
 
 /// One fd of one process, from the fd-list blocks.

@@ -6,11 +6,8 @@ use std::io::Write;
 use crate::params::ParamType;
 use crate::reader::ThreadInfo;
 
-const SHB: u32 = 0x0A0D_0D0A;
-const MI: u32 = 0x201;
-const PL_V8: u32 = 0x214;
-const UL: u32 = 0x206;
-const EV_V2: u32 = 0x216;
+use crate::blocks::{EV_V2, MI, PL_V8, SHB, SHB_MAGIC, UL};
+
 /// Longest string libscap accepts in a process-list entry.
 const MAX_LIST_STRING: usize = 4096;
 
@@ -70,7 +67,7 @@ impl<W: Write> ScapWriter<W> {
     pub fn new(out: W, hostname: &str, num_cpus: u32) -> std::io::Result<Self> {
         let mut w = Self { out, body: Vec::new() };
         let mut b = Vec::new();
-        b.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+        b.extend_from_slice(&SHB_MAGIC.to_le_bytes());
         b.extend_from_slice(&1u16.to_le_bytes());
         b.extend_from_slice(&2u16.to_le_bytes());
         b.extend_from_slice(&u64::MAX.to_le_bytes()); // section length: unknown
