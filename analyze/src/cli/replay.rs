@@ -1,0 +1,95 @@
+//! `lanner-analyze replay`: rules over archive segments (or `.scap` captures), alerts to the outputs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use lanner_analyze::replay::{replay, ReplaySummary};
+use lanner_analyze::rules::RuleMatching;
+use lanner_analyze::scap_input;
+
+use super::{close_sinks, DetectArgs, WindowArgs, EXIT_DATA_ERROR, EXIT_USAGE};
+
+/// `lanner-analyze replay`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub detect: DetectArgs,
+    /// Alert for the first matching rule per event (Falco's default) or for all of them.
+    #[arg(long, value_enum, default_value = "first")]
+    pub rule_matching: MatchingArg,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// Archive segments (`.lnr`) or directories holding them.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Runs `lanner-analyze replay`.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let Args { detect, rule_matching, threads, window, paths } = args;
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().context("starting worker threads")?;
+    }
+    let Some((mut rules, mut sinks)) = detect.open()? else { return Ok(ExitCode::from(EXIT_USAGE)) };
+    rules.rule_matching = match rule_matching {
+        MatchingArg::First => RuleMatching::First,
+        MatchingArg::All => RuleMatching::All,
+    };
+    let inputs = scap_input::prepare(&paths)?;
+    let summary = replay(&rules, &inputs.paths, window.into(), &mut sinks)?;
+    report(&summary);
+    close_sinks(&mut sinks)?;
+    Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
+}
+
+/// `--rule-matching` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum MatchingArg {
+    /// The first matching rule in file order.
+    First,
+    /// Every matching rule.
+    All,
+}
+
+/// Prints the replay summary on stderr.
+fn report(s: &ReplaySummary) {
+    for w in &s.warnings {
+        eprintln!("lanner-analyze: warning: {w}");
+    }
+    for e in &s.errors {
+        eprintln!("lanner-analyze: error: {e}");
+    }
+    let range = s.t_range.map_or(String::new(), |(a, b)| {
+        let f = |t: u64| chrono::DateTime::from_timestamp_nanos(t as i64).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        format!(", {} .. {}", f(a), f(b))
+    });
+    let pruned = if s.chunks_pruned > 0 {
+        format!(" ({} chunk(s) skipped by the index)", s.chunks_pruned)
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "lanner-analyze: {} events in {} chunk(s){pruned} of {} segment(s){range}; {} alert(s); {} kernel drop(s) recorded",
+        s.events,
+        s.chunks,
+        s.segments,
+        s.alerts(),
+        s.drops
+    );
+    let top = |m: Option<&std::collections::BTreeMap<String, u64>>| {
+        let mut v: Vec<(&String, &u64)> = m.map(|m| m.iter().collect()).unwrap_or_default();
+        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        v.iter().take(3).map(|(p, n)| format!("{p} {n}")).collect::<Vec<_>>().join(", ")
+    };
+    for (rule, n) in &s.hits {
+        eprintln!(
+            "lanner-analyze:   {n:>6}  {rule}  (top processes: {}; containers: {})",
+            top(s.hits_by_process.get(rule)),
+            top(s.hits_by_container.get(rule))
+        );
+    }
+}
