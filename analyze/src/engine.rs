@@ -4,9 +4,29 @@ use chrono::SecondsFormat;
 use lanner_formats::alert::Alert;
 use lanner_formats::archive::{DecodedChunk, SegmentMeta};
 
-use crate::replay::Window;
 use crate::rules::fields::{format_time_of_day, EventView};
 use crate::rules::{RuleMatching, RuleSet};
+
+/// Which events an evaluation considers (`--since` / `--until`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    /// Only events at or after this time (unix ns).
+    pub since: Option<u64>,
+    /// Only events at or before this time (unix ns).
+    pub until: Option<u64>,
+}
+
+impl Window {
+    /// True when an event at `ts` is inside the window.
+    pub fn contains(&self, ts: u64) -> bool {
+        self.since.is_none_or(|s| ts >= s) && self.until.is_none_or(|u| ts <= u)
+    }
+
+    /// True when a chunk spanning `first..=last` may hold events inside the window.
+    pub fn overlaps(&self, first: u64, last: u64) -> bool {
+        self.since.is_none_or(|s| last >= s) && self.until.is_none_or(|u| first <= u)
+    }
+}
 
 /// Counts gathered while evaluating one chunk.
 #[derive(Debug, Default, Clone)]

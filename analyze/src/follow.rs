@@ -13,8 +13,8 @@ use anyhow::{Context, Result};
 use lanner_formats::archive::{list_segments, SegmentReader};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::Window;
 use crate::engine::{evaluate_chunk, ChunkStats};
-use crate::replay::Window;
 use crate::rules::RuleSet;
 use crate::sinks::Sink;
 

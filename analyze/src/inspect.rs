@@ -9,7 +9,8 @@ use anyhow::Result;
 use lanner_formats::archive::SegmentReader;
 use serde_json::json;
 
-use crate::replay::{discover, Window};
+use crate::engine::Window;
+use crate::replay::discover;
 use crate::rules::fields::{format_time_of_day, EventView};
 use crate::rules::output::OutputFormat;
 use crate::rules::Filter;

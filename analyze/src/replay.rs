@@ -9,6 +9,7 @@ use lanner_formats::alert::Alert;
 use lanner_formats::archive::{list_segments, ChunkRef, SegmentReader, SEGMENT_EXTENSION};
 use rayon::prelude::*;
 
+pub use crate::engine::Window;
 use crate::engine::{evaluate_chunk, ChunkStats};
 use crate::rules::RuleSet;
 use crate::sinks::Sink;
@@ -70,27 +71,6 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
-}
-
-/// Which events a replay considers.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Window {
-    /// Only events at or after this time (unix ns).
-    pub since: Option<u64>,
-    /// Only events at or before this time (unix ns).
-    pub until: Option<u64>,
-}
-
-impl Window {
-    /// True when an event at `ts` is inside the window.
-    pub fn contains(&self, ts: u64) -> bool {
-        self.since.is_none_or(|s| ts >= s) && self.until.is_none_or(|u| ts <= u)
-    }
-
-    /// True when a chunk spanning `first..=last` may hold events inside the window.
-    pub fn overlaps(&self, first: u64, last: u64) -> bool {
-        self.since.is_none_or(|s| last >= s) && self.until.is_none_or(|u| first <= u)
-    }
 }
 
 /// Replays `paths` with `rules`, sending alerts to every sink in archive order.

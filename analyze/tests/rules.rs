@@ -4,7 +4,7 @@ mod common;
 
 use lanner_analyze::engine::{evaluate_chunk, ChunkStats};
 use lanner_analyze::replay::Window;
-use lanner_analyze::rules::{Code, RuleSet, RuleStatus, DEFAULT_RULES};
+use lanner_analyze::rules::{Code, RuleSet, RuleStatus, Source, DEFAULT_RULES};
 use lanner_formats::archive::{ChunkBuilder, DecodedChunk};
 use lanner_formats::event::{oflags, Chunk};
 use lanner_formats::syscall::EventType;
@@ -227,4 +227,18 @@ fn override_append_and_replace() {
         a.iter().map(|a| (a.output_fields.is_empty(), a.priority.as_str())).collect::<Vec<_>>(),
         vec![(true, "Error")]
     );
+}
+
+#[test]
+fn a_bare_filter_compiles_against_the_macros_and_lists_of_rule_files() {
+    let src = Source {
+        name: "m.yaml".into(),
+        text: "- list: shells\n  items: [sh, bash]\n- macro: spawned_shell\n  condition: evt.type = execve and proc.name in (shells)\n- rule: r\n  desc: d\n  condition: nonsense.field = 1\n  output: o\n  priority: debug\n".into(),
+    };
+    let f = RuleSet::compile_filter(std::slice::from_ref(&src), "<filter>", "spawned_shell and user.uid = 0");
+    assert!(f.is_ok(), "the filter uses the file's macro and list; the file's broken rule is not compiled: {f:?}");
+    let errs = RuleSet::compile_filter(&[], "<filter>", "proc.name = (").unwrap_err();
+    assert!(errs[0].to_string().contains("<filter>") && errs[0].to_string().contains("offset"), "{}", errs[0]);
+    let errs = RuleSet::compile_filter(&[], "<filter>", "spawned_shell").unwrap_err();
+    assert!(errs[0].message.contains("spawned_shell"), "an undefined macro is named: {}", errs[0]);
 }

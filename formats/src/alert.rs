@@ -23,3 +23,55 @@ pub struct Alert {
     /// Host the event was recorded on.
     pub hostname: String,
 }
+
+/// Falco priorities, most severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// `Emergency`
+    Emergency,
+    /// `Alert`
+    Alert,
+    /// `Critical`
+    Critical,
+    /// `Error`
+    Error,
+    /// `Warning`
+    Warning,
+    /// `Notice`
+    Notice,
+    /// `Informational` (also `Info`)
+    Informational,
+    /// `Debug`
+    Debug,
+}
+
+impl Priority {
+    /// Parses a priority name, case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "emergency" => Self::Emergency,
+            "alert" => Self::Alert,
+            "critical" => Self::Critical,
+            "error" => Self::Error,
+            "warning" => Self::Warning,
+            "notice" => Self::Notice,
+            "informational" | "info" => Self::Informational,
+            "debug" => Self::Debug,
+            _ => return None,
+        })
+    }
+
+    /// The name Falco prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Emergency => "Emergency",
+            Self::Alert => "Alert",
+            Self::Critical => "Critical",
+            Self::Error => "Error",
+            Self::Warning => "Warning",
+            Self::Notice => "Notice",
+            Self::Informational => "Informational",
+            Self::Debug => "Debug",
+        }
+    }
+}

@@ -169,15 +169,6 @@ pub fn close_sinks(sinks: &mut Sinks) -> Result<()> {
     first.map_or(Ok(()), Err)
 }
 
-/// Name of the rule a `query` filter is wrapped in.
-pub const QUERY_RULE: &str = "lanner query filter";
-
-/// Wraps a filter in a one-rule YAML document so it is compiled like any condition.
-pub fn query_rule(filter: &str) -> String {
-    let cond = serde_json::to_string(filter).expect("string");
-    format!("- rule: {QUERY_RULE}\n  desc: query\n  condition: {cond}\n  output: q\n  priority: debug\n  warn_evttypes: false\n")
-}
-
 /// Prints read problems; the exit code says whether all data was read.
 pub fn report_problems(problems: &[String]) -> ExitCode {
     for p in problems {

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use lanner_analyze::inspect;
 use lanner_analyze::rules::output::OutputFormat;
-use lanner_analyze::rules::{RuleSet, Source};
+use lanner_analyze::rules::RuleSet;
 use lanner_analyze::scap_input;
 
-use super::{query_rule, read_sources, report_problems, WindowArgs, EXIT_USAGE, QUERY_RULE};
+use super::{read_sources, report_problems, WindowArgs, EXIT_USAGE};
 
 /// `lanner-analyze query`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -48,18 +48,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let filter = match filter {
         None => None,
         Some(f) => {
-            let mut sources = if rules.is_empty() { Vec::new() } else { read_sources(&rules)? };
-            sources.push(Source { name: "<filter>".into(), text: query_rule(&f) });
-            let rs = match RuleSet::load(&sources) {
-                Ok(rs) => rs,
+            let sources = if rules.is_empty() { Vec::new() } else { read_sources(&rules)? };
+            match RuleSet::compile_filter(&sources, "<filter>", &f) {
+                Ok(filter) => Some(filter),
                 Err(errors) => {
                     for e in errors.iter().filter(|d| d.code.is_error()) {
                         eprintln!("lanner-analyze: error: {e}");
                     }
                     return Ok(ExitCode::from(EXIT_USAGE));
                 }
-            };
-            rs.rules.into_iter().find(|r| r.name == QUERY_RULE).map(|r| r.filter)
+            }
         }
     };
     let stdout = std::io::stdout();

@@ -9,7 +9,7 @@ use lanner_analyze::rules::output::OutputFormat;
 use lanner_analyze::rules::RuleSet;
 use lanner_analyze::scap_input;
 
-use super::{query_rule, report_problems, WindowArgs};
+use super::{report_problems, WindowArgs};
 
 /// `lanner-analyze timeline`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -40,11 +40,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(c) = &container {
         conds.push(format!("container.id = {}", serde_json::to_string(c)?));
     }
-    let filter = (!conds.is_empty()).then(|| {
-        let text = query_rule(&conds.join(" and "));
-        let rs = RuleSet::from_yaml("<timeline>", &text).expect("valid filter");
-        rs.rules.into_iter().next().expect("one rule").filter
-    });
+    let filter = (!conds.is_empty())
+        .then(|| RuleSet::compile_filter(&[], "<timeline>", &conds.join(" and ")).expect("a valid filter"));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (_, problems) = inspect::query(&paths, window.into(), filter.as_ref(), &fmt, false, &mut out)?;

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use lanner_formats::syscall::{EventType, TABLE};
 
 use super::condition::{self, Expr, FieldRef, ListEntry, Op, Operand};
-use super::fields::{Field, FieldType};
+use super::fields::Field;
 use super::filter::{Check, Filter};
 use super::loader::{
     self, Code, Diagnostic, ExceptionFields, ExceptionItem, ExceptionValue, Item, ListItem, Located, MacroItem,
@@ -15,58 +15,7 @@ use super::loader::{
 };
 use super::output::OutputFormat;
 use super::program::Program;
-
-/// Falco priorities, most severe first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Priority {
-    /// `Emergency`
-    Emergency,
-    /// `Alert`
-    Alert,
-    /// `Critical`
-    Critical,
-    /// `Error`
-    Error,
-    /// `Warning`
-    Warning,
-    /// `Notice`
-    Notice,
-    /// `Informational` (also `Info`)
-    Informational,
-    /// `Debug`
-    Debug,
-}
-
-impl Priority {
-    /// Parses a priority name, case-insensitively.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "emergency" => Self::Emergency,
-            "alert" => Self::Alert,
-            "critical" => Self::Critical,
-            "error" => Self::Error,
-            "warning" => Self::Warning,
-            "notice" => Self::Notice,
-            "informational" | "info" => Self::Informational,
-            "debug" => Self::Debug,
-            _ => return None,
-        })
-    }
-
-    /// The name Falco prints.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Emergency => "Emergency",
-            Self::Alert => "Alert",
-            Self::Critical => "Critical",
-            Self::Error => "Error",
-            Self::Warning => "Warning",
-            Self::Notice => "Notice",
-            Self::Informational => "Informational",
-            Self::Debug => "Debug",
-        }
-    }
-}
+pub use lanner_formats::alert::Priority;
 
 /// One rule ready to evaluate.
 #[derive(Debug, Clone)]
@@ -142,6 +91,29 @@ impl RuleSet {
             return Err(errors);
         }
         Compiler::merge(items)?.compile(warnings)
+    }
+
+    /// Compiles a bare filter, a condition in the rule language, against the macros and lists of
+    /// `sources` (which may be empty), as `query` and `timeline` use it; `name` names the filter
+    /// in messages. The sources' rules are not compiled.
+    pub fn compile_filter(sources: &[Source], name: &str, condition: &str) -> Result<Filter, Vec<Diagnostic>> {
+        let mut items = Vec::new();
+        let mut errors = Vec::new();
+        for s in sources {
+            match loader::load(s) {
+                Ok((v, _)) => items.extend(v),
+                Err(e) => errors.extend(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let compiler = Compiler::merge(items)?;
+        let pos = Pos { file: name.into(), line: 1, col: 1 };
+        let ctx = Ctx { item_type: "filter", item_name: name, pos: &pos, skip_unknown: false };
+        let expr = condition::parse(condition)
+            .map_err(|e| vec![ctx.err(Code::ErrCompileCondition, located(&e, condition))])?;
+        compiler.compile_expr(&expr, &ctx, &mut Vec::new(), &mut Usage::default()).map_err(|d| vec![d])
     }
 
     /// Loads rules from one YAML text named `name` (for messages).
@@ -822,15 +794,6 @@ fn event_types(f: &Filter, precise: bool) -> BTreeSet<u16> {
         }
     }
     go(f, &all, precise)
-}
-
-/// Field type of `f` after `transformers`.
-pub(crate) fn transformed_type(f: &Field, transformers: &[condition::Transformer]) -> FieldType {
-    if transformers.last() == Some(&condition::Transformer::Len) {
-        FieldType::Int
-    } else {
-        f.ftype()
-    }
 }
 
 fn append_exceptions(base: &mut RuleItem, extra: Vec<ExceptionItem>) -> Result<(), Diagnostic> {

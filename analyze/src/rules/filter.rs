@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use base64::Engine as _;
 use regex::Regex;
 
-use super::compile::transformed_type;
 use super::condition::{Op, Transformer};
 use super::fields::{End, EventView, Field, FieldType, FieldValue};
 
@@ -427,6 +426,15 @@ fn typed_values(f: &Field, transformers: &[Transformer], op: Op, raw: Vec<String
             (Op::Eq | Op::Ne | Op::In, Some(v)) => Err(format!("'{v}' is not true or false")),
             (op, _) => Err(format!("operator '{}' cannot be used with a boolean field", op.as_str())),
         },
+    }
+}
+
+/// Field type of `f` after `transformers`.
+pub(crate) fn transformed_type(f: &Field, transformers: &[Transformer]) -> FieldType {
+    if transformers.last() == Some(&Transformer::Len) {
+        FieldType::Int
+    } else {
+        f.ftype()
     }
 }
 

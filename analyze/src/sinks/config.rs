@@ -22,7 +22,7 @@ use marked_yaml::{Node, Span};
 
 use super::cloudwatch::{CloudWatchConfig, CloudWatchSink};
 use super::{AlertFormat, FileConfig, FileSink, MinPriority, Sink, StdoutSink};
-use crate::rules::Priority;
+use lanner_formats::alert::Priority;
 
 /// One output: where, in which format, from which priority.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use lanner_formats::alert::Alert;
 
-use crate::rules::Priority;
 pub use cloudwatch::CloudWatchSink;
 pub use config::{OutputConfig, OutputKind};
 pub use file::{FileConfig, FileSink};
+use lanner_formats::alert::Priority;
 pub use stdout::StdoutSink;
 
 /// A destination for alerts.
