@@ -106,7 +106,7 @@ pub fn follow(
                 // A segment whose header is still being written: try again later.
                 Err(_) if k + 1 == segs.len() => break,
                 Err(e) => {
-                    eprintln!("lanner-analyze: error: {e}; skipping this segment");
+                    log::error!("{e}; skipping this segment");
                     continue;
                 }
             };
@@ -121,7 +121,7 @@ pub fn follow(
                             sent += 1;
                         }
                     }
-                    Err(e) => eprintln!("lanner-analyze: error: {e}"),
+                    Err(e) => log::error!("{e}"),
                 }
                 for s in sinks.iter_mut() {
                     s.flush()?;
@@ -144,7 +144,5 @@ pub fn follow(
 }
 
 fn log_gap(from: &str, to: &str) {
-    eprintln!(
-        "lanner-analyze: warning: segment {from} is gone (retention?); continuing with {to}: events between them were not analyzed"
-    );
+    log::warn!("segment {from} is gone (retention?); continuing with {to}: events between them were not analyzed");
 }

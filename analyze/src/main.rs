@@ -102,6 +102,7 @@ fn main() -> ExitCode {
     // Like other Unix filters, stop quietly when the reader of our output goes away (`| head`).
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    init_log();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -110,6 +111,19 @@ fn main() -> ExitCode {
             ExitCode::from(cli::EXIT_USAGE)
         }
     }
+}
+
+/// The library reports through `log`; its messages print as `lanner-analyze: error: …`,
+/// `lanner-analyze: warning: …` or `lanner-analyze: …` on stderr (RUST_LOG changes the level).
+fn init_log() {
+    use std::io::Write;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("lanner_analyze=info"))
+        .format(|buf, record| match record.level() {
+            log::Level::Error => writeln!(buf, "lanner-analyze: error: {}", record.args()),
+            log::Level::Warn => writeln!(buf, "lanner-analyze: warning: {}", record.args()),
+            _ => writeln!(buf, "lanner-analyze: {}", record.args()),
+        })
+        .init();
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

@@ -73,12 +73,30 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Replays `paths` with `rules`, sending alerts to every sink in archive order.
+/// Told how far a replay has come (the binary draws a progress bar with it); every method does
+/// nothing by default.
+pub trait Progress {
+    /// The replay will read `total_bytes` of chunk frames.
+    fn start(&self, _total_bytes: u64) {}
+    /// `bytes` more were read; `events` have been evaluated so far.
+    fn advance(&self, _bytes: u64, _events: u64) {}
+    /// The replay is done.
+    fn finish(&self) {}
+}
+
+/// No progress reporting.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// Replays `paths` with `rules`, sending alerts to every sink in archive order and telling
+/// `progress` how far it has come.
 pub fn replay(
     rules: &RuleSet,
     paths: &[PathBuf],
     window: Window,
     sinks: &mut [Box<dyn Sink>],
+    progress: &dyn Progress,
 ) -> Result<ReplaySummary> {
     let mut summary = ReplaySummary::default();
     // Index every segment (header and footer only), then unmap it: a mapped segment keeps the
@@ -110,20 +128,7 @@ pub fn replay(
     }
     summary.segments = files.len();
     let mut readers: Vec<Option<SegmentReader>> = (0..files.len()).map(|_| None).collect();
-    // A progress bar on a terminal only, never in pipes or files.
-    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let total: u64 = jobs.iter().map(|(_, c)| c.frame_len()).sum();
-        let b = indicatif::ProgressBar::new(total);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {bytes}/{total_bytes} {msg} ({bytes_per_sec}, ETA {eta})",
-            )
-            .expect("valid template"),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    progress.start(jobs.iter().map(|(_, c)| c.frame_len()).sum());
     // Bounded windows keep memory flat; order inside a window is preserved by `collect`.
     let batch_len = rayon::current_num_threads().max(1) * 32;
     let mut last_job = vec![0usize; readers.len()];
@@ -152,14 +157,13 @@ pub fn replay(
                 Ok(ChunkResult { alerts, stats, drops: decoded.chunk().drops.to_native() })
             })
             .collect();
-        bar.inc(batch.iter().map(|(_, c)| c.frame_len()).sum());
+        let batch_bytes: u64 = batch.iter().map(|(_, c)| c.frame_len()).sum();
         let done = (b + 1) * batch_len;
         for res in results {
             match res {
                 Ok(ChunkResult { alerts, stats, drops }) => {
                     summary.chunks += 1;
                     summary.events += stats.events;
-                    bar.set_message(format!("{} events", summary.events));
                     summary.drops += drops;
                     if let Some((a, b)) = stats.t_range {
                         summary.t_range = Some(summary.t_range.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
@@ -178,6 +182,7 @@ pub fn replay(
                 Err(e) => summary.errors.push(e),
             }
         }
+        progress.advance(batch_bytes, summary.events);
         // Alerts become durable / visible window by window (and file outputs rotate).
         for s in sinks.iter_mut() {
             s.flush()?;
@@ -188,7 +193,7 @@ pub fn replay(
             }
         }
     }
-    bar.finish_and_clear();
+    progress.finish();
     for s in sinks.iter_mut() {
         s.flush()?;
     }

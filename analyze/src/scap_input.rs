@@ -44,7 +44,7 @@ pub fn prepare(paths: &[PathBuf]) -> Result<Inputs> {
         let dir = tmp.as_ref().expect("created").path();
         let seg = dir.join(format!("{i:04}.lnr"));
         let stats = import_file(p, &seg)?;
-        report(p, &stats);
+        log::info!("{}", describe(p, &stats));
         out.push(seg);
     }
     Ok(Inputs { paths: out, _tmp: tmp })
@@ -67,11 +67,11 @@ pub fn import_file(scap: &Path, out: &Path) -> Result<ImportStats> {
     Ok(stats)
 }
 
-/// Prints what an import kept and skipped.
-pub fn report(path: &Path, s: &ImportStats) {
+/// What an import kept and skipped, in one line.
+pub fn describe(path: &Path, s: &ImportStats) -> String {
     let skipped: u64 = s.not_imported.values().sum();
     let mut line = format!(
-        "lanner-analyze: {}: {} scap events -> {} Lanner events ({} threads, {} fds in the initial tables)",
+        "{}: {} scap events -> {} Lanner events ({} threads, {} fds in the initial tables)",
         path.display(),
         s.events_read,
         s.imported,
@@ -88,5 +88,5 @@ pub fn report(path: &Path, s: &ImportStats) {
     if unknown > 0 {
         line.push_str(&format!("; {unknown} events of unknown type numbers skipped"));
     }
-    eprintln!("{line}");
+    line
 }

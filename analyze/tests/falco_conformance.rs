@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
 
-use lanner_analyze::replay::{replay, Window};
+use lanner_analyze::replay::{replay, NoProgress, Window};
 use lanner_analyze::rules::{Diagnostic, Priority, RuleSet, Source};
 use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::Node;
@@ -245,7 +245,7 @@ fn detect(rs: &RuleSet, trace: &Path) -> anyhow::Result<BTreeMap<String, u64>> {
     let tmp = tempfile::tempdir()?;
     let seg = tmp.path().join("trace.lnr");
     lanner_analyze::scap_input::import_file(trace, &seg)?;
-    let summary = replay(rs, &[seg], Window::default(), &mut [])?;
+    let summary = replay(rs, &[seg], Window::default(), &mut [], &NoProgress)?;
     anyhow::ensure!(summary.errors.is_empty(), "replay errors: {:?}", summary.errors);
     Ok(summary.hits)
 }

@@ -23,7 +23,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         anyhow::bail!("{} already exists; not overwriting it", output.display());
     }
     let stats = scap_input::import_file(&input, &output)?;
-    scap_input::report(&input, &stats);
+    eprintln!("lanner-analyze: {}", scap_input::describe(&input, &stats));
     eprintln!("lanner-analyze: wrote {}", output.display());
     Ok(ExitCode::SUCCESS)
 }

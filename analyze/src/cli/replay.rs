@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use lanner_analyze::replay::{replay, ReplaySummary};
+use lanner_analyze::replay::{replay, Progress, ReplaySummary};
 use lanner_analyze::rules::RuleMatching;
 use lanner_analyze::scap_input;
 
@@ -40,7 +40,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         MatchingArg::All => RuleMatching::All,
     };
     let inputs = scap_input::prepare(&paths)?;
-    let summary = replay(&rules, &inputs.paths, window.into(), &mut sinks)?;
+    let summary = replay(&rules, &inputs.paths, window.into(), &mut sinks, &Bar::new())?;
     report(&summary);
     close_sinks(&mut sinks)?;
     Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
@@ -91,5 +91,39 @@ fn report(s: &ReplaySummary) {
             top(s.hits_by_process.get(rule)),
             top(s.hits_by_container.get(rule))
         );
+    }
+}
+
+/// A progress bar on a terminal only, never in pipes or files.
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return Self(indicatif::ProgressBar::hidden());
+        }
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {bytes}/{total_bytes} {msg} ({bytes_per_sec}, ETA {eta})",
+            )
+            .expect("valid template"),
+        );
+        Self(b)
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, total_bytes: u64) {
+        self.0.set_length(total_bytes);
+    }
+
+    fn advance(&self, bytes: u64, events: u64) {
+        self.0.inc(bytes);
+        self.0.set_message(format!("{events} events"));
+    }
+
+    fn finish(&self) {
+        self.0.finish_and_clear();
     }
 }

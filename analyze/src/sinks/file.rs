@@ -65,7 +65,7 @@ fn hup_count() -> usize {
                 COUNT.fetch_add(1, Ordering::SeqCst);
             })
         } {
-            eprintln!("lanner-analyze: warning: cannot handle SIGHUP (file outputs will not reopen): {e}");
+            log::warn!("cannot handle SIGHUP (file outputs will not reopen): {e}");
         }
     });
     COUNT.load(Ordering::SeqCst)

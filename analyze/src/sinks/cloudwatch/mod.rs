@@ -138,8 +138,8 @@ impl CloudWatchSink {
         let svc = rt.block_on(Service::new(&endpoint, cfg.group.clone(), cfg.stream.clone(), cfg.retention_days))?;
         let (writer, reader, recovered) = spool::open(&spool_dir, cfg.spool_max_bytes)?;
         if recovered.records > 0 {
-            eprintln!(
-                "lanner-analyze: cloudwatch {label}: {} alert(s) ({} bytes) left in spool {} by an earlier run will be delivered",
+            log::info!(
+                "cloudwatch {label}: {} alert(s) ({} bytes) left in spool {} by an earlier run will be delivered",
                 recovered.records,
                 recovered.bytes,
                 spool_dir.display()
@@ -192,7 +192,7 @@ impl CloudWatchSink {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
-                eprintln!("lanner-analyze: error: cloudwatch {}: the delivery thread panicked", self.label);
+                log::error!("cloudwatch {}: the delivery thread panicked", self.label);
             }
         }
     }
@@ -230,13 +230,13 @@ impl Sink for CloudWatchSink {
         self.stop_delivery();
         self.metrics.set_spool((events, bytes));
         let m = self.metrics.snapshot();
-        eprintln!(
-            "lanner-analyze: cloudwatch {}: sent {} in {} call(s), retried {}, rejected {}, dropped {}, truncated {}, duplicates possible {}, spooled {}; {} alert(s) ({} bytes) still spooled",
+        log::info!(
+            "cloudwatch {}: sent {} in {} call(s), retried {}, rejected {}, dropped {}, truncated {}, duplicates possible {}, spooled {}; {} alert(s) ({} bytes) still spooled",
             self.label, m.sent, m.batches, m.retried, m.rejected, m.dropped, m.truncated, m.duplicates_possible, m.spooled, events, bytes
         );
         if events > 0 {
-            eprintln!(
-                "lanner-analyze: warning: cloudwatch {}: {events} alert(s) were not delivered within {:?}; they stay in {} and are delivered when an output with this spool starts again",
+            log::warn!(
+                "cloudwatch {}: {events} alert(s) were not delivered within {:?}; they stay in {} and are delivered when an output with this spool starts again",
                 self.label,
                 self.drain_timeout,
                 self.spool_dir.display()
@@ -254,7 +254,7 @@ impl Drop for CloudWatchSink {
     fn drop(&mut self) {
         if self.thread.is_some() {
             if let Err(e) = self.writer.sync() {
-                eprintln!("lanner-analyze: error: cloudwatch {}: {e:#}", self.label);
+                log::error!("cloudwatch {}: {e:#}", self.label);
             }
             self.stop_delivery();
         }
@@ -333,7 +333,7 @@ async fn deliver(mut reader: SpoolReader, svc: Service, metrics: Arc<Metrics>, s
                 continue;
             }
             Err(e) => {
-                eprintln!("lanner-analyze: error: cloudwatch {label}: reading the spool: {e:#}; delivery stops");
+                log::error!("cloudwatch {label}: reading the spool: {e:#}; delivery stops");
                 return;
             }
         };
@@ -347,8 +347,8 @@ async fn deliver(mut reader: SpoolReader, svc: Service, metrics: Arc<Metrics>, s
                     Some(Err(f)) => {
                         let delay = backoff.next_delay();
                         Metrics::add(&metrics.retried, 1);
-                        eprintln!(
-                            "lanner-analyze: warning: cloudwatch {label}: creating the log group/stream failed: {f}; retrying in {delay:.1?}"
+                        log::warn!(
+                            "cloudwatch {label}: creating the log group/stream failed: {f}; retrying in {delay:.1?}"
                         );
                         sleep_unless_stopped(delay, &stop).await;
                         if stop.load(Ordering::Relaxed) {
@@ -359,7 +359,7 @@ async fn deliver(mut reader: SpoolReader, svc: Service, metrics: Arc<Metrics>, s
                 }
             }
             if let Err(e) = reader.mark_inflight(batch.end) {
-                eprintln!("lanner-analyze: warning: cloudwatch {label}: {e:#}");
+                log::warn!("cloudwatch {label}: {e:#}");
             }
             let outcome = match unless_stopped(svc.put(&batch.events), &stop).await {
                 None => return,
@@ -372,8 +372,8 @@ async fn deliver(mut reader: SpoolReader, svc: Service, metrics: Arc<Metrics>, s
                         maybe_applied |= m;
                         let delay = backoff.next_delay();
                         Metrics::add(&metrics.retried, 1);
-                        eprintln!(
-                            "lanner-analyze: warning: cloudwatch {label}: PutLogEvents of {} event(s) failed (attempt {}): {f}; retrying in {delay:.1?}",
+                        log::warn!(
+                            "cloudwatch {label}: PutLogEvents of {} event(s) failed (attempt {}): {f}; retrying in {delay:.1?}",
                             batch.records,
                             backoff.attempts()
                         );
@@ -385,9 +385,7 @@ async fn deliver(mut reader: SpoolReader, svc: Service, metrics: Arc<Metrics>, s
                     }
                     Action::Recreate => {
                         Metrics::add(&metrics.retried, 1);
-                        eprintln!(
-                            "lanner-analyze: warning: cloudwatch {label}: log group or stream is missing ({f}); creating them again"
-                        );
+                        log::warn!("cloudwatch {label}: log group or stream is missing ({f}); creating them again");
                         if ready {
                             ready = false;
                         } else {
@@ -397,8 +395,8 @@ async fn deliver(mut reader: SpoolReader, svc: Service, metrics: Arc<Metrics>, s
                     }
                     Action::AlreadyAccepted => (true, service::Rejected::default()),
                     Action::Drop => {
-                        eprintln!(
-                            "lanner-analyze: error: cloudwatch {label}: PutLogEvents refused {} event(s) and retrying cannot help: {f}; dropping them",
+                        log::error!(
+                            "cloudwatch {label}: PutLogEvents refused {} event(s) and retrying cannot help: {f}; dropping them",
                             batch.records
                         );
                         Metrics::add(&metrics.dropped, batch.records);
@@ -407,7 +405,7 @@ async fn deliver(mut reader: SpoolReader, svc: Service, metrics: Arc<Metrics>, s
                 },
             };
             if let Err(e) = reader.commit(batch.end, batch.records, batch.bytes) {
-                eprintln!("lanner-analyze: error: cloudwatch {label}: {e:#}; delivery stops");
+                log::error!("cloudwatch {label}: {e:#}; delivery stops");
                 return;
             }
             backoff.reset();
@@ -415,8 +413,8 @@ async fn deliver(mut reader: SpoolReader, svc: Service, metrics: Arc<Metrics>, s
             if delivered {
                 let n = rejected.total();
                 if n > 0 {
-                    eprintln!(
-                        "lanner-analyze: warning: cloudwatch {label}: the service rejected {n} of {} event(s): {} too old, {} too new, {} expired",
+                    log::warn!(
+                        "cloudwatch {label}: the service rejected {n} of {} event(s): {} too old, {} too new, {} expired",
                         batch.records, rejected.too_old, rejected.too_new, rejected.expired
                     );
                     Metrics::add(&metrics.rejected, n);

@@ -99,7 +99,7 @@ impl Service {
     pub async fn ensure_destination(&self) -> Result<(), Failure> {
         match self.client.create_log_group().log_group_name(&self.group).send().await {
             Ok(_) => {
-                eprintln!("lanner-analyze: cloudwatch: created log group {}", self.group);
+                log::info!("cloudwatch: created log group {}", self.group);
                 if let Some(days) = self.retention_days {
                     // Not worth holding alerts back for: say so and go on.
                     if let Err(e) = self
@@ -110,8 +110,8 @@ impl Service {
                         .send()
                         .await
                     {
-                        eprintln!(
-                            "lanner-analyze: warning: cloudwatch: could not set a retention of {days} days on {}: {}",
+                        log::warn!(
+                            "cloudwatch: could not set a retention of {days} days on {}: {}",
                             self.group,
                             failure(e)
                         );
@@ -120,8 +120,8 @@ impl Service {
             }
             Err(e) if e.code() == Some("ResourceAlreadyExistsException") => {}
             Err(e) if e.code() == Some("AccessDeniedException") => {
-                eprintln!(
-                    "lanner-analyze: warning: cloudwatch: not allowed to create log group {} ({}); assuming it exists",
+                log::warn!(
+                    "cloudwatch: not allowed to create log group {} ({}); assuming it exists",
                     self.group,
                     failure(e)
                 );
@@ -130,7 +130,7 @@ impl Service {
         }
         match self.client.create_log_stream().log_group_name(&self.group).log_stream_name(&self.stream).send().await {
             Ok(_) => {
-                eprintln!("lanner-analyze: cloudwatch: created log stream {}", self.label());
+                log::info!("cloudwatch: created log stream {}", self.label());
                 Ok(())
             }
             Err(e) if e.code() == Some("ResourceAlreadyExistsException") => Ok(()),

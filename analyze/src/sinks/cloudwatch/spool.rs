@@ -175,8 +175,8 @@ fn scan_segment(path: &Path, from: u64) -> Result<(u64, u64, u64)> {
             }
             Ok(None) => return Ok((records, pos.saturating_sub(from), 0)),
             Err(why) => {
-                eprintln!(
-                    "lanner-analyze: warning: cloudwatch spool {}: {why} at byte {pos} ({} byte(s) cut off; a writer was killed mid-write)",
+                log::warn!(
+                    "cloudwatch spool {}: {why} at byte {pos} ({} byte(s) cut off; a writer was killed mid-write)",
                     path.display(),
                     len - pos
                 );
@@ -212,10 +212,7 @@ pub fn open(dir: &Path, max_bytes: u64) -> Result<(SpoolWriter, SpoolReader, Rec
     let cf: CommitFile = match std::fs::read(&commit_path) {
         Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
             // E.g. emptied by a power loss: resend everything kept, counted as possible duplicates.
-            eprintln!(
-                "lanner-analyze: warning: {} is damaged ({e}); every alert still in the spool will be sent again",
-                commit_path.display()
-            );
+            log::warn!("{} is damaged ({e}); every alert still in the spool will be sent again", commit_path.display());
             CommitFile { committed: Pos::default(), inflight_end: Some(Pos { segment: u64::MAX, offset: 0 }) }
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => CommitFile::default(),
@@ -345,8 +342,8 @@ impl SpoolWriter {
         let log = self.last_full_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
         if log {
             self.last_full_log = Some(Instant::now());
-            eprintln!(
-            "lanner-analyze: warning: cloudwatch spool {} is full ({} bytes of undelivered alerts, limit {}): waiting for delivery before accepting more alerts",
+            log::warn!(
+            "cloudwatch spool {} is full ({} bytes of undelivered alerts, limit {}): waiting for delivery before accepting more alerts",
             self.dir.display(),
             st.pending_bytes,
                 self.max_bytes
@@ -360,8 +357,8 @@ impl SpoolWriter {
             st = self.shared.cond.wait_timeout(st, Duration::from_millis(500)).unwrap_or_else(|e| e.into_inner()).0;
         }
         if log {
-            eprintln!(
-                "lanner-analyze: cloudwatch spool {} has room again after {:.1} s",
+            log::info!(
+                "cloudwatch spool {} has room again after {:.1} s",
                 self.dir.display(),
                 started.elapsed().as_secs_f64()
             );
@@ -471,8 +468,8 @@ impl SpoolReader {
                     if self.pos.segment == durable.segment {
                         bail!("spool segment {} is corrupt at byte {}: {why}", path().display(), self.pos.offset);
                     }
-                    eprintln!(
-                        "lanner-analyze: error: cloudwatch spool segment {} is corrupt at byte {}: {why}; skipping the rest of it",
+                    log::error!(
+                        "cloudwatch spool segment {} is corrupt at byte {}: {why}; skipping the rest of it",
                         path().display(),
                         self.pos.offset
                     );
