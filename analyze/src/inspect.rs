@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use lanner_formats::archive::SegmentReader;
-use serde_json::json;
 
 use crate::engine::Window;
 use crate::replay::discover;
@@ -154,7 +153,7 @@ pub fn proctree(paths: &[PathBuf], window: Window, pid: Option<u32>, out: &mut d
 }
 
 /// Counts by event type, process name and user, with the time range and drops.
-pub fn stats(paths: &[PathBuf], window: Window) -> Result<(serde_json::Value, Problems)> {
+pub fn stats(paths: &[PathBuf], window: Window) -> Result<(Stats, Problems)> {
     use crate::rules::Field;
     let mut total = 0u64;
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
@@ -182,23 +181,53 @@ pub fn stats(paths: &[PathBuf], window: Window) -> Result<(serde_json::Value, Pr
         }
     }
     let top = |m: BTreeMap<String, u64>| {
-        let mut v: Vec<(String, u64)> = m.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        v.into_iter().map(|(k, n)| json!({"name": k, "events": n})).collect::<Vec<_>>()
+        let mut v: Vec<Count> = m.into_iter().map(|(name, events)| Count { name, events }).collect();
+        v.sort_by(|a, b| b.events.cmp(&a.events).then(a.name.cmp(&b.name)));
+        v
     };
     let iso =
         |t: u64| chrono::DateTime::from_timestamp_nanos(t as i64).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     Ok((
-        json!({
-            "events": total,
-            "drops": drops,
-            "first": range.map(|r| iso(r.0)),
-            "last": range.map(|r| iso(r.1)),
-            "by_syscall": top(by_type),
-            "by_process": top(by_proc),
-            "by_uid": top(by_uid),
-            "by_container": top(by_container),
-        }),
+        Stats {
+            events: total,
+            drops,
+            first: range.map(|r| iso(r.0)),
+            last: range.map(|r| iso(r.1)),
+            by_syscall: top(by_type),
+            by_process: top(by_proc),
+            by_uid: top(by_uid),
+            by_container: top(by_container),
+        },
         problems,
     ))
+}
+
+/// What `stats` counts; serialized as `lanner-analyze stats --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Events (syscalls, not their enter rows).
+    pub events: u64,
+    /// Kernel drops recorded in the segments.
+    pub drops: u64,
+    /// The first event's time (RFC 3339, ns), when there is one.
+    pub first: Option<String>,
+    /// The last event's time.
+    pub last: Option<String>,
+    /// Events per syscall, most first.
+    pub by_syscall: Vec<Count>,
+    /// Events per process name, most first.
+    pub by_process: Vec<Count>,
+    /// Events per uid, most first.
+    pub by_uid: Vec<Count>,
+    /// Events per container id, most first.
+    pub by_container: Vec<Count>,
+}
+
+/// One row of a [`Stats`] breakdown.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Count {
+    /// What is counted (a syscall, a process name, a uid, a container id).
+    pub name: String,
+    /// How many events.
+    pub events: u64,
 }

@@ -31,16 +31,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("events: {}  drops: {}  first: {}  last: {}", v["events"], v["drops"], v["first"], v["last"]);
-        for (title, key) in [
-            ("by syscall", "by_syscall"),
-            ("by process", "by_process"),
-            ("by container", "by_container"),
-            ("by uid", "by_uid"),
+        // Times as JSON values (quoted, or null), as this line has always printed them.
+        let (first, last) = (serde_json::to_string(&v.first)?, serde_json::to_string(&v.last)?);
+        println!("events: {}  drops: {}  first: {first}  last: {last}", v.events, v.drops);
+        for (title, rows) in [
+            ("by syscall", &v.by_syscall),
+            ("by process", &v.by_process),
+            ("by container", &v.by_container),
+            ("by uid", &v.by_uid),
         ] {
             println!("{title}:");
-            for row in v[key].as_array().into_iter().flatten().take(20) {
-                println!("  {:>10}  {}", row["events"], row["name"].as_str().unwrap_or(""));
+            for row in rows.iter().take(20) {
+                println!("  {:>10}  {}", row.events, row.name);
             }
         }
     }
