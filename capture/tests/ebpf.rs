@@ -65,6 +65,7 @@ fn read_events(dir: &Path) -> Vec<Ev> {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn records_real_commands_with_their_process_context() {
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
     let work = tempfile::tempdir().unwrap();
@@ -145,6 +146,7 @@ fn records_real_commands_with_their_process_context() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn kill_9_leaves_a_readable_archive_up_to_the_last_sealed_chunk() {
     let Some(mut cap) = Capture::start(&["--chunk-interval", "100ms"]) else { return };
     let st = Command::new("sh").args(["-c", "cat /etc/shadow > /dev/null"]).status().unwrap();
@@ -178,6 +180,7 @@ fn kill_9_leaves_a_readable_archive_up_to_the_last_sealed_chunk() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn capture_refuses_an_unusable_spool_clearly() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -215,6 +218,7 @@ impl Drop for Load {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn rotated_segments_form_one_verified_chain() {
     let Some(cap) = Capture::start(&["--chunk-interval", "50ms", "--segment-bytes", "30000"]) else { return };
     let load = Load::start();
@@ -231,6 +235,7 @@ fn rotated_segments_form_one_verified_chain() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn sigkill_at_random_moments_leaves_verifiable_archives() {
     if Capture::start(&[]).map(|c| c.stop()).is_none() {
         return;
@@ -267,6 +272,7 @@ fn sigkill_at_random_moments_leaves_verifiable_archives() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn upstream_stable_rules_flag_cat_but_not_trusted_names() {
     let Some(rules) = lanner_testdata::require(
         "falcosecurity-rules/current/falco_rules.yaml",
@@ -309,6 +315,7 @@ fn upstream_stable_rules_flag_cat_but_not_trusted_names() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn proctree_and_timeline_show_a_real_scenario() {
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
     let work = tempfile::tempdir().unwrap();
@@ -379,6 +386,7 @@ fn start_follow(spool: &Path, out: &Path) -> Child {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn follow_alerts_live_within_a_second_and_exactly_once_across_kill_9() {
     let Some(cap) = Capture::start(&["--live"]) else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -436,6 +444,7 @@ fn follow_alerts_live_within_a_second_and_exactly_once_across_kill_9() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn processes_in_a_container_cgroup_get_its_container_id() {
     let Some(root) = cgroup2_root() else { return };
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
@@ -474,6 +483,7 @@ fn processes_in_a_container_cgroup_get_its_container_id() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn permission_link_mount_identity_and_signal_syscalls_are_recorded() {
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
     let work = tempfile::tempdir().unwrap();
@@ -530,6 +540,7 @@ fn permission_link_mount_identity_and_signal_syscalls_are_recorded() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn socket_and_fd_syscalls_name_their_fds() {
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
     let work = tempfile::tempdir().unwrap();
@@ -606,6 +617,7 @@ os.close(57)
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn clone_flags_of_a_fork_a_thread_and_a_spawn_are_recorded() {
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
     // glibc: fork() is clone(CLONE_CHILD_SETTID|CLONE_CHILD_CLEARTID|SIGCHLD), a thread is
@@ -641,6 +653,7 @@ os.waitpid(os.posix_spawn("/bin/true", ["true"], os.environ), 0)
 /// (`getpid`) are neither recorded nor counted.
 #[cfg(target_arch = "x86_64")]
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn thirty_two_bit_syscalls_are_recorded_or_counted() {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("int80.c");
@@ -723,6 +736,7 @@ int main(int argc, char **argv) {
 /// flagless `umount` are recorded with their paths, arguments and addresses.
 #[cfg(target_arch = "x86_64")]
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn a_32_bit_program_execs_connects_and_unmounts_on_the_record() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path().display().to_string();
@@ -816,6 +830,7 @@ __asm__(".globl _start\n_start:\n  movl %esp, %eax\n  andl $-16, %esp\n  subl $1
 /// successful exec as `execve` at exit, and the record still says execveat, with the program
 /// the fd named and its argv (a memfd program is named, by the kernel, after the memfd).
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn an_exec_through_a_file_descriptor_is_recorded_as_execveat() {
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
     let script = r#"
@@ -859,6 +874,7 @@ os.execve(fd, ["fexec-true", "x"], {})
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn exec_records_carry_the_controlling_terminal_and_login_uid() {
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
     // `script` runs the command on a new pseudo-terminal; the login uid is set the way PAM does.
@@ -911,6 +927,7 @@ fn exec_records_carry_the_controlling_terminal_and_login_uid() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn a_real_capture_exported_to_scap_reads_the_same_in_sysdig() {
     if Command::new("sysdig").arg("--version").output().is_err() {
         skip_or_fail("sysdig is not installed (`cargo xtask setup` installs it)");
@@ -987,6 +1004,7 @@ fn busybox_bundle(dir: &Path, args: &[&str]) -> Option<PathBuf> {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn a_terminal_shell_in_a_runc_container_alerts_live_with_its_container_id() {
     let bundle_dir = tempfile::tempdir().unwrap();
     let Some(bundle) = busybox_bundle(bundle_dir.path(), &["sh", "-c", "ls / > /dev/null; sleep 0.2"]) else { return };
@@ -1030,6 +1048,7 @@ fn a_terminal_shell_in_a_runc_container_alerts_live_with_its_container_id() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn syscalls_all_adds_reads_and_writes_with_their_fd_names() {
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms", "--syscalls", "all"]) else { return };
     let work = tempfile::tempdir().unwrap();

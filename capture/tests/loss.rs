@@ -58,6 +58,7 @@ fn read_chunks(dir: &Path) -> Vec<StoredChunk> {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn a_full_ring_buffer_is_recorded_as_drops_where_the_gap_is() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {

@@ -175,6 +175,7 @@ fn assert_all_verify(paths: &[PathBuf]) -> Vec<Finding> {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn age_rotation_and_size_retention_keep_a_loaded_spool_under_its_limit_and_what_remains_verifies() {
     if !is_root() {
         return skip_or_fail("not running as root");
@@ -264,6 +265,7 @@ fn drop_load(mut load: Load) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn a_full_disk_keeps_capture_alive_and_retention_makes_room_for_new_chunks() {
     if !is_root() {
         return skip_or_fail("not running as root");
@@ -311,6 +313,7 @@ fn a_full_disk_keeps_capture_alive_and_retention_makes_room_for_new_chunks() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn without_retention_a_full_disk_loses_chunks_and_the_next_chunk_reports_them_as_drops() {
     if !is_root() {
         return skip_or_fail("not running as root");
@@ -372,6 +375,7 @@ fn sample(text: &str, series: &str) -> Option<u64> {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn metrics_endpoint_counts_events_by_syscall_during_a_capture() {
     if !is_root() {
         return skip_or_fail("not running as root");
@@ -410,6 +414,7 @@ fn metrics_endpoint_counts_events_by_syscall_during_a_capture() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn age_retention_deletes_closed_segments_soon_after_they_pass_the_age_limit() {
     if !is_root() {
         return skip_or_fail("not running as root");
@@ -462,6 +467,7 @@ fn checkpoint_segment(path: &Path) -> Option<String> {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn follow_continues_when_retention_deletes_the_segment_it_was_reading() {
     if !is_root() {
         return skip_or_fail("not running as root");
@@ -546,6 +552,7 @@ fn config_errors_name_the_file_line_and_column() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn a_config_file_configures_capture_and_flags_override_it() {
     if !is_root() {
         return skip_or_fail("not running as root");

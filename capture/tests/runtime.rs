@@ -55,6 +55,7 @@ fn fake_engine(path: &Path, id: String, body: String, release: Arc<AtomicBool>) 
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn a_docker_containers_processes_carry_its_name_and_image_from_the_engine_api() {
     let Some(root) = cgroup2_root() else { return };
     let tag = std::process::id();
@@ -124,6 +125,7 @@ fn a_docker_containers_processes_carry_its_name_and_image_from_the_engine_api() 
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn a_process_in_a_cgroup_v1_docker_cgroup_gets_its_container_from_proc() {
     // The cgroupfs driver's layout on a v1 (or hybrid) host: /sys/fs/cgroup/<controller>/docker/<id>.
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
