@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use lanner_formats::event::{fdkind, oflags};
+use lanner_formats::event::{fdkind, oflags, AT_FDCWD};
 use lanner_formats::syscall::{self, EventType};
 use lanner_formats::wire::RecordKind;
 use lanner_formats::wire::{SockInfo, SOCK_INFO_LEN};
@@ -13,8 +13,6 @@ use crate::metadata::k8s::PodMetadata;
 use crate::metadata::procfs::{self, ProcSnapshot};
 use crate::metadata::runtime::RuntimeMetadata;
 use lanner_formats::paths::resolve;
-
-const AT_FDCWD: i32 = -100;
 
 /// A process as capture knows it.
 #[derive(Debug, Clone, Default)]

@@ -363,27 +363,40 @@ pub mod fdkind {
     /// memfd.
     pub const MEMFD: u32 = 20;
 
+    /// Each kind with libsinsp's `fd.type` name and `fd.typechar`: the one two-way table.
+    const NAMES: [(u32, &str, &str); 16] = [
+        (FILE, "file", "f"),
+        (DIRECTORY, "directory", "d"),
+        (IPV4, "ipv4", "4"),
+        (IPV4_SERVER, "ipv4", "4"),
+        (IPV6, "ipv6", "6"),
+        (IPV6_SERVER, "ipv6", "6"),
+        (FIFO, "pipe", "p"),
+        (UNIX, "unix", "u"),
+        (EVENT, "event", "e"),
+        (SIGNALFD, "signalfd", "s"),
+        (EVENTPOLL, "eventpoll", "l"),
+        (INOTIFY, "inotify", "i"),
+        (TIMERFD, "timerfd", "t"),
+        (NETLINK, "netlink", "n"),
+        (BPF, "bpf", "b"),
+        (MEMFD, "memfd", "m"),
+    ];
+
     /// libsinsp's `fd.type` name and `fd.typechar` of a kind.
     pub fn names(kind: u32) -> Option<(&'static str, &'static str)> {
-        Some(match kind {
-            FILE => ("file", "f"),
-            DIRECTORY => ("directory", "d"),
-            IPV4 | IPV4_SERVER => ("ipv4", "4"),
-            IPV6 | IPV6_SERVER => ("ipv6", "6"),
-            FIFO => ("pipe", "p"),
-            UNIX => ("unix", "u"),
-            EVENT => ("event", "e"),
-            SIGNALFD => ("signalfd", "s"),
-            EVENTPOLL => ("eventpoll", "l"),
-            INOTIFY => ("inotify", "i"),
-            TIMERFD => ("timerfd", "t"),
-            NETLINK => ("netlink", "n"),
-            BPF => ("bpf", "b"),
-            MEMFD => ("memfd", "m"),
-            _ => return None,
-        })
+        NAMES.iter().find(|(k, _, _)| *k == kind).map(|&(_, name, c)| (name, c))
+    }
+
+    /// The kind libsinsp's `fd.type` name stands for (the client side for `ipv4` and `ipv6`);
+    /// `None` for a name Lanner does not model.
+    pub fn from_name(name: &str) -> Option<u32> {
+        NAMES.iter().find(|(_, n, _)| *n == name).map(|&(k, _, _)| k)
     }
 }
+
+/// The `dirfd` column's value for "relative to the current directory" (Linux's `AT_FDCWD`).
+pub const AT_FDCWD: i32 = -100;
 
 /// Linux open flags (x86_64 values, used in archives on every architecture).
 pub mod oflags {
@@ -426,6 +439,19 @@ impl ArchivedChunk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fd_kind_names_map_both_ways() {
+        for kind in 0..32 {
+            if let Some((name, _)) = fdkind::names(kind) {
+                let back = fdkind::from_name(name).expect("every name maps back");
+                assert_eq!(fdkind::names(back).map(|n| n.0), Some(name), "kind {kind}");
+            }
+        }
+        assert_eq!(fdkind::from_name("memfd"), Some(fdkind::MEMFD));
+        assert_eq!(fdkind::from_name("ipv6"), Some(fdkind::IPV6));
+        assert_eq!(fdkind::from_name("io_uring"), None);
+    }
 
     fn ev(ts: u64, path: u32, path2: u32) -> Event {
         Event { ts_ns: ts, tid: 1, process: 0, etype: 2, ret: -2, flags: 0, mode: 0, dirfd: -100, path, path2 }

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use lanner_formats::archive::SegmentReader;
-use lanner_formats::event::{fdkind, oflags, ArchivedChunk, Event, PathIndex, NONE, RET_UNKNOWN};
+use lanner_formats::event::{fdkind, oflags, ArchivedChunk, Event, PathIndex, AT_FDCWD, NONE, RET_UNKNOWN};
 use lanner_formats::syscall::{type_bits, EventType, ENTER};
 
 use crate::event_table::{EVENTS, SYSCALLS};
@@ -25,7 +25,6 @@ const EF_OLD_VERSION: u32 = 1 << 9;
 const GENERIC_E: u16 = 0;
 /// libscap's `procexit`.
 const PROCEXIT: u16 = 186;
-const AT_FDCWD: i64 = -100;
 
 /// What an export wrote.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -257,7 +256,7 @@ fn write_event<W: Write>(
             "fd" | "out_fd" if t.uses_fd() => Value::Int(ev.dirfd as i64),
             "fd" | "out_fd" => Value::Int(-1),
             "dirfd" | "olddirfd" | "newdirfd" | "linkdirfd" => {
-                Value::Int(if t.uses_fd() || ev.dirfd == -100 { AT_FDCWD } else { ev.dirfd as i64 })
+                Value::Int(if t.uses_fd() || ev.dirfd == AT_FDCWD { AT_FDCWD as i64 } else { ev.dirfd as i64 })
             }
             "name" | "path" | "pathname" | "filename" | "dir" | "linkpath" | "oldpath" => Value::Str(path.clone()),
             "newpath" | "target" | "dev" => Value::Str(path2.clone()),

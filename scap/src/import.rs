@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use lanner_formats::archive::ChunkBuilder;
-use lanner_formats::event::{fdkind, Chunk, Event, Process, NONE, RET_UNKNOWN};
+use lanner_formats::event::{fdkind, Chunk, Event, Process, AT_FDCWD, NONE, RET_UNKNOWN};
 use lanner_formats::paths::resolve;
 use lanner_formats::syscall::EventType;
 
@@ -18,7 +18,6 @@ use crate::params::{int, open_flags_to_linux, socket, string, string_list, uint,
 use crate::reader::{FdKind, RawEvent, ScapFile};
 use crate::ScapError;
 
-const AT_FDCWD: i64 = -100;
 /// libscap's `PPM_O_CLOEXEC`.
 const PPM_O_CLOEXEC: u32 = 1 << 12;
 /// libscap's `PPM_O_DIRECTORY`.
@@ -78,18 +77,7 @@ fn kind_code(k: &FdKind) -> u32 {
         FdKind::Ipv4Server { .. } => fdkind::IPV4_SERVER,
         FdKind::Ipv6Server { .. } => fdkind::IPV6_SERVER,
         FdKind::Unix => fdkind::UNIX,
-        FdKind::Other(n) => match *n {
-            "pipe" => fdkind::FIFO,
-            "event" => fdkind::EVENT,
-            "signalfd" => fdkind::SIGNALFD,
-            "eventpoll" => fdkind::EVENTPOLL,
-            "inotify" => fdkind::INOTIFY,
-            "timerfd" => fdkind::TIMERFD,
-            "netlink" => fdkind::NETLINK,
-            "bpf" => fdkind::BPF,
-            "memfd" => fdkind::MEMFD,
-            _ => fdkind::UNKNOWN,
-        },
+        FdKind::Other(n) => fdkind::from_name(n).unwrap_or(fdkind::UNKNOWN),
     }
 }
 
@@ -358,7 +346,7 @@ impl<'a> Importer<'a> {
         };
         if info.name == "syscall" {
             // Generic events carry no result.
-            let cols = Cols { ret: RET_UNKNOWN, flags: 0, mode: 0, dirfd: AT_FDCWD as i32 };
+            let cols = Cols { ret: RET_UNKNOWN, flags: 0, mode: 0, dirfd: AT_FDCWD };
             self.push(&ev, etype, cols, None);
             return;
         }
@@ -374,7 +362,7 @@ impl<'a> Importer<'a> {
             name
         };
         let Some(etype) = EventType::from_name(name) else { return };
-        let (mut cols, mut path) = (Cols { ret: 0, flags: 0, mode: 0, dirfd: AT_FDCWD as i32 }, None);
+        let (mut cols, mut path) = (Cols { ret: 0, flags: 0, mode: 0, dirfd: AT_FDCWD }, None);
         if etype.uses_fd() {
             // libsinsp: fd -1 when the call has no fd argument yet; an fd missing from the
             // table has no name on the enter event.
@@ -411,9 +399,9 @@ impl<'a> Importer<'a> {
                 let fd = ev.param("fd").and_then(int).unwrap_or(res);
                 let ppm_flags = pi("flags").unwrap_or(0) as u32;
                 let mode = pi("mode").unwrap_or(0) as u32;
-                let dirfd = pi("dirfd").unwrap_or(AT_FDCWD);
+                let dirfd = pi("dirfd").unwrap_or(AT_FDCWD as i64);
                 let raw = ps("name").unwrap_or_default();
-                let base = if dirfd == AT_FDCWD || raw.starts_with('/') {
+                let base = if dirfd == AT_FDCWD as i64 || raw.starts_with('/') {
                     self.threads.get(&tid).map(|t| t.cwd.clone())
                 } else {
                     self.fd(tid, dirfd).map(|f| f.name.clone())
@@ -477,7 +465,7 @@ impl<'a> Importer<'a> {
                     }
                 }
                 let path = self.threads.get(&tid).map(|t| t.exepath.clone());
-                self.push(ev, etype, Cols { ret: res, flags: 0, mode: 0, dirfd: AT_FDCWD as i32 }, path.as_deref());
+                self.push(ev, etype, Cols { ret: res, flags: 0, mode: 0, dirfd: AT_FDCWD }, path.as_deref());
             }
             T::Clone | T::Fork | T::Vfork => {
                 if res == 0 {
@@ -536,15 +524,10 @@ impl<'a> Importer<'a> {
                         self.fds.insert(res, fds);
                     }
                 }
-                self.push(ev, etype, Cols { ret: res, flags: 0, mode: 0, dirfd: AT_FDCWD as i32 }, None);
+                self.push(ev, etype, Cols { ret: res, flags: 0, mode: 0, dirfd: AT_FDCWD }, None);
             }
             T::Procexit => {
-                self.push(
-                    ev,
-                    etype,
-                    Cols { ret: pi("status").unwrap_or(0), flags: 0, mode: 0, dirfd: AT_FDCWD as i32 },
-                    None,
-                );
+                self.push(ev, etype, Cols { ret: pi("status").unwrap_or(0), flags: 0, mode: 0, dirfd: AT_FDCWD }, None);
                 if let Some(t) = self.threads.remove(&tid) {
                     if t.pid == tid {
                         self.fds.remove(&tid);
@@ -566,7 +549,7 @@ impl<'a> Importer<'a> {
                         self.thread(tid).generation = g;
                     }
                 }
-                let dirfd = pi("fd").unwrap_or(AT_FDCWD) as i32;
+                let dirfd = pi("fd").unwrap_or(AT_FDCWD as i64) as i32;
                 self.push(ev, etype, Cols { ret: res, flags: 0, mode: 0, dirfd }, dir.as_deref());
             }
             t if t.uses_fd() => {
@@ -580,7 +563,7 @@ impl<'a> Importer<'a> {
                 self.push(
                     ev,
                     etype,
-                    Cols { ret: res, flags: 0, mode: pi("mode").unwrap_or(0) as u32, dirfd: AT_FDCWD as i32 },
+                    Cols { ret: res, flags: 0, mode: pi("mode").unwrap_or(0) as u32, dirfd: AT_FDCWD },
                     path.as_deref(),
                 );
             }
