@@ -422,6 +422,44 @@ pub mod oflags {
     pub const O_CLOEXEC: u32 = 0o2000000;
     /// Unnamed temporary file.
     pub const O_TMPFILE: u32 = 0o20200000;
+
+    /// Each flag beyond the access mode with libscap's `PPM_O_*` bit: the one table that
+    /// `.scap` import and export both read. Values spanning several bits (`O_SYNC` holds
+    /// `O_DSYNC`'s, `O_TMPFILE` holds `O_DIRECTORY`'s) match only when all of theirs are set.
+    pub const PPM: [(u32, u32); 12] = [
+        (O_CREAT, 1 << 2),
+        (O_APPEND, 1 << 3),
+        (0o10000, 1 << 4), // O_DSYNC
+        (O_EXCL, 1 << 5),
+        (0o4000, 1 << 6),    // O_NONBLOCK
+        (0o4010000, 1 << 7), // O_SYNC
+        (O_TRUNC, 1 << 8),
+        (0o40000, 1 << 9), // O_DIRECT
+        (O_DIRECTORY, 1 << 10),
+        (0o100000, 1 << 11), // O_LARGEFILE
+        (O_CLOEXEC, 1 << 12),
+        (O_TMPFILE, 1 << 13),
+    ];
+
+    /// Linux open flags as libscap's `PPM_O_*` bits (access mode in the low two).
+    pub fn to_ppm(f: u32) -> u32 {
+        let mode = match f & O_ACCMODE {
+            O_RDONLY => 1,
+            O_WRONLY => 2,
+            _ => 3,
+        };
+        PPM.iter().filter(|(l, _)| f & l == *l).fold(mode, |p, (_, b)| p | b)
+    }
+
+    /// libscap's `PPM_O_*` bits as Linux open flags.
+    pub fn from_ppm(ppm: u32) -> u32 {
+        let mode = match ppm & 3 {
+            2 => O_WRONLY,
+            3 => O_RDWR,
+            _ => O_RDONLY,
+        };
+        PPM.iter().filter(|(_, b)| ppm & b != 0).fold(mode, |f, (l, _)| f | l)
+    }
 }
 
 impl ArchivedChunk {
@@ -439,6 +477,25 @@ impl ArchivedChunk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_flags_round_trip_through_libscaps_bits() {
+        use oflags::*;
+        for f in [
+            O_RDONLY,
+            O_WRONLY | O_CREAT | O_TRUNC,
+            O_RDWR | O_APPEND | O_CLOEXEC,
+            O_RDONLY | O_DIRECTORY,
+            O_TMPFILE | O_RDWR,
+        ] {
+            assert_eq!(from_ppm(to_ppm(f)), f, "{f:o}");
+        }
+        // O_WRONLY|O_CREAT|O_TRUNC is PPM_O_WRONLY|PPM_O_CREAT|PPM_O_TRUNC.
+        assert_eq!(to_ppm(O_WRONLY | O_CREAT | O_TRUNC), 2 | 1 << 2 | 1 << 8);
+        // O_SYNC holds O_DSYNC's bit; O_DSYNC alone is not O_SYNC.
+        assert_eq!(to_ppm(0o10000), 1 | 1 << 4);
+        assert_eq!(to_ppm(0o4010000), 1 | 1 << 4 | 1 << 7);
+    }
 
     #[test]
     fn fd_kind_names_map_both_ways() {

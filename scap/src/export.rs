@@ -66,28 +66,6 @@ fn for_each_chunk(
     Ok(())
 }
 
-/// Linux x86_64 `O_*` flags to libscap's `PPM_O_*`.
-fn ppm_open_flags(f: u32) -> u32 {
-    let mut p = match f & oflags::O_ACCMODE {
-        oflags::O_RDONLY => 1,
-        oflags::O_WRONLY => 2,
-        _ => 3,
-    };
-    for (l, b) in [
-        (oflags::O_CREAT, 1 << 2),
-        (oflags::O_APPEND, 1 << 3),
-        (oflags::O_EXCL, 1 << 5),
-        (oflags::O_TRUNC, 1 << 8),
-        (oflags::O_DIRECTORY, 1 << 10),
-        (oflags::O_CLOEXEC, 1 << 12),
-    ] {
-        if f & l == l {
-            p |= b;
-        }
-    }
-    p
-}
-
 /// The tuple parameter of a socket event, from an IPv4 fd name `a.b.c.d:p->e.f.g.h:q`.
 fn ipv4_tuple(name: &str) -> Option<Vec<u8>> {
     let (c, s) = name.split_once("->")?;
@@ -260,7 +238,7 @@ fn write_event<W: Write>(
             }
             "name" | "path" | "pathname" | "filename" | "dir" | "linkpath" | "oldpath" => Value::Str(path.clone()),
             "newpath" | "target" | "dev" => Value::Str(path2.clone()),
-            "flags" if t.is_open() => Value::Int(ppm_open_flags(ev.flags) as i64),
+            "flags" if t.is_open() => Value::Int(oflags::to_ppm(ev.flags) as i64),
             "mode" if !t.uses_fd() => Value::Int(ev.mode as i64),
             // socket(2)'s address family, from the kind of fd it created.
             "domain" => Value::Int(match ev.mode {

@@ -14,7 +14,7 @@ use lanner_formats::paths::resolve;
 use lanner_formats::syscall::EventType;
 
 use crate::event_table::SYSCALLS;
-use crate::params::{int, open_flags_to_linux, socket, string, string_list, uint, ParamType};
+use crate::params::{int, socket, string, string_list, uint, ParamType};
 use crate::reader::{FdKind, RawEvent, ScapFile};
 use crate::ScapError;
 
@@ -411,7 +411,7 @@ impl<'a> Importer<'a> {
                     let kind = if ppm_flags & PPM_O_DIRECTORY != 0 { fdkind::DIRECTORY } else { fdkind::FILE };
                     self.set_fd(tid, fd, Fd { kind, name: path.clone(), flags: ppm_flags });
                 }
-                let flags = open_flags_to_linux(ppm_flags);
+                let flags = lanner_formats::event::oflags::from_ppm(ppm_flags);
                 self.push(ev, etype, Cols { ret: fd, flags, mode, dirfd: dirfd as i32 }, Some(&path));
             }
             T::Execve | T::Execveat => {

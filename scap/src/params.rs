@@ -142,34 +142,3 @@ pub fn tuple_name(k: &FdKind) -> String {
         _ => String::new(),
     }
 }
-
-/// Converts libscap's `PPM_O_*` open flags to Linux x86_64 `O_*` values (Lanner's encoding).
-pub fn open_flags_to_linux(ppm: u32) -> u32 {
-    use lanner_formats::event::oflags as o;
-    let mut f = match ppm & 3 {
-        1 => o::O_RDONLY,
-        2 => o::O_WRONLY,
-        3 => o::O_RDWR,
-        _ => 0,
-    };
-    let map: [(u32, u32); 12] = [
-        (1 << 2, o::O_CREAT),
-        (1 << 3, o::O_APPEND),
-        (1 << 4, 0o10000),
-        (1 << 5, o::O_EXCL),
-        (1 << 6, 0o4000),
-        (1 << 7, 0o4010000),
-        (1 << 8, o::O_TRUNC),
-        (1 << 9, 0o40000),
-        (1 << 10, o::O_DIRECTORY),
-        (1 << 11, 0o100000),
-        (1 << 12, o::O_CLOEXEC),
-        (1 << 13, o::O_TMPFILE),
-    ];
-    for (p, l) in map {
-        if ppm & p != 0 {
-            f |= l;
-        }
-    }
-    f
-}
