@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use lanner_formats::event::{fdkind, oflags, AT_FDCWD};
+use lanner_formats::event::{fdkind, oflags, sock_name, AT_FDCWD};
 use lanner_formats::syscall::{self, EventType};
 use lanner_formats::wire::RecordKind;
 use lanner_formats::wire::{SockInfo, SOCK_INFO_LEN};
@@ -594,7 +594,7 @@ fn sock_ends(si: &SockInfo) -> Option<(String, String)> {
         AF_INET6 => (std::net::Ipv6Addr::from(si.saddr).to_string(), std::net::Ipv6Addr::from(si.daddr).to_string()),
         _ => return None,
     };
-    Some((format!("{s}:{}", si.sport), format!("{d}:{}", si.dport)))
+    Some((sock_name::end(s, si.sport), sock_name::end(d, si.dport)))
 }
 
 impl ProcessTable {
@@ -645,17 +645,18 @@ impl ProcessTable {
                     }
                     (_, Some((local, remote))) => match d.etype {
                         // libsinsp names a connection client -> server.
-                        Connect => FdEntry::new(format!("{local}->{remote}"), conn_kind),
-                        Accept | Accept4 => FdEntry::new(format!("{remote}->{local}"), conn_kind),
+                        Connect => FdEntry::new(sock_name::connection(&local, &remote), conn_kind),
+                        Accept | Accept4 => FdEntry::new(sock_name::connection(&remote, &local), conn_kind),
                         _ => FdEntry::new(local, server_kind),
                     },
                     // No kernel description (no BTF): the user's sockaddr is all there is.
                     (AF_INET | AF_INET6, None) => match (d.etype, sa) {
                         (Connect, Some((_, ip, port))) => {
                             let any = if v6 { "::" } else { "0.0.0.0" };
-                            FdEntry::new(format!("{any}:0->{ip}:{port}"), conn_kind)
+                            let name = sock_name::connection(&sock_name::end(any, 0), &sock_name::end(ip, port));
+                            FdEntry::new(name, conn_kind)
                         }
-                        (Bind, Some((_, ip, port))) => FdEntry::new(format!("{ip}:{port}"), server_kind),
+                        (Bind, Some((_, ip, port))) => FdEntry::new(sock_name::end(ip, port), server_kind),
                         _ => known.unwrap_or(FdEntry::new(String::new(), conn_kind)),
                     },
                     _ => known.unwrap_or_default(),

@@ -398,6 +398,37 @@ pub mod fdkind {
 /// The `dirfd` column's value for "relative to the current directory" (Linux's `AT_FDCWD`).
 pub const AT_FDCWD: i32 = -100;
 
+/// A socket's addresses as the `path` column holds them, libsinsp's fd name: `cip:cport->sip:sport`
+/// for a connection (client first), `ip:port` for a listening socket. The one writer and parser
+/// of that text.
+pub mod sock_name {
+    /// One end, `ip:port` (an IPv6 address unbracketed, as libsinsp prints it).
+    pub fn end(ip: impl core::fmt::Display, port: u16) -> String {
+        format!("{ip}:{port}")
+    }
+
+    /// A connection's name from its two ends (each from [`end`]).
+    pub fn connection(client: &str, server: &str) -> String {
+        format!("{client}->{server}")
+    }
+
+    /// Splits one end into its address text and port.
+    pub fn parse_end(s: &str) -> Option<(&str, u16)> {
+        let (ip, port) = s.rsplit_once(':')?;
+        Some((ip, port.parse().ok()?))
+    }
+
+    /// The client and server ends of a connection's name (`None` when it is not one).
+    pub fn parse_connection(name: &str) -> Option<(&str, &str)> {
+        name.split_once("->")
+    }
+
+    /// The far end as a client sees it: a connection's server end, or a listening socket's name.
+    pub fn server_end(name: &str) -> &str {
+        name.rsplit_once("->").map_or(name, |(_, s)| s)
+    }
+}
+
 /// Linux open flags (x86_64 values, used in archives on every architecture).
 pub mod oflags {
     /// Access mode mask.
@@ -495,6 +526,20 @@ mod tests {
         // O_SYNC holds O_DSYNC's bit; O_DSYNC alone is not O_SYNC.
         assert_eq!(to_ppm(0o10000), 1 | 1 << 4);
         assert_eq!(to_ppm(0o4010000), 1 | 1 << 4 | 1 << 7);
+    }
+
+    #[test]
+    fn socket_names_are_written_and_read_one_way() {
+        let c = sock_name::end("::ffff:127.0.0.1", 39132);
+        let name = sock_name::connection(&c, &sock_name::end("::ffff:127.0.0.1", 7777));
+        assert_eq!(name, "::ffff:127.0.0.1:39132->::ffff:127.0.0.1:7777");
+        let (client, server) = sock_name::parse_connection(&name).unwrap();
+        assert_eq!(sock_name::parse_end(client), Some(("::ffff:127.0.0.1", 39132)));
+        assert_eq!(sock_name::parse_end(server), Some(("::ffff:127.0.0.1", 7777)));
+        assert_eq!(sock_name::server_end(&name), "::ffff:127.0.0.1:7777");
+        assert_eq!(sock_name::server_end("0.0.0.0:80"), "0.0.0.0:80");
+        assert_eq!(sock_name::parse_end("no-port"), None);
+        assert_eq!(sock_name::parse_connection("10.0.0.1:80"), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use lanner_formats::archive::SegmentReader;
-use lanner_formats::event::{fdkind, oflags, ArchivedChunk, Event, PathIndex, AT_FDCWD, NONE, RET_UNKNOWN};
+use lanner_formats::event::{fdkind, oflags, sock_name, ArchivedChunk, Event, PathIndex, AT_FDCWD, NONE, RET_UNKNOWN};
 use lanner_formats::syscall::{type_bits, EventType, ENTER};
 
 use crate::event_table::{EVENTS, SYSCALLS};
@@ -68,10 +68,10 @@ fn for_each_chunk(
 
 /// The tuple parameter of a socket event, from an IPv4 fd name `a.b.c.d:p->e.f.g.h:q`.
 fn ipv4_tuple(name: &str) -> Option<Vec<u8>> {
-    let (c, s) = name.split_once("->")?;
+    let (c, s) = sock_name::parse_connection(name)?;
     let end = |x: &str| -> Option<([u8; 4], u16)> {
-        let (ip, port) = x.rsplit_once(':')?;
-        Some((ip.parse::<std::net::Ipv4Addr>().ok()?.octets(), port.parse().ok()?))
+        let (ip, port) = sock_name::parse_end(x)?;
+        Some((ip.parse::<std::net::Ipv4Addr>().ok()?.octets(), port))
     };
     let ((cip, cport), (sip, sport)) = (end(c)?, end(s)?);
     let mut v = vec![2u8];
@@ -92,9 +92,7 @@ fn sockaddr_param(name: &str, kind: u32) -> Option<Vec<u8>> {
         v.push(0);
         return Some(v);
     }
-    let end = name.rsplit_once("->").map_or(name, |(_, s)| s);
-    let (ip, port) = end.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
+    let (ip, port) = sock_name::parse_end(sock_name::server_end(name))?;
     let mut v = match ip.parse::<std::net::IpAddr>().ok()? {
         std::net::IpAddr::V4(a) => {
             let mut v = vec![2u8];

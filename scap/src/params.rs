@@ -129,16 +129,17 @@ pub fn socket(b: &[u8], tuple: bool) -> Option<(FdKind, String)> {
 
 /// libsinsp's fd name for a socket: `sip:sport->dip:dport`, or `ip:port` for a server socket.
 pub fn tuple_name(k: &FdKind) -> String {
+    use lanner_formats::event::sock_name::{connection, end};
     use std::net::{Ipv4Addr, Ipv6Addr};
     match k {
         FdKind::Ipv4 { sip, sport, dip, dport, .. } => {
-            format!("{}:{sport}->{}:{dport}", Ipv4Addr::from(*sip), Ipv4Addr::from(*dip))
+            connection(&end(Ipv4Addr::from(*sip), *sport), &end(Ipv4Addr::from(*dip), *dport))
         }
         FdKind::Ipv6 { sip, sport, dip, dport, .. } => {
-            format!("{}:{sport}->{}:{dport}", Ipv6Addr::from(*sip), Ipv6Addr::from(*dip))
+            connection(&end(Ipv6Addr::from(*sip), *sport), &end(Ipv6Addr::from(*dip), *dport))
         }
-        FdKind::Ipv4Server { ip, port, .. } => format!("{}:{port}", Ipv4Addr::from(*ip)),
-        FdKind::Ipv6Server { ip, port, .. } => format!("{}:{port}", Ipv6Addr::from(*ip)),
+        FdKind::Ipv4Server { ip, port, .. } => end(Ipv4Addr::from(*ip), *port),
+        FdKind::Ipv6Server { ip, port, .. } => end(Ipv6Addr::from(*ip), *port),
         _ => String::new(),
     }
 }

@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 
 use lanner_formats::archive::SegmentMeta;
-use lanner_formats::event::{fdkind, oflags, ArchivedChunk, ArchivedProcess, Event, PathIndex, NONE, RET_UNKNOWN};
+use lanner_formats::event::{
+    fdkind, oflags, sock_name, ArchivedChunk, ArchivedProcess, Event, PathIndex, NONE, RET_UNKNOWN,
+};
 use lanner_formats::syscall::EventType;
 
 /// Type of a field's values.
@@ -412,17 +414,13 @@ impl<'a> EventView<'a> {
         if !self.etype()?.uses_fd() {
             return None;
         }
-        let end = |s: &'a str| -> Option<(&'a str, u16)> {
-            let (ip, port) = s.rsplit_once(':')?;
-            Some((ip, port.parse().ok()?))
-        };
         let name = self.path()?;
         match self.ev.mode {
             fdkind::IPV4 | fdkind::IPV6 => {
-                let (c, s) = name.split_once("->")?;
-                Some((end(c), end(s)))
+                let (c, s) = sock_name::parse_connection(name)?;
+                Some((sock_name::parse_end(c), sock_name::parse_end(s)))
             }
-            fdkind::IPV4_SERVER | fdkind::IPV6_SERVER => Some((None, end(name))),
+            fdkind::IPV4_SERVER | fdkind::IPV6_SERVER => Some((None, sock_name::parse_end(name))),
             _ => None,
         }
     }
