@@ -18,7 +18,8 @@ pub trait RecordSource {
     /// Waits up to `timeout` for records to arrive (returns early when they do).
     fn wait(&mut self, timeout: Duration);
     /// Hands each available record to `f`, until `f` breaks or none is left; returns how many.
-    fn drain(&mut self, f: &mut dyn FnMut(&[u8]) -> ControlFlow<()>) -> usize;
+    /// (Generic, not `dyn`: this is the event path.)
+    fn drain(&mut self, f: impl FnMut(&[u8]) -> ControlFlow<()>) -> usize;
     /// The kernel's counters so far.
     fn counters(&self) -> KernelCounters;
     /// Stops recording; what was recorded stays readable for the last drain.
@@ -46,7 +47,7 @@ pub struct DrainReport {
 /// recording, everything at the end), applies each record to `table` and pushes its event to
 /// `spool`, seals due chunks, and keeps `metrics` current.
 pub fn run(
-    source: &mut dyn RecordSource,
+    source: &mut impl RecordSource,
     table: &mut ProcessTable,
     spool: &mut Spool,
     metrics: &Metrics,
@@ -70,7 +71,7 @@ pub fn run(
         // chunks sealed and its drops counted; the last drain empties it.
         let budget = if finishing { usize::MAX } else { chunk_events.max(1) };
         let mut drained = 0usize;
-        source.drain(&mut |bytes| {
+        source.drain(|bytes| {
             drained += 1;
             match decode::decode(bytes) {
                 Ok(rec) => {
@@ -156,7 +157,7 @@ mod tests {
 
     impl RecordSource for Recorded {
         fn wait(&mut self, _: Duration) {}
-        fn drain(&mut self, f: &mut dyn FnMut(&[u8]) -> ControlFlow<()>) -> usize {
+        fn drain(&mut self, mut f: impl FnMut(&[u8]) -> ControlFlow<()>) -> usize {
             let mut n = 0;
             while let Some(r) = self.records.pop_front() {
                 n += 1;

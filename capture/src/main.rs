@@ -137,6 +137,9 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         btf_path: cli.btf.clone(),
     };
     if cli.probe {
+        // A report for the terminal or a pipe: stop quietly when the reader goes away (`| head`).
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         // The features first, so that a kernel capture refuses still shows what it has.
         let support = kernel_support::KernelSupport::probe(&load_options.btf_path);
         print!("{}", support.report());

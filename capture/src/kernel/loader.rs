@@ -6,7 +6,7 @@ use aya::programs::{BtfTracePoint, TracePoint};
 use aya::Btf;
 use aya::{Ebpf, EbpfLoader};
 
-use crate::kernel::support::KernelSupport;
+use crate::kernel::support::{KernelSupport, Need};
 use lanner_formats::syscall::{self, TABLE};
 use lanner_formats::wire::{
     desc, COMPAT_FIRST_ARG_ONLY, COMPAT_SOCKETCALL, COUNTER_COMPAT, COUNTER_COMPAT_RECORDED, COUNTER_DROPS,
@@ -78,6 +78,14 @@ pub struct LoadOptions {
     pub btf_path: std::path::PathBuf,
 }
 
+impl LoadOptions {
+    /// Whether the syscall with descriptor `d` is recorded: the forensic set, or with
+    /// `all_syscalls` every syscall Lanner knows (adds read, write, send*, recv*).
+    fn records(&self, d: u32) -> bool {
+        d != 0 && (self.all_syscalls || d & desc::HIGH_VOLUME == 0)
+    }
+}
+
 /// Each program's budget of instructions the verifier processes: a fifth of the kernel's 1M limit.
 /// The exit program needs about 38k on 6.18 and 6.12 and 81k on 6.1, whose verifier prunes less;
 /// the budget test and the kernel matrix hold every program to this.
@@ -119,8 +127,6 @@ struct Configured {
 /// Refuses clearly when capture cannot run on the kernel `support` describes, and configures the
 /// object for it.
 fn configure(opts: &LoadOptions, support: KernelSupport) -> Result<Configured> {
-    // The forensic set, or every syscall Lanner knows (adds read, write, send*, recv*).
-    let wanted = |d: u32| d != 0 && (opts.all_syscalls || d & desc::HIGH_VOLUME == 0);
     ensure_tracefs()?;
     support.check()?;
     support.warn_missing();
@@ -128,14 +134,14 @@ fn configure(opts: &LoadOptions, support: KernelSupport) -> Result<Configured> {
     let fork_off = field_offset("sched", "sched_process_fork", "child_pid")?;
     // Socket details need kernel struct offsets; without BTF, sockets are recorded without
     // their addresses.
-    let kernel_offsets = match support.has_btf() {
+    let kernel_offsets = match support.has(Need::Btf) {
         true => crate::kernel::btf::kernel_offsets(&opts.btf_path).unwrap_or_else(|e| {
             log::warn!("socket addresses will not be recorded: {e:#}");
             [0; lanner_formats::wire::kernel_offsets::COUNT]
         }),
         false => [0; lanner_formats::wire::kernel_offsets::COUNT],
     };
-    let task_pt_regs = support.has("the helper bpf_task_pt_regs") as u32;
+    let task_pt_regs = support.has(Need::TaskPtRegs) as u32;
     let mut ebpf = EbpfLoader::new()
         .override_global("OWN_TGID", &own, true)
         .override_global("FORK_CHILD_PID_OFFSET", &fork_off, true)
@@ -151,7 +157,7 @@ fn configure(opts: &LoadOptions, support: KernelSupport) -> Result<Configured> {
             Array::try_from(ebpf.map_mut("SYSCALL_DESC").ok_or_else(|| anyhow!("map SYSCALL_DESC missing"))?)?;
         for spec in TABLE {
             if let Some(nr) = syscall::native_nr(spec) {
-                if nr < SYSCALL_DESC_ENTRIES && wanted(spec.desc) {
+                if nr < SYSCALL_DESC_ENTRIES && opts.records(spec.desc) {
                     desc.set(nr, spec.desc, 0)?;
                 }
             }
@@ -162,7 +168,7 @@ fn configure(opts: &LoadOptions, support: KernelSupport) -> Result<Configured> {
         // A traced kind's x86_64 number plus one (the maps' encoding; 0 is "not traced").
         let twin = |ty: syscall::EventType| {
             let spec = ty.spec();
-            syscall::native_nr(spec).filter(|_| wanted(spec.desc)).map(|nr| nr + 1)
+            syscall::native_nr(spec).filter(|_| opts.records(spec.desc)).map(|nr| nr + 1)
         };
         let mut compat: Array<_, u32> =
             Array::try_from(ebpf.map_mut("COMPAT_NR").ok_or_else(|| anyhow!("map COMPAT_NR missing"))?)?;
@@ -191,7 +197,7 @@ fn configure(opts: &LoadOptions, support: KernelSupport) -> Result<Configured> {
 /// (the BTF ones only where the kernel has BTF): what the verifier processed for each, for `--probe`.
 pub fn verify_all(opts: &LoadOptions, support: KernelSupport) -> Result<Vec<VerifiedProgram>> {
     let Configured { mut ebpf, support, .. } = configure(opts, support)?;
-    let btf = if support.has_btf() { Some(Btf::parse_file(&opts.btf_path, Default::default())?) } else { None };
+    let btf = if support.has(Need::Btf) { Some(Btf::parse_file(&opts.btf_path, Default::default())?) } else { None };
     let mut out = Vec::new();
     for (name, program) in ebpf.programs_mut() {
         let kind = match program {
@@ -219,7 +225,6 @@ impl Probes {
     /// Loads and attaches the programs `opts` selects; capture's own process is filtered in the
     /// kernel. A kernel that lacks something capture needs gets an error naming it.
     pub fn load(opts: &LoadOptions) -> Result<Self> {
-        let wanted = |d: u32| d != 0 && (opts.all_syscalls || d & desc::HIGH_VOLUME == 0);
         let Configured { mut ebpf, kernel_offsets, support } = configure(opts, KernelSupport::probe(&opts.btf_path))?;
         let release = support.release.as_str();
         // Process lifecycle first, so no process starts unseen while syscalls are being attached.
@@ -237,7 +242,7 @@ impl Probes {
         // argv for the 32-bit execs no entry tracepoint sees. Otherwise: entry and exit per syscall.
         let exit_reads_args = kernel_offsets[lanner_formats::wire::kernel_offsets::REGS_NR] != 0;
         let per_syscall = |d: u32, dir: &str| {
-            wanted(d) && if dir == "enter" { !exit_reads_args || d & desc::EXEC != 0 } else { !exit_reads_args }
+            opts.records(d) && if dir == "enter" { !exit_reads_args || d & desc::EXEC != 0 } else { !exit_reads_args }
         };
         for (prog, dir) in [("lanner_sys_enter", "enter"), ("lanner_sys_exit", "exit")] {
             let specs: Vec<_> =
@@ -378,7 +383,7 @@ impl crate::drain::RecordSource for Probes {
         unsafe { libc::poll(&mut pfd, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
     }
 
-    fn drain(&mut self, f: &mut dyn FnMut(&[u8]) -> std::ops::ControlFlow<()>) -> usize {
+    fn drain(&mut self, mut f: impl FnMut(&[u8]) -> std::ops::ControlFlow<()>) -> usize {
         let mut n = 0;
         while let Some(item) = self.ring.next() {
             n += 1;

@@ -8,11 +8,28 @@ use aya::maps::MapType;
 use aya::programs::ProgramType;
 use aya::sys::{is_helper_supported, is_map_supported, BpfHelper};
 
+/// The kernel features capture probes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Kernel BTF at the configured path.
+    Btf,
+    /// BTF tracepoints (`tp_btf`).
+    BtfTracepoints,
+    /// The BPF ring buffer.
+    RingBuf,
+    /// The helper `bpf_get_current_task_btf`.
+    TaskBtf,
+    /// The helper `bpf_task_pt_regs`.
+    TaskPtRegs,
+}
+
 /// One probed feature: whether the kernel has it, and what capture needs it for.
 #[derive(Debug, Clone)]
 pub struct Feature {
+    /// Which feature.
+    pub need: Need,
     /// What the feature is, as a user looks it up.
-    pub name: &'static str,
+    pub name: String,
     /// The upstream kernel version that introduced it.
     pub since: &'static str,
     /// Whether this kernel has it (`None`: the probe itself failed).
@@ -54,6 +71,14 @@ fn kernel_version(release: &str) -> Option<(u32, u32)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
+/// The feature "helper `helper` is callable from a tracepoint", named and dated from [`HELPERS`].
+fn helper_feature(need: Need, helper: BpfHelper, required: bool, without: &'static str) -> Feature {
+    let id = helper as u32;
+    let (name, since) = HELPERS.iter().find(|h| h.0 == id).map_or(("unknown", "?"), |h| (h.1, h.2));
+    let (present, detail) = probe_result(is_helper_supported(ProgramType::TracePoint, helper));
+    Feature { need, name: format!("the helper {name} (#{id})"), since, present, without, required, detail }
+}
+
 fn probe_result(r: Result<bool, impl std::fmt::Display>) -> (Option<bool>, String) {
     match r {
         Ok(b) => (Some(b), String::new()),
@@ -72,7 +97,8 @@ impl KernelSupport {
             Err(e) => (Some(false), format!("{}: {e}", btf_path.display())),
         };
         features.push(Feature {
-            name: "kernel BTF (CONFIG_DEBUG_INFO_BTF)",
+            need: Need::Btf,
+            name: "kernel BTF (CONFIG_DEBUG_INFO_BTF)".into(),
             since: "5.4",
             present: btf.0,
             without: "per-syscall tracepoints; no socket addresses, terminal, login uid or 32-bit syscalls",
@@ -88,7 +114,8 @@ impl KernelSupport {
             _ => (Some(false), "needs kernel BTF".to_owned()),
         };
         features.push(Feature {
-            name: "BTF tracepoints (BPF_PROG_TYPE_TRACING, raw_tp)",
+            need: Need::BtfTracepoints,
+            name: "BTF tracepoints (BPF_PROG_TYPE_TRACING, raw_tp)".into(),
             since: "5.5",
             present,
             without: "per-syscall entry and exit tracepoints (about twice the per-syscall cost)",
@@ -97,44 +124,32 @@ impl KernelSupport {
         });
         let (present, detail) = probe_result(is_map_supported(MapType::RingBuf));
         features.push(Feature {
-            name: "the BPF ring buffer (BPF_MAP_TYPE_RINGBUF)",
+            need: Need::RingBuf,
+            name: "the BPF ring buffer (BPF_MAP_TYPE_RINGBUF)".into(),
             since: "5.8",
             present,
             without: "cannot run: every record goes through the ring buffer",
             required: true,
             detail,
         });
-        let (present, detail) =
-            probe_result(is_helper_supported(ProgramType::TracePoint, BpfHelper::BPF_FUNC_get_current_task_btf));
-        features.push(Feature {
-            name: "the helper bpf_get_current_task_btf (#158)",
-            since: "5.11",
-            present,
-            without: "cannot run: every program reads the current task through it",
-            required: true,
-            detail,
-        });
-        let (present, detail) =
-            probe_result(is_helper_supported(ProgramType::TracePoint, BpfHelper::BPF_FUNC_task_pt_regs));
-        features.push(Feature {
-            name: "the helper bpf_task_pt_regs (#175)",
-            since: "5.15",
-            present,
-            without: "forks are recorded without their clone flags (thread or process is then told by ids alone)",
-            required: false,
-            detail,
-        });
+        features.push(helper_feature(
+            Need::TaskBtf,
+            BpfHelper::BPF_FUNC_get_current_task_btf,
+            true,
+            "cannot run: every program reads the current task through it",
+        ));
+        features.push(helper_feature(
+            Need::TaskPtRegs,
+            BpfHelper::BPF_FUNC_task_pt_regs,
+            false,
+            "forks are recorded without their clone flags (thread or process is then told by ids alone)",
+        ));
         Self { release, features }
     }
 
-    /// Whether the feature whose name starts with `name` is present.
-    pub fn has(&self, name: &str) -> bool {
-        self.features.iter().any(|f| f.name.starts_with(name) && f.present == Some(true))
-    }
-
-    /// Whether kernel BTF was found at the configured path.
-    pub fn has_btf(&self) -> bool {
-        self.features.first().is_some_and(|f| f.present == Some(true))
+    /// Whether this kernel has `need`.
+    pub fn has(&self, need: Need) -> bool {
+        self.features.iter().any(|f| f.need == need && f.present == Some(true))
     }
 
     /// The features capture cannot run without and this kernel lacks, as one error naming each
@@ -258,8 +273,9 @@ mod tests {
 
     #[test]
     fn check_names_each_missing_required_feature() {
-        let feature = |name, present, required| Feature {
-            name,
+        let feature = |name: &str, present, required| Feature {
+            need: Need::Btf,
+            name: name.into(),
             since: "5.11",
             present,
             without: "x",
