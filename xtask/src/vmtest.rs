@@ -452,10 +452,18 @@ fn check_run(root: &Path, bin: &Path, k: &Kernel, console: &Console) -> Vec<Chec
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
         .unwrap_or_default();
     let fields = ["proc.name", "proc.cmdline", "proc.pname", "user.uid"];
-    for (rule, name, cmdline, file_field, file) in [
-        ("Sensitive file read", "cat", "cat /etc/shadow", "fd.name", "/etc/shadow"),
-        ("Write below etc", "touch", "touch /etc/badconfigfile", "fd.name", "/etc/badconfigfile"),
+    for (scenario, rule, name, cmdline, file_field, file) in [
+        ("threat: cat /etc/shadow", "Sensitive file read", "cat", "cat /etc/shadow", "fd.name", "/etc/shadow"),
         (
+            "threat: touch /etc/badconfigfile",
+            "Write below etc",
+            "touch",
+            "touch /etc/badconfigfile",
+            "fd.name",
+            "/etc/badconfigfile",
+        ),
+        (
+            "threat: mkdir /bin/dangerousfolder",
             "Directory created below binary directory",
             "mkdir",
             "mkdir /bin/dangerousfolder",
@@ -483,7 +491,7 @@ fn check_run(root: &Path, bin: &Path, k: &Kernel, console: &Console) -> Vec<Chec
             }
             other => Err(format!("{} alerts of this rule", other.len())),
         };
-        check(rule_scenario(rule), result);
+        check(scenario, result);
     }
     // An exec storm: 40 short-lived processes, each with its parent's name.
     let storm = query("evt.type = execve and proc.name = true", "%proc.pname %proc.cmdline %evt.res");
@@ -570,14 +578,6 @@ fn check_refusal(k: &Kernel, console: &Console) -> Vec<Check> {
         });
     }
     checks
-}
-
-fn rule_scenario(rule: &str) -> &'static str {
-    match rule {
-        "Sensitive file read" => "threat: cat /etc/shadow",
-        "Write below etc" => "threat: touch /etc/badconfigfile",
-        _ => "threat: mkdir /bin/dangerousfolder",
-    }
 }
 
 /// Decodes the spool the VM printed into `target/vmtest/spool-LABEL`.
