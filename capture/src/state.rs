@@ -7,6 +7,8 @@ use lanner_formats::event::{fdkind, oflags, sock_name, AT_FDCWD};
 use lanner_formats::syscall::{self, EventType};
 use lanner_formats::wire::RecordKind;
 use lanner_formats::wire::{SockInfo, SOCK_INFO_LEN};
+use lanner_procstate::fd::{connect_names_socket, connection_kind, fcntl_dup, server_kind, FcntlCodes};
+use lanner_procstate::{Exec, Fd, FdTable, Image, Semantics};
 
 use crate::kernel::decode::{split_argv, Record};
 use crate::metadata::k8s::PodMetadata;
@@ -14,43 +16,23 @@ use crate::metadata::procfs::{self, ProcSnapshot};
 use crate::metadata::runtime::RuntimeMetadata;
 use lanner_formats::paths::resolve;
 
-/// A process as capture knows it.
+/// A process as capture knows it: the shared process state plus what only capture knows.
 #[derive(Debug, Clone, Default)]
 pub struct ProcInfo {
     /// Thread-group id.
     pub pid: u32,
     /// Parent thread-group id.
     pub ppid: u32,
-    /// Real uid.
-    pub uid: u32,
-    /// Real gid.
-    pub gid: u32,
-    /// `comm`.
-    pub comm: String,
-    /// `argv[0]`.
-    pub exe: String,
-    /// Executable path.
-    pub exepath: String,
-    /// `argv[1..]`.
-    pub args: Vec<String>,
-    /// Working directory.
-    pub cwd: String,
-    /// Open fds: what each refers to.
-    pub fds: HashMap<i32, FdEntry>,
-    /// Start of the current image, unix ns.
-    pub start_ns: u64,
+    /// Program, identity, working directory and container.
+    pub image: Image,
+    /// Open fds.
+    pub fds: FdTable,
     /// Bumped on every change that events must see.
     pub version: u64,
     /// Set when the thread-group leader exited (unix ns).
     pub exited_ns: Option<u64>,
     /// cgroup v2 id the container id was resolved from.
     pub cgroup_id: u64,
-    /// Container id (`host` outside containers).
-    pub container_id: String,
-    /// Controlling terminal (`tty_nr`; 0: none).
-    pub tty: u32,
-    /// Login uid (`u32::MAX`: unset).
-    pub loginuid: u32,
     /// Kubernetes pod UID its cgroup path names (empty: none).
     pub pod_uid: String,
     /// Container name from the pod metadata (empty: unknown).
@@ -65,53 +47,35 @@ pub struct ProcInfo {
     pub meta_generation: u64,
 }
 
-/// What an fd refers to, as the fd fields name it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FdEntry {
-    /// Path, `cip:cport->sip:sport`, `ip:port` (listening) or unix socket path; may be empty.
-    pub name: String,
-    /// Kind ([`lanner_formats::event::fdkind`]).
-    pub kind: u32,
-    /// Closed by a successful exec (`O_CLOEXEC`, `SOCK_CLOEXEC`, `F_DUPFD_CLOEXEC`, `dup3`'s flag).
-    pub cloexec: bool,
-}
-
-impl FdEntry {
-    /// An fd as `/proc/PID/fd/N` shows it (`socket:[123]`, `pipe:[5]`, `anon_inode:[eventfd]`, a path).
-    pub fn from_proc_link(link: String) -> Self {
-        let kind = if link.starts_with('/') {
-            if link.starts_with("/memfd:") {
-                fdkind::MEMFD
-            } else {
-                fdkind::FILE
-            }
-        } else if link.starts_with("pipe:") {
-            fdkind::FIFO
-        } else if link.starts_with("socket:") {
-            // The family is not visible here; the name stays empty like libsinsp's unknown sockets.
-            return Self::new(String::new(), fdkind::UNKNOWN);
-        } else if link.contains("eventpoll") {
-            fdkind::EVENTPOLL
-        } else if link.contains("eventfd") {
-            fdkind::EVENT
-        } else if link.contains("inotify") {
-            fdkind::INOTIFY
-        } else if link.contains("timerfd") {
-            fdkind::TIMERFD
-        } else if link.contains("signalfd") {
-            fdkind::SIGNALFD
-        } else if link.contains("bpf") {
-            fdkind::BPF
+/// An fd as `/proc/PID/fd/N` shows it (`socket:[123]`, `pipe:[5]`, `anon_inode:[eventfd]`, a path).
+pub fn fd_from_proc_link(link: String) -> Fd {
+    let kind = if link.starts_with('/') {
+        if link.starts_with("/memfd:") {
+            fdkind::MEMFD
         } else {
-            fdkind::UNKNOWN
-        };
-        Self::new(link, kind)
-    }
-
-    /// An fd named `name` of `kind`, without close-on-exec.
-    pub fn new(name: String, kind: u32) -> Self {
-        Self { name, kind, cloexec: false }
-    }
+            fdkind::FILE
+        }
+    } else if link.starts_with("pipe:") {
+        fdkind::FIFO
+    } else if link.starts_with("socket:") {
+        // The family is not visible here; the name stays empty like libsinsp's unknown sockets.
+        return Fd::new(String::new(), fdkind::UNKNOWN);
+    } else if link.contains("eventpoll") {
+        fdkind::EVENTPOLL
+    } else if link.contains("eventfd") {
+        fdkind::EVENT
+    } else if link.contains("inotify") {
+        fdkind::INOTIFY
+    } else if link.contains("timerfd") {
+        fdkind::TIMERFD
+    } else if link.contains("signalfd") {
+        fdkind::SIGNALFD
+    } else if link.contains("bpf") {
+        fdkind::BPF
+    } else {
+        fdkind::UNKNOWN
+    };
+    Fd::new(link, kind)
 }
 
 /// An event ready for the chunk builder (paths resolved, arguments decoded).
@@ -192,24 +156,32 @@ impl ProcessTable {
     fn adopt_snapshot(&mut self, s: ProcSnapshot) -> ProcInfo {
         let mut argv = s.argv.into_iter();
         let (container_id, pod_uid) = crate::metadata::containers::ids_or_host(s.cgroup_ids);
-        ProcInfo {
-            pid: s.pid,
-            ppid: s.ppid,
-            uid: s.uid,
-            gid: s.gid,
+        let mut fds = FdTable::default();
+        for (fd, link) in s.fds {
+            fds.insert(fd as i64, fd_from_proc_link(link));
+        }
+        let mut image = Image {
             comm: s.comm,
             exe: argv.next().unwrap_or_default(),
             args: argv.collect(),
             exepath: s.exepath,
-            cwd: s.cwd,
-            fds: s.fds.into_iter().map(|(fd, link)| (fd, FdEntry::from_proc_link(link))).collect(),
+            uid: s.uid,
+            gid: s.gid,
             tty: s.tty,
             loginuid: s.loginuid,
             start_ns: self.wall(s.start_boot_ns),
+            container_id,
+            ..Default::default()
+        };
+        image.set_cwd(&s.cwd);
+        ProcInfo {
+            pid: s.pid,
+            ppid: s.ppid,
+            image,
+            fds,
             version: self.bump(),
             exited_ns: None,
             cgroup_id: 0,
-            container_id,
             pod_uid,
             ..Default::default()
         }
@@ -246,12 +218,12 @@ impl ProcessTable {
                 self.procs.remove(&r.tgid);
             } else {
                 let mut changed = false;
-                if r.tid == r.tgid && !r.comm.is_empty() && p.comm != r.comm {
-                    p.comm = r.comm.clone();
+                if r.tid == r.tgid && !r.comm.is_empty() && p.image.comm != r.comm {
+                    p.image.comm = r.comm.clone();
                     changed = true;
                 }
-                if p.uid != r.uid || p.gid != r.gid {
-                    (p.uid, p.gid) = (r.uid, r.gid);
+                if p.image.uid != r.uid || p.image.gid != r.gid {
+                    (p.image.uid, p.image.gid) = (r.uid, r.gid);
                     changed = true;
                 }
                 if r.tid == r.tgid && r.cgroup_id != 0 && p.cgroup_id != r.cgroup_id {
@@ -277,41 +249,27 @@ impl ProcessTable {
             let base = self.procs.get(&parent).cloned();
             let parent_known = base.is_some();
             let base = base.unwrap_or_default();
-            let child = ProcInfo {
-                pid: r.tgid,
-                ppid: parent,
-                uid: r.uid,
-                gid: r.gid,
-                comm: r.comm.clone(),
-                version: self.bump(),
-                exited_ns: None,
-                start_ns: self.wall(r.ts_boot_ns),
-                ..base
-            };
+            let image =
+                Image { uid: r.uid, gid: r.gid, comm: r.comm.clone(), start_ns: self.wall(r.ts_boot_ns), ..base.image };
+            let child = ProcInfo { pid: r.tgid, ppid: parent, image, version: self.bump(), exited_ns: None, ..base };
             (child, parent_known)
         } else if let Some(s) = procfs::read_process(r.tgid) {
             (self.adopt_snapshot(s), true)
         } else {
-            let unknown = ProcInfo {
-                pid: r.tgid,
-                uid: r.uid,
-                gid: r.gid,
-                comm: r.comm.clone(),
-                version: self.bump(),
-                loginuid: u32::MAX,
-                ..Default::default()
-            };
+            let image =
+                Image { uid: r.uid, gid: r.gid, comm: r.comm.clone(), loginuid: u32::MAX, ..Default::default() };
+            let unknown = ProcInfo { pid: r.tgid, image, version: self.bump(), ..Default::default() };
             (unknown, false)
         };
         let (mut p, from_proc_or_parent) = p;
         // Forked or read from /proc, it already has the ids its (or its parent's) /proc cgroup
         // file names (used when the v2 id names no container on a v1 host).
-        let known = from_proc_or_parent.then(|| (p.container_id.clone(), p.pod_uid.clone()));
+        let known = from_proc_or_parent.then(|| (p.image.container_id.clone(), p.pod_uid.clone()));
         p.cgroup_id = r.cgroup_id;
-        (p.container_id, p.pod_uid) = self.containers.resolve_process(r.tgid, r.cgroup_id, known);
+        (p.image.container_id, p.pod_uid) = self.containers.resolve_process(r.tgid, r.cgroup_id, known);
         clear_pod_metadata(&mut p);
         if let Some(rt) = self.runtime.as_mut() {
-            rt.want(&p.container_id);
+            rt.want(&p.image.container_id);
         }
         refresh_metadata(self.k8s.as_ref(), self.runtime.as_mut(), &mut p);
         self.procs.insert(r.tgid, p);
@@ -375,7 +333,7 @@ impl ProcessTable {
 
     /// The name of memfd `fd` of process `pid`, when that fd is a memfd.
     fn memfd_name(&self, pid: u32, fd: i32) -> Option<String> {
-        let f = self.procs.get(&pid)?.fds.get(&fd)?;
+        let f = self.procs.get(&pid)?.fds.get(fd as i64)?;
         (f.kind == fdkind::MEMFD).then(|| f.name.clone())
     }
 
@@ -383,9 +341,9 @@ impl ProcessTable {
     fn base_dir(&self, pid: u32, dirfd: i32) -> Option<String> {
         let p = self.procs.get(&pid)?;
         if dirfd == AT_FDCWD {
-            return (!p.cwd.is_empty()).then(|| p.cwd.clone());
+            return p.image.cwd_path().map(str::to_owned);
         }
-        p.fds.get(&dirfd).map(|f| f.name.clone()).or_else(|| procfs::fd_path(pid, dirfd))
+        p.fds.get(dirfd as i64).map(|f| f.name.clone()).or_else(|| procfs::fd_path(pid, dirfd))
     }
 
     fn syscall(&mut self, r: Record, ts_ns: u64) -> Option<EventDraft> {
@@ -456,18 +414,18 @@ impl ProcessTable {
                 let version = self.bump();
                 let p = self.procs.get_mut(&pid)?;
                 let mut it = argv.into_iter();
-                p.exe = it.next().unwrap_or_else(|| filename.clone());
-                p.args = it.collect();
-                p.exepath = path.clone();
-                if !r.comm.is_empty() {
-                    p.comm = r.comm.clone();
-                }
-                p.start_ns = ts_ns;
-                // The kernel side reads the terminal and login uid for exec records.
-                (p.tty, p.loginuid) = (r.tty, r.loginuid);
-                // What the exec closes; the rest (stdin/stdout redirections, sockets handed
-                // down) stays open in the new program.
-                p.fds.retain(|_, f| !f.cloexec);
+                let exec = Exec {
+                    exe: it.next().unwrap_or_else(|| filename.clone()),
+                    args: it.collect(),
+                    exepath: path.clone(),
+                    comm: if r.comm.is_empty() { p.image.comm.clone() } else { r.comm.clone() },
+                    start_ns: ts_ns,
+                    // The kernel side reads the terminal and login uid for exec records.
+                    tty: Some(r.tty),
+                    loginuid: Some(r.loginuid),
+                    uid: None,
+                };
+                p.image.exec(&mut p.fds, exec);
                 p.version = version;
                 if self.containers.uses_v1() {
                     // A runtime's process joins the container's v1 cgroups before it execs.
@@ -484,10 +442,9 @@ impl ProcessTable {
             return Some(d);
         }
         if spec.event == MemfdCreate && r.ret >= 0 {
-            // Named after the memfd, like libsinsp; MFD_CLOEXEC is 1.
-            let e = FdEntry { name: p1.clone(), kind: fdkind::MEMFD, cloexec: a[1] & 1 != 0 };
+            // MFD_CLOEXEC is 1.
             if let Some(p) = self.procs.get_mut(&pid) {
-                p.fds.insert(r.ret as i32, e);
+                p.fds.memfd(r.ret, p1.clone(), a[1] & 1 != 0);
             }
         }
         if spec.event.uses_fd() {
@@ -499,7 +456,7 @@ impl ProcessTable {
                 if let Some(dir) = self.base_dir(pid, d.dirfd) {
                     let version = self.bump();
                     let p = self.procs.get_mut(&pid)?;
-                    p.cwd = dir.clone();
+                    p.image.set_cwd(&dir);
                     p.version = version;
                     d.path = Some(dir);
                 }
@@ -519,15 +476,13 @@ impl ProcessTable {
             match spec.event {
                 Open | Openat | Openat2 | Creat => {
                     if let (Some(p), Some(path)) = (self.procs.get_mut(&pid), d.path.clone()) {
-                        let kind = if d.flags & oflags::O_DIRECTORY != 0 { fdkind::DIRECTORY } else { fdkind::FILE };
-                        let cloexec = d.flags & oflags::O_CLOEXEC != 0;
-                        p.fds.insert(r.ret as i32, FdEntry { name: path, kind, cloexec });
+                        p.fds.open(r.ret, path, d.flags);
                     }
                 }
                 Chdir => {
                     let version = self.bump();
-                    if let (Some(p), Some(path)) = (self.procs.get_mut(&pid), d.path.clone()) {
-                        p.cwd = path;
+                    if let (Some(p), Some(path)) = (self.procs.get_mut(&pid), d.path.as_deref()) {
+                        p.image.set_cwd(path);
                         p.version = version;
                     }
                 }
@@ -541,12 +496,8 @@ impl ProcessTable {
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
-const AF_NETLINK: u16 = 16;
-const EINPROGRESS: i64 = 115;
 /// `SOCK_CLOEXEC` in socket's type and accept4's flags (the value of `O_CLOEXEC`).
 const SOCK_CLOEXEC: u32 = 0o2000000;
-/// `fcntl`'s duplicate-with-close-on-exec command.
-const F_DUPFD_CLOEXEC: u64 = 1030;
 
 /// A user `struct sockaddr` as copied by the kernel side: (family, address text, port).
 fn parse_sockaddr(b: &[u8]) -> Option<(u16, String, u16)> {
@@ -603,107 +554,100 @@ impl ProcessTable {
     /// `mode` = its kind.
     fn fd_event(&mut self, r: &Record, d: &mut EventDraft) {
         use EventType::*;
+        const K: Semantics = Semantics::Kernel;
         let a = r.args;
         let ok = r.ret >= 0;
         let Some(p) = self.procs.get_mut(&r.tgid) else { return };
+        let fds = &mut p.fds;
         let (fd, entry) = match d.etype {
             Socket => {
-                let kind = match a[0] as u16 {
-                    AF_INET => fdkind::IPV4,
-                    AF_INET6 => fdkind::IPV6,
-                    AF_UNIX => fdkind::UNIX,
-                    AF_NETLINK => fdkind::NETLINK,
-                    _ => fdkind::UNKNOWN,
-                };
                 d.flags = a[1] as u32;
-                let e = FdEntry { name: String::new(), kind, cloexec: d.flags & SOCK_CLOEXEC != 0 };
-                if ok {
-                    p.fds.insert(r.ret as i32, e.clone());
-                }
-                (r.ret as i32, Some(e))
+                let cloexec = d.flags & SOCK_CLOEXEC != 0;
+                let e = if ok {
+                    fds.socket(r.ret, a[0], cloexec, K).clone()
+                } else {
+                    Fd::new(String::new(), lanner_procstate::fd::socket_kind(a[0]))
+                };
+                (r.ret, Some(e))
             }
             Connect | Accept | Accept4 | Bind | Listen => {
                 let accept = matches!(d.etype, Accept | Accept4);
-                let fd = if accept { r.ret as i32 } else { a[0] as i32 };
+                let fd = if accept { r.ret } else { a[0] as i32 as i64 };
                 let sa = parse_sockaddr(&r.blobs[0]);
                 let si = parse_sock_info(&r.blobs[1]);
                 let family = si.map(|s| s.family).or(sa.as_ref().map(|s| s.0)).unwrap_or(0);
                 let v6 = family == AF_INET6;
-                let server_kind = if v6 { fdkind::IPV6_SERVER } else { fdkind::IPV4_SERVER };
-                let conn_kind = if v6 { fdkind::IPV6 } else { fdkind::IPV4 };
-                let known = p.fds.get(&fd).cloned();
-                // accept4's flags decide for the new fd; the others keep the socket's.
-                let cloexec = match d.etype {
-                    Accept => false,
-                    Accept4 => a[3] as u32 & SOCK_CLOEXEC != 0,
-                    _ => known.as_ref().is_some_and(|k| k.cloexec),
-                };
-                let mut e = match (family, si.as_ref().and_then(sock_ends)) {
+                let known = fds.get(fd).cloned();
+                let (name, kind) = match (family, si.as_ref().and_then(sock_ends)) {
                     (AF_UNIX, _) => {
                         let path = sa.map(|s| s.1).filter(|s| !s.is_empty());
-                        FdEntry::new(path.or(known.map(|k| k.name)).unwrap_or_default(), fdkind::UNIX)
+                        (path.or(known.map(|k| k.name)).unwrap_or_default(), fdkind::UNIX)
                     }
                     (_, Some((local, remote))) => match d.etype {
                         // libsinsp names a connection client -> server.
-                        Connect => FdEntry::new(sock_name::connection(&local, &remote), conn_kind),
-                        Accept | Accept4 => FdEntry::new(sock_name::connection(&remote, &local), conn_kind),
-                        _ => FdEntry::new(local, server_kind),
+                        Connect => (sock_name::connection(&local, &remote), connection_kind(v6)),
+                        Accept | Accept4 => (sock_name::connection(&remote, &local), connection_kind(v6)),
+                        _ => (local, server_kind(v6)),
                     },
                     // No kernel description (no BTF): the user's sockaddr is all there is.
                     (AF_INET | AF_INET6, None) => match (d.etype, sa) {
                         (Connect, Some((_, ip, port))) => {
                             let any = if v6 { "::" } else { "0.0.0.0" };
-                            let name = sock_name::connection(&sock_name::end(any, 0), &sock_name::end(ip, port));
-                            FdEntry::new(name, conn_kind)
+                            (
+                                sock_name::connection(&sock_name::end(any, 0), &sock_name::end(ip, port)),
+                                connection_kind(v6),
+                            )
                         }
-                        (Bind, Some((_, ip, port))) => FdEntry::new(sock_name::end(ip, port), server_kind),
-                        _ => known.unwrap_or(FdEntry::new(String::new(), conn_kind)),
+                        (Bind, Some((_, ip, port))) => (sock_name::end(ip, port), server_kind(v6)),
+                        _ => known.map_or((String::new(), connection_kind(v6)), |k| (k.name, k.kind)),
                     },
-                    _ => known.unwrap_or_default(),
+                    _ => known.map(|k| (k.name, k.kind)).unwrap_or_default(),
                 };
-                // The socket's close-on-exec flag (or accept4's for the new fd) whatever the name.
-                e.cloexec = cloexec;
-                if ok || (d.etype == Connect && r.ret == -EINPROGRESS) {
-                    p.fds.insert(fd, e.clone());
-                }
+                let e = match d.etype {
+                    // accept4's flags decide for the new fd.
+                    Accept | Accept4 if ok => {
+                        fds.accept(fd, name, kind, d.etype == Accept4 && a[3] as u32 & SOCK_CLOEXEC != 0, K).clone()
+                    }
+                    Connect | Bind | Listen if ok || (d.etype == Connect && connect_names_socket(r.ret)) => {
+                        fds.name_socket(fd, name, kind).clone()
+                    }
+                    _ => Fd::new(name, kind),
+                };
                 (fd, Some(e))
             }
             Close => {
-                let fd = a[0] as i32;
-                let e = p.fds.get(&fd).cloned();
-                if r.ret == 0 {
-                    p.fds.remove(&fd);
-                }
+                let fd = a[0] as i32 as i64;
+                let e = if r.ret == 0 { fds.close(fd) } else { fds.get(fd).cloned() };
                 (fd, e)
             }
             Dup | Dup2 | Dup3 | Fcntl => {
-                let old = a[0] as i32;
+                let old = a[0] as i32 as i64;
                 if d.etype == Fcntl {
                     d.flags = a[1] as u32;
                 }
-                let e = p.fds.get(&old).cloned();
-                if ok {
-                    if let Some(e) = &e {
-                        // A duplicate starts without close-on-exec unless asked for.
-                        let cloexec = match d.etype {
-                            Dup3 => a[2] as u32 & oflags::O_CLOEXEC != 0,
-                            Fcntl => a[1] == F_DUPFD_CLOEXEC,
-                            _ => false,
-                        };
-                        p.fds.insert(r.ret as i32, FdEntry { cloexec, ..e.clone() });
+                // What the call asks for the new fd: close-on-exec, or (an fcntl that is no
+                // duplicate) nothing.
+                let dup = match d.etype {
+                    Dup3 => Some(a[2] as u32 & oflags::O_CLOEXEC != 0),
+                    Fcntl => fcntl_dup(a[1], FcntlCodes::Native),
+                    _ => Some(false),
+                };
+                match dup {
+                    Some(cloexec) if ok => {
+                        let e = fds.get(old).cloned();
+                        fds.dup(old, r.ret, cloexec, K);
+                        (r.ret, e)
                     }
-                    (r.ret as i32, e)
-                } else {
-                    (old, e)
+                    _ => (old, fds.get(old).cloned()),
                 }
             }
             // read, write, send*, recv*, fstat: the fd as the table knows it.
             _ => {
-                let fd = a[0] as i32;
-                (fd, p.fds.get(&fd).cloned())
+                let fd = a[0] as i32 as i64;
+                (fd, fds.get(fd).cloned())
             }
         };
-        d.dirfd = fd;
+        d.dirfd = fd as i32;
         // An fd missing from the table keeps its number and gets an empty name, as in libsinsp.
         let e = entry.unwrap_or_default();
         d.mode = e.kind;
@@ -715,13 +659,13 @@ impl ProcessTable {
 /// names are cleared (looked up again) and the runtime is asked about the container. True when
 /// they changed.
 fn set_container(p: &mut ProcInfo, container: String, pod: String, runtime: Option<&mut RuntimeMetadata>) -> bool {
-    if p.container_id == container && p.pod_uid == pod {
+    if p.image.container_id == container && p.pod_uid == pod {
         return false;
     }
-    (p.container_id, p.pod_uid) = (container, pod);
+    (p.image.container_id, p.pod_uid) = (container, pod);
     clear_pod_metadata(p);
     if let Some(rt) = runtime {
-        rt.want(&p.container_id);
+        rt.want(&p.image.container_id);
     }
     true
 }
@@ -743,23 +687,24 @@ fn refresh_metadata(k8s: Option<&PodMetadata>, runtime: Option<&mut RuntimeMetad
     }
     // Both generations only grow: their sum changes whenever either does.
     let generation = k8s.map_or(0, |m| m.generation()) + runtime.as_ref().map_or(0, |r| r.cache().generation());
-    if generation == p.meta_generation || (p.container_id == crate::metadata::containers::HOST && p.pod_uid.is_empty())
+    if generation == p.meta_generation
+        || (p.image.container_id == crate::metadata::containers::HOST && p.pod_uid.is_empty())
     {
         return false;
     }
     let [mut name, mut image, pod, ns] = match k8s {
         Some(k8s) => match k8s.try_index() {
-            Some(index) => index.lookup(&p.container_id, &p.pod_uid),
+            Some(index) => index.lookup(&p.image.container_id, &p.pod_uid),
             None => return false,
         },
         None => Default::default(),
     };
     if let Some(rt) = runtime {
-        if name.is_empty() && image.is_empty() && p.container_id != crate::metadata::containers::HOST {
+        if name.is_empty() && image.is_empty() && p.image.container_id != crate::metadata::containers::HOST {
             let Some(index) = rt.cache().try_index() else { return false };
-            match index.containers.get(&p.container_id) {
+            match index.containers.get(&p.image.container_id) {
                 Some(c) => (name, image) = (c.name.clone(), c.image.clone()),
-                None => rt.want(&p.container_id),
+                None => rt.want(&p.image.container_id),
             }
         }
     }
@@ -829,8 +774,7 @@ mod tests {
             ProcInfo {
                 pid: parent,
                 ppid: 1,
-                comm: "bash".into(),
-                cwd: "/root".into(),
+                image: Image { comm: "bash".into(), cwd: "/root/".into(), ..Default::default() },
                 version: 1,
                 ..Default::default()
             },
@@ -855,8 +799,9 @@ mod tests {
         let d = t.apply(exit).unwrap();
         assert_eq!(d.path.as_deref(), Some("/usr/bin/cat"));
         let p = t.get(child).unwrap();
-        assert_eq!((p.ppid, p.comm.as_str(), p.exe.as_str(), p.cwd.as_str()), (parent, "cat", "cat", "/root"));
-        assert_eq!(p.args, vec!["/etc/shadow"]);
+        let img = &p.image;
+        assert_eq!((p.ppid, img.comm.as_str(), img.exe.as_str(), img.cwd.as_str()), (parent, "cat", "cat", "/root/"));
+        assert_eq!(img.args, vec!["/etc/shadow"]);
         let d = t
             .apply(rec(
                 RecordKind::SyscallExit,
@@ -869,7 +814,7 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(d.path.as_deref(), Some("/etc/shadow"));
-        assert_eq!(t.get(child).unwrap().fds.get(&3).map(|f| f.name.as_str()), Some("/etc/shadow"));
+        assert_eq!(t.get(child).unwrap().fds.get(3).map(|f| f.name.as_str()), Some("/etc/shadow"));
         // A path relative to that fd resolves through the fd table.
         let d = t
             .apply(rec(
@@ -890,7 +835,8 @@ mod tests {
     fn exec_closes_only_close_on_exec_fds() {
         let mut t = ProcessTable::new(0);
         let pid = 4_000_000;
-        t.procs.insert(pid, ProcInfo { pid, ppid: 1, comm: "sh".into(), cwd: "/".into(), ..Default::default() });
+        let image = Image { comm: "sh".into(), cwd: "/".into(), ..Default::default() };
+        t.procs.insert(pid, ProcInfo { pid, ppid: 1, image, ..Default::default() });
         let exit = |nr_: u32, ret: i64, args: [u64; 6], blob: &[u8]| {
             rec(RecordKind::SyscallExit, pid, pid, nr_, ret, args, [blob, b""])
         };
@@ -898,12 +844,15 @@ mod tests {
         t.apply(exit(nr(EventType::Openat), 3, [AT_FDCWD as u64, 0, 0, 0, 0, 0], b"/etc/kept")).unwrap();
         t.apply(exit(nr(EventType::Openat), 4, [AT_FDCWD as u64, 0, cloexec, 0, 0, 0], b"/etc/closed")).unwrap();
         t.apply(exit(nr(EventType::Socket), 5, [AF_INET as u64, 1 | SOCK_CLOEXEC as u64, 0, 0, 0, 0], b"")).unwrap();
+        // fcntl(F_SETFL) returns 0 and duplicates nothing; F_DUPFD_CLOEXEC's copy goes at exec.
+        t.apply(exit(nr(EventType::Fcntl), 0, [3, 4, 0, 0, 0, 0], b"")).unwrap();
+        t.apply(exit(nr(EventType::Fcntl), 7, [3, 1030, 7, 0, 0, 0], b"")).unwrap();
         // Duplicates: plain dup2 onto stdin survives, dup3 with O_CLOEXEC does not.
         t.apply(exit(nr(EventType::Dup2), 0, [4, 0, 0, 0, 0, 0], b"")).unwrap();
         t.apply(exit(nr(EventType::Dup3), 6, [3, 6, cloexec, 0, 0, 0], b"")).unwrap();
         t.apply(exit(nr(EventType::Execve), 0, [0; 6], b"")).unwrap();
         let p = t.get(pid).unwrap();
-        let mut left: Vec<(i32, &str)> = p.fds.iter().map(|(fd, f)| (*fd, f.name.as_str())).collect();
+        let mut left: Vec<(i64, &str)> = p.fds.iter().map(|(fd, f)| (fd, f.name.as_str())).collect();
         left.sort();
         assert_eq!(left, vec![(0, "/etc/closed"), (3, "/etc/kept")]);
     }
@@ -919,8 +868,7 @@ mod tests {
         t.next_version = 1;
         let info = |container_id: &str, pod_uid: &str| ProcInfo {
             pid,
-            comm: "sh".into(),
-            container_id: container_id.into(),
+            image: Image { comm: "sh".into(), container_id: container_id.into(), ..Default::default() },
             pod_uid: pod_uid.into(),
             version: 1,
             ..Default::default()
@@ -979,8 +927,7 @@ mod tests {
                 pid,
                 ProcInfo {
                     pid,
-                    comm: "sh".into(),
-                    container_id: container_id.into(),
+                    image: Image { comm: "sh".into(), container_id: container_id.into(), ..Default::default() },
                     version: 1,
                     ..Default::default()
                 },

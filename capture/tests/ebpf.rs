@@ -27,6 +27,7 @@ struct Ev {
     pname: String,
     exepath: String,
     args: String,
+    cwd: String,
     uid: u32,
 }
 
@@ -56,6 +57,7 @@ fn read_events(dir: &Path) -> Vec<Ev> {
                     pname,
                     exepath: s(p.exepath),
                     args: s(p.args).replace('\0', " "),
+                    cwd: s(p.cwd),
                     uid: p.uid,
                 });
             }
@@ -111,6 +113,9 @@ fn records_real_commands_with_their_process_context() {
         "mkdir",
     );
     assert_eq!((mk.ret, mk.name.as_str(), mk.pname.as_str()), (0, "mkdir", "sh"));
+    // The working directory ends in '/', as libsinsp keeps it: `proc.cwd startswith "DIR/"`
+    // (the upstream rules' form) holds for a process whose cwd is DIR itself.
+    assert_eq!(mk.cwd, format!("{w}/"), "{mk:?}");
 
     // Relative paths are resolved against the cwd the shell changed into. (Other tests run
     // their own touch, mv and rm at the same time: only this test's directory counts.)

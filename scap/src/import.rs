@@ -9,19 +9,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use lanner_formats::archive::ChunkBuilder;
-use lanner_formats::event::{fdkind, Chunk, Event, Process, AT_FDCWD, NONE, RET_UNKNOWN};
+use lanner_formats::event::{fdkind, oflags, Chunk, Event, Process, AT_FDCWD, NONE, RET_UNKNOWN};
 use lanner_formats::paths::resolve;
 use lanner_formats::syscall::EventType;
+use lanner_procstate::fd::{connect_names_socket, fcntl_dup, FcntlCodes};
+use lanner_procstate::{Exec, Fd, FdTable, Image, Semantics};
 
 use crate::event_table::SYSCALLS;
 use crate::params::{int, socket, string, string_list, uint, ParamType};
 use crate::reader::{FdKind, RawEvent, ScapFile};
 use crate::ScapError;
 
-/// libscap's `PPM_O_CLOEXEC`.
-const PPM_O_CLOEXEC: u32 = 1 << 12;
-/// libscap's `PPM_O_DIRECTORY`.
-const PPM_O_DIRECTORY: u32 = 1 << 10;
+/// Import replays libsinsp's state machine: the output is judged against sysdig's.
+const LIBSINSP: Semantics = Semantics::Libsinsp;
 
 /// What an import saw and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -42,30 +42,14 @@ pub struct ImportStats {
     pub fds: usize,
 }
 
+/// A thread as libsinsp keeps it: each has its own image (copied at clone), fds are per process.
 #[derive(Debug, Clone, Default)]
 struct Thread {
     pid: i64,
     ptid: i64,
-    comm: String,
-    exe: String,
-    exepath: String,
-    args: Vec<String>,
-    cwd: String,
-    uid: u32,
-    gid: u32,
-    container_id: String,
-    tty: u32,
-    loginuid: u32,
-    start_ns: u64,
+    image: Image,
     /// Bumped whenever the thread's process-level state changes.
     generation: u64,
-}
-
-#[derive(Debug, Clone)]
-struct Fd {
-    kind: u32,
-    name: String,
-    flags: u32,
 }
 
 fn kind_code(k: &FdKind) -> u32 {
@@ -78,15 +62,6 @@ fn kind_code(k: &FdKind) -> u32 {
         FdKind::Ipv6Server { .. } => fdkind::IPV6_SERVER,
         FdKind::Unix => fdkind::UNIX,
         FdKind::Other(n) => fdkind::from_name(n).unwrap_or(fdkind::UNKNOWN),
-    }
-}
-
-/// libsinsp keeps directories with a trailing `/`.
-fn dir_with_slash(d: &str) -> String {
-    if d.is_empty() || d.ends_with('/') {
-        d.to_owned()
-    } else {
-        format!("{d}/")
     }
 }
 
@@ -104,7 +79,7 @@ fn container_of(cgroups: &[String]) -> String {
 struct Importer<'a> {
     threads: HashMap<i64, Thread>,
     /// Fd tables by process id.
-    fds: HashMap<i64, HashMap<i64, Fd>>,
+    fds: HashMap<i64, FdTable>,
     /// The last enter event of each thread.
     pending: HashMap<i64, RawEvent<'a>>,
     builder: ChunkBuilder,
@@ -130,33 +105,27 @@ pub fn import<E>(
         stats: ImportStats { threads: file.threads.len(), fds: file.fds.len(), ..Default::default() },
     };
     for t in &file.threads {
-        im.threads.insert(
-            t.tid,
-            Thread {
-                pid: t.pid,
-                ptid: t.ptid,
-                comm: t.comm.clone(),
-                exe: t.exe.clone(),
-                exepath: t.exepath.clone(),
-                args: t.args.clone(),
-                cwd: dir_with_slash(&t.cwd),
-                uid: t.uid,
-                gid: t.gid,
-                container_id: container_of(&t.cgroups),
-                tty: t.tty,
-                loginuid: t.loginuid,
-                start_ns: 0,
-                generation: 0,
-            },
-        );
+        let mut image = Image {
+            comm: t.comm.clone(),
+            exe: t.exe.clone(),
+            exepath: t.exepath.clone(),
+            args: t.args.clone(),
+            uid: t.uid,
+            gid: t.gid,
+            container_id: container_of(&t.cgroups),
+            tty: t.tty,
+            loginuid: t.loginuid,
+            start_ns: 0,
+            cwd: String::new(),
+        };
+        image.set_cwd(&t.cwd);
+        im.threads.insert(t.tid, Thread { pid: t.pid, ptid: t.ptid, image, generation: 0 });
     }
     for f in &file.fds {
         // Fd lists are per thread; libsinsp keeps one table per process.
         let pid = im.threads.get(&f.tid).map_or(f.tid, |t| t.pid);
-        im.fds
-            .entry(pid)
-            .or_default()
-            .insert(f.fd, Fd { kind: kind_code(&f.kind), name: f.name.clone(), flags: f.open_flags });
+        let cloexec = oflags::from_ppm(f.open_flags) & oflags::O_CLOEXEC != 0;
+        im.fds.entry(pid).or_default().insert(f.fd, Fd { kind: kind_code(&f.kind), name: f.name.clone(), cloexec });
     }
     for ev in file.events() {
         let ev = ev.map_err(ImportError::Scap)?;
@@ -219,13 +188,16 @@ impl<'a> Importer<'a> {
         self.threads.entry(tid).or_insert_with(|| Thread {
             pid: tid,
             ptid: -1,
-            comm: "<NA>".into(),
-            exe: "<NA>".into(),
-            uid: u32::MAX,
-            gid: u32::MAX,
-            container_id: "host".into(),
-            loginuid: u32::MAX,
-            ..Default::default()
+            image: Image {
+                comm: "<NA>".into(),
+                exe: "<NA>".into(),
+                uid: u32::MAX,
+                gid: u32::MAX,
+                container_id: "host".into(),
+                loginuid: u32::MAX,
+                ..Default::default()
+            },
+            generation: 0,
         })
     }
 
@@ -234,19 +206,13 @@ impl<'a> Importer<'a> {
     }
 
     fn fd(&self, tid: i64, fd: i64) -> Option<&Fd> {
-        self.fds.get(&self.pid_of(tid))?.get(&fd)
+        self.fds.get(&self.pid_of(tid))?.get(fd)
     }
 
-    fn set_fd(&mut self, tid: i64, fd: i64, v: Fd) {
+    /// The fd table of `tid`'s process.
+    fn fds_of(&mut self, tid: i64) -> &mut FdTable {
         let pid = self.pid_of(tid);
-        self.fds.entry(pid).or_default().insert(fd, v);
-    }
-
-    fn remove_fd(&mut self, tid: i64, fd: i64) {
-        let pid = self.pid_of(tid);
-        if let Some(t) = self.fds.get_mut(&pid) {
-            t.remove(&fd);
-        }
+        self.fds.entry(pid).or_default()
     }
 
     /// The process-table index of `tid`'s current state in this chunk (adding it and its
@@ -257,10 +223,9 @@ impl<'a> Importer<'a> {
         if let Some(&i) = self.in_chunk.get(&key) {
             return i;
         }
-        let t = self.threads[&tid].clone();
+        let Thread { pid, ptid, image: t, .. } = self.threads[&tid].clone();
         // Guard against parent cycles in damaged files.
-        let parent =
-            if depth < 64 && t.ptid > 0 && t.ptid != tid { self.process_index(t.ptid, depth + 1) } else { NONE };
+        let parent = if depth < 64 && ptid > 0 && ptid != tid { self.process_index(ptid, depth + 1) } else { NONE };
         let b = &mut self.builder;
         // Unknown values stay unknown (`<NA>`), not empty strings.
         let name = b.intern_opt(Some(t.comm.as_str()).filter(|v| !v.is_empty()));
@@ -270,9 +235,9 @@ impl<'a> Importer<'a> {
         let cwd = b.intern(&t.cwd);
         let container_id = b.intern(&t.container_id);
         let p = Process {
-            pid: t.pid as u32,
+            pid: pid as u32,
             // An unknown parent (-1) is stored as u32::MAX, which reads back as -1.
-            ppid: if t.ptid < 0 { u32::MAX } else { t.ptid as u32 },
+            ppid: if ptid < 0 { u32::MAX } else { ptid as u32 },
             parent,
             uid: t.uid,
             gid: t.gid,
@@ -402,16 +367,15 @@ impl<'a> Importer<'a> {
                 let dirfd = pi("dirfd").unwrap_or(AT_FDCWD as i64);
                 let raw = ps("name").unwrap_or_default();
                 let base = if dirfd == AT_FDCWD as i64 || raw.starts_with('/') {
-                    self.threads.get(&tid).map(|t| t.cwd.clone())
+                    self.threads.get(&tid).map(|t| t.image.cwd.clone())
                 } else {
                     self.fd(tid, dirfd).map(|f| f.name.clone())
                 };
                 let path = resolve(base.as_deref(), &raw);
+                let flags = oflags::from_ppm(ppm_flags);
                 if fd >= 0 {
-                    let kind = if ppm_flags & PPM_O_DIRECTORY != 0 { fdkind::DIRECTORY } else { fdkind::FILE };
-                    self.set_fd(tid, fd, Fd { kind, name: path.clone(), flags: ppm_flags });
+                    self.fds_of(tid).open(fd, path.clone(), flags);
                 }
-                let flags = lanner_formats::event::oflags::from_ppm(ppm_flags);
                 self.push(ev, etype, Cols { ret: fd, flags, mode, dirfd: dirfd as i32 }, Some(&path));
             }
             T::Execve | T::Execveat => {
@@ -432,14 +396,20 @@ impl<'a> Importer<'a> {
                     self.generation += 1;
                     let generation = self.generation;
                     let t = self.thread(tid);
-                    let base = cwd.clone().unwrap_or_else(|| t.cwd.clone());
-                    t.comm = comm.unwrap_or_else(|| exe.rsplit('/').next().unwrap_or(&exe).to_owned());
-                    // Older drivers do not send the executable's path; libsinsp leaves it empty.
-                    t.exepath = filename.map(|f| resolve(Some(&base), &f)).unwrap_or_default();
-                    t.exe = exe;
-                    t.args = args;
+                    let base = cwd.clone().unwrap_or_else(|| t.image.cwd.clone());
+                    let exec = Exec {
+                        comm: comm.unwrap_or_else(|| exe.rsplit('/').next().unwrap_or(&exe).to_owned()),
+                        // Older drivers do not send the executable's path; libsinsp leaves it empty.
+                        exepath: filename.map(|f| resolve(Some(&base), &f)).unwrap_or_default(),
+                        exe,
+                        args,
+                        start_ns: ev.ts,
+                        tty: tty.map(|v| v as u32),
+                        loginuid: loginuid.map(|v| v as u32),
+                        uid: uid.map(|v| v as u32),
+                    };
                     if let Some(c) = cgroups {
-                        t.container_id = container_of(&c);
+                        t.image.container_id = container_of(&c);
                     }
                     if let Some(pid) = pid {
                         t.pid = pid;
@@ -447,24 +417,12 @@ impl<'a> Importer<'a> {
                     if let Some(ptid) = ptid {
                         t.ptid = ptid;
                     }
-                    if let Some(uid) = uid {
-                        t.uid = uid as u32;
-                    }
-                    if let Some(v) = tty {
-                        t.tty = v as u32;
-                    }
-                    if let Some(v) = loginuid {
-                        t.loginuid = v as u32;
-                    }
-                    t.start_ns = ev.ts;
                     t.generation = generation;
-                    // execve closes the fds opened with O_CLOEXEC.
-                    let pid = self.pid_of(tid);
-                    if let Some(fds) = self.fds.get_mut(&pid) {
-                        fds.retain(|_, f| f.flags & PPM_O_CLOEXEC == 0);
-                    }
+                    let mut image = std::mem::take(&mut t.image);
+                    image.exec(self.fds_of(tid), exec);
+                    self.thread(tid).image = image;
                 }
-                let path = self.threads.get(&tid).map(|t| t.exepath.clone());
+                let path = self.threads.get(&tid).map(|t| t.image.exepath.clone());
                 self.push(ev, etype, Cols { ret: res, flags: 0, mode: 0, dirfd: AT_FDCWD }, path.as_deref());
             }
             T::Clone | T::Fork | T::Vfork => {
@@ -475,7 +433,7 @@ impl<'a> Importer<'a> {
                     let generation = self.generation;
                     let t = self.thread(tid);
                     if let Some(par) = parent {
-                        if t.comm.is_empty() {
+                        if t.image.comm.is_empty() {
                             *t = Thread { generation, ..par };
                         }
                     }
@@ -485,29 +443,30 @@ impl<'a> Importer<'a> {
                     if let Some(v) = pi("ptid") {
                         t.ptid = v;
                     }
+                    let img = &mut t.image;
                     if let Some(v) = ps("comm") {
-                        t.comm = v;
+                        img.comm = v;
                     }
                     if let Some(v) = ps("exe") {
-                        t.exe = v;
+                        img.exe = v;
                     }
                     if let Some(v) = p("args") {
-                        t.args = string_list(v);
+                        img.args = string_list(v);
                     }
                     if let Some(v) = ps("cwd") {
-                        t.cwd = dir_with_slash(&v);
+                        img.set_cwd(&v);
                     }
                     if let Some(v) = pi("uid") {
-                        t.uid = v as u32;
+                        img.uid = v as u32;
                     }
                     if let Some(v) = pi("gid") {
-                        t.gid = v as u32;
+                        img.gid = v as u32;
                     }
                     if let Some(v) = p("cgroups") {
-                        t.container_id = container_of(&string_list(v));
+                        img.container_id = container_of(&string_list(v));
                     }
-                    if t.start_ns == 0 {
-                        t.start_ns = ev.ts;
+                    if img.start_ns == 0 {
+                        img.start_ns = ev.ts;
                     }
                     t.generation = generation;
                 } else if res > 0 && !self.threads.contains_key(&res) {
@@ -517,7 +476,7 @@ impl<'a> Importer<'a> {
                     child.generation = self.generation;
                     child.pid = res;
                     child.ptid = tid;
-                    child.start_ns = ev.ts;
+                    child.image.start_ns = ev.ts;
                     self.threads.insert(res, child);
                     let pid = self.pid_of(tid);
                     if let Some(fds) = self.fds.get(&pid).cloned() {
@@ -536,14 +495,14 @@ impl<'a> Importer<'a> {
             }
             T::Chdir | T::Fchdir => {
                 let dir = if etype == T::Chdir {
-                    let cwd = self.threads.get(&tid).map(|t| t.cwd.clone());
+                    let cwd = self.threads.get(&tid).map(|t| t.image.cwd.clone());
                     ps("path").map(|p| resolve(cwd.as_deref(), &p))
                 } else {
                     pi("fd").and_then(|fd| self.fd(tid, fd)).map(|f| f.name.clone())
                 };
                 if res == 0 {
                     if let Some(d) = &dir {
-                        self.thread(tid).cwd = dir_with_slash(d);
+                        self.thread(tid).image.set_cwd(d);
                         self.generation += 1;
                         let g = self.generation;
                         self.thread(tid).generation = g;
@@ -557,7 +516,7 @@ impl<'a> Importer<'a> {
                 self.push(ev, etype, Cols { ret: res, flags: 0, mode: r.kind, dirfd: r.fd as i32 }, r.name.as_deref());
             }
             _ => {
-                let cwd = self.threads.get(&tid).map(|t| t.cwd.clone());
+                let cwd = self.threads.get(&tid).map(|t| t.image.cwd.clone());
                 let path = ps("path").or_else(|| ps("name")).or_else(|| ps("pathname"));
                 let path = path.map(|x| resolve(cwd.as_deref(), &x));
                 self.push(
@@ -583,14 +542,8 @@ impl<'a> Importer<'a> {
         match t {
             T::Socket => {
                 if res >= 0 {
-                    let kind = match p("domain").and_then(uint) {
-                        Some(2) => fdkind::IPV4,
-                        Some(10) => fdkind::IPV6,
-                        Some(1) => fdkind::UNIX,
-                        Some(16) => fdkind::NETLINK,
-                        _ => fdkind::UNKNOWN,
-                    };
-                    self.set_fd(tid, res, Fd { kind, name: String::new(), flags: 0 });
+                    let domain = p("domain").and_then(uint).unwrap_or(0);
+                    self.fds_of(tid).socket(res, domain, false, LIBSINSP);
                 }
                 current(self, res)
             }
@@ -598,16 +551,15 @@ impl<'a> Importer<'a> {
                 let newfd = if fd_arg >= 0 { fd_arg } else { res };
                 if newfd >= 0 {
                     if let Some((k, name)) = p("tuple").and_then(|b| socket(b, true)) {
-                        self.set_fd(tid, newfd, Fd { kind: kind_code(&k), name, flags: 0 });
+                        self.fds_of(tid).accept(newfd, name, kind_code(&k), false, LIBSINSP);
                     }
                 }
                 current(self, newfd)
             }
             T::Connect => {
-                // libsinsp names the socket after a connect that succeeded or is in progress.
-                if res >= 0 || res == -115 {
+                if connect_names_socket(res) {
                     if let Some((k, name)) = p("tuple").and_then(|b| socket(b, true)) {
-                        self.set_fd(tid, fd_arg, Fd { kind: kind_code(&k), name, flags: 0 });
+                        self.fds_of(tid).name_socket(fd_arg, name, kind_code(&k));
                     }
                 }
                 current(self, fd_arg)
@@ -615,27 +567,31 @@ impl<'a> Importer<'a> {
             T::Bind => {
                 if res >= 0 {
                     if let Some((k, name)) = p("addr").and_then(|b| socket(b, false)) {
-                        self.set_fd(tid, fd_arg, Fd { kind: kind_code(&k), name, flags: 0 });
+                        self.fds_of(tid).name_socket(fd_arg, name, kind_code(&k));
                     }
                 }
                 current(self, fd_arg)
             }
             T::Dup | T::Dup2 | T::Dup3 | T::Fcntl => {
                 let old = p("oldfd").and_then(int).unwrap_or(fd_arg);
-                // fcntl creates an fd only for F_DUPFD (libscap command code 1).
-                let dups = t != T::Fcntl || p("cmd").and_then(uint) == Some(1);
-                if dups && res >= 0 && res != old {
-                    if let Some(f) = self.fd(tid, old).cloned() {
-                        self.set_fd(tid, res, f);
+                // fcntl creates an fd only for F_DUPFD and F_DUPFD_CLOEXEC.
+                let dup = if t == T::Fcntl {
+                    fcntl_dup(p("cmd").and_then(uint).unwrap_or(0), FcntlCodes::Ppm)
+                } else {
+                    Some(false)
+                };
+                match dup {
+                    Some(cloexec) if res >= 0 && res != old => {
+                        self.fds_of(tid).dup(old, res, cloexec, LIBSINSP);
+                        current(self, res)
                     }
-                    return current(self, res);
+                    _ => current(self, old),
                 }
-                current(self, old)
             }
             T::Close => {
                 let r = current(self, fd_arg);
                 if res >= 0 {
-                    self.remove_fd(tid, fd_arg);
+                    self.fds_of(tid).close(fd_arg);
                 }
                 r
             }

@@ -210,12 +210,12 @@ impl Spool {
         let mut idx = parent_idx;
         for p in chain.into_iter().rev() {
             let b = &mut self.builder;
-            let name = b.intern(&p.comm);
-            let exe = b.intern(&p.exe);
-            let exepath = b.intern(&p.exepath);
-            let args = b.intern(&p.args.join("\0"));
-            let cwd = b.intern(&p.cwd);
-            let container_id = b.intern(&p.container_id);
+            let name = b.intern(&p.image.comm);
+            let exe = b.intern(&p.image.exe);
+            let exepath = b.intern(&p.image.exepath);
+            let args = b.intern(&p.image.args.join("\0"));
+            let cwd = b.intern(&p.image.cwd);
+            let container_id = b.intern(&p.image.container_id);
             let mut opt = |s: &str| if s.is_empty() { NONE } else { b.intern(s) };
             let (container_name, container_image) = (opt(&p.container_name), opt(&p.container_image));
             let (k8s_pod, k8s_ns) = (opt(&p.k8s_pod), opt(&p.k8s_ns));
@@ -223,17 +223,17 @@ impl Spool {
                 pid: p.pid,
                 ppid: p.ppid,
                 parent: idx,
-                uid: p.uid,
-                gid: p.gid,
+                uid: p.image.uid,
+                gid: p.image.gid,
                 name,
                 exe,
                 exepath,
                 args,
                 cwd,
-                start_ns: p.start_ns,
+                start_ns: p.image.start_ns,
                 container_id,
-                tty: p.tty,
-                loginuid: p.loginuid,
+                tty: p.image.tty,
+                loginuid: p.image.loginuid,
                 container_name,
                 container_image,
                 k8s_pod,
