@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use lanner_formats::event::args::Columns;
 use lanner_formats::event::{fdkind, oflags, sock_name, AT_FDCWD};
 use lanner_formats::syscall::{self, EventType};
 use lanner_formats::wire::RecordKind;
@@ -365,38 +366,11 @@ impl ProcessTable {
             Symlinkat => (i32a(1), AT_FDCWD),
             _ => (AT_FDCWD, AT_FDCWD),
         };
-        match spec.event {
-            Open => (d.flags, d.mode) = (native_oflags(a[1]), a[2] as u32),
-            Openat | Openat2 => (d.flags, d.mode) = (native_oflags(a[2]), a[3] as u32),
-            Creat => (d.flags, d.mode) = (oflags::O_CREAT | oflags::O_WRONLY | oflags::O_TRUNC, a[1] as u32),
-            Mkdir => d.mode = a[1] as u32,
-            Mkdirat => d.mode = a[2] as u32,
-            Unlinkat => d.flags = a[2] as u32,
-            Renameat2 => d.flags = a[4] as u32,
-            Execveat => d.flags = a[4] as u32,
-            Fchdir => d.dirfd = i32a(0),
-            // Per-type use of the numeric columns (documented in formats/FORMAT.md).
-            Chmod => d.mode = a[1] as u32,
-            Fchmod => (d.dirfd, d.mode) = (i32a(0), a[1] as u32),
-            Fchmodat => d.mode = a[2] as u32,
-            Chown | Lchown => (d.mode, d.flags) = (a[1] as u32, a[2] as u32),
-            Fchown => (d.dirfd, d.mode, d.flags) = (i32a(0), a[1] as u32, a[2] as u32),
-            Fchownat => (d.mode, d.flags) = (a[2] as u32, a[3] as u32),
-            Linkat => d.flags = a[4] as u32,
-            Mount => d.flags = a[3] as u32,
-            Umount2 => d.flags = a[1] as u32,
-            Setuid | Setgid => d.mode = a[0] as u32,
-            Setreuid | Setregid => (d.mode, d.flags) = (a[0] as u32, a[1] as u32),
-            Setresuid | Setresgid => (d.mode, d.flags, d.dirfd) = (a[0] as u32, a[1] as u32, i32a(2)),
-            Ptrace => (d.flags, d.dirfd) = (a[0] as u32, i32a(1)),
-            Kill | Tkill => (d.dirfd, d.flags) = (i32a(0), a[1] as u32),
-            Tgkill => (d.mode, d.dirfd, d.flags) = (a[0] as u32, i32a(1), a[2] as u32),
-            MemfdCreate => d.flags = a[1] as u32,
-            Bpf => d.flags = a[0] as u32,
-            _ => {}
-        }
-        if fd1 != AT_FDCWD {
-            d.dirfd = fd1;
+        // Every argument a column holds, from the one per-type map (formats::event::args).
+        let cols = Columns::from_syscall(spec.event, &a, native_oflags);
+        (d.flags, d.mode, d.dirfd) = (cols.flags, cols.mode, cols.dirfd);
+        if spec.event == Creat {
+            d.flags = oflags::O_CREAT | oflags::O_WRONLY | oflags::O_TRUNC;
         }
         let pid = r.tgid;
         if spec.event == Execve || spec.event == Execveat {
@@ -561,7 +535,6 @@ impl ProcessTable {
         let fds = &mut p.fds;
         let (fd, entry) = match d.etype {
             Socket => {
-                d.flags = a[1] as u32;
                 let cloexec = d.flags & SOCK_CLOEXEC != 0;
                 let e = if ok {
                     fds.socket(r.ret, a[0], cloexec, K).clone()
@@ -622,9 +595,6 @@ impl ProcessTable {
             }
             Dup | Dup2 | Dup3 | Fcntl => {
                 let old = a[0] as i32 as i64;
-                if d.etype == Fcntl {
-                    d.flags = a[1] as u32;
-                }
                 // What the call asks for the new fd: close-on-exec, or (an fcntl that is no
                 // duplicate) nothing.
                 let dup = match d.etype {

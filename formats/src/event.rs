@@ -5,6 +5,7 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+pub mod args;
 pub mod stored;
 pub use stored::{ArchivedStoredEvents, EventIter, StoredEvents};
 
@@ -454,23 +455,34 @@ pub mod oflags {
     /// Unnamed temporary file.
     pub const O_TMPFILE: u32 = 0o20200000;
 
-    /// Each flag beyond the access mode with libscap's `PPM_O_*` bit: the one table that
-    /// `.scap` import and export both read. Values spanning several bits (`O_SYNC` holds
-    /// `O_DSYNC`'s, `O_TMPFILE` holds `O_DIRECTORY`'s) match only when all of theirs are set.
-    pub const PPM: [(u32, u32); 12] = [
-        (O_CREAT, 1 << 2),
-        (O_APPEND, 1 << 3),
-        (0o10000, 1 << 4), // O_DSYNC
-        (O_EXCL, 1 << 5),
-        (0o4000, 1 << 6),    // O_NONBLOCK
-        (0o4010000, 1 << 7), // O_SYNC
-        (O_TRUNC, 1 << 8),
-        (0o40000, 1 << 9), // O_DIRECT
-        (O_DIRECTORY, 1 << 10),
-        (0o100000, 1 << 11), // O_LARGEFILE
-        (O_CLOEXEC, 1 << 12),
-        (O_TMPFILE, 1 << 13),
+    /// Each flag beyond the access mode with libscap's `PPM_O_*` bit and its name: the one
+    /// table that `.scap` import and export and the analyzer's `evt.arg.flags` read. Values
+    /// spanning several bits (`O_SYNC` holds `O_DSYNC`'s, `O_TMPFILE` holds `O_DIRECTORY`'s)
+    /// match only when all of theirs are set.
+    pub const PPM: [(u32, u32, &str); 12] = [
+        (O_CREAT, 1 << 2, "O_CREAT"),
+        (O_APPEND, 1 << 3, "O_APPEND"),
+        (0o10000, 1 << 4, "O_DSYNC"),
+        (O_EXCL, 1 << 5, "O_EXCL"),
+        (0o4000, 1 << 6, "O_NONBLOCK"),
+        (0o4010000, 1 << 7, "O_SYNC"),
+        (O_TRUNC, 1 << 8, "O_TRUNC"),
+        (0o40000, 1 << 9, "O_DIRECT"),
+        (O_DIRECTORY, 1 << 10, "O_DIRECTORY"),
+        (0o100000, 1 << 11, "O_LARGEFILE"),
+        (O_CLOEXEC, 1 << 12, "O_CLOEXEC"),
+        (O_TMPFILE, 1 << 13, "O_TMPFILE"),
     ];
+
+    /// Linux open flags by name: the access mode, then each flag set, `|`-separated.
+    pub fn render(f: u32) -> String {
+        let mode = match f & O_ACCMODE {
+            O_WRONLY => "O_WRONLY",
+            O_RDWR => "O_RDWR",
+            _ => "O_RDONLY",
+        };
+        PPM.iter().filter(|(l, _, _)| f & l == *l).fold(mode.to_owned(), |s, (_, _, n)| s + "|" + n)
+    }
 
     /// Linux open flags as libscap's `PPM_O_*` bits (access mode in the low two).
     pub fn to_ppm(f: u32) -> u32 {
@@ -479,7 +491,7 @@ pub mod oflags {
             O_WRONLY => 2,
             _ => 3,
         };
-        PPM.iter().filter(|(l, _)| f & l == *l).fold(mode, |p, (_, b)| p | b)
+        PPM.iter().filter(|(l, _, _)| f & l == *l).fold(mode, |p, (_, b, _)| p | b)
     }
 
     /// libscap's `PPM_O_*` bits as Linux open flags.
@@ -489,7 +501,7 @@ pub mod oflags {
             3 => O_RDWR,
             _ => O_RDONLY,
         };
-        PPM.iter().filter(|(_, b)| ppm & b != 0).fold(mode, |f, (l, _)| f | l)
+        PPM.iter().filter(|(_, b, _)| ppm & b != 0).fold(mode, |f, (l, _, _)| f | l)
     }
 }
 

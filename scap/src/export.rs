@@ -10,7 +10,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use lanner_formats::archive::SegmentReader;
-use lanner_formats::event::{fdkind, oflags, sock_name, ArchivedChunk, Event, PathIndex, AT_FDCWD, NONE, RET_UNKNOWN};
+use lanner_formats::event::{
+    args, fdkind, oflags, sock_name, ArchivedChunk, Event, PathIndex, AT_FDCWD, NONE, RET_UNKNOWN,
+};
 use lanner_formats::syscall::{type_bits, EventType, ENTER};
 
 use crate::event_table::{EVENTS, SYSCALLS};
@@ -222,6 +224,17 @@ fn write_event<W: Write>(
     // Values by libscap parameter name.
     let value = |pname: &str, exit: bool| -> Option<Value> {
         let proc_str = |f: fn(&lanner_formats::event::ArchivedProcess) -> u32| p.map(|p| Value::Str(s(f(p))));
+        // An argument a numeric column holds (formats::event::args), in libscap's spelling;
+        // the kernel's own flag values are not libscap's, so those are not written.
+        if let Some(slot) = args::slot_of(t, pname) {
+            let cols = args::Columns { flags: ev.flags, mode: ev.mode, dirfd: ev.dirfd };
+            let v = cols.get(slot.column);
+            match slot.encoding {
+                args::Encoding::Plain | args::Encoding::Mode => return Some(Value::Int(v)),
+                args::Encoding::OpenFlags => return Some(Value::Int(oflags::to_ppm(v as u32) as i64)),
+                args::Encoding::Kernel => {}
+            }
+        }
         Some(match pname {
             "res" | "status" => Value::Int(ret),
             "fd" if exit

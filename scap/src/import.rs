@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use lanner_formats::archive::ChunkBuilder;
-use lanner_formats::event::{fdkind, oflags, Chunk, Event, Process, AT_FDCWD, NONE, RET_UNKNOWN};
+use lanner_formats::event::{args, fdkind, oflags, Chunk, Event, Process, AT_FDCWD, NONE, RET_UNKNOWN};
 use lanner_formats::paths::resolve;
 use lanner_formats::syscall::EventType;
 use lanner_procstate::fd::{connect_names_socket, fcntl_dup, FcntlCodes};
@@ -519,12 +519,20 @@ impl<'a> Importer<'a> {
                 let cwd = self.threads.get(&tid).map(|t| t.image.cwd.clone());
                 let path = ps("path").or_else(|| ps("name")).or_else(|| ps("pathname"));
                 let path = path.map(|x| resolve(cwd.as_deref(), &x));
-                self.push(
-                    ev,
-                    etype,
-                    Cols { ret: res, flags: 0, mode: pi("mode").unwrap_or(0) as u32, dirfd: AT_FDCWD },
-                    path.as_deref(),
-                );
+                // The arguments the numeric columns hold (formats::event::args), where libscap
+                // spells them as Lanner stores them.
+                let mut c = args::Columns::default();
+                for slot in args::slots(etype) {
+                    let v = match slot.encoding {
+                        args::Encoding::Plain | args::Encoding::Mode => pi(slot.name),
+                        args::Encoding::OpenFlags => pi(slot.name).map(|f| oflags::from_ppm(f as u32) as i64),
+                        args::Encoding::Kernel => None,
+                    };
+                    if let Some(v) = v {
+                        c.set(slot.column, v);
+                    }
+                }
+                self.push(ev, etype, Cols { ret: res, flags: c.flags, mode: c.mode, dirfd: c.dirfd }, path.as_deref());
             }
         }
     }

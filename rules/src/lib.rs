@@ -19,4 +19,4 @@ pub use loader::{Code, Diagnostic, Pos, RuleError, Source};
 pub use program::{ChunkState, Program};
 
 /// The built-in default ruleset, used when no `--rules` file is given.
-pub const DEFAULT_RULES: &str = include_str!("../../default_rules.yaml");
+pub const DEFAULT_RULES: &str = include_str!("../default_rules.yaml");

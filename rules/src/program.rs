@@ -454,7 +454,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::rules::{RuleMatching, RuleSet};
+    use crate::{RuleMatching, RuleSet};
 
     /// Checks of every kind the program treats differently: process (pids included), path,
     /// plain event type, other event fields, and a comparison with another field.

@@ -22,6 +22,13 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// Compiles a bare condition with no macros or lists (`proc.name = cat and fd.name
+    /// startswith /etc`); errors name the filter `filter` and the column. To use the macros and
+    /// lists of rule files, see [`crate::RuleSet::compile_filter`].
+    pub fn parse(condition: &str) -> Result<Filter, Vec<crate::Diagnostic>> {
+        crate::RuleSet::compile_filter(&[], "filter", condition)
+    }
+
     /// Calls `f` with every field the filter reads.
     pub fn visit_fields(&self, f: &mut impl FnMut(&Field)) {
         match self {
@@ -441,6 +448,18 @@ pub(crate) fn transformed_type(f: &Field, transformers: &[Transformer]) -> Field
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_filters_parse_and_report_errors_with_their_place() {
+        let f = Filter::parse("proc.name = cat and fd.name startswith /etc").unwrap();
+        let mut fields = Vec::new();
+        f.visit_fields(&mut |x| fields.push(x.clone()));
+        assert_eq!(fields, [Field::parse("proc.name").unwrap(), Field::parse("fd.name").unwrap()]);
+        let e = Filter::parse("proc.name = cat and (").unwrap_err();
+        assert!(e[0].to_string().contains("filter"), "{}", e[0]);
+        let e = Filter::parse("no.such.field = 1").unwrap_err();
+        assert!(e[0].to_string().contains("no.such.field"), "{}", e[0]);
+    }
 
     #[test]
     fn glob_and_pmatch() {

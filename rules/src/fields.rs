@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use lanner_formats::archive::SegmentMeta;
 use lanner_formats::event::{
-    fdkind, oflags, sock_name, ArchivedChunk, ArchivedProcess, Event, PathIndex, NONE, RET_UNKNOWN,
+    args, fdkind, oflags, sock_name, ArchivedChunk, ArchivedProcess, Event, PathIndex, NONE, RET_UNKNOWN,
 };
 use lanner_formats::syscall::EventType;
 
@@ -679,45 +679,33 @@ impl<'a> EventView<'a> {
             (_, "res") => int(self.ret()),
             (Open | Openat | Openat2 | Creat, "name") => path(),
             (Open | Openat | Openat2 | Creat, "fd") => int(self.ret()),
-            (Open | Openat | Openat2 | Creat, "flags") => FieldValue::Str(Cow::Owned(render_open_flags(self.flags()))),
-            (Open | Openat | Openat2 | Creat | Mkdir | Mkdirat, "mode") => {
-                FieldValue::Str(Cow::Owned(format!("0{:o}", self.ev.mode)))
-            }
-            (Openat | Openat2 | Mkdirat | Unlinkat | Execveat, "dirfd") | (Renameat | Renameat2, "olddirfd") => {
-                int(self.ev.dirfd as i64)
-            }
+            // creat(2) has no flags argument; libsinsp still shows the ones it implies.
+            (Creat, "flags") => FieldValue::Str(Cow::Owned(oflags::render(self.flags()))),
             (Mkdir | Mkdirat | Unlink | Rmdir | Chdir, "path") => path(),
             (Unlinkat, "name") => path(),
-            (Unlinkat | Renameat2, "flags") => int(self.flags() as i64),
             (Rename | Renameat | Renameat2, "oldpath") => path(),
             (Rename | Renameat | Renameat2, "newpath") => path2(),
             (Execve | Execveat, "filename") => path(),
-            (Fchdir, "fd") => int(self.ev.dirfd as i64),
             (Chmod | Fchmodat, "filename") | (Chown | Lchown, "path") | (Fchownat, "pathname") => path(),
-            (Chmod | Fchmod | Fchmodat, "mode") => FieldValue::Str(Cow::Owned(format!("0{:o}", self.ev.mode))),
-            (Fchmod | Fchown, "fd") => int(self.ev.dirfd as i64),
-            (Fchmodat | Fchownat, "dirfd") | (Symlinkat, "linkdirfd") | (Linkat, "olddir") => int(self.ev.dirfd as i64),
-            (Chown | Lchown | Fchown | Fchownat, "uid") => int(self.ev.mode as i64),
-            (Chown | Lchown | Fchown | Fchownat, "gid") => int(self.ev.flags as i64),
             (Link | Linkat, "oldpath") | (Symlink | Symlinkat, "linkpath") | (Mount, "dir") | (Umount2, "name") => {
                 path()
             }
             (Link | Linkat, "newpath") | (Symlink | Symlinkat, "target") | (Mount, "dev") => path2(),
-            (Linkat | Mount | Umount2 | MemfdCreate, "flags") => int(self.flags() as i64),
-            (Setuid, "uid") | (Setgid, "gid") | (Setreuid | Setresuid, "ruid") | (Setregid | Setresgid, "rgid") => {
-                int(self.ev.mode as i64)
-            }
-            (Setreuid | Setresuid, "euid") | (Setregid | Setresgid, "egid") => int(self.flags() as i64),
-            (Setresuid, "suid") | (Setresgid, "sgid") => int(self.ev.dirfd as i64),
-            (Ptrace, "request") => FieldValue::Str(Cow::Owned(ptrace_request_name(self.flags()))),
-            (Ptrace, "pid") | (Kill, "pid") | (Tkill | Tgkill, "tid") => int(self.ev.dirfd as i64),
-            (Tgkill, "pid") => int(self.ev.mode as i64),
-            (Kill | Tkill | Tgkill, "sig") => int(self.flags() as i64),
             (MemfdCreate, "name") => path(),
             (MemfdCreate, "fd") => int(self.ret()),
-            (Bpf, "cmd") => int(self.flags() as i64),
-            (Clone, "flags") => FieldValue::Str(Cow::Owned(render_clone_flags(self.flags()))),
-            _ => FieldValue::Missing,
+            // The rest sit in the numeric columns, where formats::event::args puts them.
+            _ => {
+                let Some(slot) = args::slot_of(t, name) else { return FieldValue::Missing };
+                let cols = args::Columns { flags: self.ev.flags, mode: self.ev.mode, dirfd: self.ev.dirfd };
+                let v = cols.get(slot.column);
+                match (t, slot.encoding) {
+                    (_, args::Encoding::OpenFlags) => FieldValue::Str(Cow::Owned(oflags::render(v as u32))),
+                    (_, args::Encoding::Mode) => FieldValue::Str(Cow::Owned(format!("0{v:o}"))),
+                    (Ptrace, _) if name == "request" => FieldValue::Str(Cow::Owned(ptrace_request_name(v as u32))),
+                    (Clone, _) => FieldValue::Str(Cow::Owned(render_clone_flags(v as u32))),
+                    _ => int(v),
+                }
+            }
         }
     }
 }
@@ -861,28 +849,6 @@ pub fn ptrace_request_name(r: u32) -> String {
         _ => return r.to_string(),
     };
     name.to_owned()
-}
-
-/// Renders open flags as libsinsp does (`O_WRONLY|O_CREAT|O_TRUNC`).
-pub fn render_open_flags(f: u32) -> String {
-    let mut parts = vec![match f & oflags::O_ACCMODE {
-        oflags::O_WRONLY => "O_WRONLY",
-        oflags::O_RDWR => "O_RDWR",
-        _ => "O_RDONLY",
-    }];
-    for (bit, name) in [
-        (oflags::O_CREAT, "O_CREAT"),
-        (oflags::O_EXCL, "O_EXCL"),
-        (oflags::O_TRUNC, "O_TRUNC"),
-        (oflags::O_APPEND, "O_APPEND"),
-        (oflags::O_DIRECTORY, "O_DIRECTORY"),
-        (oflags::O_CLOEXEC, "O_CLOEXEC"),
-    ] {
-        if f & bit == bit {
-            parts.push(name);
-        }
-    }
-    parts.join("|")
 }
 
 /// Clone flags by their Linux names (`CLONE_VM|CLONE_FS|…`) in bit order, the exit signal
@@ -1132,7 +1098,11 @@ mod tests {
 
     #[test]
     fn open_flags_render_like_libsinsp() {
-        assert_eq!(render_open_flags(oflags::O_WRONLY | oflags::O_CREAT | oflags::O_TRUNC), "O_WRONLY|O_CREAT|O_TRUNC");
-        assert_eq!(render_open_flags(oflags::O_CLOEXEC), "O_RDONLY|O_CLOEXEC");
+        assert_eq!(oflags::render(oflags::O_WRONLY | oflags::O_CREAT | oflags::O_TRUNC), "O_WRONLY|O_CREAT|O_TRUNC");
+        assert_eq!(oflags::render(oflags::O_CLOEXEC), "O_RDONLY|O_CLOEXEC");
+        // Every flag the PPM table knows has its name, multi-bit ones only when whole.
+        assert_eq!(oflags::render(0o4000 | 0o100000), "O_RDONLY|O_NONBLOCK|O_LARGEFILE");
+        assert_eq!(oflags::render(0o4010000 | oflags::O_RDWR), "O_RDWR|O_DSYNC|O_SYNC");
+        assert_eq!(oflags::render(oflags::O_TMPFILE | oflags::O_WRONLY), "O_WRONLY|O_DIRECTORY|O_TMPFILE");
     }
 }
