@@ -45,6 +45,7 @@ pub fn evaluate_chunk(
     rules: &RuleSet,
     decoded: &DecodedChunk,
     meta: &SegmentMeta,
+    first_event: u64,
     window: Window,
     stats: &mut ChunkStats,
 ) -> Vec<Alert> {
@@ -52,14 +53,14 @@ pub fn evaluate_chunk(
     let program = rules.program();
     let mut state = program.chunk_state(chunk, paths.len());
     let mut alerts = Vec::new();
-    for ev in chunk.events.iter() {
+    for (i, ev) in chunk.events.iter().enumerate() {
         let ts = ev.ts_ns;
         if !window.contains(ts) {
             continue;
         }
         stats.events += 1;
         stats.t_range = Some(stats.t_range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
-        let view = EventView { chunk, paths, ev, meta };
+        let view = EventView { chunk, paths, ev, num: first_event + i as u64 + 1, meta };
         program.for_each_match(&view, &mut state, |i| {
             let rule = &rules.rules[i];
             let (text, output_fields) = rule.output.render(&view);

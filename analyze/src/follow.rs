@@ -114,7 +114,7 @@ pub fn follow(
                 match r.decode(c) {
                     Ok(d) => {
                         let mut stats = ChunkStats::default();
-                        for a in evaluate_chunk(rules, &d, r.meta(), Window::default(), &mut stats) {
+                        for a in evaluate_chunk(rules, &d, r.meta(), c.first_event, Window::default(), &mut stats) {
                             for s in sinks.iter_mut() {
                                 s.send(&a)?;
                             }

@@ -43,9 +43,9 @@ pub fn for_each_event(paths: &[PathBuf], window: Window, mut f: impl FnMut(&Even
                 }
             };
             let (chunk, paths) = (d.chunk(), d.paths());
-            for ev in chunk.events.iter() {
+            for (i, ev) in chunk.events.iter().enumerate() {
                 if window.contains(ev.ts_ns) {
-                    f(&EventView { chunk, paths, ev, meta: r.meta() });
+                    f(&EventView { chunk, paths, ev, num: c.first_event + i as u64 + 1, meta: r.meta() });
                 }
             }
         }

@@ -153,7 +153,7 @@ pub fn replay(
                     readers[*i].as_ref().ok_or_else(|| format!("{}: could not be reopened", files[*i].display()))?;
                 let decoded = r.decode(c).map_err(|e| e.to_string())?;
                 let mut stats = ChunkStats::default();
-                let alerts = evaluate_chunk(rules, &decoded, r.meta(), window, &mut stats);
+                let alerts = evaluate_chunk(rules, &decoded, r.meta(), c.first_event, window, &mut stats);
                 Ok(ChunkResult { alerts, stats, drops: decoded.chunk().drops.to_native() })
             })
             .collect();

@@ -48,6 +48,49 @@ fn replays_a_directory_to_stdout_and_to_a_file() {
 }
 
 #[test]
+fn evt_num_numbers_a_capture_run_the_same_whatever_the_threads_and_always_true_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = common::write_capture(dir.path(), 3);
+    // Upstream's macros, as falco_rules.yaml defines them.
+    let rules = dir.path().join("num.yaml");
+    fs::write(
+        &rules,
+        "- macro: always_true\n  condition: (evt.num>=0)\n- macro: never_true\n  condition: (evt.num=0)\n\
+         - rule: numbered\n  desc: d\n  condition: always_true and not never_true and evt.type != procexit\n\
+         \x20 output: n=%evt.num\n  priority: info\n",
+    )
+    .unwrap();
+    let nums = |threads: &str| -> Vec<u64> {
+        let out = analyze(&[
+            "replay",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--threads",
+            threads,
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["output_fields"]["evt.num"].as_u64().unwrap()
+            })
+            .collect()
+    };
+    let one = nums("1");
+    let per_segment = one.len() / segs.len();
+    assert!(per_segment > 0 && one.len() == per_segment * segs.len(), "{one:?}");
+    // Numbered from 1 across the run's segments, in archive order.
+    assert_eq!(one, (1..=one.len() as u64).collect::<Vec<_>>());
+    assert_eq!(nums("2"), one, "the numbers do not depend on the thread count");
+    // A query over the last segment alone gives its events the same numbers.
+    let out = analyze(&["query", "-p", "%evt.num", segs[2].to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let last: Vec<u64> = text(&out.stdout).lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(last, one[2 * per_segment..].to_vec());
+}
+
+#[test]
 fn malformed_rules_fail_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let seg = common::write_segment(dir.path(), "a.lnr", &common::threat_chunks(), true);

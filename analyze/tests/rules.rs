@@ -12,9 +12,11 @@ use lanner_formats::syscall::EventType;
 fn alerts(rules: &RuleSet, chunks: &[Chunk]) -> Vec<lanner_formats::alert::Alert> {
     let mut out = Vec::new();
     let meta = lanner_formats::archive::SegmentMeta { hostname: "testhost".into(), ..Default::default() };
+    let mut first_event = 0;
     for c in chunks {
         let d = DecodedChunk::from_chunk(c).unwrap();
-        out.extend(evaluate_chunk(rules, &d, &meta, Window::default(), &mut ChunkStats::default()));
+        out.extend(evaluate_chunk(rules, &d, &meta, first_event, Window::default(), &mut ChunkStats::default()));
+        first_event += c.events.len() as u64;
     }
     out
 }

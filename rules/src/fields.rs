@@ -51,6 +51,8 @@ pub enum Field {
     EvtRes,
     /// `evt.rawres`
     EvtRawres,
+    /// `evt.num`: the event's number in its capture run, from 1.
+    EvtNum,
     /// `evt.failed`
     EvtFailed,
     /// `evt.time`
@@ -190,6 +192,7 @@ impl Field {
             "evt.type" => no_arg(Field::EvtType),
             "evt.res" => no_arg(Field::EvtRes),
             "evt.rawres" => no_arg(Field::EvtRawres),
+            "evt.num" => no_arg(Field::EvtNum),
             "evt.failed" => no_arg(Field::EvtFailed),
             "evt.time" => no_arg(Field::EvtTime),
             "evt.dir" => no_arg(Field::EvtDir),
@@ -307,8 +310,8 @@ impl Field {
     pub fn ftype(&self) -> FieldType {
         use Field::*;
         match self {
-            EvtRawres | FdNum | FdPort(_) | ProcTty | UserLoginuid | ProcPid | ProcPpid | ProcApid(_) | ProcApidAny
-            | ThreadTid | UserUid | GroupGid => FieldType::Int,
+            EvtRawres | EvtNum | FdNum | FdPort(_) | ProcTty | UserLoginuid | ProcPid | ProcPpid | ProcApid(_)
+            | ProcApidAny | ThreadTid | UserUid | GroupGid => FieldType::Int,
             NotCaptured(_, t) => *t,
             EvtFailed | EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec | ProcIsExeFromMemfd => FieldType::Bool,
             ProcDuration => FieldType::Int,
@@ -351,6 +354,9 @@ pub struct EventView<'a> {
     pub paths: &'a PathIndex,
     /// The event.
     pub ev: Event,
+    /// Its number in its capture run, from 1 (`evt.num`): its chunk's
+    /// [`lanner_formats::archive::ChunkRef::first_event`] plus its place in the chunk.
+    pub num: u64,
     /// Host it was recorded on.
     pub meta: &'a SegmentMeta,
 }
@@ -458,6 +464,7 @@ impl<'a> EventView<'a> {
                 }
             }
             Field::EvtRawres => Int(self.ret()),
+            Field::EvtNum => Int(self.num as i64),
             Field::EvtFailed => Bool(self.ret() < 0 && self.ret() != RET_UNKNOWN),
             Field::EvtTime => Str(Cow::Owned(format_time_of_day(self.ev.ts_ns))),
             // procexit is an enter event in libscap's numbering.
@@ -784,7 +791,6 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("k8s.pod.uid", FieldType::Str, ArgKind::None),
     ("k8s.pod.label", FieldType::Str, ArgKind::Required),
     ("evt.buffer", FieldType::Str, ArgKind::None),
-    ("evt.num", FieldType::Int, ArgKind::None),
     ("evt.plugininfo", FieldType::Str, ArgKind::None),
     ("fd.cip.name", FieldType::Str, ArgKind::None),
     ("fd.sip.name", FieldType::Str, ArgKind::None),

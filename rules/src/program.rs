@@ -605,7 +605,7 @@ mod tests {
         let mut st = rs.program().chunk_state(chunk, paths.len());
         let (mut compiled, mut reference) = (Vec::new(), Vec::new());
         for (k, ev) in chunk.events.iter().enumerate() {
-            let v = EventView { chunk, paths, ev, meta };
+            let v = EventView { chunk, paths, ev, num: 0, meta };
             rs.program().for_each_match(&v, &mut st, |i| {
                 compiled.push((k, i));
                 rs.rule_matching == RuleMatching::All

@@ -122,6 +122,7 @@ pub fn write_segment(dir: &Path, name: &str, chunks: &[Chunk], seal: bool) -> Pa
 pub fn write_capture(dir: &Path, segments: usize) -> Vec<PathBuf> {
     let mut prev_chain = String::new();
     let mut out = Vec::new();
+    let per_segment: u64 = threat_chunks().iter().map(|c| c.events.len() as u64).sum();
     for seq in 0..segments {
         let path = dir.join(format!("seg-{seq:03}.lnr"));
         let meta = SegmentMeta {
@@ -129,6 +130,7 @@ pub fn write_capture(dir: &Path, segments: usize) -> Vec<PathBuf> {
             capture_id: "cafe0001".into(),
             sequence: seq as u64,
             prev_chain: prev_chain.clone(),
+            first_event: seq as u64 * per_segment,
             ..Default::default()
         };
         let mut w = SegmentWriter::create(&path, &meta, 3).unwrap();

@@ -579,6 +579,8 @@ impl SpoolWriter {
             self.metrics.open_segment_bytes.store(0, Relaxed);
             self.meta.sequence += 1;
             self.meta.prev_chain = chain;
+            // The next segment's events are numbered on from this run's (evt.num).
+            self.meta.first_event = self.events_written;
             self.meta.created_ns = now_ns();
         }
     }
@@ -636,6 +638,7 @@ mod tests {
             prev_chain: String::new(),
             writer: "test".into(),
             users: Default::default(),
+            first_event: 0,
         };
         Spool::new(dir, limits, meta, Arc::new(Metrics::default())).unwrap()
     }
@@ -685,6 +688,8 @@ mod tests {
             let r = SegmentReader::open(p).unwrap();
             assert!(r.is_sealed());
             assert_eq!((r.meta().sequence, r.chunks().len()), (i as u64, 1));
+            // Events are numbered on across segments (evt.num): 10 per chunk before this one.
+            assert_eq!((r.meta().first_event, r.chunks()[0].first_event), (10 * i as u64, 10 * i as u64));
         }
         assert_verifies(&segs);
         assert_eq!(m.segments_closed.load(Relaxed), 3);

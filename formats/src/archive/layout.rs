@@ -42,6 +42,11 @@ pub struct SegmentMeta {
     pub prev_chain: String,
     /// Version of the writer.
     pub writer: String,
+    /// Events the capture run wrote before this segment: its first event is `evt.num`
+    /// `first_event + 1`. (0 in archives written before the field existed: their numbering
+    /// starts again in each segment.)
+    #[serde(default)]
+    pub first_event: u64,
     /// User names by uid on the recording host (`/etc/passwd` when capture started), for
     /// `user.name`: resolving them where the archive is analyzed would name the wrong users.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]

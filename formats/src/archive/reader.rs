@@ -20,6 +20,9 @@ pub struct ChunkRef {
     pub offset: u64,
     /// The frame header (the chunk's index entry).
     pub header: FrameHeader,
+    /// Events before this chunk in its capture run (`evt.num` of its first event is this + 1):
+    /// the segment's `first_event` plus the events of the chunks before it.
+    pub first_event: u64,
     /// Chain value of the preceding frame (or the segment seed).
     prev_chain: [u8; 32],
 }
@@ -183,14 +186,12 @@ impl SegmentReader {
             seed,
             truncated: None,
         };
-        if sealed_len != 0 {
-            if len < sealed_len {
-                // Sealed, then cut short: the footer is gone; complete chunks are still usable.
-                r.truncated = Some((sealed_len, len));
-                r.scan(header_len, len, seed);
-                r.torn = None;
-                return Ok(r);
-            }
+        if sealed_len != 0 && len < sealed_len {
+            // Sealed, then cut short: the footer is gone; complete chunks are still usable.
+            r.truncated = Some((sealed_len, len));
+            r.scan(header_len, len, seed);
+            r.torn = None;
+        } else if sealed_len != 0 {
             match r.read_footer(header_len, footer_offset, sealed_len, seed) {
                 Ok(chunks) => r.chunks = chunks,
                 Err(e) => {
@@ -200,6 +201,11 @@ impl SegmentReader {
             }
         } else {
             r.scan(header_len, len, seed);
+        }
+        let mut before = r.meta.first_event;
+        for c in &mut r.chunks {
+            c.first_event = before;
+            before += c.header.event_count as u64;
         }
         Ok(r)
     }
@@ -245,7 +251,7 @@ impl SegmentReader {
             let offset = le_u64(&b[e..e + 8]);
             let header = FrameHeader::decode(&b[e + 8..e + FOOTER_ENTRY_LEN])
                 .ok_or_else(|| bad(e as u64 + 8, "bad frame magic in index entry"))?;
-            out.push(ChunkRef { index: i, offset, header, prev_chain: prev });
+            out.push(ChunkRef { index: i, offset, header, first_event: 0, prev_chain: prev });
             prev = header.chain;
         }
         Ok(out)
@@ -264,7 +270,7 @@ impl SegmentReader {
                 }
             };
             let index = self.chunks.len();
-            self.chunks.push(ChunkRef { index, offset: pos as u64, header: fh, prev_chain: prev });
+            self.chunks.push(ChunkRef { index, offset: pos as u64, header: fh, first_event: 0, prev_chain: prev });
             prev = fh.chain;
             pos += FRAME_HEADER_LEN + fh.payload_len as usize;
         }
