@@ -58,6 +58,7 @@ pub fn import_file(scap: &Path, out: &Path) -> Result<ImportStats> {
         capture_id: format!("scap:{}", scap.display()),
         writer: format!("lanner-analyze {} (scap import)", env!("CARGO_PKG_VERSION")),
         users: file.users.iter().map(|u| (u.uid, u.name.clone())).collect(),
+        groups: file.groups.iter().map(|g| (g.gid, g.name.clone())).collect(),
         ..Default::default()
     };
     let mut w = SegmentWriter::create(out, &meta, 3).with_context(|| format!("creating {}", out.display()))?;

@@ -244,3 +244,51 @@ fn a_bare_filter_compiles_against_the_macros_and_lists_of_rule_files() {
     let errs = RuleSet::compile_filter(&[], "<filter>", "spawned_shell").unwrap_err();
     assert!(errs[0].message.contains("spawned_shell"), "an undefined macro is named: {}", errs[0]);
 }
+
+#[test]
+fn login_and_group_names_come_from_the_recording_hosts_tables() {
+    use lanner_formats::event::{Process, NONE};
+    let mut b = ChunkBuilder::new();
+    let (name, empty) = (b.intern("cat"), b.intern(""));
+    let host = b.intern("host");
+    let p = b.add_process(Process {
+        pid: 300,
+        ppid: 1,
+        parent: NONE,
+        uid: 0,
+        gid: 1000,
+        name,
+        exe: name,
+        exepath: empty,
+        args: empty,
+        cwd: empty,
+        start_ns: 0,
+        container_id: host,
+        tty: 0,
+        loginuid: 1000,
+        container_name: NONE,
+        container_image: NONE,
+        k8s_pod: NONE,
+        k8s_ns: NONE,
+    });
+    common::ev(&mut b, 1_700_000_000_000_000_000, (p, 300), EventType::Openat, "/etc/shadow", oflags::O_RDONLY, 3);
+    let chunk = b.take();
+    let rules = RuleSet::from_yaml(
+        "names.yaml",
+        "- rule: names\n  desc: d\n  condition: evt.type = openat and user.loginname = alice and group.name = staff\n  \
+         output: '%user.loginname %group.name %user.name'\n  priority: info\n",
+    )
+    .unwrap();
+    let d = DecodedChunk::from_chunk(&chunk).unwrap();
+    let mut meta = lanner_formats::archive::SegmentMeta::default();
+    let run = |meta: &lanner_formats::archive::SegmentMeta| {
+        evaluate_chunk(&rules, &d, meta, 0, Window::default(), &mut ChunkStats::default())
+    };
+    // Without the tables (an archive from before them) the names are unknown: no match.
+    assert!(run(&meta).is_empty());
+    meta.users = [(0, "root".to_owned()), (1000, "alice".to_owned())].into();
+    meta.groups = [(1000, "staff".to_owned())].into();
+    let alerts = run(&meta);
+    assert_eq!(alerts.len(), 1);
+    assert!(alerts[0].output.ends_with("alice staff root"), "{}", alerts[0].output);
+}

@@ -186,6 +186,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         prev_chain: String::new(),
         writer: format!("lanner-capture {}", env!("CARGO_PKG_VERSION")),
         users: procfs::users(),
+        groups: procfs::groups(),
         first_event: 0,
     };
     let limits = SpoolLimits {

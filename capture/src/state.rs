@@ -537,7 +537,7 @@ impl ProcessTable {
             Socket => {
                 let cloexec = d.flags & SOCK_CLOEXEC != 0;
                 let e = if ok {
-                    fds.socket(r.ret, a[0], cloexec, K).clone()
+                    fds.socket(r.ret, a[0], a[1], cloexec, K).clone()
                 } else {
                     Fd::new(String::new(), lanner_procstate::fd::socket_kind(a[0]))
                 };
@@ -551,6 +551,8 @@ impl ProcessTable {
                 let family = si.map(|s| s.family).or(sa.as_ref().map(|s| s.0)).unwrap_or(0);
                 let v6 = family == AF_INET6;
                 let known = fds.get(fd).cloned();
+                // The kernel's socket type, when it described the socket.
+                let l4 = si.as_ref().map_or(fdkind::L4_UNKNOWN, |s| fdkind::l4_of_sock_type(s.sock_type as u64));
                 let (name, kind) = match (family, si.as_ref().and_then(sock_ends)) {
                     (AF_UNIX, _) => {
                         let path = sa.map(|s| s.1).filter(|s| !s.is_empty());
@@ -579,10 +581,12 @@ impl ProcessTable {
                 let e = match d.etype {
                     // accept4's flags decide for the new fd.
                     Accept | Accept4 if ok => {
-                        fds.accept(fd, name, kind, d.etype == Accept4 && a[3] as u32 & SOCK_CLOEXEC != 0, K).clone()
+                        let cloexec = d.etype == Accept4 && a[3] as u32 & SOCK_CLOEXEC != 0;
+                        fds.accept(fd, name, kind, l4, cloexec, K).clone()
                     }
                     Connect | Bind | Listen if ok || (d.etype == Connect && connect_names_socket(r.ret)) => {
-                        fds.name_socket(fd, name, kind).clone()
+                        let role = if d.etype == Connect { fdkind::ROLE_CLIENT } else { fdkind::ROLE_UNKNOWN };
+                        fds.name_socket(fd, name, kind, l4, role).clone()
                     }
                     _ => Fd::new(name, kind),
                 };
@@ -620,7 +624,7 @@ impl ProcessTable {
         d.dirfd = fd as i32;
         // An fd missing from the table keeps its number and gets an empty name, as in libsinsp.
         let e = entry.unwrap_or_default();
-        d.mode = e.kind;
+        d.mode = e.mode().to_column();
         d.path = Some(e.name);
     }
 }

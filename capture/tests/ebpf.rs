@@ -561,6 +561,7 @@ c = socket.socket(); c.connect(("127.0.0.1", port))
 a, peer = s.accept()
 print(os.getpid(), port, peer[1])
 a.close(); c.close(); s.close()
+d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); d.connect(("127.0.0.1", 9)); d.close()
 u = socket.socket(socket.AF_UNIX)
 try:
     u.connect("{w}/no-such-socket")
@@ -588,11 +589,45 @@ os.close(57)
     let tuple = format!("127.0.0.1:{cport}->127.0.0.1:{port}");
     let fmt = "%evt.type %evt.res %fd.type %fd.name %fd.cip %fd.cport %fd.sip %fd.sport";
     assert_eq!(
-        q(&format!("proc.pid = {pid} and evt.type in (connect, accept, accept4)"), fmt),
+        q(&format!("proc.pid = {pid} and evt.type in (connect, accept, accept4) and fd.sport = {port}"), fmt),
         vec![
             format!("connect SUCCESS ipv4 {tuple} 127.0.0.1 {cport} 127.0.0.1 {port}"),
             format!("accept4 SUCCESS ipv4 {tuple} 127.0.0.1 {cport} 127.0.0.1 {port}"),
         ]
+    );
+    // This process's end and the other, by how the socket came to be: a connect holds the
+    // client's end, an accept the server's, a listening socket its own address.
+    assert_eq!(
+        q(
+            &format!("proc.pid = {pid} and evt.type in (listen, connect, accept4) and fd.l4proto = tcp"),
+            "*%evt.type %fd.l4proto %fd.lip %fd.lport %fd.rip %fd.rport"
+        ),
+        vec![
+            format!("listen tcp 127.0.0.1 {port} <NA> <NA>"),
+            format!("connect tcp 127.0.0.1 {cport} 127.0.0.1 {port}"),
+            format!("accept4 tcp 127.0.0.1 {port} 127.0.0.1 {cport}"),
+        ]
+    );
+    // Names from the recording host's /etc/passwd and /etc/group, as capture found them.
+    let loginuid: u32 = std::fs::read_to_string("/proc/self/loginuid").map_or(u32::MAX, |s| s.trim().parse().unwrap());
+    let login = match loginuid {
+        u32::MAX => "<NA>",
+        0 => "root",
+        _ => "",
+    };
+    let names = q(&format!("proc.pid = {pid} and evt.type = listen"), "*%user.name %group.name %user.loginname");
+    if login.is_empty() {
+        assert!(names[0].starts_with("root root "), "{names:?}");
+    } else {
+        assert_eq!(names, vec![format!("root root {login}")]);
+    }
+    assert_eq!(
+        q(
+            &format!("proc.pid = {pid} and evt.type in (connect, close) and fd.l4proto = udp"),
+            "%evt.type %fd.rip %fd.rport"
+        ),
+        vec!["connect 127.0.0.1 9".to_owned(), "close 127.0.0.1 9".to_owned()],
+        "a UDP socket's protocol, from its socket() type, stays with the fd"
     );
     assert_eq!(
         q(&format!("proc.pid = {pid} and evt.type in (bind, listen)"), "%evt.type %fd.name %fd.sip %fd.sport"),

@@ -394,6 +394,76 @@ pub mod fdkind {
     pub fn from_name(name: &str) -> Option<u32> {
         NAMES.iter().find(|(_, n, _)| *n == name).map(|&(k, _, _)| k)
     }
+
+    /// An fd event's `mode` column: the fd's kind in the low 8 bits and, for TCP/UDP sockets,
+    /// what the kind cannot say: the transport protocol and which end this process holds.
+    /// Archives written before these bits existed read as protocol and role unknown.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct FdMode {
+        /// The kind (one of this module's constants).
+        pub kind: u32,
+        /// The transport protocol ([`L4_UNKNOWN`], [`L4_TCP`], [`L4_UDP`], [`L4_RAW`]).
+        pub l4: u8,
+        /// Which end of the connection this process holds ([`ROLE_UNKNOWN`], [`ROLE_CLIENT`]
+        /// for a socket that connected, [`ROLE_SERVER`] for one that `accept` returned): it
+        /// decides whether `fd.lport` is `fd.cport` or `fd.sport`.
+        pub role: u8,
+    }
+
+    /// Role not known (a socket found in `/proc`, or an archive from before the role bits).
+    pub const ROLE_UNKNOWN: u8 = 0;
+    /// The process connected: the local end is the client's.
+    pub const ROLE_CLIENT: u8 = 1;
+    /// The process accepted: the local end is the server's.
+    pub const ROLE_SERVER: u8 = 2;
+
+    /// Transport protocol not known.
+    pub const L4_UNKNOWN: u8 = 0;
+    /// TCP (`SOCK_STREAM` over IPv4/IPv6).
+    pub const L4_TCP: u8 = 1;
+    /// UDP (`SOCK_DGRAM` over IPv4/IPv6).
+    pub const L4_UDP: u8 = 2;
+    /// A raw IP socket (`SOCK_RAW`).
+    pub const L4_RAW: u8 = 3;
+
+    const L4_SHIFT: u32 = 8;
+    const ROLE_SHIFT: u32 = 10;
+
+    impl FdMode {
+        /// Unpacks an fd event's `mode` column.
+        pub fn from_column(mode: u32) -> Self {
+            Self { kind: mode & 0xff, l4: ((mode >> L4_SHIFT) & 3) as u8, role: ((mode >> ROLE_SHIFT) & 3) as u8 }
+        }
+
+        /// Packs into an fd event's `mode` column.
+        pub fn to_column(self) -> u32 {
+            self.kind | (self.l4 as u32 & 3) << L4_SHIFT | (self.role as u32 & 3) << ROLE_SHIFT
+        }
+
+        /// libsinsp's `fd.l4proto` name, for IPv4/IPv6 sockets whose protocol is known.
+        pub fn l4proto(self) -> Option<&'static str> {
+            if !matches!(self.kind, IPV4 | IPV6 | IPV4_SERVER | IPV6_SERVER) {
+                return None;
+            }
+            match self.l4 {
+                L4_TCP => Some("tcp"),
+                L4_UDP => Some("udp"),
+                L4_RAW => Some("raw"),
+                _ => None,
+            }
+        }
+    }
+
+    /// The protocol of an IPv4/IPv6 socket of type `sock_type` (`SOCK_STREAM` 1, `SOCK_DGRAM`
+    /// 2, `SOCK_RAW` 3; flag bits such as `SOCK_CLOEXEC` are ignored).
+    pub fn l4_of_sock_type(sock_type: u64) -> u8 {
+        match sock_type & 0xf {
+            1 => L4_TCP,
+            2 => L4_UDP,
+            3 => L4_RAW,
+            _ => L4_UNKNOWN,
+        }
+    }
 }
 
 /// The `dirfd` column's value for "relative to the current directory" (Linux's `AT_FDCWD`).
@@ -520,6 +590,29 @@ impl ArchivedChunk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_fd_events_mode_packs_kind_protocol_and_role() {
+        use fdkind::*;
+        for m in [
+            FdMode { kind: IPV4, l4: L4_TCP, role: ROLE_SERVER },
+            FdMode { kind: IPV6, l4: L4_UDP, role: ROLE_CLIENT },
+            FdMode { kind: IPV4_SERVER, l4: L4_TCP, role: ROLE_UNKNOWN },
+            FdMode { kind: MEMFD, l4: L4_UNKNOWN, role: ROLE_UNKNOWN },
+        ] {
+            assert_eq!(FdMode::from_column(m.to_column()), m);
+        }
+        // Archives from before the bits: the kind alone, protocol unknown.
+        assert_eq!(FdMode::from_column(IPV6), FdMode { kind: IPV6, l4: L4_UNKNOWN, role: ROLE_UNKNOWN });
+        assert_eq!(FdMode::from_column(IPV4).to_column(), IPV4);
+        assert_eq!(FdMode { kind: IPV4, l4: L4_UDP, role: ROLE_CLIENT }.l4proto(), Some("udp"));
+        assert_eq!(FdMode { kind: UNIX, l4: L4_TCP, role: ROLE_CLIENT }.l4proto(), None);
+        assert_eq!(FdMode { kind: IPV6, l4: L4_UNKNOWN, role: ROLE_CLIENT }.l4proto(), None);
+        assert_eq!(
+            (l4_of_sock_type(1 | 0o2000000), l4_of_sock_type(2), l4_of_sock_type(5)),
+            (L4_TCP, L4_UDP, L4_UNKNOWN)
+        );
+    }
 
     #[test]
     fn open_flags_round_trip_through_libscaps_bits() {

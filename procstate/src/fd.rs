@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use lanner_formats::event::{fdkind, oflags};
+use lanner_formats::event::fdkind::{self, FdMode};
+use lanner_formats::event::oflags;
 
 use crate::Semantics;
 
@@ -15,12 +16,21 @@ pub struct Fd {
     pub kind: u32,
     /// Closed by a successful exec.
     pub cloexec: bool,
+    /// Transport protocol of an IPv4/IPv6 socket (`fdkind::L4_*`).
+    pub l4: u8,
+    /// Which end of its connection this process holds (`fdkind::ROLE_*`).
+    pub role: u8,
 }
 
 impl Fd {
     /// An fd named `name` of `kind`, without close-on-exec.
     pub fn new(name: String, kind: u32) -> Self {
-        Self { name, kind, cloexec: false }
+        Self { name, kind, ..Default::default() }
+    }
+
+    /// What an fd event's `mode` column holds for this fd.
+    pub fn mode(&self) -> FdMode {
+        FdMode { kind: self.kind, l4: self.l4, role: self.role }
     }
 }
 
@@ -126,32 +136,39 @@ impl FdTable {
     /// returned `fd`.
     pub fn open(&mut self, fd: i64, path: String, flags: u32) -> &Fd {
         let kind = if flags & oflags::O_DIRECTORY != 0 { fdkind::DIRECTORY } else { fdkind::FILE };
-        self.put(fd, Fd { name: path, kind, cloexec: flags & oflags::O_CLOEXEC != 0 })
+        self.put(fd, Fd { name: path, kind, cloexec: flags & oflags::O_CLOEXEC != 0, ..Default::default() })
     }
 
-    /// A successful `socket(domain, …)` returned `fd`; `cloexec` is whether its type asked for
-    /// `SOCK_CLOEXEC`.
-    pub fn socket(&mut self, fd: i64, domain: u64, cloexec: bool, s: Semantics) -> &Fd {
-        let entry = Fd { name: String::new(), kind: socket_kind(domain), cloexec: cloexec && s == Semantics::Kernel };
+    /// A successful `socket(domain, sock_type, …)` returned `fd`; `cloexec` is whether its type
+    /// asked for `SOCK_CLOEXEC`.
+    pub fn socket(&mut self, fd: i64, domain: u64, sock_type: u64, cloexec: bool, s: Semantics) -> &Fd {
+        let kind = socket_kind(domain);
+        let l4 = if matches!(domain, AF_INET | AF_INET6) { fdkind::l4_of_sock_type(sock_type) } else { 0 };
+        let entry = Fd { name: String::new(), kind, cloexec: cloexec && s == Semantics::Kernel, l4, role: 0 };
         self.put(fd, entry)
     }
 
     /// A successful `memfd_create(name, flags)` returned `fd`; libsinsp names it after the memfd.
     pub fn memfd(&mut self, fd: i64, name: String, cloexec: bool) -> &Fd {
-        self.put(fd, Fd { name, kind: fdkind::MEMFD, cloexec })
+        self.put(fd, Fd { name, kind: fdkind::MEMFD, cloexec, ..Default::default() })
     }
 
-    /// `connect` or `bind` gave socket `fd` its name (its kind may change: a bound socket becomes
-    /// a server). Its close-on-exec flag stays.
-    pub fn name_socket(&mut self, fd: i64, name: String, kind: u32) -> &Fd {
-        let cloexec = self.fds.get(&fd).is_some_and(|f| f.cloexec);
-        self.put(fd, Fd { name, kind, cloexec })
+    /// `connect` (`role` [`fdkind::ROLE_CLIENT`]) or `bind` gave socket `fd` its name (its kind
+    /// may change: a bound socket becomes a server). Its close-on-exec flag stays, and so do its
+    /// protocol and role where `l4` or `role` is unknown (0).
+    pub fn name_socket(&mut self, fd: i64, name: String, kind: u32, l4: u8, role: u8) -> &Fd {
+        let old = self.fds.get(&fd).cloned().unwrap_or_default();
+        let l4 = if l4 == fdkind::L4_UNKNOWN { old.l4 } else { l4 };
+        let role = if role == fdkind::ROLE_UNKNOWN { old.role } else { role };
+        self.put(fd, Fd { name, kind, cloexec: old.cloexec, l4, role })
     }
 
-    /// A successful `accept`/`accept4` returned `fd` for a connection named `name`; `cloexec` is
-    /// whether accept4's flags asked for `SOCK_CLOEXEC`.
-    pub fn accept(&mut self, fd: i64, name: String, kind: u32, cloexec: bool, s: Semantics) -> &Fd {
-        self.put(fd, Fd { name, kind, cloexec: cloexec && s == Semantics::Kernel })
+    /// A successful `accept`/`accept4` returned `fd` for a connection named `name` over
+    /// protocol `l4`; `cloexec` is whether accept4's flags asked for `SOCK_CLOEXEC`. The process
+    /// holds the server's end.
+    pub fn accept(&mut self, fd: i64, name: String, kind: u32, l4: u8, cloexec: bool, s: Semantics) -> &Fd {
+        let role = fdkind::ROLE_SERVER;
+        self.put(fd, Fd { name, kind, cloexec: cloexec && s == Semantics::Kernel, l4, role })
     }
 
     /// A successful `dup`/`dup2`/`dup3`/`fcntl(F_DUPFD*)` made `new` refer to what `old` refers
@@ -196,7 +213,7 @@ mod tests {
         let mut t = FdTable::default();
         file(&mut t, 3, "/etc/passwd", oflags::O_CLOEXEC);
         file(&mut t, 4, "/tmp", oflags::O_DIRECTORY);
-        t.socket(5, AF_INET, true, Semantics::Kernel);
+        t.socket(5, AF_INET, 1, true, Semantics::Kernel);
         t.memfd(6, "payload".into(), false);
         assert_eq!(t.get(4).map(|f| f.kind), Some(fdkind::DIRECTORY));
         t.exec();
@@ -235,17 +252,23 @@ mod tests {
     #[test]
     fn sockets_keep_close_on_exec_through_naming_and_only_the_kernel_reads_the_call_flag() {
         let mut t = FdTable::default();
-        t.socket(3, AF_INET6, true, Semantics::Kernel);
-        assert_eq!(t.get(3).map(|f| f.kind), Some(fdkind::IPV6));
-        let named = t.name_socket(3, "[::1]:80".into(), server_kind(true));
-        assert!(named.cloexec && named.kind == fdkind::IPV6_SERVER);
-        t.socket(4, AF_UNIX, true, Semantics::Libsinsp);
-        assert!(!t.get(4).unwrap().cloexec);
-        assert!(t.accept(5, "a->b".into(), connection_kind(false), true, Semantics::Kernel).cloexec);
-        assert!(!t.accept(6, "a->b".into(), connection_kind(false), true, Semantics::Libsinsp).cloexec);
-        // A socket named again (a reconnect) takes the new name.
-        t.name_socket(5, "a->c".into(), connection_kind(false));
+        t.socket(3, AF_INET6, 1, true, Semantics::Kernel);
+        assert_eq!(t.get(3).map(|f| (f.kind, f.l4)), Some((fdkind::IPV6, fdkind::L4_TCP)));
+        let named = t.name_socket(3, "[::1]:80".into(), server_kind(true), 0, 0);
+        assert!(named.cloexec && named.kind == fdkind::IPV6_SERVER && named.l4 == fdkind::L4_TCP);
+        t.socket(4, AF_UNIX, 1, true, Semantics::Libsinsp);
+        assert!(!t.get(4).unwrap().cloexec && t.get(4).unwrap().l4 == fdkind::L4_UNKNOWN);
+        let tcp = fdkind::L4_TCP;
+        let a = t.accept(5, "a->b".into(), connection_kind(false), tcp, true, Semantics::Kernel);
+        assert!(a.cloexec && a.role == fdkind::ROLE_SERVER);
+        assert!(!t.accept(6, "a->b".into(), connection_kind(false), tcp, true, Semantics::Libsinsp).cloexec);
+        // A socket named again (a reconnect) takes the new name; a UDP socket's connect names
+        // its client end.
+        t.name_socket(5, "a->c".into(), connection_kind(false), 0, fdkind::ROLE_CLIENT);
         assert_eq!(t.get(5).unwrap().name, "a->c");
+        t.socket(7, AF_INET, 2, false, Semantics::Kernel);
+        let m = t.name_socket(7, "x->y".into(), connection_kind(false), 0, fdkind::ROLE_CLIENT).mode();
+        assert_eq!(m, FdMode { kind: fdkind::IPV4, l4: fdkind::L4_UDP, role: fdkind::ROLE_CLIENT });
         assert_eq!(socket_kind(AF_NETLINK), fdkind::NETLINK);
         assert_eq!(socket_kind(99), fdkind::UNKNOWN);
         assert_eq!(t.close(5).map(|f| f.name), Some("a->c".into()));

@@ -40,6 +40,11 @@ pub enum End {
     Server,
     /// Either: multi-valued in conditions.
     Either,
+    /// This process's end: the client's after `connect`, the server's after `accept` or for a
+    /// listening socket.
+    Local,
+    /// The other end.
+    Remote,
 }
 
 /// A field, resolved from its name.
@@ -81,18 +86,24 @@ pub enum Field {
     FdType,
     /// `fd.cip`, `fd.sip`, `fd.ip` (client, server, either end of a socket)
     FdIp(End),
-    /// `fd.cport`, `fd.sport`, `fd.port`
+    /// `fd.cport`, `fd.sport`, `fd.port`, `fd.lport`, `fd.rport`
     FdPort(End),
-    /// `fd.cnet`, `fd.snet`, `fd.net`: compared as networks (`in ("10.0.0.0/8")`)
+    /// `fd.cnet`, `fd.snet`, `fd.net`, `fd.lnet`, `fd.rnet`: compared as networks (`in ("10.0.0.0/8")`)
     FdNet(End),
     /// `fd.sockfamily` (`ip` or `unix`)
     FdSockfamily,
+    /// `fd.l4proto`: `tcp`, `udp` or `raw` for an IPv4/IPv6 socket whose protocol is known
+    FdL4proto,
     /// `proc.tty`: controlling terminal (`tty_nr`; 0 when none)
     ProcTty,
     /// `user.name`, from the recording host's user table
     UserName,
     /// `user.loginuid` (-1 when unset)
     UserLoginuid,
+    /// `user.loginname`: the name of the login uid, from the recording host's user table
+    UserLoginname,
+    /// `group.name`: the name of the gid, from the recording host's group table
+    GroupName,
     /// `proc.name`
     ProcName,
     /// `proc.exe`
@@ -214,10 +225,19 @@ impl Field {
             "fd.cnet" => no_arg(Field::FdNet(End::Client)),
             "fd.snet" => no_arg(Field::FdNet(End::Server)),
             "fd.net" => no_arg(Field::FdNet(End::Either)),
+            "fd.lip" => no_arg(Field::FdIp(End::Local)),
+            "fd.rip" => no_arg(Field::FdIp(End::Remote)),
+            "fd.lport" => no_arg(Field::FdPort(End::Local)),
+            "fd.rport" => no_arg(Field::FdPort(End::Remote)),
+            "fd.lnet" => no_arg(Field::FdNet(End::Local)),
+            "fd.rnet" => no_arg(Field::FdNet(End::Remote)),
+            "fd.l4proto" => no_arg(Field::FdL4proto),
             "fd.sockfamily" => no_arg(Field::FdSockfamily),
             "proc.tty" => no_arg(Field::ProcTty),
             "user.name" => no_arg(Field::UserName),
             "user.loginuid" => no_arg(Field::UserLoginuid),
+            "user.loginname" => no_arg(Field::UserLoginname),
+            "group.name" => no_arg(Field::GroupName),
             "proc.name" => no_arg(Field::ProcName),
             "proc.exe" => no_arg(Field::ProcExe),
             "proc.exepath" => no_arg(Field::ProcExepath),
@@ -302,6 +322,8 @@ impl Field {
                 | ProcTty
                 | UserLoginuid
                 | UserName
+                | UserLoginname
+                | GroupName
                 | NotCaptured(..)
         )
     }
@@ -421,7 +443,7 @@ impl<'a> EventView<'a> {
             return None;
         }
         let name = self.path()?;
-        match self.ev.mode {
+        match self.fd_mode().kind {
             fdkind::IPV4 | fdkind::IPV6 => {
                 let (c, s) = sock_name::parse_connection(name)?;
                 Some((sock_name::parse_end(c), sock_name::parse_end(s)))
@@ -433,6 +455,27 @@ impl<'a> EventView<'a> {
 
     fn flags(&self) -> u32 {
         self.ev.flags
+    }
+
+    /// The client or server end that `end` (local or remote) stands for on this event's socket:
+    /// by the role its fd was recorded with; a listening socket's local end is the server's.
+    fn local_or_remote(&self, end: End) -> Option<End> {
+        let m = self.fd_mode();
+        let local_is_server = match m.kind {
+            fdkind::IPV4_SERVER | fdkind::IPV6_SERVER => true,
+            fdkind::IPV4 | fdkind::IPV6 => match m.role {
+                fdkind::ROLE_SERVER => true,
+                fdkind::ROLE_CLIENT => false,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(if (end == End::Local) == local_is_server { End::Server } else { End::Client })
+    }
+
+    /// An fd event's kind, protocol and role (from its `mode` column).
+    fn fd_mode(&self) -> fdkind::FdMode {
+        fdkind::FdMode::from_column(self.ev.mode)
     }
 
     fn ret(&self) -> i64 {
@@ -486,7 +529,7 @@ impl<'a> EventView<'a> {
             Field::FdDirectory | Field::FdFilename if self.etype().is_some_and(|t| t.uses_fd()) => {
                 // libsinsp splits only file and directory names; an fd it knows nothing about
                 // reads as the root directory.
-                match (self.ev.mode, self.fd_name(), field) {
+                match (self.fd_mode().kind, self.fd_name(), field) {
                     (fdkind::FILE | fdkind::DIRECTORY, Some(n), Field::FdDirectory) => Str(Cow::Borrowed(dir_of(n))),
                     (fdkind::FILE | fdkind::DIRECTORY, Some(n), _) => Str(Cow::Borrowed(file_of(n))),
                     (fdkind::UNKNOWN, Some(""), Field::FdDirectory) => Str(Cow::Borrowed("/")),
@@ -517,12 +560,25 @@ impl<'a> EventView<'a> {
                     };
                     Str(Cow::Borrowed(v))
                 }
-                Some(t) if t.uses_fd() => match fdkind::names(self.ev.mode) {
+                Some(t) if t.uses_fd() => match fdkind::names(self.fd_mode().kind) {
                     Some((name, c)) => Str(Cow::Borrowed(if *field == Field::FdType { name } else { c })),
                     // libsinsp's type character for an fd it knows nothing about.
                     None if *field == Field::FdTypechar && self.ev.dirfd >= 0 => Str(Cow::Borrowed("o")),
                     None => Missing,
                 },
+                _ => Missing,
+            },
+            Field::FdIp(e @ (End::Local | End::Remote)) => {
+                self.local_or_remote(*e).map_or(Missing, |e| self.get(&Field::FdIp(e)))
+            }
+            Field::FdNet(e @ (End::Local | End::Remote)) => {
+                self.local_or_remote(*e).map_or(Missing, |e| self.get(&Field::FdNet(e)))
+            }
+            Field::FdPort(e @ (End::Local | End::Remote)) => {
+                self.local_or_remote(*e).map_or(Missing, |e| self.get(&Field::FdPort(e)))
+            }
+            Field::FdL4proto => match self.etype() {
+                Some(t) if t.uses_fd() => opt_str(self.fd_mode().l4proto()),
                 _ => Missing,
             },
             Field::FdIp(end) | Field::FdNet(end) => match self.socket_ends() {
@@ -543,7 +599,7 @@ impl<'a> EventView<'a> {
                 None => Missing,
             },
             Field::FdSockfamily => match self.etype() {
-                Some(t) if t.uses_fd() => match self.ev.mode {
+                Some(t) if t.uses_fd() => match self.fd_mode().kind {
                     fdkind::IPV4 | fdkind::IPV6 | fdkind::IPV4_SERVER | fdkind::IPV6_SERVER => Str(Cow::Borrowed("ip")),
                     fdkind::UNIX => Str(Cow::Borrowed("unix")),
                     _ => Missing,
@@ -591,6 +647,14 @@ impl<'a> EventView<'a> {
             Field::UserName => self
                 .process()
                 .and_then(|p| self.meta.users.get(&p.uid.to_native()))
+                .map_or(Missing, |n| Str(Cow::Borrowed(n))),
+            Field::UserLoginname => self
+                .process()
+                .and_then(|p| self.meta.users.get(&p.loginuid.to_native()))
+                .map_or(Missing, |n| Str(Cow::Borrowed(n))),
+            Field::GroupName => self
+                .process()
+                .and_then(|p| self.meta.groups.get(&p.gid.to_native()))
                 .map_or(Missing, |n| Str(Cow::Borrowed(n))),
             Field::ProcTty => self.process().map_or(Missing, |p| Int(p.tty.to_native() as i64)),
             Field::UserLoginuid => self.process().map_or(Missing, |p| Int(p.loginuid.to_native() as i32 as i64)),
@@ -794,21 +858,13 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("evt.plugininfo", FieldType::Str, ArgKind::None),
     ("fd.cip.name", FieldType::Str, ArgKind::None),
     ("fd.sip.name", FieldType::Str, ArgKind::None),
-    ("fd.lip", FieldType::Str, ArgKind::None),
     ("fd.lip.name", FieldType::Str, ArgKind::None),
-    ("fd.rip", FieldType::Str, ArgKind::None),
     ("fd.rip.name", FieldType::Str, ArgKind::None),
-    ("fd.lnet", FieldType::Str, ArgKind::None),
-    ("fd.rnet", FieldType::Str, ArgKind::None),
-    ("fd.lport", FieldType::Int, ArgKind::None),
-    ("fd.rport", FieldType::Int, ArgKind::None),
-    ("fd.l4proto", FieldType::Str, ArgKind::None),
     ("fd.connected", FieldType::Bool, ArgKind::None),
     ("fd.name_changed", FieldType::Bool, ArgKind::None),
     ("fd.dev", FieldType::Int, ArgKind::None),
     ("fd.nameraw", FieldType::Str, ArgKind::None),
     ("fd.ino", FieldType::Int, ArgKind::None),
-    ("group.name", FieldType::Str, ArgKind::None),
     ("proc.env", FieldType::Str, ArgKind::Optional),
     ("proc.exe_ino", FieldType::Int, ArgKind::None),
     ("proc.exe_ino.ctime", FieldType::Int, ArgKind::None),
@@ -826,7 +882,6 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("thread.cap_effective", FieldType::Str, ArgKind::None),
     ("thread.cap_permitted", FieldType::Str, ArgKind::None),
     ("thread.cap_inheritable", FieldType::Str, ArgKind::None),
-    ("user.loginname", FieldType::Str, ArgKind::None),
     ("user.homedir", FieldType::Str, ArgKind::None),
     ("user.shell", FieldType::Str, ArgKind::None),
 ];

@@ -221,6 +221,8 @@ fn write_event<W: Write>(
         t => t.name(),
     };
     let ret = if ev.ret == RET_UNKNOWN { 0 } else { ev.ret };
+    // An fd event's kind, without the protocol and role packed above it.
+    let fd_kind = fdkind::FdMode::from_column(ev.mode).kind;
     // Values by libscap parameter name.
     let value = |pname: &str, exit: bool| -> Option<Value> {
         let proc_str = |f: fn(&lanner_formats::event::ArchivedProcess) -> u32| p.map(|p| Value::Str(s(f(p))));
@@ -252,7 +254,7 @@ fn write_event<W: Write>(
             "flags" if t.is_open() => Value::Int(oflags::to_ppm(ev.flags) as i64),
             "mode" if !t.uses_fd() => Value::Int(ev.mode as i64),
             // socket(2)'s address family, from the kind of fd it created.
-            "domain" => Value::Int(match ev.mode {
+            "domain" => Value::Int(match fd_kind {
                 fdkind::IPV4 | fdkind::IPV4_SERVER => 2,
                 fdkind::IPV6 | fdkind::IPV6_SERVER => 10,
                 fdkind::UNIX => 1,
@@ -272,7 +274,7 @@ fn write_event<W: Write>(
             "loginuid" => Value::Int(p.map_or(-1, |p| p.loginuid.to_native() as i32 as i64)),
             "tty" => Value::Int(p.map_or(0, |p| p.tty.to_native() as i64)),
             "tuple" => Value::Bytes(ipv4_tuple(&path)?),
-            "addr" if t.uses_fd() => Value::Bytes(sockaddr_param(&path, ev.mode)?),
+            "addr" if t.uses_fd() => Value::Bytes(sockaddr_param(&path, fd_kind)?),
             _ => return None,
         })
     };

@@ -65,6 +65,16 @@ fn kind_code(k: &FdKind) -> u32 {
     }
 }
 
+/// libscap's `SCAP_L4_*` code as Lanner's protocol (ICMP sockets are raw ones).
+fn l4_code(l4: u8) -> u8 {
+    match l4 {
+        2 => fdkind::L4_TCP,
+        3 => fdkind::L4_UDP,
+        4 | 5 => fdkind::L4_RAW,
+        _ => fdkind::L4_UNKNOWN,
+    }
+}
+
 fn container_of(cgroups: &[String]) -> String {
     cgroups
         .iter()
@@ -125,7 +135,13 @@ pub fn import<E>(
         // Fd lists are per thread; libsinsp keeps one table per process.
         let pid = im.threads.get(&f.tid).map_or(f.tid, |t| t.pid);
         let cloexec = oflags::from_ppm(f.open_flags) & oflags::O_CLOEXEC != 0;
-        im.fds.entry(pid).or_default().insert(f.fd, Fd { kind: kind_code(&f.kind), name: f.name.clone(), cloexec });
+        let l4 = match &f.kind {
+            FdKind::Ipv4 { l4, .. } | FdKind::Ipv6 { l4, .. } => l4_code(*l4),
+            FdKind::Ipv4Server { l4, .. } | FdKind::Ipv6Server { l4, .. } => l4_code(*l4),
+            _ => fdkind::L4_UNKNOWN,
+        };
+        let entry = Fd { kind: kind_code(&f.kind), name: f.name.clone(), cloexec, l4, role: fdkind::ROLE_UNKNOWN };
+        im.fds.entry(pid).or_default().insert(f.fd, entry);
     }
     for ev in file.events() {
         let ev = ev.map_err(ImportError::Scap)?;
@@ -173,7 +189,8 @@ struct Cols {
 /// The fd-table view of one event's arguments.
 struct FdRef {
     fd: i64,
-    kind: u32,
+    /// The fd event's `mode` column: kind, protocol and role.
+    mode: u32,
     name: Option<String>,
 }
 
@@ -335,7 +352,7 @@ impl<'a> Importer<'a> {
             if let Some(fd) = ev.param("fd").and_then(int) {
                 let known = self.fd(ev.tid, fd).cloned();
                 cols.dirfd = fd as i32;
-                cols.mode = known.as_ref().map_or(fdkind::UNKNOWN, |f| f.kind);
+                cols.mode = known.as_ref().map_or(fdkind::UNKNOWN, |f| f.mode().to_column());
                 path = known.map(|f| f.name);
             }
         }
@@ -513,7 +530,7 @@ impl<'a> Importer<'a> {
             }
             t if t.uses_fd() => {
                 let r = self.fd_event(t, tid, res, &p);
-                self.push(ev, etype, Cols { ret: res, flags: 0, mode: r.kind, dirfd: r.fd as i32 }, r.name.as_deref());
+                self.push(ev, etype, Cols { ret: res, flags: 0, mode: r.mode, dirfd: r.fd as i32 }, r.name.as_deref());
             }
             _ => {
                 let cwd = self.threads.get(&tid).map(|t| t.image.cwd.clone());
@@ -544,14 +561,15 @@ impl<'a> Importer<'a> {
         // An fd missing from the table still has a number; libsinsp then gives it an empty name.
         let current = |me: &Self, fd: i64| FdRef {
             fd,
-            kind: me.fd(tid, fd).map_or(fdkind::UNKNOWN, |f| f.kind),
+            mode: me.fd(tid, fd).map_or(fdkind::UNKNOWN, |f| f.mode().to_column()),
             name: me.fd(tid, fd).map(|f| f.name.clone()).or_else(|| (fd >= 0).then(String::new)),
         };
         match t {
             T::Socket => {
                 if res >= 0 {
                     let domain = p("domain").and_then(uint).unwrap_or(0);
-                    self.fds_of(tid).socket(res, domain, false, LIBSINSP);
+                    let sock_type = p("type").and_then(uint).unwrap_or(0);
+                    self.fds_of(tid).socket(res, domain, sock_type, false, LIBSINSP);
                 }
                 current(self, res)
             }
@@ -559,7 +577,8 @@ impl<'a> Importer<'a> {
                 let newfd = if fd_arg >= 0 { fd_arg } else { res };
                 if newfd >= 0 {
                     if let Some((k, name)) = p("tuple").and_then(|b| socket(b, true)) {
-                        self.fds_of(tid).accept(newfd, name, kind_code(&k), false, LIBSINSP);
+                        // Only stream sockets accept: over IP, TCP.
+                        self.fds_of(tid).accept(newfd, name, kind_code(&k), fdkind::L4_TCP, false, LIBSINSP);
                     }
                 }
                 current(self, newfd)
@@ -567,7 +586,7 @@ impl<'a> Importer<'a> {
             T::Connect => {
                 if connect_names_socket(res) {
                     if let Some((k, name)) = p("tuple").and_then(|b| socket(b, true)) {
-                        self.fds_of(tid).name_socket(fd_arg, name, kind_code(&k));
+                        self.fds_of(tid).name_socket(fd_arg, name, kind_code(&k), 0, fdkind::ROLE_CLIENT);
                     }
                 }
                 current(self, fd_arg)
@@ -575,7 +594,7 @@ impl<'a> Importer<'a> {
             T::Bind => {
                 if res >= 0 {
                     if let Some((k, name)) = p("addr").and_then(|b| socket(b, false)) {
-                        self.fds_of(tid).name_socket(fd_arg, name, kind_code(&k));
+                        self.fds_of(tid).name_socket(fd_arg, name, kind_code(&k), 0, fdkind::ROLE_UNKNOWN);
                     }
                 }
                 current(self, fd_arg)

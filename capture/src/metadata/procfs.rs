@@ -104,11 +104,17 @@ pub fn snapshot() -> Vec<ProcSnapshot> {
 
 /// User names by uid from `/etc/passwd` (empty when unreadable).
 pub fn users() -> std::collections::BTreeMap<u32, String> {
-    parse_passwd(&fs::read_to_string("/etc/passwd").unwrap_or_default())
+    parse_id_names(&fs::read_to_string("/etc/passwd").unwrap_or_default())
 }
 
-/// `name:password:uid:...` lines to a uid → name map; malformed lines are skipped.
-pub fn parse_passwd(text: &str) -> std::collections::BTreeMap<u32, String> {
+/// Group names by gid, from `/etc/group`.
+pub fn groups() -> std::collections::BTreeMap<u32, String> {
+    parse_id_names(&fs::read_to_string("/etc/group").unwrap_or_default())
+}
+
+/// `name:password:id:...` lines (`/etc/passwd`, `/etc/group`) to an id → name map; malformed
+/// lines are skipped.
+pub fn parse_id_names(text: &str) -> std::collections::BTreeMap<u32, String> {
     text.lines()
         .filter_map(|l| {
             let mut f = l.split(':');
@@ -128,7 +134,7 @@ pub fn fd_path(pid: u32, fd: i32) -> Option<String> {
 mod tests {
     #[test]
     fn passwd_lines_map_uids_to_names() {
-        let m = super::parse_passwd(
+        let m = super::parse_id_names(
             "root:x:0:0:root:/root:/bin/bash\n# comment\nbad line\nnobody:x:65534:65534::/:/sbin/nologin\n",
         );
         assert_eq!(m.len(), 2);

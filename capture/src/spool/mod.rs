@@ -638,6 +638,7 @@ mod tests {
             prev_chain: String::new(),
             writer: "test".into(),
             users: Default::default(),
+            groups: Default::default(),
             first_event: 0,
         };
         Spool::new(dir, limits, meta, Arc::new(Metrics::default())).unwrap()

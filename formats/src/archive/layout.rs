@@ -51,6 +51,10 @@ pub struct SegmentMeta {
     /// `user.name`: resolving them where the archive is analyzed would name the wrong users.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub users: std::collections::BTreeMap<u32, String>,
+    /// Group names by gid on the recording host (`/etc/group` when capture started), for
+    /// `group.name`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub groups: std::collections::BTreeMap<u32, String>,
 }
 
 /// Header of one chunk frame: the index entry plus the chain hash.
