@@ -441,16 +441,24 @@ impl ProcessTable {
         let has_p2 = lanner_formats::wire::desc::path_b(spec.desc).is_some();
         use lanner_formats::wire::desc::{RAW_A, RAW_B};
         if has_p1 {
-            d.path = Some(if spec.desc & RAW_A != 0 { p1 } else { resolve(self.base_dir(pid, fd1).as_deref(), &p1) });
+            d.path = Some(if spec.desc & RAW_A != 0 {
+                p1.clone()
+            } else {
+                resolve(self.base_dir(pid, fd1).as_deref(), &p1)
+            });
         }
         if has_p2 {
             d.path2 = Some(if spec.desc & RAW_B != 0 { p2 } else { resolve(self.base_dir(pid, fd2).as_deref(), &p2) });
+        }
+        if spec.event.is_open() && d.path.as_deref() != Some(p1.as_str()) {
+            // An open keeps the path as the process passed it (`fd.nameraw`), where it differs.
+            d.path2 = Some(p1.clone());
         }
         if r.ret >= 0 {
             match spec.event {
                 Open | Openat | Openat2 | Creat => {
                     if let (Some(p), Some(path)) = (self.procs.get_mut(&pid), d.path.clone()) {
-                        p.fds.open(r.ret, path, d.flags);
+                        p.fds.open(r.ret, path, &p1, d.flags);
                     }
                 }
                 Chdir => {
@@ -626,6 +634,8 @@ impl ProcessTable {
         let e = entry.unwrap_or_default();
         d.mode = e.mode().to_column();
         d.path = Some(e.name);
+        // The name as the process passed it at open (`fd.nameraw`), where it differs.
+        d.path2 = (!e.raw.is_empty()).then_some(e.raw);
     }
 }
 

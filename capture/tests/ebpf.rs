@@ -295,6 +295,12 @@ fn upstream_stable_rules_flag_cat_but_not_trusted_names() {
         "cat /etc/shadow /dev/null > /dev/null; {b}/sshd /etc/shadow > /dev/null; {b}/iptables /etc/shadow > /dev/null"
     );
     assert!(Command::new("sh").args(["-c", &script]).status().unwrap().success());
+    // A read of /etc/shadow through `../` components, by a process whose parent is no shell
+    // (this test): upstream's "Directory traversal monitored file read" reads fd.nameraw.
+    let deep = bin.path().join("a/b");
+    std::fs::create_dir_all(&deep).unwrap();
+    let traversal = "import os; os.chdir(os.sys.argv[1]); open('../../../../etc/shadow').read()";
+    assert!(Command::new("python3").args(["-c", traversal]).arg(&deep).status().unwrap().success());
     std::thread::sleep(Duration::from_millis(500));
     let (spool, _) = cap.stop();
     let out = Command::new(analyze_bin()).arg("replay").arg("--rules").arg(&rules).arg(spool.path()).output().unwrap();
@@ -317,6 +323,15 @@ fn upstream_stable_rules_flag_cat_but_not_trusted_names() {
             "{trusted} is in the rule's trusted lists: {shadow:#?}"
         );
     }
+    let traversals: Vec<_> = alerts
+        .iter()
+        .filter(|a| {
+            a["rule"] == "Directory traversal monitored file read" && a["output_fields"]["proc.name"] == "python3"
+        })
+        .collect();
+    assert_eq!(traversals.len(), 1, "{alerts:#?}");
+    assert_eq!(traversals[0]["output_fields"]["fd.name"], "/etc/shadow");
+    assert_eq!(traversals[0]["output_fields"]["fd.nameraw"], "../../../../etc/shadow");
 }
 
 #[test]

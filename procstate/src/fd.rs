@@ -20,6 +20,9 @@ pub struct Fd {
     pub l4: u8,
     /// Which end of its connection this process holds (`fdkind::ROLE_*`).
     pub role: u8,
+    /// The path exactly as the process passed it to `open`, when that differs from `name`
+    /// (relative, or with `.`/`..` components): `fd.nameraw`. Empty otherwise.
+    pub raw: String,
 }
 
 impl Fd {
@@ -132,11 +135,12 @@ impl FdTable {
         self.fds.iter().map(|(fd, f)| (*fd, f))
     }
 
-    /// A successful `open`/`openat`/`openat2`/`creat` of `path` with x86_64 `O_*` flags `flags`
-    /// returned `fd`.
-    pub fn open(&mut self, fd: i64, path: String, flags: u32) -> &Fd {
+    /// A successful `open`/`openat`/`openat2`/`creat` of `path` (resolved; `raw` as the process
+    /// passed it) with x86_64 `O_*` flags `flags` returned `fd`.
+    pub fn open(&mut self, fd: i64, path: String, raw: &str, flags: u32) -> &Fd {
         let kind = if flags & oflags::O_DIRECTORY != 0 { fdkind::DIRECTORY } else { fdkind::FILE };
-        self.put(fd, Fd { name: path, kind, cloexec: flags & oflags::O_CLOEXEC != 0, ..Default::default() })
+        let raw = if raw == path { String::new() } else { raw.to_owned() };
+        self.put(fd, Fd { name: path, kind, cloexec: flags & oflags::O_CLOEXEC != 0, raw, ..Default::default() })
     }
 
     /// A successful `socket(domain, sock_type, …)` returned `fd`; `cloexec` is whether its type
@@ -144,7 +148,8 @@ impl FdTable {
     pub fn socket(&mut self, fd: i64, domain: u64, sock_type: u64, cloexec: bool, s: Semantics) -> &Fd {
         let kind = socket_kind(domain);
         let l4 = if matches!(domain, AF_INET | AF_INET6) { fdkind::l4_of_sock_type(sock_type) } else { 0 };
-        let entry = Fd { name: String::new(), kind, cloexec: cloexec && s == Semantics::Kernel, l4, role: 0 };
+        let entry =
+            Fd { name: String::new(), kind, cloexec: cloexec && s == Semantics::Kernel, l4, ..Default::default() };
         self.put(fd, entry)
     }
 
@@ -160,7 +165,7 @@ impl FdTable {
         let old = self.fds.get(&fd).cloned().unwrap_or_default();
         let l4 = if l4 == fdkind::L4_UNKNOWN { old.l4 } else { l4 };
         let role = if role == fdkind::ROLE_UNKNOWN { old.role } else { role };
-        self.put(fd, Fd { name, kind, cloexec: old.cloexec, l4, role })
+        self.put(fd, Fd { name, kind, cloexec: old.cloexec, l4, role, raw: String::new() })
     }
 
     /// A successful `accept`/`accept4` returned `fd` for a connection named `name` over
@@ -168,7 +173,7 @@ impl FdTable {
     /// holds the server's end.
     pub fn accept(&mut self, fd: i64, name: String, kind: u32, l4: u8, cloexec: bool, s: Semantics) -> &Fd {
         let role = fdkind::ROLE_SERVER;
-        self.put(fd, Fd { name, kind, cloexec: cloexec && s == Semantics::Kernel, l4, role })
+        self.put(fd, Fd { name, kind, cloexec: cloexec && s == Semantics::Kernel, l4, role, raw: String::new() })
     }
 
     /// A successful `dup`/`dup2`/`dup3`/`fcntl(F_DUPFD*)` made `new` refer to what `old` refers
@@ -205,7 +210,7 @@ mod tests {
     use super::*;
 
     fn file(t: &mut FdTable, fd: i64, path: &str, flags: u32) {
-        t.open(fd, path.into(), flags);
+        t.open(fd, path.into(), path, flags);
     }
 
     #[test]
@@ -216,6 +221,12 @@ mod tests {
         t.socket(5, AF_INET, 1, true, Semantics::Kernel);
         t.memfd(6, "payload".into(), false);
         assert_eq!(t.get(4).map(|f| f.kind), Some(fdkind::DIRECTORY));
+        // The name as passed is kept only where it differs from the resolved one.
+        assert_eq!(t.open(7, "/etc/shadow".into(), "../../etc/shadow", 0).raw, "../../etc/shadow");
+        assert_eq!(t.dup(7, 8, false, Semantics::Kernel).map(|f| f.raw.as_str()), Some("../../etc/shadow"));
+        assert!(t.get(3).unwrap().raw.is_empty());
+        t.close(7);
+        t.close(8);
         t.exec();
         assert!(t.get(3).is_none() && t.get(5).is_none());
         assert_eq!(t.get(4).map(|f| f.name.as_str()), Some("/tmp"));

@@ -100,8 +100,8 @@ mod tests {
     #[test]
     fn exec_replaces_the_program_and_keeps_the_directory_and_container() {
         let mut fds = FdTable::default();
-        fds.open(3, "/etc/shadow".into(), oflags::O_CLOEXEC);
-        fds.open(1, "/tmp/out".into(), oflags::O_WRONLY);
+        fds.open(3, "/etc/shadow".into(), "/etc/shadow", oflags::O_CLOEXEC);
+        fds.open(1, "/tmp/out".into(), "out", oflags::O_WRONLY);
         let mut img = Image {
             comm: "sh".into(),
             exe: "sh".into(),

@@ -94,6 +94,8 @@ pub enum Field {
     FdSockfamily,
     /// `fd.l4proto`: `tcp`, `udp` or `raw` for an IPv4/IPv6 socket whose protocol is known
     FdL4proto,
+    /// `fd.nameraw`: the fd's path exactly as the process passed it to `open`
+    FdNameraw,
     /// `proc.tty`: controlling terminal (`tty_nr`; 0 when none)
     ProcTty,
     /// `user.name`, from the recording host's user table
@@ -232,6 +234,7 @@ impl Field {
             "fd.lnet" => no_arg(Field::FdNet(End::Local)),
             "fd.rnet" => no_arg(Field::FdNet(End::Remote)),
             "fd.l4proto" => no_arg(Field::FdL4proto),
+            "fd.nameraw" => no_arg(Field::FdNameraw),
             "fd.sockfamily" => no_arg(Field::FdSockfamily),
             "proc.tty" => no_arg(Field::ProcTty),
             "user.name" => no_arg(Field::UserName),
@@ -577,6 +580,14 @@ impl<'a> EventView<'a> {
             Field::FdPort(e @ (End::Local | End::Remote)) => {
                 self.local_or_remote(*e).map_or(Missing, |e| self.get(&Field::FdPort(e)))
             }
+            // Opens and fd events keep the name as passed in `path2` where it differs.
+            Field::FdNameraw => match self.etype() {
+                Some(t) if t.is_open() || t.uses_fd() => match self.paths.get(self.ev.path2) {
+                    Some(raw) => Str(Cow::Borrowed(raw)),
+                    None => opt_str(self.fd_name()),
+                },
+                _ => Missing,
+            },
             Field::FdL4proto => match self.etype() {
                 Some(t) if t.uses_fd() => opt_str(self.fd_mode().l4proto()),
                 _ => Missing,
@@ -863,7 +874,6 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("fd.connected", FieldType::Bool, ArgKind::None),
     ("fd.name_changed", FieldType::Bool, ArgKind::None),
     ("fd.dev", FieldType::Int, ArgKind::None),
-    ("fd.nameraw", FieldType::Str, ArgKind::None),
     ("fd.ino", FieldType::Int, ArgKind::None),
     ("proc.env", FieldType::Str, ArgKind::Optional),
     ("proc.exe_ino", FieldType::Int, ArgKind::None),

@@ -140,7 +140,14 @@ pub fn import<E>(
             FdKind::Ipv4Server { l4, .. } | FdKind::Ipv6Server { l4, .. } => l4_code(*l4),
             _ => fdkind::L4_UNKNOWN,
         };
-        let entry = Fd { kind: kind_code(&f.kind), name: f.name.clone(), cloexec, l4, role: fdkind::ROLE_UNKNOWN };
+        let entry = Fd {
+            kind: kind_code(&f.kind),
+            name: f.name.clone(),
+            cloexec,
+            l4,
+            role: fdkind::ROLE_UNKNOWN,
+            raw: String::new(),
+        };
         im.fds.entry(pid).or_default().insert(f.fd, entry);
     }
     for ev in file.events() {
@@ -192,6 +199,8 @@ struct FdRef {
     /// The fd event's `mode` column: kind, protocol and role.
     mode: u32,
     name: Option<String>,
+    /// The name as the process passed it at open, where it differs.
+    raw: Option<String>,
 }
 
 impl<'a> Importer<'a> {
@@ -279,13 +288,16 @@ impl<'a> Importer<'a> {
 
     /// Adds one Lanner event for `ev`'s thread.
     fn push(&mut self, ev: &RawEvent<'_>, etype: EventType, cols: Cols, path: Option<&str>) {
-        self.push_row(ev, etype as u16, cols, path);
+        self.push_row(ev, etype as u16, cols, path, None);
     }
 
     /// Adds one row with stored event type `stored` (an [`EventType`], maybe with the enter bit).
-    fn push_row(&mut self, ev: &RawEvent<'_>, stored: u16, cols: Cols, path: Option<&str>) {
+    /// `raw` is the path as the process passed it (open events, and fd events whose fd was
+    /// opened so), where it differs from `path`.
+    fn push_row(&mut self, ev: &RawEvent<'_>, stored: u16, cols: Cols, path: Option<&str>, raw: Option<&str>) {
         let process = self.process_index(ev.tid, 0);
         let path = self.builder.intern_path_opt(path);
+        let path2 = self.builder.intern_path_opt(raw.filter(|r| !r.is_empty()));
         self.builder.push(Event {
             ts_ns: ev.ts,
             tid: ev.tid as u32,
@@ -296,7 +308,7 @@ impl<'a> Importer<'a> {
             mode: cols.mode,
             dirfd: cols.dirfd,
             path,
-            path2: NONE,
+            path2,
         });
         self.stats.imported += 1;
     }
@@ -344,7 +356,7 @@ impl<'a> Importer<'a> {
             name
         };
         let Some(etype) = EventType::from_name(name) else { return };
-        let (mut cols, mut path) = (Cols { ret: 0, flags: 0, mode: 0, dirfd: AT_FDCWD }, None);
+        let (mut cols, mut path, mut raw) = (Cols { ret: 0, flags: 0, mode: 0, dirfd: AT_FDCWD }, None, None);
         if etype.uses_fd() {
             // libsinsp: fd -1 when the call has no fd argument yet; an fd missing from the
             // table has no name on the enter event.
@@ -353,10 +365,11 @@ impl<'a> Importer<'a> {
                 let known = self.fd(ev.tid, fd).cloned();
                 cols.dirfd = fd as i32;
                 cols.mode = known.as_ref().map_or(fdkind::UNKNOWN, |f| f.mode().to_column());
+                raw = known.as_ref().map(|f| f.raw.clone());
                 path = known.map(|f| f.name);
             }
         }
-        self.push_row(ev, etype as u16 | lanner_formats::syscall::ENTER, cols, path.as_deref());
+        self.push_row(ev, etype as u16 | lanner_formats::syscall::ENTER, cols, path.as_deref(), raw.as_deref());
     }
 
     fn syscall(&mut self, etype: EventType, enter: Option<&RawEvent<'a>>, ev: &RawEvent<'a>) {
@@ -391,9 +404,10 @@ impl<'a> Importer<'a> {
                 let path = resolve(base.as_deref(), &raw);
                 let flags = oflags::from_ppm(ppm_flags);
                 if fd >= 0 {
-                    self.fds_of(tid).open(fd, path.clone(), flags);
+                    self.fds_of(tid).open(fd, path.clone(), &raw, flags);
                 }
-                self.push(ev, etype, Cols { ret: fd, flags, mode, dirfd: dirfd as i32 }, Some(&path));
+                let raw = (raw != path).then_some(raw.as_str());
+                self.push_row(ev, etype as u16, Cols { ret: fd, flags, mode, dirfd: dirfd as i32 }, Some(&path), raw);
             }
             T::Execve | T::Execveat => {
                 if res == 0 {
@@ -530,7 +544,8 @@ impl<'a> Importer<'a> {
             }
             t if t.uses_fd() => {
                 let r = self.fd_event(t, tid, res, &p);
-                self.push(ev, etype, Cols { ret: res, flags: 0, mode: r.mode, dirfd: r.fd as i32 }, r.name.as_deref());
+                let cols = Cols { ret: res, flags: 0, mode: r.mode, dirfd: r.fd as i32 };
+                self.push_row(ev, etype as u16, cols, r.name.as_deref(), r.raw.as_deref());
             }
             _ => {
                 let cwd = self.threads.get(&tid).map(|t| t.image.cwd.clone());
@@ -562,6 +577,7 @@ impl<'a> Importer<'a> {
         let current = |me: &Self, fd: i64| FdRef {
             fd,
             mode: me.fd(tid, fd).map_or(fdkind::UNKNOWN, |f| f.mode().to_column()),
+            raw: me.fd(tid, fd).map(|f| f.raw.clone()),
             name: me.fd(tid, fd).map(|f| f.name.clone()).or_else(|| (fd >= 0).then(String::new)),
         };
         match t {
