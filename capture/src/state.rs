@@ -377,12 +377,16 @@ impl ProcessTable {
             let (filename, argv) =
                 self.pending_exec.remove(&r.tid).or_else(|| self.pending_exec.remove(&r.tgid)).unwrap_or_default();
             let filename = text(&filename);
-            let path = match self.memfd_name(pid, fd1).filter(|_| filename.is_empty()) {
+            let resolved = resolve(self.base_dir(pid, fd1).as_deref(), &filename);
+            // The fd a program is run through: fexecve/execveat's, or N of an exec of
+            // `/proc/self/fd/N` (or `/proc/PID/fd/N` of this process).
+            let via_fd = if filename.is_empty() { Some(fd1) } else { proc_fd_of(&resolved, pid) };
+            let path = match via_fd.and_then(|fd| self.memfd_name(pid, fd)) {
                 // A program run from a memfd: the path the kernel gives it (`/proc/PID/exe`),
                 // which a memfd found in /proc already has as its name.
                 Some(link) if link.starts_with("/memfd:") => link,
                 Some(name) => format!("/memfd:{name} (deleted)"),
-                None => resolve(self.base_dir(pid, fd1).as_deref(), &filename),
+                None => resolved,
             };
             if r.ret == 0 {
                 let version = self.bump();
@@ -700,6 +704,19 @@ fn refresh_metadata(k8s: Option<&PodMetadata>, runtime: Option<&mut RuntimeMetad
     true
 }
 
+/// N when `path` is `/proc/self/fd/N`, `/proc/thread-self/fd/N` or `/proc/PID/fd/N` of process
+/// `pid`: an exec through it runs what fd N refers to.
+fn proc_fd_of(path: &str, pid: u32) -> Option<i32> {
+    let rest = path.strip_prefix("/proc/")?;
+    let (who, fd) = rest.split_once("/fd/")?;
+    let ours = who == "self" || who == "thread-self" || who.parse::<u32>().ok() == Some(pid);
+    if ours {
+        fd.parse().ok()
+    } else {
+        None
+    }
+}
+
 /// Converts native open flags to the x86_64 values archives use.
 fn native_oflags(raw: u64) -> u32 {
     let f = raw as u32;
@@ -813,6 +830,16 @@ mod tests {
             .unwrap();
         assert_eq!(d.path.as_deref(), Some("/etc/shadow/sub"));
         assert_eq!(d.mode, 0o755);
+    }
+
+    #[test]
+    fn an_exec_through_proc_fd_names_the_fd_only_for_this_process() {
+        assert_eq!(proc_fd_of("/proc/self/fd/3", 10), Some(3));
+        assert_eq!(proc_fd_of("/proc/thread-self/fd/12", 10), Some(12));
+        assert_eq!(proc_fd_of("/proc/10/fd/4", 10), Some(4));
+        assert_eq!(proc_fd_of("/proc/11/fd/4", 10), None, "another process's fd");
+        assert_eq!(proc_fd_of("/proc/self/fdinfo/3", 10), None);
+        assert_eq!(proc_fd_of("/usr/bin/true", 10), None);
     }
 
     #[test]

@@ -890,6 +890,11 @@ fn an_exec_through_a_file_descriptor_is_recorded_as_execveat() {
     let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
     let script = r#"
 import os, sys
+if len(sys.argv) > 1 and sys.argv[1] == "procfd":
+    fd = os.memfd_create("lanner-proc", 0)
+    os.write(fd, open("/bin/true", "rb").read())
+    print(os.getpid(), flush=True)
+    os.execve(f"/proc/self/fd/{fd}", ["proctrue", "z"], {})
 if len(sys.argv) > 1:
     fd = os.memfd_create("lanner-mem", 0)
     os.write(fd, open("/bin/true", "rb").read())
@@ -904,7 +909,7 @@ os.execve(fd, ["fexec-true", "x"], {})
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     };
-    let (by_fd, by_memfd) = (run(&[]), run(&["memfd"]));
+    let (by_fd, by_memfd, by_proc_fd) = (run(&[]), run(&["memfd"]), run(&["procfd"]));
     std::thread::sleep(Duration::from_millis(300));
     let (spool, log) = cap.stop();
     let fmt = "*%evt.type %evt.res %proc.name %proc.exe %proc.args %evt.arg.dirfd";
@@ -926,6 +931,13 @@ os.execve(fd, ["fexec-true", "x"], {})
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].starts_with("memfd_create false /"), "{lines:?}");
     assert_eq!(lines[1], "execveat true /memfd:lanner-mem (deleted)");
+    // execve("/proc/self/fd/N") of a memfd runs the memfd just the same.
+    let lines = query(
+        spool.path(),
+        &format!("proc.pid = {by_proc_fd} and evt.type = execve and proc.exe = proctrue"),
+        "*%evt.type %proc.is_exe_from_memfd %proc.exepath %proc.exe",
+    );
+    assert_eq!(lines, vec!["execve true /memfd:lanner-proc (deleted) proctrue"], "{log:?}");
 }
 
 #[test]
