@@ -11,4 +11,5 @@ pub mod replay;
 /// The rule language lives in its own crate; this path keeps `lanner_analyze::rules::…` working.
 pub use lanner_rules as rules;
 pub mod scap_input;
+pub mod shard;
 pub mod sinks;

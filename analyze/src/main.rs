@@ -80,6 +80,11 @@ enum Command {
     ///
     /// Example: `lanner-analyze import capture.scap -o capture.lnr`
     Import(cli::import::Args),
+    /// Combine the summaries (and alert files) of a backtest split with `replay --shard K/N`;
+    /// fails when a shard is missing or given twice.
+    ///
+    /// Example: `lanner-analyze merge --alerts a0.json --alerts a1.json --alerts-out alerts.json s0.json s1.json`
+    Merge(cli::merge::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -137,6 +142,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => cli::verify::run(args),
         Command::Export(args) => cli::export::run(args),
         Command::Import(args) => cli::import::run(args),
+        Command::Merge(args) => cli::merge::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "lanner-analyze", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

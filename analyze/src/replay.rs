@@ -14,9 +14,12 @@ use crate::engine::{evaluate_chunk, ChunkStats};
 use crate::rules::RuleSet;
 use crate::sinks::Sink;
 
-/// What a replay saw.
-#[derive(Debug, Default)]
+/// What a replay saw (written by `replay --summary-out`, combined by `merge`).
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReplaySummary {
+    /// The shard this replay covered, when the work was split (`replay --shard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
     /// Segments read.
     pub segments: usize,
     /// Chunks evaluated.
@@ -31,6 +34,9 @@ pub struct ReplaySummary {
     pub hits_by_process: BTreeMap<String, BTreeMap<String, u64>>,
     /// Alerts per rule and container id.
     pub hits_by_container: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Alerts per rule and node (the recording host).
+    #[serde(default)]
+    pub hits_by_node: BTreeMap<String, BTreeMap<String, u64>>,
     /// Time range covered (unix ns).
     pub t_range: Option<(u64, u64)>,
     /// Kernel drops recorded in the archives.
@@ -45,6 +51,35 @@ impl ReplaySummary {
     /// Total alerts.
     pub fn alerts(&self) -> u64 {
         self.hits.values().sum()
+    }
+
+    /// Adds what `other` saw (another shard, or another part of the archive).
+    pub fn absorb(&mut self, other: &ReplaySummary) {
+        self.segments += other.segments;
+        self.chunks += other.chunks;
+        self.chunks_pruned += other.chunks_pruned;
+        self.events += other.events;
+        self.drops += other.drops;
+        for (rule, n) in &other.hits {
+            *self.hits.entry(rule.clone()).or_default() += n;
+        }
+        for (mine, theirs) in [
+            (&mut self.hits_by_process, &other.hits_by_process),
+            (&mut self.hits_by_container, &other.hits_by_container),
+            (&mut self.hits_by_node, &other.hits_by_node),
+        ] {
+            for (rule, by) in theirs {
+                let m = mine.entry(rule.clone()).or_default();
+                for (k, n) in by {
+                    *m.entry(k.clone()).or_default() += n;
+                }
+            }
+        }
+        if let Some((a, b)) = other.t_range {
+            self.t_range = Some(self.t_range.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+        }
+        self.warnings.extend(other.warnings.iter().cloned());
+        self.errors.extend(other.errors.iter().cloned());
     }
 }
 
@@ -174,6 +209,8 @@ pub fn replay(
                         *by_proc.entry(proc_name.clone()).or_default() += 1;
                         let by_container = summary.hits_by_container.entry(a.rule.clone()).or_default();
                         *by_container.entry(container.clone()).or_default() += 1;
+                        let by_node = summary.hits_by_node.entry(a.rule.clone()).or_default();
+                        *by_node.entry(a.hostname.clone()).or_default() += 1;
                         for s in sinks.iter_mut() {
                             s.send(a)?;
                         }

@@ -210,3 +210,99 @@ fn completions_and_man_pages() {
     let page = fs::read_to_string(dir.path().join("lanner-analyze-replay.1")).unwrap();
     assert!(page.contains("Example:") && page.contains("\\-\\-since"), "{page}");
 }
+
+#[test]
+fn a_backtest_split_into_shards_reads_every_segment_once_and_merges_back_into_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_capture(dir.path(), 8);
+    let out = tempfile::tempdir().unwrap();
+    let o = |n: &str| out.path().join(n).display().to_string();
+    let spool = dir.path().to_str().unwrap();
+    let json = |p: &str| serde_json::from_str::<serde_json::Value>(&fs::read_to_string(p).unwrap()).unwrap();
+    let whole =
+        analyze(&["replay", "--summary-out", &o("whole.json"), "-o", &format!("file:{}", o("whole.jsonl")), spool]);
+    assert!(whole.status.success(), "{}", text(&whole.stderr));
+    for k in 0..3 {
+        let r = analyze(&[
+            "replay",
+            "--shard",
+            &format!("{k}/3"),
+            "--summary-out",
+            &o(&format!("s{k}.json")),
+            "-o",
+            &format!("file:{}", o(&format!("a{k}.jsonl"))),
+            spool,
+        ]);
+        assert!(r.status.success(), "{}", text(&r.stderr));
+        assert_eq!(json(&o(&format!("s{k}.json")))["shard"], serde_json::json!({"index": k, "count": 3}));
+    }
+    let segments: Vec<u64> = (0..3).map(|k| json(&o(&format!("s{k}.json")))["segments"].as_u64().unwrap()).collect();
+    assert_eq!(segments.iter().sum::<u64>(), 8, "each segment in exactly one shard: {segments:?}");
+
+    // The shard index from the orchestrator's variable, as an Indexed Job or Batch array job runs it.
+    let env = Command::new(env!("CARGO_BIN_EXE_lanner-analyze"))
+        .args([
+            "replay",
+            "--shard",
+            "env/3",
+            "--summary-out",
+            &o("env1.json"),
+            "-o",
+            &format!("file:{}", o("env1.jsonl")),
+            spool,
+        ])
+        .env("JOB_COMPLETION_INDEX", "1")
+        .output()
+        .unwrap();
+    assert!(env.status.success(), "{}", text(&env.stderr));
+    assert_eq!(json(&o("env1.json")), json(&o("s1.json")));
+
+    let (s0, s1, s2) = (o("s0.json"), o("s1.json"), o("s2.json"));
+    let m = analyze(&[
+        "merge",
+        "--alerts",
+        &o("a0.jsonl"),
+        "--alerts",
+        &o("a1.jsonl"),
+        "--alerts",
+        &o("a2.jsonl"),
+        "--alerts-out",
+        &o("all.jsonl"),
+        "-o",
+        &o("merged.json"),
+        &s0,
+        &s1,
+        &s2,
+    ]);
+    assert!(m.status.success(), "{}", text(&m.stderr));
+    // The merged summary is the whole replay's: counts per rule, node, container and process,
+    // time range, events, segments, drops.
+    let (merged, whole) = (json(&o("merged.json")), json(&o("whole.json")));
+    assert_eq!(merged, whole);
+    assert_eq!(whole["hits_by_node"]["Sensitive file read"]["testhost"], 8);
+    let mut all: Vec<String> = fs::read_to_string(o("all.jsonl")).unwrap().lines().map(str::to_owned).collect();
+    let times: Vec<String> = all
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["time"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "merged alerts are in time order");
+    let mut whole_alerts: Vec<String> =
+        fs::read_to_string(o("whole.jsonl")).unwrap().lines().map(str::to_owned).collect();
+    all.sort();
+    whole_alerts.sort();
+    assert_eq!(all, whole_alerts);
+
+    // A missing or repeated shard is an error: part of the archive would go unread or count twice.
+    let missing = analyze(&["merge", &s0, &s2]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("shard(s) 1 of 3 missing"), "{}", text(&missing.stderr));
+    let twice = analyze(&["merge", &s0, &s1, &s2, &o("env1.json")]);
+    assert!(text(&twice.stderr).contains("shard 1/3 again"), "{}", text(&twice.stderr));
+    let bad = analyze(&["replay", "--shard", "3/3", spool]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("--shard 3/3: the shard index 3 is not below the count 3"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

@@ -5,6 +5,7 @@
 pub mod export;
 pub mod follow;
 pub mod import;
+pub mod merge;
 pub mod proctree;
 pub mod query;
 pub mod replay;

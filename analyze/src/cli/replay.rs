@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use lanner_analyze::replay::{replay, Progress, ReplaySummary};
+use lanner_analyze::replay::{discover, replay, Progress, ReplaySummary};
 use lanner_analyze::rules::RuleMatching;
 use lanner_analyze::scap_input;
+use lanner_analyze::shard::Shard;
 
 use super::{close_sinks, DetectArgs, WindowArgs, EXIT_DATA_ERROR, EXIT_USAGE};
 
@@ -23,6 +24,15 @@ pub struct Args {
     pub threads: Option<usize>,
     #[command(flatten)]
     pub window: WindowArgs,
+    /// Replay only shard K of N (0-based) of the segments, chosen by file name, so that N workers
+    /// split a backtest without overlap; `env/N` takes K from JOB_COMPLETION_INDEX (Kubernetes
+    /// Indexed Jobs) or AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array jobs).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Also write the summary as JSON (counts per rule, node, container and process; time range;
+    /// events; drops), for `lanner-analyze merge`.
+    #[arg(long, value_name = "FILE")]
+    pub summary_out: Option<PathBuf>,
     /// Archive segments (`.lnr`) or directories holding them.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
@@ -30,7 +40,8 @@ pub struct Args {
 
 /// Runs `lanner-analyze replay`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let Args { detect, rule_matching, threads, window, paths } = args;
+    let Args { detect, rule_matching, threads, window, shard, summary_out, paths } = args;
+    let shard = shard.map(|s| Shard::parse(&s, |v| std::env::var(v).ok())).transpose()?;
     if let Some(n) = threads {
         rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().context("starting worker threads")?;
     }
@@ -39,9 +50,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
         MatchingArg::First => RuleMatching::First,
         MatchingArg::All => RuleMatching::All,
     };
-    let inputs = scap_input::prepare(&paths)?;
-    let summary = replay(&rules, &inputs.paths, window.into(), &mut sinks, &Bar::new())?;
+    // A shard keeps the segments (and .scap files) its index owns, by name.
+    let mut files = discover(&paths)?;
+    if let Some(s) = shard {
+        files.retain(|p| s.owns(p));
+    }
+    let inputs = scap_input::prepare(&files)?;
+    let mut summary = replay(&rules, &inputs.paths, window.into(), &mut sinks, &Bar::new())?;
+    summary.shard = shard;
     report(&summary);
+    if let Some(out) = summary_out {
+        let text = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(&out, text + "\n").with_context(|| format!("writing {}", out.display()))?;
+    }
     close_sinks(&mut sinks)?;
     Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
 }
