@@ -37,6 +37,8 @@ pub struct ChunkStats {
     pub t_range: Option<(u64, u64)>,
     /// `proc.name` and `container.id` of each alert's event, in alert order.
     pub alert_procs: Vec<(String, String)>,
+    /// `proc.pid` of each alert's event, in alert order.
+    pub alert_pids: Vec<u32>,
 }
 
 /// Evaluates every event of `chunk`; the first matching rule (in file order) fires, as Falco's
@@ -68,6 +70,7 @@ pub fn evaluate_chunk(
                 view.get(&crate::rules::Field::ProcName).render(),
                 view.get(&crate::rules::Field::ContainerId).render(),
             ));
+            stats.alert_pids.push(view.get(&crate::rules::Field::ProcPid).render().parse().unwrap_or(0));
             alerts.push(Alert {
                 time: chrono::DateTime::from_timestamp_nanos(ts as i64).to_rfc3339_opts(SecondsFormat::Nanos, true),
                 rule: rule.name.clone(),

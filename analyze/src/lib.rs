@@ -8,6 +8,7 @@ pub mod engine;
 pub mod follow;
 pub mod inspect;
 pub mod replay;
+pub mod report;
 /// The rule language lives in its own crate; this path keeps `lanner_analyze::rules::…` working.
 pub use lanner_rules as rules;
 pub mod scap_input;

@@ -85,6 +85,11 @@ enum Command {
     ///
     /// Example: `lanner-analyze merge --alerts a0.json --alerts a1.json --alerts-out alerts.json s0.json s1.json`
     Merge(cli::merge::Args),
+    /// Write one self-contained HTML page about an incident: summary, alerts, a timeline, the
+    /// process tree, file, network and privilege activity, and the archive's integrity.
+    ///
+    /// Example: `lanner-analyze report --pid 4242 /var/lib/lanner/spool -o incident.html`
+    Report(cli::report::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -143,6 +148,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => cli::export::run(args),
         Command::Import(args) => cli::import::run(args),
         Command::Merge(args) => cli::merge::run(args),
+        Command::Report(args) => cli::report::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "lanner-analyze", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

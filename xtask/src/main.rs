@@ -180,12 +180,13 @@ fn setup() -> Result<()> {
     }
     // Debian packages the tests use: sysdig (reads .scap files: the oracle of the scap
     // differential tests), runc and a static busybox (a real container for the live test).
-    // bpftrace is the capture benchmark's peer.
+    // bpftrace is the capture benchmark's peer; headless chromium opens `report`'s pages.
     apt_install(&[
         ("sysdig", "/usr/bin/sysdig"),
         ("runc", "/usr/sbin/runc"),
         ("busybox-static", "/usr/bin/busybox"),
         ("bpftrace", "/usr/bin/bpftrace"),
+        ("chromium", "/usr/bin/chromium"),
     ])?;
     // The kernel matrix: QEMU and Debian's kernels.
     vmtest::setup(&root())?;

@@ -9,6 +9,7 @@ pub mod merge;
 pub mod proctree;
 pub mod query;
 pub mod replay;
+pub mod report;
 pub mod rules_check;
 pub mod stats;
 pub mod timeline;

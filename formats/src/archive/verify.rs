@@ -69,6 +69,18 @@ impl Finding {
     pub fn is_problem(&self) -> bool {
         !matches!(self, Finding::Ok { .. } | Finding::TornTail { .. })
     }
+
+    /// The segment the finding is about (for a broken chain, the later one).
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Finding::Ok { path, .. }
+            | Finding::TornTail { path, .. }
+            | Finding::Unreadable { path, .. }
+            | Finding::DamagedFooter { path, .. }
+            | Finding::CorruptChunk { path, .. } => path,
+            Finding::ChainBroken { after, .. } => after,
+        }
+    }
 }
 
 impl std::fmt::Display for Finding {
