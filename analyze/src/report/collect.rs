@@ -376,6 +376,8 @@ fn chunk_partial(
     out.events = stats.events;
     out.t_range = stats.t_range;
     let (chunk, paths) = (d.chunk(), d.paths());
+    // A chunk's process entries are shared by its events: each is read once per chunk.
+    let mut pid_of_entry: HashMap<u32, Option<u32>> = HashMap::new();
     for (i, ev) in chunk.events.iter().enumerate() {
         if !window.contains(ev.ts_ns) || ev.etype & lanner_formats::syscall::ENTER != 0 {
             continue;
@@ -383,25 +385,31 @@ fn chunk_partial(
         let v = EventView { chunk, paths, ev, num: first_event + i as u64 + 1, meta };
         let get = |field: &Field| v.get(field).render();
         let arg = |name: &str| v.get(&Field::EvtArg(name.to_owned())).render();
-        let Ok(pid) = get(&Field::ProcPid).parse::<u32>() else { continue };
-        let proc_name = get(&Field::ProcName);
-        let entry = out.procs.entry(pid).or_insert_with(|| Proc { pid, first_ns: ev.ts_ns, ..Default::default() });
-        entry.ppid = get(&Field::ProcPpid).parse::<i64>().map_or(0, |p| p.max(0) as u32);
-        entry.name.clone_from(&proc_name);
-        entry.cmdline = get(&Field::ProcCmdline);
-        entry.user = get(&f.user);
-        entry.container = get(&Field::ContainerId);
+        let pid = *pid_of_entry.entry(ev.process).or_insert_with(|| {
+            let pid = get(&Field::ProcPid).parse::<u32>().ok()?;
+            let entry = out.procs.entry(pid).or_insert_with(|| Proc { pid, first_ns: ev.ts_ns, ..Default::default() });
+            entry.ppid = get(&Field::ProcPpid).parse::<i64>().map_or(0, |p| p.max(0) as u32);
+            entry.name = get(&Field::ProcName);
+            entry.cmdline = get(&Field::ProcCmdline);
+            entry.user = get(&f.user);
+            entry.container = get(&Field::ContainerId);
+            Some(pid)
+        });
+        let Some(pid) = pid else { continue };
         let Some(t) = v.etype() else { continue };
-        let ok = ev.ret >= 0;
+        let entry = out.procs.get_mut(&pid).expect("added with its entry");
         match t {
+            // An exec makes a new process entry, so its command line was read just above.
             Execve | Execveat if ev.ret == 0 => entry.execs.push((ev.ts_ns, entry.cmdline.clone())),
             Procexit if ev.tid == pid => entry.exit_ns = Some(ev.ts_ns),
             _ => {}
         }
+        let proc_name: &str = &entry.name;
+        let ok = ev.ret >= 0;
         let row = |action: &str, target: String| Activity {
             ts_ns: ev.ts_ns,
             pid,
-            proc_name: proc_name.clone(),
+            proc_name: proc_name.to_owned(),
             action: action.to_owned(),
             target,
             result: get(&f.res),
