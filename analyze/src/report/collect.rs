@@ -98,11 +98,14 @@ pub struct Table {
     pub rows: Vec<Activity>,
     /// All rows, kept or not.
     pub total: u64,
+    /// All rows per process, so that a selection counts the rows the cap left out too.
+    per_pid: HashMap<u32, u64>,
 }
 
 impl Table {
     fn push(&mut self, a: Activity) {
         self.total += 1;
+        *self.per_pid.entry(a.pid).or_default() += 1;
         if self.rows.len() < ROW_CAP {
             self.rows.push(a);
         }
@@ -110,13 +113,18 @@ impl Table {
 
     fn extend(&mut self, other: Table) {
         self.total += other.total;
+        for (pid, n) in other.per_pid {
+            *self.per_pid.entry(pid).or_default() += n;
+        }
         let room = ROW_CAP.saturating_sub(self.rows.len());
         self.rows.extend(other.rows.into_iter().take(room));
     }
 
-    fn retain(&mut self, keep: impl Fn(&Activity) -> bool) {
-        self.rows.retain(|a| keep(a));
-        self.total = self.rows.len() as u64;
+    /// Keeps the rows (and the counts) of the processes in `pids`.
+    fn select(&mut self, pids: &BTreeSet<u32>) {
+        self.rows.retain(|a| pids.contains(&a.pid));
+        self.per_pid.retain(|pid, _| pids.contains(pid));
+        self.total = self.per_pid.values().sum();
     }
 }
 
@@ -274,7 +282,7 @@ pub fn collect(rules: &RuleSet, paths: &[PathBuf], window: Window, selection: &S
     report.alerts = alerts;
     if let Some(s) = &selected {
         for t in [&mut report.files, &mut report.network, &mut report.privilege] {
-            t.retain(|a| s.contains(&a.pid));
+            t.select(s);
         }
     }
     report.selected = selected.clone().unwrap_or_else(|| procs.keys().copied().collect());
@@ -288,14 +296,14 @@ pub fn collect(rules: &RuleSet, paths: &[PathBuf], window: Window, selection: &S
     }
     procs.retain(|pid, _| shown.contains(pid));
     report.processes = procs;
+    let chains: HashMap<&std::path::Path, String> = files
+        .iter()
+        .zip(&readers)
+        .filter_map(|(p, r)| Some((p.as_path(), hex(&r.as_ref()?.chunks().last()?.header.chain))))
+        .collect();
     for f in verify(&files) {
+        let chain = chains.get(f.path()).cloned().unwrap_or_default();
         let path = f.path().display().to_string();
-        let chain = readers
-            .iter()
-            .zip(&files)
-            .find(|(_, p)| p.display().to_string() == path)
-            .and_then(|(r, _)| r.as_ref()?.chunks().last().map(|c| hex(&c.header.chain)))
-            .unwrap_or_default();
         report.integrity.push(SegmentIntegrity { path, chain, verdict: f.to_string(), ok: !f.is_problem() });
     }
     Ok(report)
@@ -498,5 +506,13 @@ mod tests {
         u.extend(t);
         assert_eq!((u.rows.len(), u.total), (ROW_CAP, ROW_CAP as u64 + 11));
         assert_eq!(u.rows[1].target, "/f0");
+        // A selection counts the rows the cap left out as well.
+        let mut v = u.clone();
+        v.push(Activity { pid: 2, ..a(9) });
+        v.select(&[1].into());
+        assert_eq!((v.rows.len(), v.total), (ROW_CAP, ROW_CAP as u64 + 11));
+        let mut w = u.clone();
+        w.select(&[2].into());
+        assert_eq!((w.rows.len(), w.total), (0, 0));
     }
 }
