@@ -6,13 +6,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use lanner_formats::archive::SegmentReader;
 
 use crate::engine::Window;
-use crate::replay::discover;
 use crate::rules::fields::{format_time_of_day, EventView};
 use crate::rules::output::OutputFormat;
 use crate::rules::Filter;
+use crate::segments::{discover_selected, Selection};
 
 /// Problems met while reading (reported, not fatal).
 pub type Problems = Vec<String>;
@@ -20,8 +19,8 @@ pub type Problems = Vec<String>;
 /// Calls `f` for every event inside `window`, in archive order; returns the problems met.
 pub fn for_each_event(paths: &[PathBuf], window: Window, mut f: impl FnMut(&EventView<'_>)) -> Result<Problems> {
     let mut problems = Vec::new();
-    for p in discover(paths)? {
-        let r = match SegmentReader::open(&p) {
+    for p in discover_selected(paths, &Selection { window, ..Default::default() })? {
+        let r = match p.open() {
             Ok(r) => r,
             Err(e) => {
                 problems.push(e.to_string());
@@ -175,8 +174,8 @@ pub fn stats(paths: &[PathBuf], window: Window) -> Result<(Stats, Problems)> {
         range = Some(range.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
     })?;
     let mut drops = 0u64;
-    for p in discover(paths)? {
-        if let Ok(r) = SegmentReader::open(&p) {
+    for p in discover_selected(paths, &Selection::default())? {
+        if let Ok(r) = p.open_index() {
             drops += r.chunks().iter().map(|c| c.header.drops as u64).sum::<u64>();
         }
     }

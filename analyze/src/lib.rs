@@ -12,5 +12,6 @@ pub mod report;
 /// The rule language lives in its own crate; this path keeps `lanner_analyze::rules::…` working.
 pub use lanner_rules as rules;
 pub mod scap_input;
+pub mod segments;
 pub mod shard;
 pub mod sinks;

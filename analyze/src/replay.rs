@@ -2,16 +2,16 @@
 //! alerts to the sinks in archive order, whatever the thread count.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use lanner_formats::alert::Alert;
-use lanner_formats::archive::{list_segments, ChunkRef, SegmentReader, SEGMENT_EXTENSION};
+use lanner_formats::archive::{ChunkRef, SegmentReader};
 use rayon::prelude::*;
 
 pub use crate::engine::Window;
 use crate::engine::{evaluate_chunk, ChunkStats};
 use crate::rules::RuleSet;
+use crate::segments::Segment;
 use crate::sinks::Sink;
 
 /// What a replay saw (written by `replay --summary-out`, combined by `merge`).
@@ -90,24 +90,6 @@ struct ChunkResult {
     drops: u64,
 }
 
-/// Expands the command-line paths: files as given, directories to their `*.lnr` files (sorted).
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        let meta = std::fs::metadata(p).with_context(|| format!("{}", p.display()))?;
-        if meta.is_dir() {
-            let v: Vec<PathBuf> = list_segments(p)?.into_iter().map(|s| s.path).collect();
-            if v.is_empty() {
-                bail!("{}: no .{SEGMENT_EXTENSION} archive segments in this directory", p.display());
-            }
-            out.extend(v);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
-
 /// Told how far a replay has come (the binary draws a progress bar with it); every method does
 /// nothing by default.
 pub trait Progress {
@@ -124,11 +106,11 @@ pub struct NoProgress;
 
 impl Progress for NoProgress {}
 
-/// Replays `paths` with `rules`, sending alerts to every sink in archive order and telling
+/// Replays `segments` with `rules`, sending alerts to every sink in archive order and telling
 /// `progress` how far it has come.
 pub fn replay(
     rules: &RuleSet,
-    paths: &[PathBuf],
+    segments: &[Segment],
     window: Window,
     sinks: &mut [Box<dyn Sink>],
     progress: &dyn Progress,
@@ -137,13 +119,12 @@ pub fn replay(
     // Index every segment (header and footer only), then unmap it: a mapped segment keeps the
     // pages the kernel faulted in around what was read. Segments are mapped again while their
     // chunks are evaluated and unmapped when done, so memory stays bounded by the batch.
-    let mut files: Vec<PathBuf> = Vec::new();
+    let mut files: Vec<&Segment> = Vec::new();
     let wanted_types = rules.event_type_mask();
     let mut jobs: Vec<(usize, ChunkRef)> = Vec::new();
-    let found = discover(paths)?;
     // Indexed in parallel; each segment is unmapped before the next step.
-    let indexed: Vec<Indexed> = found.par_iter().map(|p| index_segment(p)).collect();
-    for (p, ix) in found.into_iter().zip(indexed) {
+    let indexed: Vec<Indexed> = segments.par_iter().map(index_segment).collect();
+    for (p, ix) in segments.iter().zip(indexed) {
         summary.warnings.extend(ix.warnings);
         summary.errors.extend(ix.errors);
         let Some(chunks) = ix.chunks else { continue };
@@ -173,7 +154,16 @@ pub fn replay(
     for (b, batch) in jobs.chunks(batch_len).enumerate() {
         let mut to_open: Vec<usize> = batch.iter().map(|(i, _)| *i).filter(|&i| readers[i].is_none()).collect();
         to_open.dedup();
-        let reopened: Vec<_> = to_open.par_iter().map(|&i| (i, SegmentReader::open(&files[i]))).collect();
+        // A segment is opened for the chunks of it this batch and the later ones evaluate: from
+        // object storage, only those chunks are fetched.
+        let reopened: Vec<_> = to_open
+            .par_iter()
+            .map(|&i| {
+                let wanted: Vec<ChunkRef> =
+                    jobs[b * batch_len..].iter().filter(|(j, _)| *j == i).map(|(_, c)| *c).collect();
+                (i, files[i].open_chunks(&wanted))
+            })
+            .collect();
         for (i, res) in reopened {
             // Indexed a moment ago; a segment that vanished or changed since is reported.
             match res {
@@ -184,8 +174,9 @@ pub fn replay(
         let results: Vec<Result<ChunkResult, String>> = batch
             .par_iter()
             .map(|(i, c)| {
-                let r =
-                    readers[*i].as_ref().ok_or_else(|| format!("{}: could not be reopened", files[*i].display()))?;
+                let r = readers[*i]
+                    .as_ref()
+                    .ok_or_else(|| format!("{}: could not be reopened", files[*i].path().display()))?;
                 let decoded = r.decode(c).map_err(|e| e.to_string())?;
                 let mut stats = ChunkStats::default();
                 let alerts = evaluate_chunk(rules, &decoded, r.meta(), c.first_event, window, &mut stats);
@@ -245,9 +236,10 @@ struct Indexed {
 }
 
 /// Opens a segment, lists its chunks and problems, and unmaps it.
-fn index_segment(p: &Path) -> Indexed {
+fn index_segment(s: &Segment) -> Indexed {
     let mut ix = Indexed { chunks: None, warnings: Vec::new(), errors: Vec::new() };
-    match SegmentReader::open(p) {
+    let p = &s.path();
+    match s.open_index() {
         Ok(r) => {
             ix.warnings.extend(r.warnings().iter().cloned());
             if let Some(e) = r.truncation() {

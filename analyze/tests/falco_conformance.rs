@@ -245,7 +245,7 @@ fn detect(rs: &RuleSet, trace: &Path) -> anyhow::Result<BTreeMap<String, u64>> {
     let tmp = tempfile::tempdir()?;
     let seg = tmp.path().join("trace.lnr");
     lanner_analyze::scap_input::import_file(trace, &seg)?;
-    let summary = replay(rs, &[seg], Window::default(), &mut [], &NoProgress)?;
+    let summary = replay(rs, &[lanner_analyze::segments::Segment::File(seg)], Window::default(), &mut [], &NoProgress)?;
     anyhow::ensure!(summary.errors.is_empty(), "replay errors: {:?}", summary.errors);
     Ok(summary.hits)
 }

@@ -32,6 +32,11 @@ struct RawConfig {
     k8s_api: Option<Spanned<String>>,
     k8s_node: Option<Spanned<String>>,
     container_socket: Option<OneOrMany>,
+    ship: Option<Spanned<String>>,
+    cluster: Option<Spanned<String>>,
+    ship_endpoint: Option<Spanned<String>>,
+    ship_path_style: Option<Spanned<String>>,
+    ship_may_delete_unshipped: Option<Spanned<String>>,
 }
 
 /// A key that takes one value or a list of them (kept without positions: any text is valid).
@@ -60,6 +65,11 @@ pub struct FileConfig {
     k8s_api: Option<String>,
     k8s_node: Option<String>,
     container_socket: Option<Vec<PathBuf>>,
+    ship: Option<String>,
+    cluster: Option<String>,
+    ship_endpoint: Option<String>,
+    ship_path_style: Option<bool>,
+    ship_may_delete_unshipped: Option<bool>,
 }
 
 /// Parses a size in bytes: a number, optionally followed by `K`/`M`/`G`/`T` (powers of 1000)
@@ -112,6 +122,22 @@ fn value<T>(
     }
 }
 
+fn boolean(s: &str) -> Result<bool, String> {
+    match s {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("`{s}` is not true or false")),
+    }
+}
+
+fn http_url(s: &str) -> Result<String, String> {
+    if s.starts_with("http://") || s.starts_with("https://") {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("`{s}` is not an http:// or https:// URL"))
+    }
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration ({e}; examples: 30s, 1h, 7days)"))
 }
@@ -137,11 +163,7 @@ fn parse(file: &str, text: &str) -> Result<FileConfig> {
         spool: value(f, "spool", &raw.spool, |s| Ok(PathBuf::from(s)))?,
         duration: value(f, "duration", &raw.duration, duration)?,
         chunk_interval: value(f, "chunk-interval", &raw.chunk_interval, duration)?,
-        live: value(f, "live", &raw.live, |s| match s {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(format!("`{s}` is not true or false")),
-        })?,
+        live: value(f, "live", &raw.live, boolean)?,
         chunk_events: value(f, "chunk-events", &raw.chunk_events, |s| {
             s.parse().map_err(|_| format!("`{s}` is not a positive number of events"))
         })?,
@@ -160,18 +182,19 @@ fn parse(file: &str, text: &str) -> Result<FileConfig> {
             "all" => Ok(crate::SyscallSet::All),
             _ => Err(format!("`{s}` is not a syscall set (forensic or all)")),
         })?,
-        k8s_api: value(f, "k8s-api", &raw.k8s_api, |s| {
-            if s.starts_with("http://") || s.starts_with("https://") {
-                Ok(s.to_owned())
-            } else {
-                Err(format!("`{s}` is not an http:// or https:// URL"))
-            }
-        })?,
+        k8s_api: value(f, "k8s-api", &raw.k8s_api, http_url)?,
         k8s_node: value(f, "k8s-node", &raw.k8s_node, |s| Ok(s.to_owned()))?,
         container_socket: raw.container_socket.map(|v| match v {
             OneOrMany::One(s) => vec![PathBuf::from(s)],
             OneOrMany::Many(l) => l.into_iter().map(PathBuf::from).collect(),
         }),
+        ship: value(f, "ship", &raw.ship, |s| {
+            lanner_objectstore::StoreUrl::parse(s).map(|_| s.to_owned()).map_err(|e| e.to_string())
+        })?,
+        cluster: value(f, "cluster", &raw.cluster, |s| Ok(s.to_owned()))?,
+        ship_endpoint: value(f, "ship-endpoint", &raw.ship_endpoint, http_url)?,
+        ship_path_style: value(f, "ship-path-style", &raw.ship_path_style, boolean)?,
+        ship_may_delete_unshipped: value(f, "ship-may-delete-unshipped", &raw.ship_may_delete_unshipped, boolean)?,
     })
 }
 
@@ -216,6 +239,11 @@ pub fn merge(cli: &mut Cli, matches: &ArgMatches, file: FileConfig) {
     take!(k8s_api, option);
     take!(k8s_node, option);
     take!(container_socket, option);
+    take!(ship, option);
+    take!(cluster);
+    take!(ship_endpoint, option);
+    take!(ship_path_style);
+    take!(ship_may_delete_unshipped);
 }
 
 #[cfg(test)]
@@ -224,7 +252,7 @@ mod tests {
 
     use super::*;
 
-    const GOOD: &str = "# node defaults\nspool: /var/lib/lanner/spool\nlive: true\nsegment-bytes: 64MiB\nsegment-age: 1h\nretain-bytes: 10G\nretain-age: 7days\nzstd-level: 5\nchunk-events: 1000\nmetrics-addr: 127.0.0.1:9464\nk8s-api: https://10.96.0.1:443\nk8s-node: worker-1\ncontainer-socket: [/run/docker.sock, /run/podman/podman.sock]\n";
+    const GOOD: &str = "# node defaults\nspool: /var/lib/lanner/spool\nlive: true\nsegment-bytes: 64MiB\nsegment-age: 1h\nretain-bytes: 10G\nretain-age: 7days\nzstd-level: 5\nchunk-events: 1000\nmetrics-addr: 127.0.0.1:9464\nk8s-api: https://10.96.0.1:443\nk8s-node: worker-1\ncontainer-socket: [/run/docker.sock, /run/podman/podman.sock]\nship: s3://evidence/lanner\ncluster: prod-eu\nship-endpoint: http://127.0.0.1:5000\nship-path-style: true\nship-may-delete-unshipped: false\n";
 
     #[test]
     fn good_file_sets_every_value() {
@@ -244,6 +272,10 @@ mod tests {
             c.container_socket,
             Some(vec![PathBuf::from("/run/docker.sock"), PathBuf::from("/run/podman/podman.sock")])
         );
+        assert_eq!(c.ship.as_deref(), Some("s3://evidence/lanner"));
+        assert_eq!(c.cluster.as_deref(), Some("prod-eu"));
+        assert_eq!(c.ship_endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!((c.ship_path_style, c.ship_may_delete_unshipped), (Some(true), Some(false)));
         assert_eq!(c.duration, None);
         assert_eq!(parse("empty.yaml", "# nothing\n\n").unwrap(), FileConfig::default());
     }
@@ -259,6 +291,8 @@ mod tests {
     fn bad_values_and_bad_yaml_name_the_position() {
         let e = parse("n.yaml", "spool: /s\nsegment-age: soon\n").unwrap_err().to_string();
         assert!(e.starts_with("n.yaml:2:14: segment-age: `soon` is not a duration"), "{e}");
+        let e = parse("n.yaml", "ship: /tmp/x\n").unwrap_err().to_string();
+        assert!(e.starts_with("n.yaml:1:7: ship: `/tmp/x`: not an object storage URL"), "{e}");
         let e = parse("n.yaml", "retain-bytes: 10XB\n").unwrap_err().to_string();
         assert!(e.starts_with("n.yaml:1:15: retain-bytes: `10XB`: unknown size unit `XB`"), "{e}");
         let e = parse("n.yaml", "metrics-addr: localhost\n").unwrap_err().to_string();

@@ -11,11 +11,13 @@
 //! - [`state`]: the process and fd state machine that turns records into events;
 //! - [`metadata`]: `/proc`, container ids, container runtime and Kubernetes names;
 //! - [`spool`]: chunks, segments, the writer thread and retention;
+//! - [`ship`]: uploads closed segments to object storage;
 //! - [`drain`]: the loop that ties them together; [`metrics`]: what it reports.
 
 pub mod drain;
 pub mod kernel;
 pub mod metadata;
 pub mod metrics;
+pub mod ship;
 pub mod spool;
 pub mod state;

@@ -15,6 +15,7 @@ use lanner_capture::drain::{self, Stop};
 use lanner_capture::kernel::{btf, loader, support as kernel_support};
 use lanner_capture::metadata::{k8s, procfs, runtime};
 use lanner_capture::metrics::{self, Metrics};
+use lanner_capture::ship::{ShipConfig, Shipper};
 use lanner_capture::spool::retention::RetentionPolicy;
 use lanner_capture::spool::{now_ns, Spool, SpoolLimits};
 use lanner_capture::state::ProcessTable;
@@ -104,6 +105,32 @@ struct Cli {
     /// records that find it full are counted as drops in the archive.
     #[arg(long, default_value_t = loader::DEFAULT_RING_BUFFER_BYTES, value_parser = loader::parse_ring_buffer_bytes)]
     ring_buffer_bytes: u32,
+    /// Upload every closed segment to object storage, at
+    /// `s3://BUCKET/PREFIX/<cluster>/<node>/<YYYY>/<MM>/<DD>/<HH>/<segment>` (credentials: the AWS
+    /// SDK's chain: environment, profile, IRSA web identity, instance role). Retention then
+    /// deletes only segments already shipped.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX", value_parser = parse_store_url)]
+    ship: Option<String>,
+    /// The cluster name in shipped keys (default: env LANNER_CLUSTER, else `default`).
+    #[arg(long, env = "LANNER_CLUSTER", default_value = "default")]
+    cluster: String,
+    /// Endpoint of an S3-compatible store or a VPC endpoint for --ship (also AWS_ENDPOINT_URL_S3).
+    #[arg(long, value_name = "URL")]
+    ship_endpoint: Option<String>,
+    /// Path-style addressing for --ship (default: on with --ship-endpoint).
+    #[arg(long)]
+    ship_path_style: bool,
+    /// Let retention delete segments that have not been shipped yet (by default they are kept, and
+    /// the spool grows past the --retain-* limits while shipping is down).
+    #[arg(long)]
+    ship_may_delete_unshipped: bool,
+    /// After capture stops, keep shipping the segments still waiting for at most this long.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    ship_drain_timeout: Duration,
+}
+
+fn parse_store_url(s: &str) -> Result<String, String> {
+    lanner_objectstore::StoreUrl::parse(s).map(|_| s.to_owned()).map_err(|e| e.to_string())
 }
 
 fn main() {
@@ -194,7 +221,11 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         chunk_interval: if cli.live { Duration::from_millis(200) } else { cli.chunk_interval },
         segment_bytes: cli.segment_bytes,
         segment_age: cli.segment_age,
-        retention: RetentionPolicy { max_bytes: cli.retain_bytes, max_age: cli.retain_age },
+        retention: RetentionPolicy {
+            max_bytes: cli.retain_bytes,
+            max_age: cli.retain_age,
+            keep_unshipped: cli.ship.is_some() && !cli.ship_may_delete_unshipped,
+        },
         zstd_level: cli.zstd_level,
     };
     if cli.retain_bytes.is_some_and(|r| r < cli.segment_bytes) {
@@ -206,7 +237,25 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     if let Some(addr) = cli.metrics_addr {
         metrics::serve(addr, Arc::clone(&metrics))?;
     }
+    let capture_id = meta.capture_id.clone();
     let mut spool = Spool::new(&spool_dir, limits, meta, Arc::clone(&metrics))?;
+    let shipper = match &cli.ship {
+        Some(url) => {
+            let cfg = ShipConfig {
+                url: lanner_objectstore::StoreUrl::parse(url)?,
+                connection: lanner_objectstore::Connection {
+                    endpoint: cli.ship_endpoint.clone(),
+                    path_style: cli.ship_path_style.then_some(true),
+                    region: None,
+                },
+                cluster: cli.cluster.clone(),
+                node: None,
+            };
+            log::info!("shipping closed segments to {url} (cluster {})", cli.cluster);
+            Some(Shipper::start(&spool_dir, cfg, capture_id, Arc::clone(&metrics))?)
+        }
+        None => None,
+    };
     log::info!(
         "recording to {} ({} tracepoints attached, {} processes in the /proc snapshot, ring buffer {} bytes)",
         spool_dir.display(),
@@ -233,6 +282,9 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
         seen.recursion_misses,
         table.unknown_records
     );
+    if let Some(shipper) = shipper {
+        shipper.finish(cli.ship_drain_timeout);
+    }
     for s in &written.segments {
         println!("{}", s.display());
     }

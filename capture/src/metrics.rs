@@ -44,6 +44,16 @@ pub struct Metrics {
     pub malformed_records: AtomicU64,
     /// Sealed chunks the capture loop had to wait to hand to the spool writer thread.
     pub writer_waits: AtomicU64,
+    /// Segments uploaded to object storage.
+    pub ship_segments: AtomicU64,
+    /// Bytes uploaded to object storage.
+    pub ship_bytes: AtomicU64,
+    /// Upload attempts that failed (each is retried).
+    pub ship_failures: AtomicU64,
+    /// Age in seconds of the oldest closed segment not shipped yet (0 when none waits).
+    pub ship_lag_seconds: AtomicU64,
+    /// Closed segments waiting to be shipped.
+    pub ship_queue: AtomicU64,
 }
 
 impl Metrics {
@@ -69,7 +79,7 @@ impl Metrics {
         for (name, n) in &events {
             let _ = writeln!(s, "lanner_capture_events_total{{syscall=\"{name}\"}} {n}");
         }
-        let scalars: [(&str, &str, &str, &AtomicU64); 15] = [
+        let scalars: [(&str, &str, &str, &AtomicU64); 20] = [
             ("records_read_total", "counter", "Ring-buffer records read from the kernel.", &self.records_read),
             ("kernel_drops_total", "counter", "Records the kernel dropped (ring buffer full).", &self.kernel_drops),
             (
@@ -115,6 +125,16 @@ impl Metrics {
                 "Sealed chunks the capture loop waited to hand to the spool writer thread (it was behind).",
                 &self.writer_waits,
             ),
+            ("ship_segments_total", "counter", "Segments uploaded to object storage.", &self.ship_segments),
+            ("ship_bytes_total", "counter", "Bytes uploaded to object storage.", &self.ship_bytes),
+            ("ship_failures_total", "counter", "Segment uploads that failed (each is retried).", &self.ship_failures),
+            (
+                "ship_lag_seconds",
+                "gauge",
+                "Age of the oldest closed segment not shipped yet (0 when none waits).",
+                &self.ship_lag_seconds,
+            ),
+            ("ship_queue_length", "gauge", "Closed segments waiting to be shipped.", &self.ship_queue),
         ];
         for (name, kind, help, v) in scalars {
             let _ = writeln!(s, "# HELP lanner_capture_{name} {help}");

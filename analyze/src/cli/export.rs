@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use lanner_analyze::replay::discover;
+use lanner_analyze::segments::{discover, Segment};
 
 /// `lanner-analyze export`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -26,7 +26,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if output.exists() {
         anyhow::bail!("{} already exists; not overwriting it", output.display());
     }
-    let files = discover(&paths)?;
+    let mut files = Vec::new();
+    for s in discover(&paths)? {
+        match s {
+            Segment::File(p) => files.push(p),
+            Segment::Object(_) => anyhow::bail!("{}: export reads local segments only", s.path().display()),
+        }
+    }
     let out = std::fs::File::create_new(&output).with_context(|| format!("creating {}", output.display()))?;
     let stats = lanner_scap::export(&files, std::io::BufWriter::new(out))
         .map_err(|e| anyhow::anyhow!("exporting to {}: {e}", output.display()))?;

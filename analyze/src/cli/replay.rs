@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use lanner_analyze::replay::{discover, replay, Progress, ReplaySummary};
+use lanner_analyze::replay::{replay, Progress, ReplaySummary};
 use lanner_analyze::rules::RuleMatching;
 use lanner_analyze::scap_input;
+use lanner_analyze::segments::{discover_selected, local_paths, Segment, Selection};
 use lanner_analyze::shard::Shard;
 
 use super::{close_sinks, DetectArgs, WindowArgs, EXIT_DATA_ERROR, EXIT_USAGE};
@@ -33,14 +34,21 @@ pub struct Args {
     /// events; drops), for `lanner-analyze merge`.
     #[arg(long, value_name = "FILE")]
     pub summary_out: Option<PathBuf>,
-    /// Archive segments (`.lnr`) or directories holding them.
+    /// Only this node's segments (inputs in object storage).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Only this cluster's segments (inputs in object storage).
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Archive segments (`.lnr`), directories holding them, `.scap` captures, or
+    /// `s3://BUCKET/PREFIX` where `lanner-capture --ship` uploads.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
 }
 
 /// Runs `lanner-analyze replay`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let Args { detect, rule_matching, threads, window, shard, summary_out, paths } = args;
+    let Args { detect, rule_matching, threads, window, shard, summary_out, node, cluster, paths } = args;
     let shard = shard.map(|s| Shard::parse(&s, |v| std::env::var(v).ok())).transpose()?;
     if let Some(n) = threads {
         rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().context("starting worker threads")?;
@@ -50,15 +58,32 @@ pub fn run(args: Args) -> Result<ExitCode> {
         MatchingArg::First => RuleMatching::First,
         MatchingArg::All => RuleMatching::All,
     };
+    let selection = Selection { window: window.into(), node, cluster };
     // A shard keeps the segments (and .scap files) its index owns, by name.
-    let mut files = discover(&paths)?;
+    let mut segments = discover_selected(&paths, &selection)?;
     if let Some(s) = shard {
-        files.retain(|p| s.owns(p));
+        segments.retain(|seg| s.owns(&seg.path()));
     }
-    let inputs = scap_input::prepare(&files)?;
-    let mut summary = replay(&rules, &inputs.paths, window.into(), &mut sinks, &Bar::new())?;
+    // Local .scap captures are imported; everything else is read as it is.
+    let local: Vec<PathBuf> = local_paths(&segments).into_iter().map(PathBuf::from).collect();
+    let inputs = scap_input::prepare(&local)?;
+    let mut imported = inputs.paths.iter();
+    let segments: Vec<Segment> = segments
+        .into_iter()
+        .map(|s| match s {
+            Segment::File(_) => Segment::File(imported.next().expect("prepare keeps one path per input").clone()),
+            other => other,
+        })
+        .collect();
+    let mut summary = replay(&rules, &segments, window.into(), &mut sinks, &Bar::new())?;
     summary.shard = shard;
     report(&summary);
+    if let Some((gets, bytes, size)) = lanner_analyze::segments::object_traffic(&segments) {
+        eprintln!(
+            "lanner-analyze: object storage: {gets} GET(s), {bytes} bytes read of the {size} bytes of {} segment(s) selected by key",
+            segments.len()
+        );
+    }
     if let Some(out) = summary_out {
         let text = serde_json::to_string_pretty(&summary)?;
         std::fs::write(&out, text + "\n").with_context(|| format!("writing {}", out.display()))?;

@@ -5,14 +5,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
 use anyhow::Result;
-use lanner_formats::archive::{verify, ChunkRef, SegmentReader};
+use lanner_formats::archive::{verify_opened, ChunkRef};
 use lanner_formats::syscall::EventType;
 use rayon::prelude::*;
 
 use crate::engine::{evaluate_chunk, ChunkStats, Window};
-use crate::replay::discover;
 use crate::rules::fields::EventView;
 use crate::rules::{Field, RuleSet};
+use crate::segments::discover;
 
 /// Rows kept per table (alerts and each activity table); the counts stay whole.
 pub const ROW_CAP: usize = 5000;
@@ -216,7 +216,7 @@ pub fn collect(rules: &RuleSet, paths: &[PathBuf], window: Window, selection: &S
     let mut jobs: Vec<(usize, ChunkRef)> = Vec::new();
     let mut readers = Vec::new();
     for (i, p) in files.iter().enumerate() {
-        match SegmentReader::open(p) {
+        match p.open() {
             Ok(r) => {
                 report.nodes.insert(r.meta().hostname.clone());
                 report.problems.extend(r.warnings().iter().cloned());
@@ -296,12 +296,13 @@ pub fn collect(rules: &RuleSet, paths: &[PathBuf], window: Window, selection: &S
     }
     procs.retain(|pid, _| shown.contains(pid));
     report.processes = procs;
-    let chains: HashMap<&std::path::Path, String> = files
+    let chains: HashMap<PathBuf, String> = files
         .iter()
         .zip(&readers)
-        .filter_map(|(p, r)| Some((p.as_path(), hex(&r.as_ref()?.chunks().last()?.header.chain))))
+        .filter_map(|(p, r)| Some((p.path(), hex(&r.as_ref()?.chunks().last()?.header.chain))))
         .collect();
-    for f in verify(&files) {
+    drop(readers);
+    for f in verify_opened(files.iter().map(|s| (s.path(), s.open()))) {
         let chain = chains.get(f.path()).cloned().unwrap_or_default();
         let path = f.path().display().to_string();
         report.integrity.push(SegmentIntegrity { path, chain, verdict: f.to_string(), ok: !f.is_problem() });

@@ -527,7 +527,7 @@ impl SpoolWriter {
             return true;
         }
         let open = self.writer.as_ref().map(|w| w.path().to_owned());
-        match retention::free_oldest(&self.dir, open.as_deref()) {
+        match retention::free_oldest(&self.dir, open.as_deref(), self.limits.retention.keep_unshipped) {
             Ok(Some(bytes)) => {
                 self.metrics.segments_deleted.fetch_add(1, Relaxed);
                 self.metrics.bytes_deleted.fetch_add(bytes, Relaxed);
@@ -723,7 +723,7 @@ mod tests {
     #[test]
     fn retention_after_rotation_keeps_the_spool_under_its_size_and_never_deletes_the_open_segment() {
         let dir = tempfile::tempdir().unwrap();
-        let retention = RetentionPolicy { max_bytes: Some(1), max_age: None };
+        let retention = RetentionPolicy { max_bytes: Some(1), ..Default::default() };
         let mut s = spool(dir.path(), limits(1, None, retention));
         for _ in 0..4 {
             push(&mut s, 10);

@@ -15,9 +15,13 @@ mod writer;
 pub use builder::ChunkBuilder;
 pub use error::ArchiveError;
 pub use layout::{FrameHeader, SegmentMeta, FORMAT_MAJOR, FORMAT_MINOR, FRAME_HEADER_LEN, SEGMENT_EXTENSION};
-pub use reader::{decode_payload, ChunkRef, DecodedChunk, SegmentReader, TornTail};
-pub use spool::{is_segment_file_name, list_segments, segment_file_name, SegmentFile};
-pub use verify::{verify, Finding};
+pub use reader::{
+    decode_payload, index_location, ChunkRef, DecodedChunk, IndexLocation, SegmentReader, TornTail, HEAD_BYTES,
+};
+pub use spool::{
+    capture_of_file_name, is_segment_file_name, list_segments, segment_file_name, start_of_file_name, SegmentFile,
+};
+pub use verify::{verify, verify_opened, Finding};
 pub use writer::SegmentWriter;
 
 #[cfg(test)]

@@ -43,6 +43,43 @@ pub struct TornTail {
     pub bytes: u64,
 }
 
+/// Where a segment's index lies, judged from its first bytes, for readers that fetch byte ranges
+/// (object storage) and want the index without the chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexLocation {
+    /// The first `0..n` bytes are needed to tell (the header is longer than what was given).
+    NeedHead(u64),
+    /// A sealed segment: the header is `0..header`, the footer index and trailer `footer`.
+    Footer {
+        /// Length of the header (fixed part and metadata).
+        header: u64,
+        /// The footer's byte range, to the end of the file.
+        footer: std::ops::Range<u64>,
+    },
+    /// Not sealed, or not as long as sealed: the chunks are found by reading the whole file.
+    Whole,
+}
+
+/// The first bytes a ranged reader should fetch before calling [`index_location`].
+pub const HEAD_BYTES: u64 = 8 << 10;
+
+/// Where the index of a segment of `file_len` bytes lies, given its first bytes `head`.
+pub fn index_location(head: &[u8], file_len: u64) -> IndexLocation {
+    if head.len() < FIXED_HEADER_LEN || &head[0..8] != SEGMENT_MAGIC {
+        return IndexLocation::Whole;
+    }
+    let header = FIXED_HEADER_LEN as u64 + le_u32(&head[32..36]) as u64;
+    if header > head.len() as u64 && header <= file_len {
+        return IndexLocation::NeedHead(header);
+    }
+    let sealed_len = le_u64(&head[16..24]);
+    let footer_offset = le_u64(&head[24..32]);
+    if sealed_len == 0 || sealed_len != file_len || footer_offset < header || footer_offset >= file_len {
+        return IndexLocation::Whole;
+    }
+    IndexLocation::Footer { header, footer: footer_offset..file_len }
+}
+
 /// An open segment file.
 pub struct SegmentReader {
     path: PathBuf,

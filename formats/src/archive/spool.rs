@@ -20,6 +20,23 @@ pub fn segment_file_name(meta: &SegmentMeta) -> String {
     )
 }
 
+/// The capture-id part of a segment file name made by [`segment_file_name`] (its first 8
+/// characters); `None` for other names.
+pub fn capture_of_file_name(name: &str) -> Option<&str> {
+    let stem = name.strip_prefix("lanner-")?.strip_suffix(SEGMENT_EXTENSION)?.strip_suffix('.')?;
+    let mut parts = stem.split('-');
+    let (_start, capture, _seq) = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next().is_none().then_some(capture)
+}
+
+/// The start time (unix ns, truncated to the second) in a segment file name made by
+/// [`segment_file_name`]; `None` for other names.
+pub fn start_of_file_name(name: &str) -> Option<u64> {
+    let stamp = name.strip_prefix("lanner-")?.split('-').next()?;
+    let t = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ").ok()?;
+    u64::try_from(t.and_utc().timestamp()).ok().map(|s| s * 1_000_000_000)
+}
+
 /// Whether `name` is a segment file's name (by its extension).
 pub fn is_segment_file_name(name: &str) -> bool {
     name.strip_suffix(SEGMENT_EXTENSION).is_some_and(|stem| stem.ends_with('.') && stem.len() > 1)
@@ -62,6 +79,21 @@ pub fn list_segments(dir: &Path) -> std::io::Result<Vec<SegmentFile>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_carry_the_start_second_and_the_capture() {
+        let meta = SegmentMeta {
+            capture_id: "0123abcd99999999".into(),
+            sequence: 3,
+            created_ns: 1_796_608_133_250_000_000,
+            ..Default::default()
+        };
+        let name = segment_file_name(&meta);
+        assert_eq!(name, "lanner-20261207T014853Z-0123abcd-000003.lnr");
+        assert_eq!(start_of_file_name(&name), Some(1_796_608_133_000_000_000));
+        assert_eq!(capture_of_file_name(&name), Some("0123abcd"));
+        assert_eq!((start_of_file_name("x.lnr"), capture_of_file_name("x.lnr")), (None, None));
+    }
 
     #[test]
     fn segment_names_sort_by_start_and_sequence() {

@@ -120,10 +120,19 @@ struct Link {
 /// Verifies `paths` (in the order given): every chunk of every segment, and the chain between
 /// consecutive segments of the same capture.
 pub fn verify(paths: &[PathBuf]) -> Vec<Finding> {
+    verify_opened(paths.iter().map(|p| (p.clone(), SegmentReader::open(p))))
+}
+
+/// Verifies segments opened by the caller (from object storage, say), one at a time in the
+/// order given: each is dropped before the next is opened.
+pub fn verify_opened(
+    segments: impl IntoIterator<Item = (PathBuf, Result<SegmentReader, super::ArchiveError>)>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut last_of_capture: Vec<Link> = Vec::new();
-    for p in paths {
-        let r = match SegmentReader::open(p) {
+    for (path, opened) in segments {
+        let p = &path;
+        let r = match opened {
             Ok(r) => r,
             Err(e) => {
                 out.push(Finding::Unreadable { path: p.clone(), what: e.to_string() });
