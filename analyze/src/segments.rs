@@ -214,18 +214,11 @@ pub fn local_paths(segments: &[Segment]) -> Vec<&Path> {
         .collect()
 }
 
-/// Connection settings from the environment: the SDK's own (`AWS_ENDPOINT_URL_S3`, region,
-/// credentials), and `LANNER_S3_PATH_STYLE=true|false` to force the addressing style.
-fn connection_from_env() -> Connection {
-    let path_style = std::env::var("LANNER_S3_PATH_STYLE").ok().map(|v| v == "true" || v == "1");
-    Connection { endpoint: None, path_style, region: None }
-}
-
 /// The segments under `url` that `sel` selects. A node's keys sort in the order its segments
 /// were written, and a segment ends before the next one starts: so a segment is skipped when it
 /// starts after the window, or when the next one starts before the window does.
 fn list_bucket(url: &StoreUrl, sel: &Selection) -> Result<Vec<Segment>> {
-    let store = Arc::new(Store::connect(url, &connection_from_env())?);
+    let store = Arc::new(Store::connect(url, &Connection::from_env())?);
     let prefix = listing_prefix(url, sel.cluster.as_deref(), sel.node.as_deref());
     let objects = store.list(&prefix)?;
     let mut keys: Vec<(SegmentKey, u64)> = objects

@@ -16,5 +16,5 @@ pub mod s3;
 pub mod url;
 
 pub use keys::{segment_key, SegmentKey};
-pub use s3::{Connection, Object, Store, Traffic};
+pub use s3::{get_under, put_url, Connection, Object, Store, Traffic};
 pub use url::StoreUrl;

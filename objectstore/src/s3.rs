@@ -34,6 +34,15 @@ pub struct Connection {
     pub region: Option<String>,
 }
 
+impl Connection {
+    /// Settings from the environment: the SDK's own (`AWS_ENDPOINT_URL_S3`, region, credentials
+    /// are read by the SDK), and `LANNER_S3_PATH_STYLE=true|false` to force the addressing style.
+    pub fn from_env() -> Self {
+        let path_style = std::env::var("LANNER_S3_PATH_STYLE").ok().map(|v| v == "true" || v == "1");
+        Connection { endpoint: None, path_style, region: None }
+    }
+}
+
 /// Requests and bytes moved, for metrics and for tests that bound what a query reads.
 #[derive(Debug, Default)]
 pub struct Traffic {
@@ -301,4 +310,29 @@ impl Store {
             }
         })
     }
+}
+
+/// Writes `bytes` to the object `s3://BUCKET/KEY` (small documents: summaries).
+pub fn put_url(url: &str, bytes: Vec<u8>) -> Result<()> {
+    let u = StoreUrl::parse(url)?;
+    let store = Store::connect(&StoreUrl { bucket: u.bucket.clone(), prefix: String::new() }, &Connection::from_env())?;
+    store.put_bytes(&u.prefix, bytes)
+}
+
+/// Reads every object under `s3://BUCKET/PREFIX` (or the one object it names), in key order:
+/// `(s3 URL, bytes)`.
+pub fn get_under(url: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    let u = StoreUrl::parse(url)?;
+    let store = Store::connect(&StoreUrl { bucket: u.bucket.clone(), prefix: String::new() }, &Connection::from_env())?;
+    let mut out = Vec::new();
+    for o in store.list(&u.prefix)? {
+        let exact = o.key == u.prefix;
+        if exact || o.key.starts_with(&format!("{}/", u.prefix)) || u.prefix.is_empty() {
+            out.push((store.url.object_url(&o.key), store.get_all(&o.key)?));
+        }
+    }
+    if out.is_empty() {
+        bail!("{url}: no objects");
+    }
+    Ok(out)
 }

@@ -20,7 +20,7 @@ pub struct Args {
     /// Where the merged summary goes (default: stdout).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Summaries written by `replay --summary-out`.
+    /// Summaries written by `replay --summary-out`: files, or `s3://BUCKET/PREFIX` for every summary under it.
     #[arg(required = true)]
     pub summaries: Vec<PathBuf>,
 }
@@ -29,10 +29,16 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut parts = Vec::new();
     for p in &args.summaries {
-        let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
-        let s: ReplaySummary =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a replay summary", p.display()))?;
-        parts.push((p.display().to_string(), s));
+        // s3://BUCKET/PREFIX: every summary a backtest's shards wrote under it.
+        let docs = match p.to_str().filter(|s| lanner_objectstore::StoreUrl::is_store_url(s)) {
+            Some(url) => lanner_objectstore::get_under(url)?,
+            None => vec![(p.display().to_string(), std::fs::read(p).with_context(|| format!("{}", p.display()))?)],
+        };
+        for (name, bytes) in docs {
+            let s: ReplaySummary =
+                serde_json::from_slice(&bytes).with_context(|| format!("{name}: not a replay summary"))?;
+            parts.push((name, s));
+        }
     }
     let merged = shard::merge(&parts)?;
     let text = serde_json::to_string_pretty(&merged)? + "\n";

@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
     /// Also write the summary as JSON (counts per rule, node, container and process; time range;
-    /// events; drops), for `lanner-analyze merge`.
+    /// events; drops), for `lanner-analyze merge`: a file, or an object (`s3://BUCKET/KEY`).
     #[arg(long, value_name = "FILE")]
     pub summary_out: Option<PathBuf>,
     /// Only this node's segments (inputs in object storage).
@@ -85,8 +85,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     if let Some(out) = summary_out {
-        let text = serde_json::to_string_pretty(&summary)?;
-        std::fs::write(&out, text + "\n").with_context(|| format!("writing {}", out.display()))?;
+        let text = serde_json::to_string_pretty(&summary)? + "\n";
+        match out.to_str().filter(|s| lanner_objectstore::StoreUrl::is_store_url(s)) {
+            Some(url) => lanner_objectstore::put_url(url, text.into_bytes())?,
+            None => std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?,
+        }
     }
     close_sinks(&mut sinks)?;
     Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERROR) })
