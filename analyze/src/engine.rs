@@ -80,6 +80,7 @@ pub fn evaluate_chunk(
                 source: "syscall".to_owned(),
                 tags: rule.tags.clone(),
                 hostname: meta.hostname.clone(),
+                cluster: (!meta.cluster.is_empty()).then(|| meta.cluster.clone()),
             });
             rules.rule_matching == RuleMatching::All
         });

@@ -29,6 +29,7 @@ fn alert(seq: usize) -> Alert {
         source: "syscall".into(),
         tags: vec!["filesystem".into(), "mitre_credential_access".into()],
         hostname: "testhost".into(),
+        cluster: None,
     }
 }
 

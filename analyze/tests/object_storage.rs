@@ -37,6 +37,7 @@ fn write_day(dir: &Path) -> Vec<(PathBuf, SegmentMeta)> {
     for h in 0..24u64 {
         let meta = SegmentMeta {
             hostname: "node-a".into(),
+            cluster: "test".into(),
             capture_id: "0123abcd45678901".into(),
             sequence: h,
             created_ns: DAY + h * HOUR,
@@ -88,7 +89,7 @@ fn a_bucket_reads_like_the_spool_it_was_shipped_from() {
     let endpoint = moto.url();
     let url = "s3://lanner-evidence/fleet";
     let s = store(&moto, url);
-    s.create_bucket().unwrap();
+    s.create_bucket(None).unwrap();
     let spool = tempfile::tempdir().unwrap();
     let day = write_day(spool.path());
     for (path, meta) in &day {
@@ -104,6 +105,9 @@ fn a_bucket_reads_like_the_spool_it_was_shipped_from() {
     assert!(from_bucket.status.success(), "{}", text(&from_bucket.stderr));
     assert_eq!(text(&from_disk.stdout).lines().count(), 24 * CHUNKS_PER_SEGMENT as usize);
     assert_eq!(from_bucket.stdout, from_disk.stdout);
+    // Alerts say which node and cluster they came from.
+    let first: serde_json::Value = serde_json::from_str(text(&from_bucket.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!((first["hostname"].as_str(), first["cluster"].as_str()), (Some("node-a"), Some("test")));
     let filtered = analyze(&["replay", "--cluster", "test", "--node", "node-a", url], &endpoint);
     assert_eq!(filtered.stdout, from_disk.stdout, "{}", text(&filtered.stderr));
 

@@ -148,6 +148,7 @@ fn alert(i: usize) -> lanner_formats::alert::Alert {
         source: "syscall".into(),
         tags: vec![],
         hostname: "h".into(),
+        cluster: None,
     }
 }
 

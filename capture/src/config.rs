@@ -240,7 +240,7 @@ pub fn merge(cli: &mut Cli, matches: &ArgMatches, file: FileConfig) {
     take!(k8s_node, option);
     take!(container_socket, option);
     take!(ship, option);
-    take!(cluster);
+    take!(cluster, option);
     take!(ship_endpoint, option);
     take!(ship_path_style);
     take!(ship_may_delete_unshipped);

@@ -111,9 +111,10 @@ struct Cli {
     /// deletes only segments already shipped.
     #[arg(long, value_name = "s3://BUCKET/PREFIX", value_parser = parse_store_url)]
     ship: Option<String>,
-    /// The cluster name in shipped keys (default: env LANNER_CLUSTER, else `default`).
-    #[arg(long, env = "LANNER_CLUSTER", default_value = "default")]
-    cluster: String,
+    /// The cluster this node belongs to: recorded in every segment (alerts carry it) and used in
+    /// shipped keys (default: env LANNER_CLUSTER; keys then say `default`).
+    #[arg(long, env = "LANNER_CLUSTER")]
+    cluster: Option<String>,
     /// Endpoint of an S3-compatible store or a VPC endpoint for --ship (also AWS_ENDPOINT_URL_S3).
     #[arg(long, value_name = "URL")]
     ship_endpoint: Option<String>,
@@ -205,6 +206,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     let created_ns = now_ns();
     let meta = SegmentMeta {
         hostname: read_trimmed("/proc/sys/kernel/hostname"),
+        cluster: cli.cluster.clone().unwrap_or_default(),
         boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
         kernel: read_trimmed("/proc/sys/kernel/osrelease"),
         capture_id: format!("{:016x}", created_ns ^ ((std::process::id() as u64) << 40)),
@@ -248,10 +250,10 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
                     path_style: cli.ship_path_style.then_some(true),
                     region: None,
                 },
-                cluster: cli.cluster.clone(),
+                cluster: cli.cluster.clone().unwrap_or_else(|| "default".to_owned()),
                 node: None,
             };
-            log::info!("shipping closed segments to {url} (cluster {})", cli.cluster);
+            log::info!("shipping closed segments to {url} (cluster {})", cfg.cluster);
             Some(Shipper::start(&spool_dir, cfg, capture_id, Arc::clone(&metrics))?)
         }
         None => None,

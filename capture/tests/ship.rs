@@ -1,7 +1,7 @@
 //! Shipping to object storage, for real: eBPF capture with `--ship` against a real S3 API
 //! (moto_server on loopback) behind a gate the test closes to make an outage. Every segment ends
-//! up in the bucket once, through an outage and a SIGKILL, and the bucket verifies and replays
-//! like the spool.
+//! up in the bucket (an Object Lock one) once, through an outage and a SIGKILL, and the bucket
+//! verifies and replays like the spool.
 
 mod common;
 #[path = "../../analyze/tests/moto/server.rs"]
@@ -133,7 +133,8 @@ fn shipping_survives_an_outage_and_a_kill_and_every_segment_lands_once() {
     let url = "s3://ship-test/nodes";
     let direct = Connection { endpoint: Some(moto.url()), path_style: Some(true), region: Some("us-east-1".into()) };
     let store = Store::connect(&StoreUrl::parse(url).unwrap(), &direct).unwrap();
-    store.create_bucket().unwrap();
+    // A WORM bucket: S3 Object Lock, compliance mode. Shipping only ever puts new objects.
+    store.create_bucket(Some(1)).unwrap();
     let gate = Gate::to(moto.port);
     let spool = tempfile::tempdir().unwrap();
     let gate_url = gate.url();
@@ -213,4 +214,5 @@ fn shipping_survives_an_outage_and_a_kill_and_every_segment_lands_once() {
     let execs = text(&from_spool.stdout).lines().filter(|l| l.contains(" true ")).count();
     assert!(execs >= 40, "the test's execs of /bin/true alert: {}", text(&from_spool.stdout));
     assert_eq!(text(&from_bucket.stdout), text(&from_spool.stdout));
+    assert!(text(&from_bucket.stdout).contains("\"cluster\":\"ci\""), "alerts name the cluster");
 }

@@ -22,6 +22,9 @@ pub struct Alert {
     pub tags: Vec<String>,
     /// Host the event was recorded on.
     pub hostname: String,
+    /// The cluster of that host, when capture was given one (`--cluster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 /// Falco priorities, most severe first.

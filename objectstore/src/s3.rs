@@ -300,14 +300,45 @@ impl Store {
         Ok(())
     }
 
-    /// Creates the bucket (tests and first-time setups; a bucket that exists is fine).
-    pub fn create_bucket(&self) -> Result<()> {
+    /// Creates the bucket (tests and first-time setups; a bucket that exists is fine). With
+    /// `object_lock_days`, the bucket has S3 Object Lock (WORM) with that default retention in
+    /// compliance mode: no object can be overwritten in place or deleted before it expires.
+    pub fn create_bucket(&self, object_lock_days: Option<i32>) -> Result<()> {
+        use aws_sdk_s3::types::{
+            DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
+        };
         self.rt.block_on(async {
-            match self.client.create_bucket().bucket(&self.url.bucket).send().await {
-                Ok(_) => Ok(()),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => Ok(()),
-                Err(e) => Err(sdk(format!("creating bucket {}", self.url.bucket))(e)),
+            let created = self
+                .client
+                .create_bucket()
+                .bucket(&self.url.bucket)
+                .object_lock_enabled_for_bucket(object_lock_days.is_some())
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
+                Err(e) => return Err(sdk(format!("creating bucket {}", self.url.bucket))(e)),
             }
+            if let Some(days) = object_lock_days {
+                let rule = ObjectLockRule::builder()
+                    .default_retention(
+                        DefaultRetention::builder().mode(ObjectLockRetentionMode::Compliance).days(days).build(),
+                    )
+                    .build();
+                let conf = ObjectLockConfiguration::builder()
+                    .object_lock_enabled(ObjectLockEnabled::Enabled)
+                    .rule(rule)
+                    .build();
+                self.client
+                    .put_object_lock_configuration()
+                    .bucket(&self.url.bucket)
+                    .object_lock_configuration(conf)
+                    .send()
+                    .await
+                    .map_err(sdk(format!("setting Object Lock on {}", self.url.bucket)))?;
+            }
+            Ok(())
         })
     }
 }

@@ -630,6 +630,7 @@ mod tests {
     fn spool(dir: &Path, limits: SpoolLimits) -> Spool {
         let meta = SegmentMeta {
             hostname: "h".into(),
+            cluster: String::new(),
             boot_id: "b".into(),
             kernel: "k".into(),
             capture_id: "0123456789abcdef".into(),

@@ -28,6 +28,9 @@ pub(crate) const MAX_RAW_CHUNK: u32 = 1 << 30;
 pub struct SegmentMeta {
     /// Host the capture ran on.
     pub hostname: String,
+    /// The cluster the host belongs to (capture's `--cluster`; empty when not given).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
     /// `/proc/sys/kernel/random/boot_id` of that host.
     pub boot_id: String,
     /// Kernel release.
