@@ -1,5 +1,7 @@
 //! `cargo xtask bench …`: runs a workload under a real capture and measures it.
 
+mod object_storage;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -19,6 +21,9 @@ pub enum Which {
     /// Capture overhead on a syscall loop, an exec storm, the first drop rate, and CPU and peak
     /// RSS at the loop's unpaced rate under `--syscalls all` (over 1M events/s).
     Capture,
+    /// Object storage on a local S3 API (moto_server): replay from the bucket vs local disk, and
+    /// capture's CPU with and without `--ship` at 500k events/s.
+    ObjectStorage,
 }
 
 /// Runs benchmark `what`.
@@ -29,6 +34,7 @@ pub fn run(what: Which) -> Result<()> {
         Which::Replay => replay(),
         Which::Scap => scap(),
         Which::Capture => capture(),
+        Which::ObjectStorage => object_storage::run(),
     }
 }
 
