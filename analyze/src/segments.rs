@@ -92,7 +92,12 @@ impl Segment {
             Segment::File(p) => SegmentReader::open(p),
             Segment::Object(o) => {
                 let Some(mut parts) = o.index_parts()? else { return self.open() };
-                for r in coalesce(chunks) {
+                let ranges = coalesce(chunks);
+                // Most of the object wanted: one GET of all of it costs less than many.
+                if ranges.iter().map(|r| r.end - r.start).sum::<u64>() * 2 > o.size {
+                    return self.open();
+                }
+                for r in ranges {
                     let bytes = o.store.get_range(&o.key.key, r.clone()).map_err(|e| o.io_error(e))?;
                     parts.push((r.start, bytes));
                 }

@@ -111,6 +111,21 @@ fn a_bucket_reads_like_the_spool_it_was_shipped_from() {
     let filtered = analyze(&["replay", "--cluster", "test", "--node", "node-a", url], &endpoint);
     assert_eq!(filtered.stdout, from_disk.stdout, "{}", text(&filtered.stderr));
 
+    // The inspection commands read the bucket too.
+    let query = |input: &str| analyze(&["query", "-f", "fd.name = /etc/shadow", "-p", "%evt.num %proc.name %fd.name", input], &endpoint);
+    let (q_disk, q_bucket) = (query(local), query(url));
+    assert!(q_bucket.status.success(), "{}", text(&q_bucket.stderr));
+    assert_eq!(text(&q_bucket.stdout).lines().count(), 24 * CHUNKS_PER_SEGMENT as usize);
+    assert_eq!(q_bucket.stdout, q_disk.stdout);
+    let stats = |input: &str| {
+        let o = analyze(&["stats", "--json", input], &endpoint);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let (s_disk, s_bucket) = (stats(local), stats(url));
+    assert_eq!((&s_bucket["events"], &s_bucket["by_syscall"]), (&s_disk["events"], &s_disk["by_syscall"]));
+    assert!(s_bucket["events"].as_u64() > Some(0));
+
     // One hour of the 24 reads less than a tenth of the bucket: keys prune the segments, the
     // footer index prunes the chunks.
     let window = ["--since", "2026-12-01T10:00:00Z", "--until", "2026-12-01T10:59:59Z"];

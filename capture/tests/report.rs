@@ -25,6 +25,33 @@ fn dom(browser: &Path, url: &str) -> String {
 }
 
 /// The alert table: from its start to the end of the page.
+/// The URLs that `page` itself asked the network for, from Chromium's NetLog: requests whose
+/// network isolation key is the page's `file://` site (the browser's own background requests
+/// have other keys), other than `file:` and `data:` ones.
+fn page_requests(browser: &Path, page: &str, log: &Path) -> Vec<String> {
+    let out = Command::new(browser)
+        .args(HEADLESS)
+        .arg(format!("--log-net-log={}", log.display()))
+        .arg("--dump-dom")
+        .arg(page)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(log).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("NetLog {}: {e}", log.display()));
+    let mut urls: Vec<String> = v["events"]
+        .as_array()
+        .expect("NetLog events")
+        .iter()
+        .filter(|e| e["params"]["network_isolation_key"].as_str().is_some_and(|k| k.starts_with("file://")))
+        .filter_map(|e| e["params"]["url"].as_str())
+        .filter(|u| !u.starts_with("file:") && !u.starts_with("data:"))
+        .map(str::to_owned)
+        .collect();
+    urls.dedup();
+    urls
+}
+
 fn alert_table(dom: &str) -> &str {
     &dom[dom.find("id=\"alert-table\"").expect("the alert table")..]
 }
@@ -106,6 +133,15 @@ fn a_report_of_the_reference_threats_opens_in_a_browser_with_the_alerts_and_the_
         assert!(alert_row(&d, rule).contains("display: none"), "{rule} is hidden");
     }
     assert!(d.contains(&format!("Showing process {cat} and its descendants")));
+
+    // No network request while the page loads and runs. The check itself is checked: a page
+    // that does load an image over HTTP shows up in the same NetLog.
+    let control = work.path().join("control.html");
+    std::fs::write(&control, "<html><body><img src=\"http://127.0.0.1:9/probe.png\"></body></html>").unwrap();
+    let seen = page_requests(&browser, &format!("file://{}", control.display()), &work.path().join("control.json"));
+    assert_eq!(seen, ["http://127.0.0.1:9/probe.png"], "the NetLog check sees a page's requests");
+    let requests = page_requests(&browser, &url, &work.path().join("netlog.json"));
+    assert!(requests.is_empty(), "the report made network requests: {requests:?}");
 
     // A screenshot, kept as the test's artifact.
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshot.png");

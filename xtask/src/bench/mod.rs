@@ -1,6 +1,7 @@
 //! `cargo xtask bench …`: runs a workload under a real capture and measures it.
 
 mod object_storage;
+mod report;
 
 use std::path::Path;
 use std::process::Command;
@@ -24,6 +25,9 @@ pub enum Which {
     /// Object storage on a local S3 API (moto_server): replay from the bucket vs local disk, and
     /// capture's CPU with and without `--ship` at 500k events/s.
     ObjectStorage,
+    /// `report` over a ≥ 1M-event real capture: time against `replay`, page size, and its load
+    /// time in headless Chromium.
+    Report,
 }
 
 /// Runs benchmark `what`.
@@ -35,6 +39,7 @@ pub fn run(what: Which) -> Result<()> {
         Which::Scap => scap(),
         Which::Capture => capture(),
         Which::ObjectStorage => object_storage::run(),
+        Which::Report => report::run(),
     }
 }
 
