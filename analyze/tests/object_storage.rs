@@ -112,7 +112,9 @@ fn a_bucket_reads_like_the_spool_it_was_shipped_from() {
     assert_eq!(filtered.stdout, from_disk.stdout, "{}", text(&filtered.stderr));
 
     // The inspection commands read the bucket too.
-    let query = |input: &str| analyze(&["query", "-f", "fd.name = /etc/shadow", "-p", "%evt.num %proc.name %fd.name", input], &endpoint);
+    let query = |input: &str| {
+        analyze(&["query", "-f", "fd.name = /etc/shadow", "-p", "%evt.num %proc.name %fd.name", input], &endpoint)
+    };
     let (q_disk, q_bucket) = (query(local), query(url));
     assert!(q_bucket.status.success(), "{}", text(&q_bucket.stderr));
     assert_eq!(text(&q_bucket.stdout).lines().count(), 24 * CHUNKS_PER_SEGMENT as usize);
