@@ -240,7 +240,7 @@ pub fn collect(rules: &RuleSet, paths: &[PathBuf], window: Window, selection: &S
         .map(|(i, c)| {
             let r = readers[*i].as_ref().expect("opened above");
             let d = r.decode(c).map_err(|e| e.to_string())?;
-            Ok(chunk_partial(rules, &fields, &d, r.meta(), c.first_event, window))
+            Ok(chunk_partial(rules, &fields, &d, r.meta(), c, window))
         })
         .collect();
     let mut procs: BTreeMap<u32, Proc> = BTreeMap::new();
@@ -320,7 +320,12 @@ fn merge_proc(p: &mut Proc, later: Proc) {
     p.ppid = later.ppid;
     (p.name, p.cmdline, p.user, p.container) = (later.name, later.cmdline, later.user, later.container);
     p.first_ns = p.first_ns.min(later.first_ns);
-    p.execs.extend(later.execs);
+    // The same exec read twice (the same segment given twice, copies of one archive) is one exec.
+    for e in later.execs {
+        if !p.execs.contains(&e) {
+            p.execs.push(e);
+        }
+    }
     p.exit_ns = later.exit_ns.or(p.exit_ns);
 }
 
@@ -360,13 +365,24 @@ fn chunk_partial(
     f: &Fields,
     d: &lanner_formats::archive::DecodedChunk,
     meta: &lanner_formats::archive::SegmentMeta,
-    first_event: u64,
+    c: &ChunkRef,
     window: Window,
 ) -> Partial {
     use EventType::*;
+    let first_event = c.first_event;
     let mut out = Partial::default();
     let mut stats = ChunkStats::default();
-    let alerts = evaluate_chunk(rules, d, meta, first_event, window, &mut stats);
+    // As replay does: a chunk with no event type any rule reads cannot alert, and is not evaluated.
+    let alerts = if c.header.event_types & rules.event_type_mask() != 0 {
+        evaluate_chunk(rules, d, meta, first_event, window, &mut stats)
+    } else {
+        for ev in d.chunk().events.iter().filter(|ev| window.contains(ev.ts_ns)) {
+            stats.events += 1;
+            let t = ev.ts_ns;
+            stats.t_range = Some(stats.t_range.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+        }
+        Vec::new()
+    };
     for ((a, (proc_name, _)), pid) in alerts.into_iter().zip(stats.alert_procs).zip(stats.alert_pids) {
         let ts_ns = chrono::DateTime::parse_from_rfc3339(&a.time)
             .ok()

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::rules::fields::format_time_of_day;
 
-use super::collect::{Activity, Report, Table, ROW_CAP};
+use super::collect::{Activity, Proc, Report, Table, ROW_CAP};
 
 /// Processes drawn on the timeline (those with alerts first).
 const TIMELINE_ROWS: usize = 300;
@@ -40,7 +40,7 @@ table{border-collapse:collapse;margin:.4em 0;width:100%}th,td{border:1px solid #
 th{background:#eef0f6;cursor:pointer;user-select:none}td.num{text-align:right}
 code,pre{font:12px ui-monospace,monospace}pre{white-space:pre-wrap;margin:.2em 0}
 .tree ul{list-style:none;margin:0;padding-left:1.4em;border-left:1px dotted #aab}.tree>ul{border:0;padding:0}
-.tree summary{cursor:pointer}.alerted>details>summary .name{color:#b3261e;font-weight:bold}
+.tree .count{font-weight:bold}.tree summary{cursor:pointer}.alerted>details>summary .name{color:#b3261e;font-weight:bold}
 .badge{background:#b3261e;color:#fff;border-radius:8px;padding:0 .5em;font-size:12px}
 .context>details>summary{opacity:.6}button{font-size:12px;margin-left:.5em}
 input.filter{margin:.3em 0;padding:.2em;width:24em}
@@ -294,6 +294,7 @@ fn tree(h: &mut String, r: &Report) {
     // Iterative, so that a deep tree cannot overflow the stack.
     enum Step {
         Open(u32),
+        Group(Vec<u32>),
         Close,
     }
     let mut stack: Vec<Step> = roots.into_iter().rev().map(Step::Open).collect();
@@ -302,6 +303,10 @@ fn tree(h: &mut String, r: &Report) {
         let pid = match step {
             Step::Close => {
                 h.push_str("</ul></details></li>");
+                continue;
+            }
+            Step::Group(pids) => {
+                group(h, r, &pids);
                 continue;
             }
             Step::Open(pid) => pid,
@@ -337,13 +342,73 @@ fn tree(h: &mut String, r: &Report) {
         }
         h.push_str("<ul>");
         stack.push(Step::Close);
-        for &c in children.get(&pid).into_iter().flatten().rev() {
-            if c != pid {
-                stack.push(Step::Open(c));
-            }
+        let kids: Vec<u32> = children.get(&pid).into_iter().flatten().copied().filter(|&c| c != pid).collect();
+        for step in siblings(r, &children, &kids).into_iter().rev() {
+            stack.push(step);
         }
     }
+    /// A parent's children in order, with runs of alike leaves (same name, command line, user and
+    /// container; no children, no alert, at most one exec) as one group: an exec storm of
+    /// thousands of `/bin/true` is one line, not thousands of tree nodes.
+    fn siblings(r: &Report, children: &std::collections::BTreeMap<u32, Vec<u32>>, kids: &[u32]) -> Vec<Step> {
+        /// What makes two leaves alike: name, command line, user, container.
+        type Alike = (String, String, String, String);
+        let key = |pid: u32| {
+            let p = r.processes.get(&pid)?;
+            let leaf = !children.contains_key(&pid) && p.alerts == 0 && p.execs.len() <= 1;
+            leaf.then(|| (p.name.clone(), p.cmdline.clone(), p.user.clone(), p.container.clone()))
+        };
+        let mut groups: Vec<(Option<Alike>, Vec<u32>)> = Vec::new();
+        let mut index: std::collections::HashMap<Alike, usize> = Default::default();
+        for &c in kids {
+            match key(c) {
+                Some(k) => match index.get(&k) {
+                    Some(&i) => groups[i].1.push(c),
+                    None => {
+                        index.insert(k.clone(), groups.len());
+                        groups.push((Some(k), vec![c]));
+                    }
+                },
+                None => groups.push((None, vec![c])),
+            }
+        }
+        let mut out = Vec::new();
+        for (k, pids) in groups {
+            if k.is_some() && pids.len() >= GROUP_AT {
+                out.push(Step::Group(pids));
+            } else {
+                out.extend(pids.into_iter().map(Step::Open));
+            }
+        }
+        out
+    }
     h.push_str("</ul></div>");
+}
+
+/// Alike sibling leaves are shown as one line from this many on.
+const GROUP_AT: usize = 3;
+
+/// One line for `pids`, alike sibling leaves: how many, their pid range and when they ran.
+fn group(h: &mut String, r: &Report, pids: &[u32]) {
+    let procs: Vec<&Proc> = pids.iter().filter_map(|p| r.processes.get(p)).collect();
+    let Some(first) = procs.first() else { return };
+    let (lo, hi) = (pids.iter().min().copied().unwrap_or(0), pids.iter().max().copied().unwrap_or(0));
+    let t0 = procs.iter().map(|p| p.first_ns).min().unwrap_or(0);
+    let t1 = procs.iter().filter_map(|p| p.exit_ns).max();
+    let cls = if pids.iter().all(|p| !r.selected.contains(p)) { "group context" } else { "group" };
+    let _ = write!(
+        h,
+        "<li class=\"{cls}\" data-pid=\"{lo}\" data-pids=\"{n}\"><span class=\"name\">{name}</span> \
+         <span class=\"count\">\u{d7}{n}</span> [{cmd}] <span class=\"muted\">pids {lo}\u{2013}{hi}, user {user}, \
+         container {ctr}, from {from}{to}</span></li>",
+        n = pids.len(),
+        name = esc(&first.name),
+        cmd = esc(&first.cmdline),
+        user = esc(&first.user),
+        ctr = esc(&first.container),
+        from = format_time_of_day(t0),
+        to = t1.map_or(String::new(), |t| format!(" to {}", format_time_of_day(t))),
+    );
 }
 
 fn activity(h: &mut String, id: &str, name: &str, t: &Table) {
@@ -401,7 +466,49 @@ fn integrity(h: &mut String, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::collect::{AlertRow, Proc};
+    use crate::report::collect::AlertRow;
+
+    #[test]
+    fn alike_sibling_leaves_are_one_line_and_the_rest_stay_nodes() {
+        let mut r = Report::default();
+        let p = |pid, ppid, name: &str, alerts| Proc {
+            pid,
+            ppid,
+            name: name.into(),
+            cmdline: name.into(),
+            alerts,
+            first_ns: pid as u64,
+            ..Default::default()
+        };
+        r.processes.insert(10, p(10, 1, "sh", 0));
+        for pid in 11..=15 {
+            r.processes.insert(pid, p(pid, 10, "true", 0));
+        }
+        // Alike but alerted, a different command, and a leaf with a child: nodes of their own.
+        r.processes.insert(16, p(16, 10, "true", 1));
+        r.processes.insert(17, p(17, 10, "cat", 0));
+        r.processes.insert(18, p(18, 10, "true", 0));
+        r.processes.insert(19, p(19, 18, "cat", 0));
+        r.selected.extend(r.processes.keys().copied());
+        let mut h = String::new();
+        tree(&mut h, &r);
+        assert_eq!(h.matches("class=\"group\"").count(), 1, "{h}");
+        assert!(
+            h.contains(
+                "data-pid=\"11\" data-pids=\"5\"><span class=\"name\">true</span> <span class=\"count\">\u{d7}5</span>"
+            ),
+            "{h}"
+        );
+        assert!(h.contains("pids 11\u{2013}15"), "{h}");
+        for pid in [10, 16, 17, 18, 19] {
+            assert!(h.contains(&format!("data-pid=\"{pid}\"><details open>")), "{pid}: {h}");
+        }
+        // Two alike leaves stay two nodes.
+        r.processes.retain(|&pid, _| pid <= 12);
+        let mut h = String::new();
+        tree(&mut h, &r);
+        assert_eq!(h.matches("class=\"group").count(), 0, "{h}");
+    }
 
     #[test]
     fn text_is_escaped_everywhere_it_is_written() {

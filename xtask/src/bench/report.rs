@@ -10,14 +10,14 @@ use anyhow::{bail, Context, Result};
 
 use super::{prepare, replicate};
 
-/// Best wall-clock seconds of `runs` runs of `cmd` (which must succeed).
-fn best_of(runs: usize, mut cmd: impl FnMut() -> Command) -> Result<f64> {
+/// Best wall-clock seconds of `runs` runs of `cmd`, which must exit with one of `ok`.
+fn best_of(runs: usize, ok: &[i32], mut cmd: impl FnMut() -> Command) -> Result<f64> {
     let mut best = f64::MAX;
     for _ in 0..runs {
         let t = Instant::now();
         let out = cmd().stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
         let secs = t.elapsed().as_secs_f64();
-        if !out.status.success() {
+        if !out.status.code().is_some_and(|c| ok.contains(&c)) {
             bail!("{:?} failed: {}", cmd(), String::from_utf8_lossy(&out.stderr));
         }
         best = best.min(secs);
@@ -52,20 +52,26 @@ pub fn run() -> Result<()> {
     let html = tmp.0.join("report.html");
     let empty = tmp.0.join("empty.html");
     std::fs::write(&empty, "<!doctype html><title>empty</title><p>empty</p>")?;
-    let replay = best_of(3, || {
+    let replay = best_of(3, &[0], || {
         let mut c = Command::new(&analyze);
         c.args(["replay", "-o", &format!("file:{}", tmp.0.join("alerts.json").display())]).arg(&many);
         c
     })?;
-    let report = best_of(3, || {
+    // Exit 1 is expected: `verify` finds the copies of one capture run duplicated (same capture
+    // id and sequence), and the page says so in its integrity table.
+    let report = best_of(3, &[0, 1], || {
         let mut c = Command::new(&analyze);
         c.arg("report").arg("-o").arg(&html).arg(&many);
         c
     })?;
     let page = std::fs::read_to_string(&html)?;
+    // Kept for a look after the run (the temporary directory goes away).
+    let kept = super::super::target_dir().join("bench-report.html");
+    std::fs::copy(&html, &kept)?;
+    eprintln!("xtask: the page is kept at {}", kept.display());
     let (rows, procs) = (page.matches("<tr").count(), page.matches("data-pid=").count());
-    let load = best_of(3, || chromium(&format!("file://{}", html.display())))?;
-    let blank = best_of(3, || chromium(&format!("file://{}", empty.display())))?;
+    let load = best_of(3, &[0], || chromium(&format!("file://{}", html.display())))?;
+    let blank = best_of(3, &[0], || chromium(&format!("file://{}", empty.display())))?;
     println!(
         "## `report` on {total} events ({copies} copies of a real {one}-event capture with a C build, find, tar and an exec storm)\n"
     );
