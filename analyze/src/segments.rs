@@ -92,10 +92,16 @@ impl Segment {
             Segment::File(p) => SegmentReader::open(p),
             Segment::Object(o) => {
                 let Some(mut parts) = o.index_parts()? else { return self.open() };
-                let ranges = coalesce(chunks);
-                // Most of the object wanted: one GET of all of it costs less than many.
+                let mut ranges = coalesce(chunks);
+                // Most of the object wanted: one GET of everything between the header and the
+                // footer (already fetched) costs less than many.
                 if ranges.iter().map(|r| r.end - r.start).sum::<u64>() * 2 > o.size {
-                    return self.open();
+                    let head_end = parts.iter().find(|(at, _)| *at == 0).map_or(0, |(_, b)| b.len() as u64);
+                    let footer_start = parts.iter().map(|(at, _)| *at).filter(|&at| at > 0).min().unwrap_or(o.size);
+                    ranges = Vec::new();
+                    if head_end < footer_start {
+                        ranges.push(head_end..footer_start);
+                    }
                 }
                 for r in ranges {
                     let bytes = o.store.get_range(&o.key.key, r.clone()).map_err(|e| o.io_error(e))?;

@@ -97,6 +97,18 @@ fn a_bucket_reads_like_the_spool_it_was_shipped_from() {
         s.put_file(&segment_key(&s.url, "test", &meta.hostname, meta.created_ns, name), path).unwrap();
     }
     let bucket_bytes: u64 = s.list("fleet/").unwrap().iter().map(|o| o.size).sum();
+
+    // A file over the multipart threshold goes up in parts and comes back whole.
+    let big = spool.path().join("big.bin");
+    let bytes: Vec<u8> = (0..20u64 << 20).map(|i| (i.wrapping_mul(0x9e37_79b9) >> 13) as u8).collect();
+    std::fs::write(&big, &bytes).unwrap();
+    let before = s.traffic().puts.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(s.put_file("other/big.bin", &big).unwrap(), 20 << 20);
+    // 20 MiB in 8 MiB parts: three part uploads.
+    assert_eq!(s.traffic().puts.load(std::sync::atomic::Ordering::Relaxed) - before, 3);
+    assert!(s.get_all("other/big.bin").unwrap() == bytes, "the multipart upload reads back whole");
+    assert_eq!(s.get_range("other/big.bin", 9 << 20..(9 << 20) + 16).unwrap(), bytes[9 << 20..(9 << 20) + 16]);
+    std::fs::remove_file(&big).unwrap();
     let local = spool.path().to_str().unwrap();
 
     // The whole day: the same alerts, byte for byte, from the spool and from the bucket.

