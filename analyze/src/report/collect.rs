@@ -178,8 +178,7 @@ pub struct Report {
 #[derive(Default)]
 struct Partial {
     alerts: Vec<AlertRow>,
-    // A hash map: a B-tree of these large values spends its time allocating nodes.
-    procs: HashMap<u32, Proc>,
+    procs: BTreeMap<u32, Proc>,
     files: Table,
     network: Table,
     privilege: Table,
@@ -244,7 +243,7 @@ pub fn collect(rules: &RuleSet, paths: &[PathBuf], window: Window, selection: &S
             Ok(chunk_partial(rules, &fields, &d, r.meta(), c, window))
         })
         .collect();
-    let mut procs: HashMap<u32, Proc> = HashMap::new();
+    let mut procs: BTreeMap<u32, Proc> = BTreeMap::new();
     let mut alerts = Vec::new();
     for p in partials {
         let p = match p {
@@ -271,8 +270,6 @@ pub fn collect(rules: &RuleSet, paths: &[PathBuf], window: Window, selection: &S
             p.alerts += 1;
         }
     }
-    // Merged in a hash map (many processes, merged once per chunk), then ordered by pid.
-    let mut procs: BTreeMap<u32, Proc> = procs.into_iter().collect();
     let selected = select(&procs, &alerts, selection);
     let keep = |pid: u32| selected.as_ref().is_none_or(|s| s.contains(&pid));
     alerts.retain(|a| keep(a.pid));
