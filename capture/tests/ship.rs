@@ -103,6 +103,17 @@ fn local_segments(spool: &Path) -> Vec<(String, u64, bool)> {
     v
 }
 
+/// The value of `name` on capture's `/metrics`.
+fn metric(addr: std::net::SocketAddr, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}: {text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
     while !f() {
@@ -152,9 +163,15 @@ fn shipping_survives_an_outage_and_a_kill_and_every_segment_lands_once() {
     ];
 
     // Run 1 ships while the store is up...
-    let Some((mut first, log1)) = common::launch(spool.path(), "60s", &flags) else { return };
+    let metrics_addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let metrics_flag = metrics_addr.to_string();
+    let with_metrics = [&flags[..], &["--metrics-addr", &metrics_flag]].concat();
+    let Some((mut first, log1)) = common::launch(spool.path(), "60s", &with_metrics) else { return };
     activity(20);
     wait_until("two segments in the bucket", Duration::from_secs(30), || shipped(&store).len() >= 2);
+    let shipped_ok = metric(metrics_addr, "lanner_capture_ship_segments_total");
+    assert!(shipped_ok >= 2, "ship_segments_total {shipped_ok}");
+    assert!(metric(metrics_addr, "lanner_capture_ship_bytes_total") > 0);
     // ...then the store goes away: closed segments wait on disk, unshipped.
     gate.close();
     let before = shipped(&store).len();
@@ -162,6 +179,16 @@ fn shipping_survives_an_outage_and_a_kill_and_every_segment_lands_once() {
         activity(5);
         local_segments(spool.path()).iter().filter(|s| !s.2).count() >= 4
     });
+    // The metrics say so: failures counted, a queue, nothing more shipped.
+    wait_until("a failed upload counted", Duration::from_secs(30), || {
+        metric(metrics_addr, "lanner_capture_ship_failures_total") > 0
+    });
+    // The gauges are set at the start of each pass, so after the backoff's next retry.
+    wait_until("the queue gauge", Duration::from_secs(30), || {
+        activity(2);
+        metric(metrics_addr, "lanner_capture_ship_queue_length") >= 2
+    });
+    assert_eq!(metric(metrics_addr, "lanner_capture_ship_segments_total"), before as u64);
     // Killed while its uploads fail and retry: no clean close, its last segment is left unsealed.
     first.kill().unwrap();
     first.wait().unwrap();
