@@ -154,7 +154,12 @@ impl ObjectSegment {
             loc = index_location(&head, self.size);
         }
         let IndexLocation::Footer { footer, .. } = loc else { return Ok(None) };
-        let parts = vec![(0, head), (footer.start, get(footer)?)];
+        // A small segment's first bytes may already hold its footer.
+        let foot = match head.get(footer.start as usize..footer.end as usize) {
+            Some(b) => b.to_vec(),
+            None => get(footer.clone())?,
+        };
+        let parts = vec![(0, head), (footer.start, foot)];
         *cached = Some(parts.clone());
         Ok(Some(parts))
     }
