@@ -137,6 +137,12 @@ fn a_bucket_reads_like_the_spool_it_was_shipped_from() {
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
     let (s_disk, s_bucket) = (stats(local), stats(url));
+    for args in [&["proctree"][..], &["timeline", "--pid", "101"]] {
+        let (d, b) =
+            (analyze(&[&args[..], &[local]].concat(), &endpoint), analyze(&[&args[..], &[url]].concat(), &endpoint));
+        assert!(b.status.success() && !b.stdout.is_empty(), "{args:?}: {}", text(&b.stderr));
+        assert_eq!(b.stdout, d.stdout, "{args:?}");
+    }
     assert_eq!((&s_bucket["events"], &s_bucket["by_syscall"]), (&s_disk["events"], &s_disk["by_syscall"]));
     assert!(s_bucket["events"].as_u64() > Some(0));
 
