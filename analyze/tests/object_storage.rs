@@ -138,8 +138,7 @@ fn a_bucket_reads_like_the_spool_it_was_shipped_from() {
     };
     let (s_disk, s_bucket) = (stats(local), stats(url));
     for args in [&["proctree"][..], &["timeline", "--pid", "101"]] {
-        let (d, b) =
-            (analyze(&[&args[..], &[local]].concat(), &endpoint), analyze(&[&args[..], &[url]].concat(), &endpoint));
+        let (d, b) = (analyze(&[args, &[local]].concat(), &endpoint), analyze(&[args, &[url]].concat(), &endpoint));
         assert!(b.status.success() && !b.stdout.is_empty(), "{args:?}: {}", text(&b.stderr));
         assert_eq!(b.stdout, d.stdout, "{args:?}");
     }
