@@ -148,22 +148,18 @@ pub fn replay(
     // Bounded windows keep memory flat; order inside a window is preserved by `collect`.
     let batch_len = rayon::current_num_threads().max(1) * 32;
     let mut last_job = vec![0usize; readers.len()];
-    for (k, (i, _)) in jobs.iter().enumerate() {
+    // Each segment's chunks to evaluate, grouped once: a segment is opened for all of them.
+    let mut chunks_of: Vec<Vec<ChunkRef>> = vec![Vec::new(); readers.len()];
+    for (k, (i, c)) in jobs.iter().enumerate() {
         last_job[*i] = k;
+        chunks_of[*i].push(*c);
     }
     for (b, batch) in jobs.chunks(batch_len).enumerate() {
         let mut to_open: Vec<usize> = batch.iter().map(|(i, _)| *i).filter(|&i| readers[i].is_none()).collect();
         to_open.dedup();
-        // A segment is opened for the chunks of it this batch and the later ones evaluate: from
-        // object storage, only those chunks are fetched.
-        let reopened: Vec<_> = to_open
-            .par_iter()
-            .map(|&i| {
-                let wanted: Vec<ChunkRef> =
-                    jobs[b * batch_len..].iter().filter(|(j, _)| *j == i).map(|(_, c)| *c).collect();
-                (i, files[i].open_chunks(&wanted))
-            })
-            .collect();
+        // A segment is opened once, at its first chunk, for all of its chunks: from object
+        // storage, only those are fetched.
+        let reopened: Vec<_> = to_open.par_iter().map(|&i| (i, files[i].open_chunks(&chunks_of[i]))).collect();
         for (i, res) in reopened {
             // Indexed a moment ago; a segment that vanished or changed since is reported.
             match res {

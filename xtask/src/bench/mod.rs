@@ -422,12 +422,17 @@ fn under_capture<T>(dir: &Path, name: &str, extra: &[&str], load: impl FnOnce() 
 
 /// Kernel drops recorded in a spool (`lanner-analyze stats --json`).
 fn spool_drops(analyze: &Path, spool: &Path) -> Result<u64> {
-    let out = Command::new(analyze).args(["stats", "--json"]).arg(spool).output()?;
+    stats_count(analyze, spool, "drops")
+}
+
+/// One count of `lanner-analyze stats --json` over `input` (`events`, `drops`).
+fn stats_count(analyze: &Path, input: &Path, key: &str) -> Result<u64> {
+    let out = Command::new(analyze).args(["stats", "--json"]).arg(input).output()?;
     if !out.status.success() {
         bail!("lanner-analyze stats failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("stats --json")?;
-    v["drops"].as_u64().context("stats --json: no drops")
+    v[key].as_u64().with_context(|| format!("stats --json: no {key}"))
 }
 
 /// `lanner-analyze query -p FORMAT -f FILTER spool`, one line per matching event.

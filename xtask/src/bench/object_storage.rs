@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use lanner_formats::archive::SegmentReader;
 use lanner_objectstore::{segment_key, Connection, Store, StoreUrl};
 
-use super::{paced_pair, prepare, replicate, spool_drops, timed_replay, under_capture, LOAD_C};
+use super::{paced_pair, prepare, replicate, spool_drops, stats_count, timed_replay, under_capture, LOAD_C};
 
 /// moto_server on a free loopback port, killed on drop.
 struct Moto(Child, u16);
@@ -40,13 +40,6 @@ fn start_moto() -> Result<Moto> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(moto)
-}
-
-/// Events in a spool (`lanner-analyze stats --json`).
-fn spool_events(analyze: &Path, spool: &Path) -> Result<u64> {
-    let out = Command::new(analyze).args(["stats", "--json"]).arg(spool).output()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("stats --json")?;
-    v["events"].as_u64().context("stats --json: no events")
 }
 
 /// Runs the benchmark.
@@ -127,7 +120,7 @@ pub fn run() -> Result<()> {
         for (label, extra) in [("no --ship", &base[..]), ("--ship s3://bench/ship", &ship[..])] {
             let name = format!("{}-{round}", if extra.len() > base.len() { "ship" } else { "noship" });
             let (cap, _) = under_capture(&tmp.0, &name, extra, || paced_pair(&load, 250_000.0, secs, &file_s))?;
-            let events = spool_events(&analyze, &cap.spool)?;
+            let events = stats_count(&analyze, &cap.spool, "events")?;
             let drops = spool_drops(&analyze, &cap.spool)?;
             let shipped = std::fs::read_dir(&cap.spool)?
                 .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".shipped")))

@@ -2,13 +2,12 @@
 //! capture with many processes: its time against `replay`'s on the same input, the page's size,
 //! and how long headless Chromium takes to load it against an empty page.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use super::{prepare, replicate};
+use super::{prepare, replicate, stats_count};
 
 /// Best wall-clock seconds of `runs` runs of `cmd`, which must exit with one of `ok`.
 fn best_of(runs: usize, ok: &[i32], mut cmd: impl FnMut() -> Command) -> Result<f64> {
@@ -32,23 +31,16 @@ fn chromium(url: &str) -> Command {
     c
 }
 
-/// Events in an archive (`lanner-analyze stats --json`).
-fn events(analyze: &Path, input: &Path) -> Result<u64> {
-    let out = Command::new(analyze).args(["stats", "--json"]).arg(input).output()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("stats --json")?;
-    v["events"].as_u64().context("stats --json: no events")
-}
-
 /// Runs the benchmark.
 pub fn run() -> Result<()> {
     let (tmp, spool, _) = prepare("report")?;
     let analyze = super::super::target_dir().join("release/lanner-analyze");
-    let one = events(&analyze, &spool)?;
+    let one = stats_count(&analyze, &spool, "events")?;
     let many = tmp.0.join("many");
     // Copies of the same capture until the archive holds at least 1M events.
     let copies = 1_000_000u64.div_ceil(one.max(1));
     replicate(&spool, &many, |_| copies)?;
-    let total = events(&analyze, &many)?;
+    let total = stats_count(&analyze, &many, "events")?;
     let html = tmp.0.join("report.html");
     let empty = tmp.0.join("empty.html");
     std::fs::write(&empty, "<!doctype html><title>empty</title><p>empty</p>")?;
