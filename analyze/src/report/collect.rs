@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
 use anyhow::Result;
-use lanner_formats::archive::{verify_opened, ChunkRef};
+use lanner_formats::archive::{verify_checked, ArchiveError, ChunkRef, SegmentReader};
 use lanner_formats::syscall::EventType;
 use rayon::prelude::*;
 
@@ -103,11 +103,12 @@ pub struct Table {
 }
 
 impl Table {
-    fn push(&mut self, a: Activity) {
+    /// Counts a row of process `pid`, and makes it (only) while there is room for it.
+    fn push(&mut self, pid: u32, make: impl FnOnce() -> Activity) {
         self.total += 1;
-        *self.per_pid.entry(a.pid).or_default() += 1;
+        *self.per_pid.entry(pid).or_default() += 1;
         if self.rows.len() < ROW_CAP {
-            self.rows.push(a);
+            self.rows.push(make());
         }
     }
 
@@ -183,6 +184,8 @@ struct Partial {
     network: Table,
     privilege: Table,
     events: u64,
+    /// All the chunk's events, in the window or not (what `verify` counts).
+    chunk_events: u64,
     t_range: Option<(u64, u64)>,
 }
 
@@ -214,9 +217,10 @@ pub fn collect(rules: &RuleSet, paths: &[PathBuf], window: Window, selection: &S
     let files = discover(paths)?;
     let mut report = Report::default();
     let mut jobs: Vec<(usize, ChunkRef)> = Vec::new();
-    let mut readers = Vec::new();
+    let mut readers: Vec<Result<SegmentReader, ArchiveError>> = Vec::new();
     for (i, p) in files.iter().enumerate() {
-        match p.open() {
+        let opened = p.open();
+        match &opened {
             Ok(r) => {
                 report.nodes.insert(r.meta().hostname.clone());
                 report.problems.extend(r.warnings().iter().cloned());
@@ -226,30 +230,35 @@ pub fn collect(rules: &RuleSet, paths: &[PathBuf], window: Window, selection: &S
                         jobs.push((i, *c));
                     }
                 }
-                readers.push(Some(r));
+            }
+            Err(e) => report.problems.push(e.to_string()),
+        }
+        readers.push(opened);
+    }
+    let fields = Fields::new();
+    let partials: Vec<Result<Partial, ArchiveError>> = jobs
+        .par_iter()
+        .map(|(i, c)| {
+            let r = readers[*i].as_ref().expect("only opened segments have jobs");
+            let d = r.decode(c)?;
+            let mut p = chunk_partial(rules, &fields, &d, r.meta(), c, window);
+            p.chunk_events = d.chunk().events.len() as u64;
+            Ok(p)
+        })
+        .collect();
+    // What each decoded chunk told, for `verify` below: it does not decode a chunk twice.
+    let mut decoded: HashMap<(usize, usize), Result<u64, ArchiveError>> = HashMap::new();
+    let mut procs: BTreeMap<u32, Proc> = BTreeMap::new();
+    let mut alerts = Vec::new();
+    for (p, (i, c)) in partials.into_iter().zip(&jobs) {
+        let p = match p {
+            Ok(p) => {
+                decoded.insert((*i, c.index), Ok(p.chunk_events));
+                p
             }
             Err(e) => {
                 report.problems.push(e.to_string());
-                readers.push(None);
-            }
-        }
-    }
-    let fields = Fields::new();
-    let partials: Vec<Result<Partial, String>> = jobs
-        .par_iter()
-        .map(|(i, c)| {
-            let r = readers[*i].as_ref().expect("opened above");
-            let d = r.decode(c).map_err(|e| e.to_string())?;
-            Ok(chunk_partial(rules, &fields, &d, r.meta(), c, window))
-        })
-        .collect();
-    let mut procs: BTreeMap<u32, Proc> = BTreeMap::new();
-    let mut alerts = Vec::new();
-    for p in partials {
-        let p = match p {
-            Ok(p) => p,
-            Err(e) => {
-                report.problems.push(e);
+                decoded.insert((*i, c.index), Err(e));
                 continue;
             }
         };
@@ -299,10 +308,13 @@ pub fn collect(rules: &RuleSet, paths: &[PathBuf], window: Window, selection: &S
     let chains: HashMap<PathBuf, String> = files
         .iter()
         .zip(&readers)
-        .filter_map(|(p, r)| Some((p.path(), hex(&r.as_ref()?.chunks().last()?.header.chain))))
+        .filter_map(|(p, r)| Some((p.path(), hex(&r.as_ref().ok()?.chunks().last()?.header.chain))))
         .collect();
-    drop(readers);
-    for f in verify_opened(files.iter().map(|s| (s.path(), s.open()))) {
+    let segments = files.iter().map(|s| s.path()).zip(readers);
+    let findings = verify_checked(segments, |i, r, c| {
+        decoded.remove(&(i, c.index)).unwrap_or_else(|| r.decode(c).map(|d| d.chunk().events.len() as u64))
+    });
+    for f in findings {
         let chain = chains.get(f.path()).cloned().unwrap_or_default();
         let path = f.path().display().to_string();
         report.integrity.push(SegmentIntegrity { path, chain, verdict: f.to_string(), ok: !f.is_problem() });
@@ -443,22 +455,22 @@ fn chunk_partial(
         let flags = ev.flags;
         use lanner_formats::event::oflags::{O_ACCMODE, O_CREAT, O_RDONLY};
         match t {
-            t if t.is_open() && flags & O_CREAT != 0 => out.files.push(row("created", path())),
-            t if t.is_open() && flags & O_ACCMODE != O_RDONLY => out.files.push(row("written", path())),
-            Unlink | Rmdir => out.files.push(row("deleted", arg("path"))),
-            Unlinkat => out.files.push(row("deleted", arg("name"))),
+            t if t.is_open() && flags & O_CREAT != 0 => out.files.push(pid, || row("created", path())),
+            t if t.is_open() && flags & O_ACCMODE != O_RDONLY => out.files.push(pid, || row("written", path())),
+            Unlink | Rmdir => out.files.push(pid, || row("deleted", arg("path"))),
+            Unlinkat => out.files.push(pid, || row("deleted", arg("name"))),
             Rename | Renameat | Renameat2 => {
-                out.files.push(row("renamed", format!("{} → {}", arg("oldpath"), arg("newpath"))))
+                out.files.push(pid, || row("renamed", format!("{} → {}", arg("oldpath"), arg("newpath"))))
             }
-            Mkdir | Mkdirat => out.files.push(row("mkdir", arg("path"))),
+            Mkdir | Mkdirat => out.files.push(pid, || row("mkdir", arg("path"))),
             Link | Linkat | Symlink | Symlinkat | Chmod | Fchmod | Fchmodat | Chown | Lchown | Fchown | Fchownat => {
-                out.files.push(row(t.name(), get(&f.args)))
+                out.files.push(pid, || row(t.name(), get(&f.args)))
             }
             Connect | Accept | Accept4 | Bind | Listen if ok || t == Connect => {
-                out.network.push(row(t.name(), format!("{} {}", path(), get(&f.l4).replace("<NA>", ""))))
+                out.network.push(pid, || row(t.name(), format!("{} {}", path(), get(&f.l4).replace("<NA>", ""))))
             }
             Setuid | Setgid | Setreuid | Setregid | Setresuid | Setresgid | Ptrace | Mount | Umount2 | Bpf => {
-                out.privilege.push(row(t.name(), get(&f.args)))
+                out.privilege.push(pid, || row(t.name(), get(&f.args)))
             }
             _ => {}
         }
@@ -516,16 +528,16 @@ mod tests {
         };
         let mut t = Table::default();
         for n in 0..ROW_CAP as u64 + 10 {
-            t.push(a(n));
+            t.push(1, || a(n));
         }
         let mut u = Table::default();
-        u.push(a(1));
+        u.push(1, || a(1));
         u.extend(t);
         assert_eq!((u.rows.len(), u.total), (ROW_CAP, ROW_CAP as u64 + 11));
         assert_eq!(u.rows[1].target, "/f0");
         // A selection counts the rows the cap left out as well.
         let mut v = u.clone();
-        v.push(Activity { pid: 2, ..a(9) });
+        v.push(2, || Activity { pid: 2, ..a(9) });
         v.select(&[1].into());
         assert_eq!((v.rows.len(), v.total), (ROW_CAP, ROW_CAP as u64 + 11));
         let mut w = u.clone();

@@ -21,7 +21,7 @@ pub use reader::{
 pub use spool::{
     capture_of_file_name, is_segment_file_name, list_segments, segment_file_name, start_of_file_name, SegmentFile,
 };
-pub use verify::{verify, verify_opened, Finding};
+pub use verify::{verify, verify_checked, verify_opened, Finding};
 pub use writer::SegmentWriter;
 
 #[cfg(test)]

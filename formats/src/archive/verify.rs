@@ -128,9 +128,19 @@ pub fn verify(paths: &[PathBuf]) -> Vec<Finding> {
 pub fn verify_opened(
     segments: impl IntoIterator<Item = (PathBuf, Result<SegmentReader, super::ArchiveError>)>,
 ) -> Vec<Finding> {
+    verify_checked(segments, |_, r, c| r.decode(c).map(|d| d.chunk().events.len() as u64))
+}
+
+/// As [`verify_opened`], with each chunk checked by `check` (segment number, reader, chunk):
+/// its event count, or why it does not decode. A caller that has already decoded some chunks
+/// (the report, say) answers for those from what it kept instead of decoding them twice.
+pub fn verify_checked(
+    segments: impl IntoIterator<Item = (PathBuf, Result<SegmentReader, super::ArchiveError>)>,
+    mut check: impl FnMut(usize, &SegmentReader, &super::reader::ChunkRef) -> Result<u64, super::ArchiveError>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut last_of_capture: Vec<Link> = Vec::new();
-    for (path, opened) in segments {
+    for (seg, (path, opened)) in segments.into_iter().enumerate() {
         let p = &path;
         let r = match opened {
             Ok(r) => r,
@@ -145,8 +155,8 @@ pub fn verify_opened(
         }
         let mut events = 0u64;
         for c in r.chunks() {
-            match r.decode(c) {
-                Ok(d) => events += d.chunk().events.len() as u64,
+            match check(seg, &r, c) {
+                Ok(n) => events += n,
                 Err(e) => out.push(Finding::CorruptChunk {
                     path: p.clone(),
                     index: c.index,
