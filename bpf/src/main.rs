@@ -28,10 +28,10 @@ use aya_ebpf::{
     EbpfContext,
 };
 use lanner_formats::wire::{
-    desc, kernel_offsets as so, RecordHeader, RecordKind, SockInfo, COMPAT_FIRST_ARG_ONLY, COMPAT_NR_ENTRIES,
-    COMPAT_SOCKETCALL, COUNTER_COMPAT, COUNTER_COMPAT_RECORDED, COUNTER_DROPS, COUNTER_ENTRIES, COUNTER_UNPAIRED,
-    HEADER_LEN, MAX_ARG, MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, SCRATCH_LEN, SOCKETCALL_ENTRIES, SOCK_INFO_LEN,
-    SYSCALL_DESC_ENTRIES,
+    desc, kernel_offsets as so, task_info as ti, RecordHeader, RecordKind, SockInfo, TaskInfo, COMPAT_FIRST_ARG_ONLY,
+    COMPAT_NR_ENTRIES, COMPAT_SOCKETCALL, COUNTER_COMPAT, COUNTER_COMPAT_RECORDED, COUNTER_DROPS, COUNTER_ENTRIES,
+    COUNTER_UNPAIRED, HEADER_LEN, MAX_ARG, MAX_ARGS, MAX_BLOB, MAX_SOCKADDR, SCRATCH_LEN, SOCKETCALL_ENTRIES,
+    SOCK_INFO_LEN, SYSCALL_DESC_ENTRIES, TASK_INFO_LEN,
 };
 
 /// Thread-group id of the capture process itself; its syscalls are not recorded.
@@ -675,9 +675,123 @@ fn clone_flags(task: *const u8) -> Option<u64> {
     }
 }
 
+/// `struct upid` (`int nr; struct pid_namespace *ns;`): one per pid namespace level.
+const UPID_SIZE: u64 = 16;
+/// `enum pid_type` indices into `signal_struct.pids`.
+const PIDTYPE_PGID: u64 = 2;
+const PIDTYPE_SID: u64 = 3;
+/// `OVERLAYFS_SUPER_MAGIC`.
+const OVERLAYFS_MAGIC: u64 = 0x794c_7630;
+
+/// `pid`'s number in the namespace `ns` at depth `level` (0 when it has none there), as the
+/// kernel's `pid_nr_ns()` finds it.
+#[inline(always)]
+fn pid_nr_at(pid: u64, level: u32, ns: u64) -> u32 {
+    let Some(plevel) = kread::<u32>(pid + kernel_off(so::PID_LEVEL)) else { return 0 };
+    if level > plevel {
+        return 0;
+    }
+    let upid = pid + kernel_off(so::PID_NUMBERS) + (level as u64 & 63) * UPID_SIZE;
+    match kread::<u64>(upid + 8) {
+        Some(n) if n == ns => kread::<i32>(upid).unwrap_or(0) as u32,
+        _ => 0,
+    }
+}
+
+/// Fills `out` with what [`TaskInfo`] describes of `task` (a kernel address): its capability
+/// sets, its ids in its own pid namespace, and its executable's inode. Each part is read only
+/// when BTF gave its offsets, and `flags` says which were.
+#[inline(always)]
+fn task_info(task: u64, out: *mut TaskInfo) {
+    let mut i = TaskInfo::default();
+    if kernel_off(so::TASK_CRED) != 0 && kernel_off(so::CRED_CAP_EFFECTIVE) != 0 {
+        if let Some(cred) = kread::<u64>(task + kernel_off(so::TASK_CRED)) {
+            i.cap_inheritable = kread(cred + kernel_off(so::CRED_CAP_INHERITABLE)).unwrap_or(0);
+            i.cap_permitted = kread(cred + kernel_off(so::CRED_CAP_PERMITTED)).unwrap_or(0);
+            i.cap_effective = kread(cred + kernel_off(so::CRED_CAP_EFFECTIVE)).unwrap_or(0);
+            i.flags |= ti::CAPS;
+        }
+    }
+    if kernel_off(so::TASK_THREAD_PID) != 0 && kernel_off(so::TASK_SIGNAL) != 0 {
+        let pid: u64 = kread(task + kernel_off(so::TASK_THREAD_PID)).unwrap_or(0);
+        let level: u32 = kread(pid + kernel_off(so::PID_LEVEL)).unwrap_or(0);
+        let ns: u64 = kread(pid + kernel_off(so::PID_NUMBERS) + (level as u64 & 63) * UPID_SIZE + 8).unwrap_or(0);
+        let signal: u64 = kread(task + kernel_off(so::TASK_SIGNAL)).unwrap_or(0);
+        let pids = signal + kernel_off(so::SIGNAL_PIDS);
+        if pid != 0 && signal != 0 {
+            i.vpid = pid_nr_at(pid, level, ns);
+            i.vpgid = pid_nr_at(kread(pids + PIDTYPE_PGID * 8).unwrap_or(0), level, ns);
+            i.vsid = pid_nr_at(kread(pids + PIDTYPE_SID * 8).unwrap_or(0), level, ns);
+            i.flags |= ti::IDS;
+        }
+    }
+    if kernel_off(so::MM_EXE_FILE) != 0 && kernel_off(so::TASK_MM) != 0 {
+        let mm: u64 = kread(task + kernel_off(so::TASK_MM)).unwrap_or(0);
+        let file: u64 = kread(mm + kernel_off(so::MM_EXE_FILE)).unwrap_or(0);
+        if let Some(inode) = kread::<u64>(file + kernel_off(so::FILE_INODE)).filter(|&x| x != 0) {
+            let time = |sec: usize, nsec: usize| {
+                let s: i64 = kread(inode + kernel_off(sec)).unwrap_or(0);
+                // Masked: 6.13+ keeps a flag (I_CTIME_QUERIED) in bit 31 of i_ctime_nsec.
+                let n: u32 = kread::<u32>(inode + kernel_off(nsec)).unwrap_or(0) & 0x3fff_ffff;
+                (s.max(0) as u64).wrapping_mul(1_000_000_000).wrapping_add(n as u64)
+            };
+            i.exe_ino = kread(inode + kernel_off(so::INODE_INO)).unwrap_or(0);
+            i.exe_ctime_ns = time(so::INODE_CTIME_SEC, so::INODE_CTIME_NSEC);
+            i.exe_mtime_ns = time(so::INODE_MTIME_SEC, so::INODE_MTIME_NSEC);
+            i.flags |= ti::EXE;
+            let sb: u64 = kread(inode + kernel_off(so::INODE_SB)).unwrap_or(0);
+            let magic: u64 = kread(sb + kernel_off(so::SB_MAGIC)).unwrap_or(0);
+            if magic == OVERLAYFS_MAGIC && kernel_off(so::INODE_SIZE) != 0 {
+                // struct ovl_inode embeds the VFS inode and keeps its upper dentry right after
+                // it: set when the file is in the upper (container's writable) layer.
+                let upper: u64 = kread(inode + kernel_off(so::INODE_SIZE)).unwrap_or(0);
+                i.flags |= ti::EXE_OVERLAY | if upper != 0 { ti::EXE_UPPER_LAYER } else { 0 };
+            }
+        }
+    }
+    // SAFETY: the caller passes room for a TaskInfo inside the scratch buffer.
+    unsafe { core::ptr::write_unaligned(out, i) };
+}
+
+/// Emits the `ExecInfo` record of the program the current task has just started: its
+/// [`TaskInfo`] and its environment.
+#[inline(always)]
+fn emit_exec_info(cur: &Current) {
+    let Some(buf) = scratch() else { return };
+    fill_header(buf, RecordKind::ExecInfo, 0, cur, 0, &[0; 6]);
+    // SAFETY: HEADER_LEN + TASK_INFO_LEN + 1 < SCRATCH_LEN.
+    task_info(cur.task as u64, unsafe { buf.add(HEADER_LEN) } as *mut TaskInfo);
+    // SAFETY: as above.
+    unsafe { *buf.add(HEADER_LEN + TASK_INFO_LEN) = 0 };
+    let l1 = TASK_INFO_LEN + 1;
+    let mut l2 = 0;
+    if kernel_off(so::MM_ENV_START) != 0 && kernel_off(so::TASK_MM) != 0 {
+        let mm: *const u8 = btf_load(cur.task, kernel_off(so::TASK_MM));
+        let start: u64 = btf_load(mm, kernel_off(so::MM_ENV_START));
+        let end: u64 = btf_load(mm, kernel_off(so::MM_ENV_END));
+        // NUL-separated already; a longer environment is cut at MAX_BLOB - 1 bytes.
+        let len = if end > start { (end - start).min(MAX_BLOB as u64 - 1) as usize } else { 0 };
+        if len > 0 {
+            // SAFETY: HEADER_LEN + l1 + MAX_BLOB < SCRATCH_LEN.
+            let r = unsafe {
+                bpf_probe_read_user(
+                    buf.add(HEADER_LEN + l1) as *mut _,
+                    (len & (MAX_BLOB - 1)) as u32,
+                    start as *const _,
+                )
+            };
+            if r == 0 {
+                l2 = len & (MAX_BLOB - 1);
+            }
+        }
+    }
+    emit(buf, l1, l2);
+}
+
 /// `sched_process_exec`: the current thread runs a new program. A native exec's entry has stashed
 /// and emitted its call; a thread other than the leader takes the leader's id here, and the
-/// stash follows it. A 32-bit exec, which no entry saw, gets its record of arguments now: the
+/// stash follows it. Every exec gets its `ExecInfo` record here (see [`emit_exec_info`]). A
+/// 32-bit exec, which no entry saw, gets its record of arguments now: the
 /// filename the exec was given, and the argv the kernel copied into the new program's memory.
 #[btf_tracepoint(function = "sched_process_exec")]
 pub fn lanner_exec(ctx: BtfTracePointContext) -> i32 {
@@ -685,6 +799,7 @@ pub fn lanner_exec(ctx: BtfTracePointContext) -> i32 {
     let old_tid: i32 = ctx.arg(1);
     let bprm: *const u8 = ctx.arg(2);
     let tid = cur.pid_tgid as u32;
+    emit_exec_info(&cur);
     // SAFETY: the value is copied out before any other map operation.
     if let Some(st) = unsafe { STASH.get(&(old_tid as u32)) }.copied() {
         if old_tid as u32 != tid {

@@ -7,7 +7,7 @@ use lanner_formats::event::args::Columns;
 use lanner_formats::event::{fdkind, oflags, sock_name, AT_FDCWD};
 use lanner_formats::syscall::{self, EventType};
 use lanner_formats::wire::RecordKind;
-use lanner_formats::wire::{SockInfo, SOCK_INFO_LEN};
+use lanner_formats::wire::{task_info, SockInfo, TaskInfo, SOCK_INFO_LEN, TASK_INFO_LEN};
 use lanner_procstate::fd::{connect_names_socket, connection_kind, fcntl_dup, server_kind, FcntlCodes};
 use lanner_procstate::{Exec, Fd, FdTable, Image, Semantics};
 
@@ -109,8 +109,11 @@ pub struct EventDraft {
 pub struct ProcessTable {
     procs: HashMap<u32, ProcInfo>,
     threads: HashMap<u32, u32>,
-    pending_fork: HashMap<u32, u32>,
+    /// Child thread id -> (parent's thread-group id, clone flags when the kernel read them).
+    pending_fork: HashMap<u32, (u32, Option<u64>)>,
     pending_exec: HashMap<u32, (Vec<u8>, Vec<String>)>,
+    /// What `sched_process_exec` said of a thread's new program, until its exec's record.
+    pending_exec_info: HashMap<u32, (TaskInfo, Vec<String>)>,
     next_version: u64,
     boot_to_wall_ns: i64,
     containers: crate::metadata::containers::ContainerResolver,
@@ -245,13 +248,20 @@ impl ProcessTable {
                 return;
             }
         }
-        let p = if let Some(parent) = self.pending_fork.remove(&r.tgid) {
+        let p = if let Some((parent, flags)) = self.pending_fork.remove(&r.tgid) {
             // A fork we saw: the child starts as a copy of its parent.
             let base = self.procs.get(&parent).cloned();
             let parent_known = base.is_some();
             let base = base.unwrap_or_default();
-            let image =
-                Image { uid: r.uid, gid: r.gid, comm: r.comm.clone(), start_ns: self.wall(r.ts_boot_ns), ..base.image };
+            let task = forked_task(&base.image.task, parent, r.tgid, flags);
+            let image = Image {
+                uid: r.uid,
+                gid: r.gid,
+                comm: r.comm.clone(),
+                start_ns: self.wall(r.ts_boot_ns),
+                task,
+                ..base.image
+            };
             let child = ProcInfo { pid: r.tgid, ppid: parent, image, version: self.bump(), exited_ns: None, ..base };
             (child, parent_known)
         } else if let Some(s) = procfs::read_process(r.tgid) {
@@ -287,7 +297,7 @@ impl ProcessTable {
             // The header is the parent's; the child appears in later records.
             self.ensure_process(&r);
             let child = r.args[0] as u32;
-            self.pending_fork.insert(child, r.tgid);
+            self.pending_fork.insert(child, (r.tgid, (r.args[2] != 0).then_some(r.args[1])));
             let mut d = self.draft(&r, ts_ns, EventType::Clone, child as i64);
             if r.args[2] != 0 {
                 // Clone flags, read in the kernel from the forking syscall (low 32 bits).
@@ -302,9 +312,16 @@ impl ProcessTable {
                 self.pending_exec.insert(r.tid, (r.blobs[0].clone(), argv));
                 None
             }
+            RecordKind::ExecInfo => {
+                if let Some(t) = parse_task_info(&r.blobs[0]) {
+                    self.pending_exec_info.insert(r.tid, (t, split_argv(&r.blobs[1])));
+                }
+                None
+            }
             RecordKind::Exit => {
                 self.threads.remove(&r.tid);
                 self.pending_exec.remove(&r.tid);
+                self.pending_exec_info.remove(&r.tid);
                 if r.tid == r.tgid {
                     if let Some(p) = self.procs.get_mut(&r.tgid) {
                         p.exited_ns = Some(ts_ns);
@@ -402,6 +419,7 @@ impl ProcessTable {
                     tty: Some(r.tty),
                     loginuid: Some(r.loginuid),
                     uid: None,
+                    task: self.pending_exec_info.remove(&r.tid).or_else(|| self.pending_exec_info.remove(&r.tgid)),
                 };
                 p.image.exec(&mut p.fds, exec);
                 p.version = version;
@@ -511,6 +529,32 @@ fn parse_sockaddr(b: &[u8]) -> Option<(u16, String, u16)> {
         }
         _ => None,
     }
+}
+
+fn parse_task_info(b: &[u8]) -> Option<TaskInfo> {
+    if b.len() < TASK_INFO_LEN {
+        return None;
+    }
+    // SAFETY: length checked; TaskInfo is plain old data, read unaligned.
+    Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const TaskInfo) })
+}
+
+/// A forked child's view of itself, from its parent's: the same capabilities, executable,
+/// process group and session. Its own id in its pid namespace is 1 when the clone made a new
+/// namespace, its pid when the parent's namespace is the host's (where the two agree), and
+/// unknown (0) otherwise, until it execs.
+fn forked_task(parent: &TaskInfo, ppid: u32, child: u32, flags: Option<u64>) -> TaskInfo {
+    const CLONE_NEWPID: u64 = 0x2000_0000;
+    let mut t = *parent;
+    if t.flags & task_info::IDS != 0 {
+        if flags.is_some_and(|f| f & CLONE_NEWPID != 0) {
+            // The parent's group and session are not visible from the new namespace.
+            (t.vpid, t.vpgid, t.vsid) = (1, 0, 0);
+        } else {
+            t.vpid = if parent.vpid == ppid { child } else { 0 };
+        }
+    }
+    t
 }
 
 fn parse_sock_info(b: &[u8]) -> Option<SockInfo> {

@@ -1154,3 +1154,137 @@ fn syscalls_all_adds_reads_and_writes_with_their_fd_names() {
         .unwrap();
     assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
+fn exec_records_carry_the_tasks_namespace_ids_capabilities_executable_and_environment() {
+    use std::os::unix::fs::MetadataExt;
+    let (Some(stable), Some(incubating), Some(sandbox)) = (
+        lanner_testdata::require("falcosecurity-rules/current/falco_rules.yaml", "upstream rules over task facts"),
+        lanner_testdata::require("falcosecurity-rules/current/falco-incubating_rules.yaml", "incubating rules"),
+        lanner_testdata::require("falcosecurity-rules/current/falco-sandbox_rules.yaml", "sandbox rules"),
+    ) else {
+        return;
+    };
+    // An overlay mount: one program only in the lower layer, one written through the mount (so
+    // in the upper layer, as a file a container wrote).
+    let ovl = tempfile::tempdir().unwrap();
+    let dir = |n: &str| {
+        let d = ovl.path().join(n);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let (lower, upper, work, merged) = (dir("lower"), dir("upper"), dir("work"), dir("merged"));
+    std::fs::copy("/bin/true", lower.join("lnr-lower")).unwrap();
+    let opts = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
+    let st = Command::new("mount").args(["-t", "overlay", "overlay", "-o", &opts]).arg(&merged).status().unwrap();
+    assert!(st.success(), "mount -t overlay");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(merged.clone());
+    std::fs::copy("/bin/true", merged.join("lnr-upper")).unwrap();
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
+    let tag = format!("lanner-task-{}", std::process::id());
+    let run = |cmd: &mut Command| assert!(cmd.status().unwrap().success(), "{cmd:?}");
+    run(Command::new(merged.join("lnr-upper")).arg(&tag));
+    run(Command::new(merged.join("lnr-lower")).arg(&tag));
+    // The environment, and upstream's GLIBC_TUNABLES rule (CVE-2023-4911).
+    run(Command::new("/bin/true")
+        .arg(&tag)
+        .env("LANNER_TASK_ENV", "hello")
+        .env("GLIBC_TUNABLES", "glibc.malloc.check=2"));
+    // A new pid namespace: the program is pid 1 there.
+    run(Command::new("unshare").args(["-pf", "/bin/echo", &tag]).stdout(Stdio::null()));
+    // A new session: sh leads it and names it; its child is in it.
+    run(Command::new("setsid").args(["-w", "sh", "-c", &format!("/bin/echo {tag} > /dev/null; true")]));
+    // No capabilities: the bounding set emptied before the exec.
+    run(Command::new("setpriv")
+        .args(["--bounding-set", "-all", "--inh-caps", "-all", "/bin/echo", &tag])
+        .stdout(Stdio::null()));
+    // A recon command typed at a terminal: it leads its process group (sandbox's rule).
+    run(Command::new("script").args(["-qc", "whoami", "/dev/null"]).stdout(Stdio::null()));
+    std::thread::sleep(Duration::from_millis(500));
+    let (spool, _) = cap.stop();
+    let q = |filter: &str, format: &str| {
+        query(spool.path(), &format!("evt.type = execve and evt.res = SUCCESS and {filter}"), format)
+    };
+    let mine = |name: &str| format!("proc.name = {name} and proc.args contains {tag}");
+
+    let up = q(&mine("lnr-upper"), "%proc.is_exe_upper_layer %proc.exe_ino");
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert!(up[0].starts_with("true "), "{up:?}");
+    let low = q(&mine("lnr-lower"), "%proc.is_exe_upper_layer");
+    assert_eq!(low, vec!["false"]);
+
+    let meta = std::fs::metadata("/bin/true").unwrap();
+    let ns = |s: i64, n: i64| s * 1_000_000_000 + n;
+    let t = q(
+        &mine("true"),
+        "%proc.exe_ino %proc.exe_ino.mtime %proc.exe_ino.ctime %proc.is_exe_upper_layer %proc.env[LANNER_TASK_ENV]",
+    );
+    let want = format!(
+        "{} {} {} false hello",
+        meta.ino(),
+        ns(meta.mtime(), meta.mtime_nsec()),
+        ns(meta.ctime(), meta.ctime_nsec())
+    );
+    assert_eq!(t, vec![want]);
+    let env = q(&mine("true"), "%proc.env");
+    assert!(
+        env[0].contains("LANNER_TASK_ENV=hello") && env[0].contains("GLIBC_TUNABLES=glibc.malloc.check=2"),
+        "{env:?}"
+    );
+    let dur = q(&mine("true"), "%proc.exe_ino.ctime_duration_proc_start");
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    let d: i64 = dur[0].parse().unwrap();
+    assert!(d > 0 && d <= started - ns(meta.ctime(), meta.ctime_nsec()), "{dur:?}");
+
+    let pidns = q(&mine("echo"), "%proc.vpid %proc.pid");
+    let in_ns: Vec<_> = pidns.iter().filter(|l| l.starts_with("1 ")).collect();
+    assert_eq!(in_ns.len(), 1, "one echo is pid 1 in its namespace: {pidns:?}");
+    assert_ne!(in_ns[0], "1 1");
+    // Outside the new namespace, the host's ids are the task's own.
+    let host = q(&mine("true"), "%proc.vpid %proc.pid");
+    let (a, b) = host[0].split_once(' ').unwrap();
+    assert_eq!(a, b, "{host:?}");
+
+    let sess = q(
+        &format!("proc.name = echo and proc.pname = sh and proc.args contains {tag}"),
+        "%proc.sid %proc.sname %proc.is_sid_leader %proc.ppid",
+    );
+    assert_eq!(sess.len(), 1, "{sess:?}");
+    let f: Vec<&str> = sess[0].split(' ').collect();
+    assert_eq!((f[0], f[1], f[2]), (f[3], "sh", "false"), "the session is sh's: {sess:?}");
+    let leader = q(&format!("proc.name = sh and proc.pid = {}", f[3]), "%proc.is_sid_leader %proc.is_vpgid_leader");
+    assert_eq!(leader, vec!["true true"]);
+
+    let caps = q(&mine("echo"), "*%proc.vpid|%thread.cap_effective|%thread.cap_permitted");
+    assert!(caps.iter().any(|l| l.ends_with("||")), "the echo without capabilities: {caps:?}");
+    assert!(
+        caps.iter().any(|l| l.starts_with("1|") && l.contains("CAP_SYS_ADMIN") && l.contains("CAP_DAC_OVERRIDE")),
+        "root's echo in the namespace has all: {caps:?}"
+    );
+
+    // The unmodified upstream rules fire on these.
+    let out = Command::new(analyze_bin())
+        .arg("replay")
+        .args(["--rules".as_ref(), stable.as_os_str(), "--rules".as_ref(), incubating.as_os_str()])
+        .args(["--rules".as_ref(), sandbox.as_os_str()])
+        .arg(spool.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let alerts: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let fired = |rule: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
+        alerts.iter().filter(|a| a["rule"] == rule && f(a)).count()
+    };
+    let glibc = "Potential Local Privilege Escalation via Environment Variables Misuse";
+    let of = |a: &serde_json::Value, k: &str| a["output_fields"][k].as_str().unwrap_or_default().to_owned();
+    assert_eq!(fired(glibc, &|a| of(a, "proc.cmdline").contains(&tag)), 1, "{alerts:#?}");
+    assert_eq!(fired("Basic Interactive Reconnaissance", &|a| of(a, "proc.name") == "whoami"), 1, "{alerts:#?}");
+}

@@ -300,6 +300,72 @@ pub struct Process {
     pub k8s_pod: u32,
     /// Kubernetes namespace of the pod (string id, [`NONE`]: unknown): Falco's `k8s.ns.name`.
     pub k8s_ns: u32,
+    /// What the kernel said of the task at its exec (or its parent's state at its fork).
+    pub task: TaskFacts,
+}
+
+/// A process's ids in its own pid namespace, its capabilities, its executable's inode and its
+/// environment, as the kernel gave them at exec (see `lanner_formats::wire::TaskInfo`).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct TaskFacts {
+    /// Process id in its pid namespace (0: unknown): Falco's `proc.vpid`.
+    pub vpid: u32,
+    /// Process group id in that namespace (0: unknown): `proc.vpgid`.
+    pub vpgid: u32,
+    /// Session id in that namespace (0: unknown): `proc.sid`.
+    pub sid: u32,
+    /// [`crate::wire::task_info`] bits: which of the values below are known, and the
+    /// executable's overlayfs layer.
+    pub flags: u32,
+    /// Capability sets: inheritable, permitted, effective (bit N is capability N).
+    pub caps: [u64; 3],
+    /// The executable's inode number: `proc.exe_ino`.
+    pub exe_ino: u64,
+    /// Its change time, unix ns.
+    pub exe_ctime_ns: u64,
+    /// Its modification time, unix ns.
+    pub exe_mtime_ns: u64,
+    /// The environment, `K=v` strings joined with NUL bytes (string id, [`NONE`]: unknown).
+    pub env: u32,
+}
+
+impl TaskFacts {
+    /// Nothing known.
+    pub const UNKNOWN: TaskFacts = TaskFacts {
+        vpid: 0,
+        vpgid: 0,
+        sid: 0,
+        flags: 0,
+        caps: [0; 3],
+        exe_ino: 0,
+        exe_ctime_ns: 0,
+        exe_mtime_ns: 0,
+        env: NONE,
+    };
+}
+
+impl TaskFacts {
+    /// The archive's form of what the kernel side read ([`crate::wire::TaskInfo`]), with the
+    /// environment's string id.
+    pub fn from_wire(t: &crate::wire::TaskInfo, env: u32) -> Self {
+        Self {
+            vpid: t.vpid,
+            vpgid: t.vpgid,
+            sid: t.vsid,
+            flags: t.flags,
+            caps: [t.cap_inheritable, t.cap_permitted, t.cap_effective],
+            exe_ino: t.exe_ino,
+            exe_ctime_ns: t.exe_ctime_ns,
+            exe_mtime_ns: t.exe_mtime_ns,
+            env,
+        }
+    }
+}
+
+impl Default for TaskFacts {
+    fn default() -> Self {
+        Self::UNKNOWN
+    }
 }
 
 /// One recorded event (the row view of [`EventColumns`]).

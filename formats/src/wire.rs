@@ -12,10 +12,15 @@ pub enum RecordKind {
     SyscallExit = 1,
     /// An exec syscall was entered: blob 0 is the filename, blob 1 the NUL-separated argv.
     ExecArgs = 2,
-    /// `sched_process_fork`: `args[0]` is the child's thread id; the header's ids are the parent's.
+    /// `sched_process_fork`: `args[0]` is the child's thread id; the header's ids are the parent's;
+    /// blob 0, when present, is the child's [`TaskInfo`].
     Fork = 3,
     /// `sched_process_exit`: the thread in the header exited.
     Exit = 4,
+    /// `sched_process_exec`: the new program's [`TaskInfo`] in blob 0 and its environment
+    /// (NUL-separated `K=v` strings, cut at [`MAX_BLOB`] - 1 bytes) in blob 1. It comes before the
+    /// exec's own syscall record.
+    ExecInfo = 5,
 }
 
 impl RecordKind {
@@ -26,6 +31,7 @@ impl RecordKind {
             2 => Some(Self::ExecArgs),
             3 => Some(Self::Fork),
             4 => Some(Self::Exit),
+            5 => Some(Self::ExecInfo),
             _ => None,
         }
     }
@@ -193,6 +199,50 @@ pub struct SockInfo {
 /// Size of [`SockInfo`] on the wire.
 pub const SOCK_INFO_LEN: usize = core::mem::size_of::<SockInfo>();
 
+/// What the kernel side read about a task at fork (the child) and at exec (the new program):
+/// blob 0 of `Fork` and `ExecInfo` records, binary, followed by one NUL byte like every blob.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// `cred.cap_inheritable` (bit N is capability N).
+    pub cap_inheritable: u64,
+    /// `cred.cap_permitted`.
+    pub cap_permitted: u64,
+    /// `cred.cap_effective`.
+    pub cap_effective: u64,
+    /// Inode number of the executable (`mm.exe_file`).
+    pub exe_ino: u64,
+    /// Its change time, unix ns.
+    pub exe_ctime_ns: u64,
+    /// Its modification time, unix ns.
+    pub exe_mtime_ns: u64,
+    /// Process id as the task's own pid namespace numbers it.
+    pub vpid: u32,
+    /// Process group id, likewise.
+    pub vpgid: u32,
+    /// Session id, likewise.
+    pub vsid: u32,
+    /// `task_info` bits: which parts were read, and what was found.
+    pub flags: u32,
+}
+
+/// [`TaskInfo::flags`] bits.
+pub mod task_info {
+    /// The capability sets were read.
+    pub const CAPS: u32 = 1;
+    /// `vpid`, `vpgid` and `vsid` were read.
+    pub const IDS: u32 = 2;
+    /// The executable's inode and times were read.
+    pub const EXE: u32 = 4;
+    /// The executable is on overlayfs, and its upper layer holds it (written in the container).
+    pub const EXE_UPPER_LAYER: u32 = 8;
+    /// The executable is on overlayfs (so [`EXE_UPPER_LAYER`] is meaningful).
+    pub const EXE_OVERLAY: u32 = 16;
+}
+
+/// Size of [`TaskInfo`] on the wire.
+pub const TASK_INFO_LEN: usize = core::mem::size_of::<TaskInfo>();
+
 /// Largest sockaddr copied from user memory (`sizeof(struct sockaddr_un)`).
 pub const MAX_SOCKADDR: usize = 110;
 
@@ -283,8 +333,46 @@ pub mod kernel_offsets {
     pub const MM_ARG_END: usize = 47;
     /// `linux_binprm.filename`: the path an exec was asked to run.
     pub const BPRM_FILENAME: usize = 48;
+    /// `task_struct.thread_pid`.
+    pub const TASK_THREAD_PID: usize = 52;
+    /// `pid.level`: the depth of the task's pid namespace.
+    pub const PID_LEVEL: usize = 53;
+    /// `pid.numbers`: one `struct upid` (16 bytes, `nr` first) per namespace level.
+    pub const PID_NUMBERS: usize = 54;
+    /// `signal_struct.pids`: the `struct pid *` of each `enum pid_type` (group 2, session 3).
+    pub const SIGNAL_PIDS: usize = 55;
+    /// `cred.cap_inheritable`.
+    pub const CRED_CAP_INHERITABLE: usize = 56;
+    /// `cred.cap_permitted`.
+    pub const CRED_CAP_PERMITTED: usize = 57;
+    /// `cred.cap_effective`.
+    pub const CRED_CAP_EFFECTIVE: usize = 58;
+    /// `mm_struct.exe_file`.
+    pub const MM_EXE_FILE: usize = 59;
+    /// `file.f_inode`.
+    pub const FILE_INODE: usize = 60;
+    /// `inode.i_ino`.
+    pub const INODE_INO: usize = 61;
+    /// Seconds of the inode's change time (`i_ctime_sec`, or `tv_sec` of `__i_ctime`/`i_ctime`).
+    pub const INODE_CTIME_SEC: usize = 62;
+    /// Nanoseconds of the change time (32 bits).
+    pub const INODE_CTIME_NSEC: usize = 63;
+    /// Seconds of the modification time.
+    pub const INODE_MTIME_SEC: usize = 64;
+    /// Nanoseconds of the modification time (32 bits).
+    pub const INODE_MTIME_NSEC: usize = 65;
+    /// `inode.i_sb`.
+    pub const INODE_SB: usize = 66;
+    /// `super_block.s_magic`.
+    pub const SB_MAGIC: usize = 67;
+    /// `sizeof(struct inode)`: overlayfs keeps the upper dentry right after its embedded inode.
+    pub const INODE_SIZE: usize = 68;
+    /// `mm_struct.env_start`.
+    pub const MM_ENV_START: usize = 69;
+    /// `mm_struct.env_end`.
+    pub const MM_ENV_END: usize = 70;
     /// Number of entries.
-    pub const COUNT: usize = 52;
+    pub const COUNT: usize = 71;
 }
 
 /// Number of entries of the `COMPAT_NR` array map (ia32 syscall numbers).

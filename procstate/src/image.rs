@@ -28,6 +28,11 @@ pub struct Image {
     pub start_ns: u64,
     /// Container id (`host` outside containers).
     pub container_id: String,
+    /// What the kernel said of the task at its exec, or what a fork copied from the parent
+    /// (`flags` 0: nothing known).
+    pub task: lanner_formats::wire::TaskInfo,
+    /// The environment the program started with (`None`: unknown).
+    pub env: Option<Vec<String>>,
 }
 
 /// What a successful exec tells about the new program.
@@ -49,6 +54,8 @@ pub struct Exec {
     pub loginuid: Option<u32>,
     /// The real uid, when the source reports it at exec.
     pub uid: Option<u32>,
+    /// The kernel's view of the task and its environment, when the source reports them.
+    pub task: Option<(lanner_formats::wire::TaskInfo, Vec<String>)>,
 }
 
 impl Image {
@@ -65,6 +72,12 @@ impl Image {
         if let Some(v) = e.uid {
             self.uid = v;
         }
+        // An exec the kernel did not describe leaves nothing of the old program's inode or
+        // environment; its ids and capabilities may have changed too.
+        (self.task, self.env) = match e.task {
+            Some((t, env)) => (t, Some(env)),
+            None => (Default::default(), None),
+        };
         fds.exec();
     }
 
@@ -122,6 +135,7 @@ mod tests {
                 tty: None,
                 loginuid: Some(1000),
                 uid: None,
+                task: None,
             },
         );
         assert_eq!((img.comm.as_str(), img.exepath.as_str(), img.start_ns), ("cat", "/usr/bin/cat", 7));

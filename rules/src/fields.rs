@@ -4,9 +4,11 @@ use std::borrow::Cow;
 
 use lanner_formats::archive::SegmentMeta;
 use lanner_formats::event::{
-    args, fdkind, oflags, sock_name, ArchivedChunk, ArchivedProcess, Event, PathIndex, NONE, RET_UNKNOWN,
+    args, fdkind, oflags, sock_name, ArchivedChunk, ArchivedProcess, ArchivedTaskFacts, Event, PathIndex, NONE,
+    RET_UNKNOWN,
 };
 use lanner_formats::syscall::EventType;
+use lanner_formats::wire::task_info;
 
 /// Type of a field's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +149,34 @@ pub enum Field {
     ProcPexepath,
     /// `proc.duration`: nanoseconds since the process image started.
     ProcDuration,
+    /// `proc.vpid`: the process id in its own pid namespace.
+    ProcVpid,
+    /// `proc.vpgid`: the process group id in the process's pid namespace.
+    ProcVpgid,
+    /// `proc.sid`: the session id in the process's pid namespace.
+    ProcSid,
+    /// `proc.sname`: the name of the session leader: the eldest of the process and its ancestors
+    /// in the same session.
+    ProcSname,
+    /// `proc.is_vpgid_leader`: the process leads its process group.
+    ProcIsVpgidLeader,
+    /// `proc.is_sid_leader`: the process leads its session.
+    ProcIsSidLeader,
+    /// `thread.cap_inheritable`, `thread.cap_permitted`, `thread.cap_effective`: the set's
+    /// capability names, space-separated.
+    ThreadCap(CapSet),
+    /// `proc.env`: the environment as `K=v K1=v1`; `proc.env[NAME]`: one variable's value.
+    ProcEnv(Option<String>),
+    /// `proc.exe_ino`: the executable's inode number.
+    ProcExeIno,
+    /// `proc.exe_ino.ctime`: its change time (ns).
+    ProcExeInoCtime,
+    /// `proc.exe_ino.mtime`: its modification time (ns).
+    ProcExeInoMtime,
+    /// `proc.exe_ino.ctime_duration_proc_start`: ns from the executable's change to the program's start.
+    ProcExeInoCtimeDurationProcStart,
+    /// `proc.is_exe_upper_layer`: the executable is in an overlayfs upper layer (written in the container).
+    ProcIsExeUpperLayer,
     /// A libsinsp field whose data capture does not record yet: it is always missing (`<NA>`).
     NotCaptured(&'static str, FieldType),
     /// `proc.apid[N]`
@@ -245,6 +275,21 @@ impl Field {
             "proc.exe" => no_arg(Field::ProcExe),
             "proc.exepath" => no_arg(Field::ProcExepath),
             "proc.is_exe_from_memfd" => no_arg(Field::ProcIsExeFromMemfd),
+            "proc.vpid" => no_arg(Field::ProcVpid),
+            "proc.vpgid" => no_arg(Field::ProcVpgid),
+            "proc.sid" => no_arg(Field::ProcSid),
+            "proc.sname" => no_arg(Field::ProcSname),
+            "proc.is_vpgid_leader" => no_arg(Field::ProcIsVpgidLeader),
+            "proc.is_sid_leader" => no_arg(Field::ProcIsSidLeader),
+            "thread.cap_inheritable" => no_arg(Field::ThreadCap(CapSet::Inheritable)),
+            "thread.cap_permitted" => no_arg(Field::ThreadCap(CapSet::Permitted)),
+            "thread.cap_effective" => no_arg(Field::ThreadCap(CapSet::Effective)),
+            "proc.env" => Ok(Field::ProcEnv(arg.map(str::to_owned))),
+            "proc.exe_ino" => no_arg(Field::ProcExeIno),
+            "proc.exe_ino.ctime" => no_arg(Field::ProcExeInoCtime),
+            "proc.exe_ino.mtime" => no_arg(Field::ProcExeInoMtime),
+            "proc.exe_ino.ctime_duration_proc_start" => no_arg(Field::ProcExeInoCtimeDurationProcStart),
+            "proc.is_exe_upper_layer" => no_arg(Field::ProcIsExeUpperLayer),
             "proc.cmdline" => no_arg(Field::ProcCmdline),
             "proc.args" => no_arg(Field::ProcArgs),
             "proc.pid" => no_arg(Field::ProcPid),
@@ -324,6 +369,18 @@ impl Field {
                 | K8sNsName
                 | ProcTty
                 | UserLoginuid
+                | ProcVpid
+                | ProcVpgid
+                | ProcSid
+                | ProcSname
+                | ProcIsVpgidLeader
+                | ProcIsSidLeader
+                | ThreadCap(_)
+                | ProcEnv(_)
+                | ProcExeIno
+                | ProcExeInoCtime
+                | ProcExeInoMtime
+                | ProcIsExeUpperLayer
                 | UserName
                 | UserLoginname
                 | GroupName
@@ -335,10 +392,29 @@ impl Field {
     pub fn ftype(&self) -> FieldType {
         use Field::*;
         match self {
-            EvtRawres | EvtNum | FdNum | FdPort(_) | ProcTty | UserLoginuid | ProcPid | ProcPpid | ProcApid(_)
-            | ProcApidAny | ThreadTid | UserUid | GroupGid => FieldType::Int,
+            EvtRawres
+            | EvtNum
+            | FdNum
+            | FdPort(_)
+            | ProcTty
+            | UserLoginuid
+            | ProcPid
+            | ProcPpid
+            | ProcApid(_)
+            | ProcApidAny
+            | ThreadTid
+            | UserUid
+            | GroupGid
+            | ProcVpid
+            | ProcVpgid
+            | ProcSid
+            | ProcExeIno
+            | ProcExeInoCtime
+            | ProcExeInoMtime
+            | ProcExeInoCtimeDurationProcStart => FieldType::Int,
             NotCaptured(_, t) => *t,
-            EvtFailed | EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec | ProcIsExeFromMemfd => FieldType::Bool,
+            EvtFailed | EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec | ProcIsExeFromMemfd | ProcIsVpgidLeader
+            | ProcIsSidLeader | ProcIsExeUpperLayer => FieldType::Bool,
             ProcDuration => FieldType::Int,
             _ => FieldType::Str,
         }
@@ -411,6 +487,31 @@ impl<'a> EventView<'a> {
             p = self.chunk.process(parent)?;
         }
         Some(p)
+    }
+
+    /// The process's task facts, when the parts `flag` names are known.
+    fn task(&self, flag: u32) -> Option<&'a ArchivedTaskFacts> {
+        self.process().map(|p| &p.task).filter(|t| t.flags.to_native() & flag != 0)
+    }
+
+    /// The session leader as libsinsp finds it when the leader's pid is not to be trusted across
+    /// namespaces: the eldest of the process and its ancestors that share its session id.
+    fn session_leader(&self) -> Option<&'a ArchivedProcess> {
+        let sid = self.task(task_info::IDS)?.sid.to_native();
+        if sid == 0 {
+            return None;
+        }
+        let mut leader = self.process()?;
+        loop {
+            let parent = leader.parent.to_native();
+            let p = if parent == NONE { None } else { self.chunk.process(parent) };
+            match p {
+                Some(p) if p.task.flags.to_native() & task_info::IDS != 0 && p.task.sid.to_native() == sid => {
+                    leader = p
+                }
+                _ => return Some(leader),
+            }
+        }
     }
 
     fn s(&self, id: u32) -> Option<&'a str> {
@@ -652,6 +753,54 @@ impl<'a> EventView<'a> {
                 _ => Missing,
             },
             Field::NotCaptured(..) => Missing,
+            Field::ProcVpid | Field::ProcVpgid | Field::ProcSid => {
+                let id = |t: &ArchivedTaskFacts| match field {
+                    Field::ProcVpid => t.vpid.to_native(),
+                    Field::ProcVpgid => t.vpgid.to_native(),
+                    _ => t.sid.to_native(),
+                };
+                self.task(task_info::IDS).map(id).filter(|&v| v != 0).map_or(Missing, |v| Int(v as i64))
+            }
+            Field::ProcIsVpgidLeader | Field::ProcIsSidLeader => match self.task(task_info::IDS) {
+                Some(t) if t.vpid.to_native() != 0 => {
+                    let leader = if *field == Field::ProcIsSidLeader { t.sid.to_native() } else { t.vpgid.to_native() };
+                    Bool(leader == t.vpid.to_native())
+                }
+                _ => Missing,
+            },
+            Field::ProcSname => self.session_leader().map_or(Missing, |p| proc_str(Some(p), |p| p.name.to_native())),
+            Field::ThreadCap(set) => match self.task(task_info::CAPS) {
+                Some(t) => Str(Cow::Owned(cap_names(t.caps[*set as usize].to_native()))),
+                None => Missing,
+            },
+            Field::ProcEnv(name) => match self.process().and_then(|p| self.s(p.task.env.to_native())) {
+                Some(env) => match name {
+                    None => Str(Cow::Owned(env.replace('\0', " "))),
+                    Some(n) => env
+                        .split('\0')
+                        .find_map(|kv| kv.strip_prefix(n.as_str()).and_then(|v| v.strip_prefix('=')))
+                        .map_or(Missing, |v| Str(Cow::Borrowed(v))),
+                },
+                None => Missing,
+            },
+            Field::ProcExeIno | Field::ProcExeInoCtime | Field::ProcExeInoMtime => match self.task(task_info::EXE) {
+                Some(t) => Int(match field {
+                    Field::ProcExeIno => t.exe_ino.to_native(),
+                    Field::ProcExeInoCtime => t.exe_ctime_ns.to_native(),
+                    _ => t.exe_mtime_ns.to_native(),
+                } as i64),
+                None => Missing,
+            },
+            Field::ProcExeInoCtimeDurationProcStart => match (self.task(task_info::EXE), self.process()) {
+                (Some(t), Some(p)) if p.start_ns.to_native() > 0 && t.exe_ctime_ns.to_native() > 0 => {
+                    Int(p.start_ns.to_native().saturating_sub(t.exe_ctime_ns.to_native()) as i64)
+                }
+                _ => Missing,
+            },
+            Field::ProcIsExeUpperLayer => match self.task(task_info::EXE) {
+                Some(t) => Bool(t.flags.to_native() & task_info::EXE_UPPER_LAYER != 0),
+                None => Missing,
+            },
             Field::ProcApid(n) => self.ancestor(*n).map_or(Missing, |p| Int(p.pid.to_native() as i64)),
             Field::ThreadTid => Int(self.ev.tid as i64),
             Field::UserUid => self.process().map_or(Missing, |p| Int(p.uid.to_native() as i64)),
@@ -875,23 +1024,8 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("fd.name_changed", FieldType::Bool, ArgKind::None),
     ("fd.dev", FieldType::Int, ArgKind::None),
     ("fd.ino", FieldType::Int, ArgKind::None),
-    ("proc.env", FieldType::Str, ArgKind::Optional),
-    ("proc.exe_ino", FieldType::Int, ArgKind::None),
-    ("proc.exe_ino.ctime", FieldType::Int, ArgKind::None),
-    ("proc.exe_ino.mtime", FieldType::Int, ArgKind::None),
-    ("proc.exe_ino.ctime_duration_proc_start", FieldType::Int, ArgKind::None),
-    ("proc.is_exe_upper_layer", FieldType::Bool, ArgKind::None),
     ("proc.is_exe_writable", FieldType::Bool, ArgKind::None),
-    ("proc.is_vpgid_leader", FieldType::Bool, ArgKind::None),
-    ("proc.is_sid_leader", FieldType::Bool, ArgKind::None),
-    ("proc.sid", FieldType::Int, ArgKind::None),
-    ("proc.sname", FieldType::Str, ArgKind::None),
-    ("proc.vpgid", FieldType::Int, ArgKind::None),
-    ("proc.vpid", FieldType::Int, ArgKind::None),
     ("proc.loginshellid", FieldType::Int, ArgKind::None),
-    ("thread.cap_effective", FieldType::Str, ArgKind::None),
-    ("thread.cap_permitted", FieldType::Str, ArgKind::None),
-    ("thread.cap_inheritable", FieldType::Str, ArgKind::None),
     ("user.homedir", FieldType::Str, ArgKind::None),
     ("user.shell", FieldType::Str, ArgKind::None),
 ];
@@ -1176,4 +1310,70 @@ mod tests {
         assert_eq!(oflags::render(0o4010000 | oflags::O_RDWR), "O_RDWR|O_DSYNC|O_SYNC");
         assert_eq!(oflags::render(oflags::O_TMPFILE | oflags::O_WRONLY), "O_WRONLY|O_DIRECTORY|O_TMPFILE");
     }
+}
+
+/// A capability set of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CapSet {
+    /// `cap_inheritable`
+    Inheritable = 0,
+    /// `cap_permitted`
+    Permitted = 1,
+    /// `cap_effective`
+    Effective = 2,
+}
+
+/// Capability names by number, as `<linux/capability.h>` defines them.
+const CAP_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// A capability set as libsinsp prints it: the names of its bits, space-separated (a bit
+/// without a name as `CAP_N`).
+pub fn cap_names(set: u64) -> String {
+    let names: Vec<String> = (0..64)
+        .filter(|b| set & (1u64 << b) != 0)
+        .map(|b| CAP_NAMES.get(b).map_or_else(|| format!("CAP_{b}"), |n| (*n).to_owned()))
+        .collect();
+    names.join(" ")
 }

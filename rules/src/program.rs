@@ -126,7 +126,16 @@ impl Program {
                     Dependency::Process => {
                         self.reads_pids |= matches!(
                             c.field(),
-                            Field::ProcPid | Field::ProcPpid | Field::ProcApid(_) | Field::ProcApidAny
+                            Field::ProcPid
+                                | Field::ProcPpid
+                                | Field::ProcApid(_)
+                                | Field::ProcApidAny
+                                | Field::ProcVpid
+                                | Field::ProcVpgid
+                                | Field::ProcSid
+                                | Field::ProcSname
+                                | Field::ProcIsVpgidLeader
+                                | Field::ProcIsSidLeader
                         );
                         Kind::Process(slot(&mut self.process_slots))
                     }
@@ -152,7 +161,7 @@ impl Program {
 
     /// Fresh evaluation state for one chunk with `paths` event paths.
     pub fn chunk_state(&self, chunk: &ArchivedChunk, paths: usize) -> ChunkState {
-        let mut ids: HashMap<[u32; 17], u32, BuildHasherDefault<FxHasher>> = HashMap::default();
+        let mut ids: HashMap<[u32; CLASS_KEY_LEN], u32, BuildHasherDefault<FxHasher>> = HashMap::default();
         let mut class_of = Vec::with_capacity(chunk.processes.len());
         for p in chunk.processes.iter() {
             // Parents come first in a chunk (decoding checks it), so their class is known.
@@ -370,10 +379,13 @@ fn memo(cell: Option<&mut u8>, compute: impl FnOnce() -> bool) -> bool {
     }
 }
 
+/// Length of a [`class_key`].
+const CLASS_KEY_LEN: usize = 34;
+
 /// Everything a process-only field can read of entry `p`: equal keys give equal values for
 /// every such field. Listing the fields by name (no `..`) makes a new column a compile error
 /// here until it is considered.
-fn class_key(p: &ArchivedProcess, parent_class: u32, pids: bool) -> [u32; 17] {
+fn class_key(p: &ArchivedProcess, parent_class: u32, pids: bool) -> [u32; CLASS_KEY_LEN] {
     let ArchivedProcess {
         pid,
         ppid,
@@ -394,8 +406,19 @@ fn class_key(p: &ArchivedProcess, parent_class: u32, pids: bool) -> [u32; 17] {
         container_image,
         k8s_pod,
         k8s_ns,
+        task,
     } = p;
     let (pid, ppid) = if pids { (pid.to_native(), ppid.to_native()) } else { (0, 0) };
+    // The ids in the pid namespace count as pids; the rest of the task facts always count.
+    let (vpid, vpgid, sid) =
+        if pids { (task.vpid.to_native(), task.vpgid.to_native(), task.sid.to_native()) } else { (0, 0, 0) };
+    let halves = |v: u64| [v as u32, (v >> 32) as u32];
+    let [c0, c1] = halves(task.caps[0].to_native());
+    let [c2, c3] = halves(task.caps[1].to_native());
+    let [c4, c5] = halves(task.caps[2].to_native());
+    let [i0, i1] = halves(task.exe_ino.to_native());
+    let [t0, t1] = halves(task.exe_ctime_ns.to_native());
+    let [t2, t3] = halves(task.exe_mtime_ns.to_native());
     [
         parent_class,
         pid,
@@ -414,6 +437,23 @@ fn class_key(p: &ArchivedProcess, parent_class: u32, pids: bool) -> [u32; 17] {
         container_image.to_native(),
         k8s_pod.to_native(),
         k8s_ns.to_native(),
+        vpid,
+        vpgid,
+        sid,
+        task.flags.to_native(),
+        task.env.to_native(),
+        c0,
+        c1,
+        c2,
+        c3,
+        c4,
+        c5,
+        i0,
+        i1,
+        t0,
+        t1,
+        t2,
+        t3,
     ]
 }
 
@@ -511,6 +551,7 @@ mod tests {
             container_image: NONE,
             k8s_pod: NONE,
             k8s_ns: NONE,
+            task: lanner_formats::event::TaskFacts::UNKNOWN,
         }
     }
 

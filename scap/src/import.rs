@@ -127,6 +127,8 @@ pub fn import<E>(
             loginuid: t.loginuid,
             start_ns: 0,
             cwd: String::new(),
+            task: Default::default(),
+            env: None,
         };
         image.set_cwd(&t.cwd);
         im.threads.insert(t.tid, Thread { pid: t.pid, ptid: t.ptid, image, generation: 0 });
@@ -280,6 +282,7 @@ impl<'a> Importer<'a> {
             container_image: NONE,
             k8s_pod: NONE,
             k8s_ns: NONE,
+            task: lanner_formats::event::TaskFacts::UNKNOWN,
         };
         let i = b.add_process(p);
         self.in_chunk.insert(key, i);
@@ -438,6 +441,15 @@ impl<'a> Importer<'a> {
                         tty: tty.map(|v| v as u32),
                         loginuid: loginuid.map(|v| v as u32),
                         uid: uid.map(|v| v as u32),
+                        // What these drivers send of the task: the environment and the process
+                        // group in the task's pid namespace (libsinsp's vpgid).
+                        task: p("env").map(|env| {
+                            let mut t = lanner_formats::wire::TaskInfo::default();
+                            if let Some(g) = pi("pgid") {
+                                (t.vpgid, t.flags) = (g as u32, lanner_formats::wire::task_info::IDS);
+                            }
+                            (t, string_list(env))
+                        }),
                     };
                     if let Some(c) = cgroups {
                         t.image.container_id = container_of(&c);

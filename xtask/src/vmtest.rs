@@ -544,6 +544,36 @@ fn check_run(root: &Path, bin: &Path, k: &Kernel, console: &Console) -> Vec<Chec
                 _ => Err(format!("{l:?}")),
             }),
     );
+    let inode = console.values.get("true-inode").cloned().unwrap_or_default();
+    check(
+        "task facts",
+        query(
+            "evt.type = execve and proc.name = true and proc.args in (task-facts, pid-namespace)",
+            "*%proc.args %proc.vpid %proc.pid %proc.exe_ino %proc.env[LANNER_VM_ENV] %proc.is_exe_upper_layer",
+        )
+        .and_then(|l| {
+            let cap = query("evt.type = execve and proc.args = task-facts", "%thread.cap_effective")?;
+            let facts = l.iter().find(|x| x.starts_with("task-facts ")).map(|x| x.split(' ').collect::<Vec<_>>());
+            let ns = l.iter().find(|x| x.starts_with("pid-namespace ")).map(|x| x.split(' ').collect::<Vec<_>>());
+            match (facts, ns) {
+                (Some(f), Some(n))
+                    if f[1] == f[2]
+                        && f[3] == inode
+                        && f[4] == "matrix"
+                        && f[5] == "false"
+                        && n[1] == "1"
+                        && n[2] != "1"
+                        && cap.first().is_some_and(|c| c.contains("CAP_SYS_ADMIN")) =>
+                {
+                    Ok(format!(
+                        "vpid {} = pid, inode {inode}, env and capabilities read; vpid 1 in a new namespace",
+                        f[1]
+                    ))
+                }
+                _ => Err(format!("{l:?} {cap:?} (inode {inode})")),
+            }
+        }),
+    );
     check(
         "32-bit program",
         query("proc.name = x32", "*%evt.type %evt.res %fd.name %proc.cmdline").and_then(|l| {

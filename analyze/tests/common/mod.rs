@@ -46,6 +46,7 @@ fn add(b: &mut ChunkBuilder, p: &P, parent: u32, ppid: u32) -> u32 {
         container_image: NONE,
         k8s_pod: NONE,
         k8s_ns: NONE,
+        task: lanner_formats::event::TaskFacts::UNKNOWN,
     })
 }
 

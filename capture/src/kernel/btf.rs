@@ -86,6 +86,45 @@ pub fn kernel_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
         ],
     ];
     let mut missing = Vec::new();
+    // The task's ids in its pid namespace, its capabilities, and its executable's inode and
+    // environment (the ExecInfo record, and a fork's child).
+    let task_groups: [&[(usize, &str, &str)]; 4] = [
+        &[
+            (so::TASK_THREAD_PID, "task_struct", "thread_pid"),
+            (so::PID_LEVEL, "pid", "level"),
+            (so::PID_NUMBERS, "pid", "numbers"),
+            (so::SIGNAL_PIDS, "signal_struct", "pids"),
+        ],
+        &[
+            (so::CRED_CAP_EFFECTIVE, "cred", "cap_effective"),
+            (so::CRED_CAP_INHERITABLE, "cred", "cap_inheritable"),
+            (so::CRED_CAP_PERMITTED, "cred", "cap_permitted"),
+        ],
+        &[
+            (so::MM_EXE_FILE, "mm_struct", "exe_file"),
+            (so::FILE_INODE, "file", "f_inode"),
+            (so::INODE_INO, "inode", "i_ino"),
+            (so::INODE_SB, "inode", "i_sb"),
+            (so::SB_MAGIC, "super_block", "s_magic"),
+        ],
+        &[(so::MM_ENV_START, "mm_struct", "env_start"), (so::MM_ENV_END, "mm_struct", "env_end")],
+    ];
+    // The inode's times moved: `i_ctime` (a timespec64) until 6.5, `__i_ctime` from 6.6, and
+    // `i_ctime_sec`/`i_ctime_nsec` from 6.11 (`i_mtime` likewise, a release later).
+    let inode_time = |t: &str| -> Result<(u32, u32)> {
+        byte_offset("inode", &format!("i_{t}_sec"))
+            .and_then(|s| Ok((s, byte_offset("inode", &format!("i_{t}_nsec"))?)))
+            .or_else(|_| {
+                let ts = [format!("__i_{t}"), format!("i_{t}")]
+                    .into_iter()
+                    .find_map(|m| byte_offset("inode", &format!("{m}.tv_sec")).ok().map(|s| (m, s)));
+                let (m, s) = ts.ok_or_else(|| anyhow!("BTF: inode has no {t} time"))?;
+                Ok((s, byte_offset("inode", &format!("{m}.tv_nsec"))?))
+            })
+    };
+    let exe_times = inode_time("ctime").and_then(|c| Ok((c, inode_time("mtime")?)));
+    let inode_size =
+        ti.id_of("inode").and_then(|id| ti.size_of(id).ok()).ok_or_else(|| anyhow!("BTF: no size of struct inode"));
     // All or nothing too: REGS_NR is set only when the argument registers are known as well.
     let registers = syscall_arg_registers(&byte_offset).and_then(|args| {
         let nr = byte_offset("pt_regs", if cfg!(target_arch = "x86_64") { "orig_ax" } else { "syscallno" })?;
@@ -110,12 +149,26 @@ pub fn kernel_offsets(path: &Path) -> Result<[u32; so::COUNT]> {
         }
         Err(e) => missing.push(format!("{e:#}")),
     }
-    for group in groups {
+    for group in groups.into_iter().chain(task_groups) {
         let found: Result<Vec<(usize, u32)>> =
             group.iter().map(|&(i, ty, member)| byte_offset(ty, member).map(|b| (i, b))).collect();
         match found {
             Ok(v) => v.into_iter().for_each(|(i, b)| o[i] = b),
             Err(e) => missing.push(format!("{e:#}")),
+        }
+    }
+    match (exe_times, inode_size) {
+        (Ok(((cs, cn), (ms, mn))), Ok(size)) if o[so::MM_EXE_FILE] != 0 => {
+            (o[so::INODE_CTIME_SEC], o[so::INODE_CTIME_NSEC]) = (cs, cn);
+            (o[so::INODE_MTIME_SEC], o[so::INODE_MTIME_NSEC]) = (ms, mn);
+            o[so::INODE_SIZE] = size as u32;
+        }
+        (times, size) => {
+            // The executable's inode is read only with its times.
+            o[so::MM_EXE_FILE] = 0;
+            if let Err(e) = times.and(size.map(|_| ())) {
+                missing.push(format!("{e:#}"));
+            }
         }
     }
     if !missing.is_empty() {
@@ -179,5 +232,13 @@ mod tests {
         // mm_struct keeps argv's end right after its start.
         assert!(o[so::TASK_MM] > 64 && o[so::MM_ARG_END] == o[so::MM_ARG_START] + 8, "{o:?}");
         assert!(o[so::BPRM_FILENAME] > 0, "{o:?}");
+        // The task's ids, capabilities, executable and environment (6.18 names the inode's
+        // times i_ctime_sec/i_ctime_nsec).
+        assert!(o[so::TASK_THREAD_PID] > 64 && o[so::PID_NUMBERS] > o[so::PID_LEVEL], "{o:?}");
+        assert!(o[so::SIGNAL_PIDS] > 0 && o[so::CRED_CAP_EFFECTIVE] > o[so::CRED_CAP_PERMITTED], "{o:?}");
+        assert!(o[so::MM_EXE_FILE] > 0 && o[so::FILE_INODE] > 0 && o[so::INODE_INO] > 0, "{o:?}");
+        assert!(o[so::INODE_CTIME_NSEC] > o[so::INODE_CTIME_SEC] && o[so::INODE_MTIME_SEC] > 0, "{o:?}");
+        assert!(o[so::INODE_SIZE] > 256 && o[so::SB_MAGIC] > 0, "{o:?}");
+        assert!(o[so::MM_ENV_END] == o[so::MM_ENV_START] + 8, "{o:?}");
     }
 }

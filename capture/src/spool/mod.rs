@@ -204,6 +204,7 @@ impl Spool {
                 container_image: NONE,
                 k8s_pod: NONE,
                 k8s_ns: NONE,
+                task: lanner_formats::event::TaskFacts::UNKNOWN,
             });
             return idx;
         }
@@ -219,6 +220,8 @@ impl Spool {
             let mut opt = |s: &str| if s.is_empty() { NONE } else { b.intern(s) };
             let (container_name, container_image) = (opt(&p.container_name), opt(&p.container_image));
             let (k8s_pod, k8s_ns) = (opt(&p.k8s_pod), opt(&p.k8s_ns));
+            let env = p.image.env.as_ref().map_or(NONE, |e| b.intern(&e.join("\0")));
+            let task = lanner_formats::event::TaskFacts::from_wire(&p.image.task, env);
             idx = b.add_process(Process {
                 pid: p.pid,
                 ppid: p.ppid,
@@ -238,6 +241,7 @@ impl Spool {
                 container_image,
                 k8s_pod,
                 k8s_ns,
+                task,
             });
             self.in_chunk.insert((p.pid, p.version), idx);
         }

@@ -189,7 +189,8 @@ impl SegmentReader {
         }
         if major < FORMAT_MAJOR {
             // Version 1 process records lack the terminal and login uid; version 2 stored event
-            // columns as plain arrays (both 2026-11-27).
+            // columns as plain arrays (both 2026-11-27); version 3 process records lack the
+            // task's ids, capabilities, executable inode and environment (2026-12-07).
             return Err(bad(
                 8,
                 format!(
@@ -449,6 +450,7 @@ fn check_references(c: &ArchivedChunk) -> Result<(), String> {
             p.container_image,
             p.k8s_pod,
             p.k8s_ns,
+            p.task.env,
         ] {
             if !s_ok(id.to_native()) {
                 return Err(format!("process {i} references missing string {}", id.to_native()));
