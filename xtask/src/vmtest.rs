@@ -544,33 +544,31 @@ fn check_run(root: &Path, bin: &Path, k: &Kernel, console: &Console) -> Vec<Chec
                 _ => Err(format!("{l:?}")),
             }),
     );
-    let inode = console.values.get("true-inode").cloned().unwrap_or_default();
+    let inode = console.values.get("sh-inode").cloned().unwrap_or_default();
+    let facts = |case: &str| {
+        let filter = format!("evt.type = execve and proc.name = sh and proc.args endswith {case}");
+        query(&filter, "*%proc.vpid %proc.pid %proc.exe_ino %proc.env[LANNER_VM_ENV] %proc.is_exe_upper_layer")
+            .map(|l| l.first().map(|x| x.split(' ').map(str::to_owned).collect::<Vec<_>>()).unwrap_or_default())
+    };
     check(
         "task facts",
-        query(
-            "evt.type = execve and proc.name = true and proc.args in (task-facts, pid-namespace)",
-            "*%proc.args %proc.vpid %proc.pid %proc.exe_ino %proc.env[LANNER_VM_ENV] %proc.is_exe_upper_layer",
-        )
-        .and_then(|l| {
-            let cap = query("evt.type = execve and proc.args = task-facts", "%thread.cap_effective")?;
-            let facts = l.iter().find(|x| x.starts_with("task-facts ")).map(|x| x.split(' ').collect::<Vec<_>>());
-            let ns = l.iter().find(|x| x.starts_with("pid-namespace ")).map(|x| x.split(' ').collect::<Vec<_>>());
-            match (facts, ns) {
-                (Some(f), Some(n))
-                    if f[1] == f[2]
-                        && f[3] == inode
-                        && f[4] == "matrix"
-                        && f[5] == "false"
-                        && n[1] == "1"
-                        && n[2] != "1"
-                        && cap.first().is_some_and(|c| c.contains("CAP_SYS_ADMIN")) =>
-                {
-                    Ok(format!(
-                        "vpid {} = pid, inode {inode}, env and capabilities read; vpid 1 in a new namespace",
-                        f[1]
-                    ))
-                }
-                _ => Err(format!("{l:?} {cap:?} (inode {inode})")),
+        facts("task-facts").and_then(|f| {
+            let n = facts("pid-namespace")?;
+            let cap = query("evt.type = execve and proc.args endswith task-facts", "%thread.cap_effective")?;
+            let caps = cap.first().is_some_and(|c| c.contains("CAP_SYS_ADMIN"));
+            if f.len() == 5
+                && f[0] == f[1]
+                && f[2] == inode
+                && f[3] == "matrix"
+                && f[4] == "false"
+                && caps
+                && n.len() == 5
+                && n[0] == "1"
+                && n[1] != "1"
+            {
+                Ok(format!("vpid {} = pid, inode {inode}, env and capabilities read; vpid 1 in a new namespace", f[0]))
+            } else {
+                Err(format!("{f:?} {n:?} {cap:?} (inode {inode})"))
             }
         }),
     );
