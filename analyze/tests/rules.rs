@@ -271,6 +271,7 @@ fn login_and_group_names_come_from_the_recording_hosts_tables() {
         k8s_pod: NONE,
         k8s_ns: NONE,
         task: lanner_formats::event::TaskFacts::UNKNOWN,
+        container: lanner_formats::event::ContainerFacts::UNKNOWN,
     });
     common::ev(&mut b, 1_700_000_000_000_000_000, (p, 300), EventType::Openat, "/etc/shadow", oflags::O_RDONLY, 3);
     let chunk = b.take();

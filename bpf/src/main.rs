@@ -502,6 +502,10 @@ fn record_exit(cur: &Current, d: u32, ret: i64, call: Option<(i32, [u64; 6])>) -
             l1 = read_sockaddr(buf, args[i]);
         }
     }
+    // A call recorded only when it names an address (a sendto without one is not).
+    if d & desc::ADDRESSED != 0 && l1 == 0 {
+        return 0;
+    }
     if d & (desc::SOCK_ARG0 | desc::SOCK_RET) != 0 && (ret >= 0 || ret == -EINPROGRESS) {
         let fd = if d & desc::SOCK_RET != 0 { ret as u64 } else { args[0] };
         l2 = write_sock_info(buf, HEADER_LEN + l1, fd);

@@ -12,7 +12,7 @@ use lanner_procstate::fd::{connect_names_socket, connection_kind, fcntl_dup, ser
 use lanner_procstate::{Exec, Fd, FdTable, Image, Semantics};
 
 use crate::kernel::decode::{split_argv, Record};
-use crate::metadata::k8s::PodMetadata;
+use crate::metadata::k8s::{ContainerInfo, PodMetadata};
 use crate::metadata::procfs::{self, ProcSnapshot};
 use crate::metadata::runtime::RuntimeMetadata;
 use lanner_formats::paths::resolve;
@@ -46,6 +46,8 @@ pub struct ProcInfo {
     pub k8s_ns: String,
     /// Pod metadata generation these names were looked up in (0: not yet).
     pub meta_generation: u64,
+    /// The container's privilege, start and mounts, from the pod spec or the runtime.
+    pub container_info: ContainerInfo,
 }
 
 /// An fd as `/proc/PID/fd/N` shows it (`socket:[123]`, `pipe:[5]`, `anon_inode:[eventfd]`, a path).
@@ -589,6 +591,9 @@ impl ProcessTable {
         let ok = r.ret >= 0;
         let Some(p) = self.procs.get_mut(&r.tgid) else { return };
         let fds = &mut p.fds;
+        // The name before a call that may rename the socket (`fd.name_changed`).
+        let renames = matches!(d.etype, Connect | Sendto);
+        let before = renames.then(|| fds.get(a[0] as i32 as i64).map(|f| f.name.clone()).unwrap_or_default());
         let (fd, entry) = match d.etype {
             Socket => {
                 let cloexec = d.flags & SOCK_CLOEXEC != 0;
@@ -642,7 +647,11 @@ impl ProcessTable {
                     }
                     Connect | Bind | Listen if ok || (d.etype == Connect && connect_names_socket(r.ret)) => {
                         let role = if d.etype == Connect { fdkind::ROLE_CLIENT } else { fdkind::ROLE_UNKNOWN };
-                        fds.name_socket(fd, name, kind, l4, role).clone()
+                        fds.name_socket(fd, name, kind, l4, role);
+                        if d.etype == Connect && ok {
+                            fds.set_connected(fd);
+                        }
+                        fds.get(fd).cloned().unwrap_or_default()
                     }
                     _ => Fd::new(name, kind),
                 };
@@ -671,6 +680,26 @@ impl ProcessTable {
                     _ => (old, fds.get(old).cloned()),
                 }
             }
+            // A datagram sent to an address: an unconnected IPv4/IPv6 socket takes the address
+            // as its other end, as libsinsp names it (a connected one keeps its tuple).
+            Sendto => {
+                let fd = a[0] as i32 as i64;
+                let known = fds.get(fd).cloned();
+                let to = parse_sockaddr(&r.blobs[0]).filter(|s| s.0 == AF_INET || s.0 == AF_INET6);
+                let e = match (to, known) {
+                    (Some((family, ip, port)), Some(k)) if ok && !k.connected => {
+                        let v6 = family == AF_INET6;
+                        let si = parse_sock_info(&r.blobs[1]);
+                        let any = sock_name::end(if v6 { "::" } else { "0.0.0.0" }, 0);
+                        let local = si.as_ref().and_then(sock_ends).map_or(any, |(l, _)| l);
+                        let name = sock_name::connection(&local, &sock_name::end(&ip, port));
+                        let l4 = si.map_or(fdkind::L4_UNKNOWN, |s| fdkind::l4_of_sock_type(s.sock_type as u64));
+                        Some(fds.name_socket(fd, name, connection_kind(v6), l4, fdkind::ROLE_CLIENT).clone())
+                    }
+                    (_, k) => k,
+                };
+                (fd, e)
+            }
             // read, write, send*, recv*, fstat: the fd as the table knows it.
             _ => {
                 let fd = a[0] as i32 as i64;
@@ -680,7 +709,9 @@ impl ProcessTable {
         d.dirfd = fd as i32;
         // An fd missing from the table keeps its number and gets an empty name, as in libsinsp.
         let e = entry.unwrap_or_default();
-        d.mode = e.mode().to_column();
+        let after = fds.get(fd).map(|f| f.name.as_str()).unwrap_or_default();
+        let name_changed = before.is_some_and(|b| b != after);
+        d.mode = fdkind::FdMode { name_changed, ..e.mode() }.to_column();
         d.path = Some(e.name);
         // The name as the process passed it at open (`fd.nameraw`), where it differs.
         d.path2 = (!e.raw.is_empty()).then_some(e.raw);
@@ -707,6 +738,7 @@ fn clear_pod_metadata(p: &mut ProcInfo) {
     for s in [&mut p.container_name, &mut p.container_image, &mut p.k8s_pod, &mut p.k8s_ns] {
         s.clear();
     }
+    p.container_info = ContainerInfo::default();
 }
 
 /// Looks `p`'s container and pod up again if the pod or runtime metadata changed since its last
@@ -724,27 +756,33 @@ fn refresh_metadata(k8s: Option<&PodMetadata>, runtime: Option<&mut RuntimeMetad
     {
         return false;
     }
-    let [mut name, mut image, pod, ns] = match k8s {
+    let id = p.image.container_id.as_str();
+    let ([mut name, mut image, pod, ns], mut info) = match k8s {
         Some(k8s) => match k8s.try_index() {
-            Some(index) => index.lookup(&p.image.container_id, &p.pod_uid),
+            Some(index) => {
+                (index.lookup(id, &p.pod_uid), index.containers.get(id).map(|c| c.info.clone()).unwrap_or_default())
+            }
             None => return false,
         },
         None => Default::default(),
     };
     if let Some(rt) = runtime {
-        if name.is_empty() && image.is_empty() && p.image.container_id != crate::metadata::containers::HOST {
+        if name.is_empty() && image.is_empty() && id != crate::metadata::containers::HOST {
             let Some(index) = rt.cache().try_index() else { return false };
-            match index.containers.get(&p.image.container_id) {
-                Some(c) => (name, image) = (c.name.clone(), c.image.clone()),
-                None => rt.want(&p.image.container_id),
+            match index.containers.get(id) {
+                Some(c) => (name, image, info) = (c.name.clone(), c.image.clone(), c.info.clone()),
+                None => rt.want(id),
             }
         }
     }
     p.meta_generation = generation;
-    if [&name, &image, &pod, &ns] == [&p.container_name, &p.container_image, &p.k8s_pod, &p.k8s_ns] {
+    if [&name, &image, &pod, &ns] == [&p.container_name, &p.container_image, &p.k8s_pod, &p.k8s_ns]
+        && info == p.container_info
+    {
         return false;
     }
     (p.container_name, p.container_image, p.k8s_pod, p.k8s_ns) = (name, image, pod, ns);
+    p.container_info = info;
     true
 }
 
@@ -808,6 +846,29 @@ mod tests {
 
     fn nr(e: EventType) -> u32 {
         syscall::native_nr(e.spec()).expect("native syscall")
+    }
+
+    #[test]
+    fn a_forked_child_takes_its_parents_task_facts_and_its_own_id_where_it_is_known() {
+        let parent = TaskInfo {
+            vpid: 100,
+            vpgid: 90,
+            vsid: 80,
+            cap_effective: 7,
+            flags: task_info::IDS | task_info::CAPS,
+            ..Default::default()
+        };
+        // The host's namespace (vpid = pid): the child's vpid is its pid.
+        let t = forked_task(&parent, 100, 101, Some(0x11));
+        assert_eq!((t.vpid, t.vpgid, t.vsid, t.cap_effective), (101, 90, 80, 7));
+        // A new pid namespace: pid 1 there, and the parent's group and session are not visible.
+        let t = forked_task(&parent, 100, 102, Some(0x2000_0011));
+        assert_eq!((t.vpid, t.vpgid, t.vsid), (1, 0, 0));
+        // A parent inside a namespace: the child's own number there is not known until it execs.
+        let inside = TaskInfo { vpid: 5, ..parent };
+        assert_eq!(forked_task(&inside, 100, 103, None).vpid, 0);
+        // Nothing known stays nothing known.
+        assert_eq!(forked_task(&TaskInfo::default(), 1, 2, None), TaskInfo::default());
     }
 
     #[test]
@@ -943,7 +1004,12 @@ mod tests {
         idx.pods.insert(uid.into(), Pod { name: "web-0".into(), namespace: "shop".into() });
         idx.containers.insert(
             "3f0c1a2b4d5e".into(),
-            Container { name: "nginx".into(), image: "nginx:1.25".into(), pod_uid: uid.into() },
+            Container {
+                name: "nginx".into(),
+                image: "nginx:1.25".into(),
+                pod_uid: uid.into(),
+                info: Default::default(),
+            },
         );
         meta.publish(idx.clone());
         t.apply(open(pid));
@@ -1003,7 +1069,12 @@ mod tests {
 
         // The runtime names the first container: its process gets the names on its next event.
         let mut idx = PodIndex::default();
-        let c = |name: &str, image: &str| Container { name: name.into(), image: image.into(), pod_uid: String::new() };
+        let c = |name: &str, image: &str| Container {
+            name: name.into(),
+            image: image.into(),
+            pod_uid: String::new(),
+            info: Default::default(),
+        };
         idx.containers.insert("3f0c1a2b4d5e".into(), c("web", "nginx:1.25"));
         cache.publish(idx.clone());
         t.apply(open(pid));

@@ -1288,3 +1288,45 @@ fn exec_records_carry_the_tasks_namespace_ids_capabilities_executable_and_enviro
     assert_eq!(fired(glibc, &|a| of(a, "proc.cmdline").contains(&tag)), 1, "{alerts:#?}");
     assert_eq!(fired("Basic Interactive Reconnaissance", &|a| of(a, "proc.name") == "whoami"), 1, "{alerts:#?}");
 }
+
+#[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
+fn sockets_say_whether_they_are_connected_and_which_event_renamed_them() {
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
+    let tag = format!("lnr-sock-{}", std::process::id());
+    // Datagrams to two addresses from one unconnected UDP socket (the second address twice),
+    // then a TCP connection and a connected UDP socket, each sending without an address.
+    let script = r#"
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.sendto(b"a", ("127.0.0.1", 9))
+u.sendto(b"b", ("127.0.0.2", 9))
+u.sendto(b"c", ("127.0.0.2", 9))
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen()
+t = socket.create_connection(l.getsockname())
+t.send(b"d")
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c.connect(("127.0.0.1", 9))
+c.send(b"e")
+"#;
+    let st = Command::new("python3").args(["-c", script, &tag]).status().unwrap();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let (spool, _) = cap.stop();
+    let q = |filter: &str, format: &str| {
+        query(spool.path(), &format!("proc.name = python3 and proc.args contains {tag} and {filter}"), format)
+    };
+    let sends = q("evt.type = sendto", "%fd.name %fd.connected %fd.name_changed %fd.l4proto");
+    // Only the sends to an address are recorded without `--syscalls all`.
+    assert_eq!(sends.len(), 3, "{sends:?}");
+    assert!(sends[0].ends_with("->127.0.0.1:9 false true udp"), "{sends:?}");
+    assert!(sends[1].ends_with("->127.0.0.2:9 false true udp"), "{sends:?}");
+    assert!(sends[2].ends_with("->127.0.0.2:9 false false udp"), "{sends:?}");
+    let connects = q("evt.type = connect", "%fd.l4proto %fd.connected %fd.name_changed");
+    assert_eq!(connects, vec!["tcp true true", "udp true true"]);
+    // The socket stays connected on its later events (its close).
+    let closes = q("evt.type = close and fd.l4proto = tcp and fd.connected = true", "%fd.name");
+    assert_eq!(closes.len(), 1, "{closes:?}");
+}

@@ -64,7 +64,10 @@ fn a_docker_containers_processes_carry_its_name_and_image_from_the_engine_api() 
     let image = "registry.local:5000/team/api:2.1";
     let body = format!(
         r#"{{"Id":"{id}","Created":"2026-11-27T05:00:00Z","Name":"/api-{tag}","Image":"sha256:{id}",
-            "State":{{"Status":"running","Pid":{tag}}},"Config":{{"Hostname":"{short}","Image":"{image}","Labels":{{}}}}}}"#
+            "State":{{"Status":"running","Pid":{tag},"StartedAt":"2026-11-27T05:00:01.5Z"}},
+            "HostConfig":{{"Privileged":true}},
+            "Mounts":[{{"Type":"bind","Source":"/proc","Destination":"/host/proc","Mode":"ro","RW":false,"Propagation":"rprivate"}}],
+            "Config":{{"Hostname":"{short}","Image":"{image}","Labels":{{}}}}}}"#
     );
     let dir = tempfile::tempdir().unwrap();
     let engine = dir.path().join("docker.sock");
@@ -120,6 +123,17 @@ fn a_docker_containers_processes_carry_its_name_and_image_from_the_engine_api() 
         ),
         &format!("{short} api-{tag} {image} registry.local:5000/team/api 2.1"),
         &format!("{short} <NA> <NA> <NA> <NA>"),
+        &format!("capture log: {log:?}"),
+    );
+    // The runtime's privilege, start and mounts arrive with the names.
+    assert_named_later(
+        &query(
+            spool.path(),
+            &format!("evt.type in (open, openat) and fd.name = {marker}"),
+            "*%container.privileged %container.start_ts %container.mount.dest[/proc*] %container.mounts",
+        ),
+        "true 1795755601500000000 /host/proc /proc:/host/proc:ro:false:rprivate",
+        "<NA> <NA> <NA> <NA>",
         &format!("capture log: {log:?}"),
     );
 }

@@ -302,6 +302,31 @@ pub struct Process {
     pub k8s_ns: u32,
     /// What the kernel said of the task at its exec (or its parent's state at its fork).
     pub task: TaskFacts,
+    /// What the pod spec or the container runtime said of its container.
+    pub container: ContainerFacts,
+}
+
+/// A container's privilege, start time and mounts, from the pod spec or the runtime.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct ContainerFacts {
+    /// 0: unknown, 1: not privileged, 2: privileged: Falco's `container.privileged`.
+    pub privileged: u8,
+    /// When the container started, unix ns (0: unknown): `container.start_ts`.
+    pub start_ns: u64,
+    /// Its mounts, `source:dest:mode:rw:propagation` items space-separated (string id,
+    /// [`NONE`]: unknown): `container.mounts`.
+    pub mounts: u32,
+}
+
+impl ContainerFacts {
+    /// Nothing known.
+    pub const UNKNOWN: ContainerFacts = ContainerFacts { privileged: 0, start_ns: 0, mounts: NONE };
+}
+
+impl Default for ContainerFacts {
+    fn default() -> Self {
+        Self::UNKNOWN
+    }
 }
 
 /// A process's ids in its own pid namespace, its capabilities, its executable's inode and its
@@ -474,6 +499,12 @@ pub mod fdkind {
         /// for a socket that connected, [`ROLE_SERVER`] for one that `accept` returned): it
         /// decides whether `fd.lport` is `fd.cport` or `fd.sport`.
         pub role: u8,
+        /// The socket is connected (a `connect` that succeeded, or an `accept`ed connection):
+        /// `fd.connected`.
+        pub connected: bool,
+        /// This event changed the fd's name (a first or another `connect`, a `sendto` to a new
+        /// address): `fd.name_changed`.
+        pub name_changed: bool,
     }
 
     /// Role not known (a socket found in `/proc`, or an archive from before the role bits).
@@ -494,16 +525,29 @@ pub mod fdkind {
 
     const L4_SHIFT: u32 = 8;
     const ROLE_SHIFT: u32 = 10;
+    const CONNECTED: u32 = 1 << 12;
+    const NAME_CHANGED: u32 = 1 << 13;
 
     impl FdMode {
         /// Unpacks an fd event's `mode` column.
         pub fn from_column(mode: u32) -> Self {
-            Self { kind: mode & 0xff, l4: ((mode >> L4_SHIFT) & 3) as u8, role: ((mode >> ROLE_SHIFT) & 3) as u8 }
+            Self {
+                kind: mode & 0xff,
+                l4: ((mode >> L4_SHIFT) & 3) as u8,
+                role: ((mode >> ROLE_SHIFT) & 3) as u8,
+                connected: mode & CONNECTED != 0,
+                name_changed: mode & NAME_CHANGED != 0,
+            }
         }
 
         /// Packs into an fd event's `mode` column.
         pub fn to_column(self) -> u32 {
-            self.kind | (self.l4 as u32 & 3) << L4_SHIFT | (self.role as u32 & 3) << ROLE_SHIFT
+            let flag = |on: bool, bit: u32| if on { bit } else { 0 };
+            self.kind
+                | (self.l4 as u32 & 3) << L4_SHIFT
+                | (self.role as u32 & 3) << ROLE_SHIFT
+                | flag(self.connected, CONNECTED)
+                | flag(self.name_changed, NAME_CHANGED)
         }
 
         /// libsinsp's `fd.l4proto` name, for IPv4/IPv6 sockets whose protocol is known.
@@ -661,19 +705,26 @@ mod tests {
     fn an_fd_events_mode_packs_kind_protocol_and_role() {
         use fdkind::*;
         for m in [
-            FdMode { kind: IPV4, l4: L4_TCP, role: ROLE_SERVER },
-            FdMode { kind: IPV6, l4: L4_UDP, role: ROLE_CLIENT },
-            FdMode { kind: IPV4_SERVER, l4: L4_TCP, role: ROLE_UNKNOWN },
-            FdMode { kind: MEMFD, l4: L4_UNKNOWN, role: ROLE_UNKNOWN },
+            FdMode { kind: IPV4, l4: L4_TCP, role: ROLE_SERVER, ..Default::default() },
+            FdMode { kind: IPV6, l4: L4_UDP, role: ROLE_CLIENT, ..Default::default() },
+            FdMode { kind: IPV4_SERVER, l4: L4_TCP, role: ROLE_UNKNOWN, ..Default::default() },
+            FdMode { kind: MEMFD, l4: L4_UNKNOWN, role: ROLE_UNKNOWN, ..Default::default() },
         ] {
             assert_eq!(FdMode::from_column(m.to_column()), m);
         }
         // Archives from before the bits: the kind alone, protocol unknown.
-        assert_eq!(FdMode::from_column(IPV6), FdMode { kind: IPV6, l4: L4_UNKNOWN, role: ROLE_UNKNOWN });
+        assert_eq!(
+            FdMode::from_column(IPV6),
+            FdMode { kind: IPV6, l4: L4_UNKNOWN, role: ROLE_UNKNOWN, ..Default::default() }
+        );
         assert_eq!(FdMode::from_column(IPV4).to_column(), IPV4);
-        assert_eq!(FdMode { kind: IPV4, l4: L4_UDP, role: ROLE_CLIENT }.l4proto(), Some("udp"));
-        assert_eq!(FdMode { kind: UNIX, l4: L4_TCP, role: ROLE_CLIENT }.l4proto(), None);
-        assert_eq!(FdMode { kind: IPV6, l4: L4_UNKNOWN, role: ROLE_CLIENT }.l4proto(), None);
+        let flags = FdMode { kind: IPV4, l4: L4_UDP, role: ROLE_CLIENT, connected: true, name_changed: true };
+        assert_eq!(FdMode::from_column(flags.to_column()), flags);
+        let changed = FdMode { kind: IPV6, name_changed: true, ..Default::default() };
+        assert_eq!(FdMode::from_column(changed.to_column()), changed);
+        assert_eq!(FdMode { kind: IPV4, l4: L4_UDP, role: ROLE_CLIENT, ..Default::default() }.l4proto(), Some("udp"));
+        assert_eq!(FdMode { kind: UNIX, l4: L4_TCP, role: ROLE_CLIENT, ..Default::default() }.l4proto(), None);
+        assert_eq!(FdMode { kind: IPV6, l4: L4_UNKNOWN, role: ROLE_CLIENT, ..Default::default() }.l4proto(), None);
         assert_eq!(
             (l4_of_sock_type(1 | 0o2000000), l4_of_sock_type(2), l4_of_sock_type(5)),
             (L4_TCP, L4_UDP, L4_UNKNOWN)

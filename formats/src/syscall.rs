@@ -187,6 +187,11 @@ const NONE: u32 = desc::make(None, None, None, 0);
 const HIGH_VOLUME: u32 = desc::make(None, None, None, desc::HIGH_VOLUME);
 /// Socket calls on `args[0]` with a sockaddr in `args[1]` (connect, bind).
 const SOCK_ADDR_ARG0: u32 = desc::make(None, None, None, desc::SOCK_ARG0) | desc::sockaddr_arg(1);
+/// sendto: a datagram to the sockaddr in `args[4]`, recorded by default only when it names one
+/// (an unconnected UDP socket's send, which names the socket), and every call under
+/// `--syscalls all`.
+const SENDTO: u32 =
+    desc::make(None, None, None, desc::SOCK_ARG0 | desc::HIGH_VOLUME | desc::ADDRESSED) | desc::sockaddr_arg(4);
 /// accept/accept4: the new fd is the result; the peer's sockaddr is written to `args[1]`.
 const SOCK_ADDR_RET: u32 = desc::make(None, None, None, desc::SOCK_RET) | desc::sockaddr_arg(1);
 
@@ -251,7 +256,7 @@ pub const TABLE: &[SyscallSpec] = &[
     sc(EventType::Accept4, "accept4", Some(288), Some(242), SOCK_ADDR_RET),
     sc(EventType::Bind, "bind", Some(49), Some(200), SOCK_ADDR_ARG0),
     sc(EventType::Listen, "listen", Some(50), Some(201), desc::make(None, None, None, desc::SOCK_ARG0)),
-    sc(EventType::Sendto, "sendto", Some(44), Some(206), HIGH_VOLUME),
+    sc(EventType::Sendto, "sendto", Some(44), Some(206), SENDTO),
     sc(EventType::Sendmsg, "sendmsg", Some(46), Some(211), HIGH_VOLUME),
     sc(EventType::Recvfrom, "recvfrom", Some(45), Some(207), HIGH_VOLUME),
     sc(EventType::Recvmsg, "recvmsg", Some(47), Some(212), HIGH_VOLUME),

@@ -120,6 +120,9 @@ pub mod desc {
     pub const FCNTL_DUP: u32 = 1 << 19;
     /// High-volume syscall (read, write, send/recv): traced only with `--syscalls all`.
     pub const HIGH_VOLUME: u32 = 1 << 20;
+    /// With [`HIGH_VOLUME`]: without `--syscalls all`, the call is still traced, but a record is
+    /// emitted only when its sockaddr argument is set (a `sendto` to an explicit address).
+    pub const ADDRESSED: u32 = 1 << 21;
 
     /// Marks argument `i` as a `struct sockaddr *` copied (binary) into blob 0 at exit.
     pub const fn sockaddr_arg(i: u8) -> u32 {

@@ -23,6 +23,8 @@ pub struct Fd {
     /// The path exactly as the process passed it to `open`, when that differs from `name`
     /// (relative, or with `.`/`..` components): `fd.nameraw`. Empty otherwise.
     pub raw: String,
+    /// A socket that a `connect` connected, or that `accept` returned: `fd.connected`.
+    pub connected: bool,
 }
 
 impl Fd {
@@ -33,7 +35,7 @@ impl Fd {
 
     /// What an fd event's `mode` column holds for this fd.
     pub fn mode(&self) -> FdMode {
-        FdMode { kind: self.kind, l4: self.l4, role: self.role }
+        FdMode { kind: self.kind, l4: self.l4, role: self.role, connected: self.connected, name_changed: false }
     }
 }
 
@@ -165,7 +167,16 @@ impl FdTable {
         let old = self.fds.get(&fd).cloned().unwrap_or_default();
         let l4 = if l4 == fdkind::L4_UNKNOWN { old.l4 } else { l4 };
         let role = if role == fdkind::ROLE_UNKNOWN { old.role } else { role };
-        self.put(fd, Fd { name, kind, cloexec: old.cloexec, l4, role, raw: String::new() })
+        let connected = old.connected;
+        self.put(fd, Fd { name, kind, cloexec: old.cloexec, l4, role, raw: String::new(), connected })
+    }
+
+    /// A `connect` on `fd` succeeded (libsinsp's connected socket; an in-progress connect is not
+    /// yet connected).
+    pub fn set_connected(&mut self, fd: i64) {
+        if let Some(f) = self.fds.get_mut(&fd) {
+            f.connected = true;
+        }
     }
 
     /// A successful `accept`/`accept4` returned `fd` for a connection named `name` over
@@ -173,7 +184,8 @@ impl FdTable {
     /// holds the server's end.
     pub fn accept(&mut self, fd: i64, name: String, kind: u32, l4: u8, cloexec: bool, s: Semantics) -> &Fd {
         let role = fdkind::ROLE_SERVER;
-        self.put(fd, Fd { name, kind, cloexec: cloexec && s == Semantics::Kernel, l4, role, raw: String::new() })
+        let cloexec = cloexec && s == Semantics::Kernel;
+        self.put(fd, Fd { name, kind, cloexec, l4, role, raw: String::new(), connected: true })
     }
 
     /// A successful `dup`/`dup2`/`dup3`/`fcntl(F_DUPFD*)` made `new` refer to what `old` refers
@@ -279,7 +291,10 @@ mod tests {
         assert_eq!(t.get(5).unwrap().name, "a->c");
         t.socket(7, AF_INET, 2, false, Semantics::Kernel);
         let m = t.name_socket(7, "x->y".into(), connection_kind(false), 0, fdkind::ROLE_CLIENT).mode();
-        assert_eq!(m, FdMode { kind: fdkind::IPV4, l4: fdkind::L4_UDP, role: fdkind::ROLE_CLIENT });
+        assert_eq!(
+            m,
+            FdMode { kind: fdkind::IPV4, l4: fdkind::L4_UDP, role: fdkind::ROLE_CLIENT, ..Default::default() }
+        );
         assert_eq!(socket_kind(AF_NETLINK), fdkind::NETLINK);
         assert_eq!(socket_kind(99), fdkind::UNKNOWN);
         assert_eq!(t.close(5).map(|f| f.name), Some("a->c".into()));

@@ -98,6 +98,10 @@ pub enum Field {
     FdL4proto,
     /// `fd.nameraw`: the fd's path exactly as the process passed it to `open`
     FdNameraw,
+    /// `fd.connected`: the socket is connected (connect succeeded, or accept returned it)
+    FdConnected,
+    /// `fd.name_changed`: this event changed the fd's name (a connect, a sendto to a new address)
+    FdNameChanged,
     /// `proc.tty`: controlling terminal (`tty_nr`; 0 when none)
     ProcTty,
     /// `user.name`, from the recording host's user table
@@ -177,6 +181,16 @@ pub enum Field {
     ProcExeInoCtimeDurationProcStart,
     /// `proc.is_exe_upper_layer`: the executable is in an overlayfs upper layer (written in the container).
     ProcIsExeUpperLayer,
+    /// `container.privileged`: the container runs privileged.
+    ContainerPrivileged,
+    /// `container.start_ts`: when the container started (ns).
+    ContainerStartTs,
+    /// `container.mounts`: its mounts, `source:dest:mode:rw:propagation` items space-separated.
+    ContainerMounts,
+    /// `container.mount.dest[N or SOURCE-GLOB]`: a mount's destination, by index or source.
+    ContainerMountDest(String),
+    /// `container.mount.source[N or DEST-GLOB]`: a mount's source, by index or destination.
+    ContainerMountSource(String),
     /// A libsinsp field whose data capture does not record yet: it is always missing (`<NA>`).
     NotCaptured(&'static str, FieldType),
     /// `proc.apid[N]`
@@ -265,6 +279,8 @@ impl Field {
             "fd.rnet" => no_arg(Field::FdNet(End::Remote)),
             "fd.l4proto" => no_arg(Field::FdL4proto),
             "fd.nameraw" => no_arg(Field::FdNameraw),
+            "fd.connected" => no_arg(Field::FdConnected),
+            "fd.name_changed" => no_arg(Field::FdNameChanged),
             "fd.sockfamily" => no_arg(Field::FdSockfamily),
             "proc.tty" => no_arg(Field::ProcTty),
             "user.name" => no_arg(Field::UserName),
@@ -290,6 +306,14 @@ impl Field {
             "proc.exe_ino.mtime" => no_arg(Field::ProcExeInoMtime),
             "proc.exe_ino.ctime_duration_proc_start" => no_arg(Field::ProcExeInoCtimeDurationProcStart),
             "proc.is_exe_upper_layer" => no_arg(Field::ProcIsExeUpperLayer),
+            "container.privileged" => no_arg(Field::ContainerPrivileged),
+            "container.start_ts" => no_arg(Field::ContainerStartTs),
+            "container.mounts" => no_arg(Field::ContainerMounts),
+            "container.mount.dest" | "container.mount.source" => match arg {
+                Some(a) if base == "container.mount.dest" => Ok(Field::ContainerMountDest(a.to_owned())),
+                Some(a) => Ok(Field::ContainerMountSource(a.to_owned())),
+                None => Err(format!("field '{base}' needs an argument")),
+            },
             "proc.cmdline" => no_arg(Field::ProcCmdline),
             "proc.args" => no_arg(Field::ProcArgs),
             "proc.pid" => no_arg(Field::ProcPid),
@@ -381,6 +405,11 @@ impl Field {
                 | ProcExeInoCtime
                 | ProcExeInoMtime
                 | ProcIsExeUpperLayer
+                | ContainerPrivileged
+                | ContainerStartTs
+                | ContainerMounts
+                | ContainerMountDest(_)
+                | ContainerMountSource(_)
                 | UserName
                 | UserLoginname
                 | GroupName
@@ -411,10 +440,13 @@ impl Field {
             | ProcExeIno
             | ProcExeInoCtime
             | ProcExeInoMtime
-            | ProcExeInoCtimeDurationProcStart => FieldType::Int,
+            | ProcExeInoCtimeDurationProcStart
+            | ContainerStartTs => FieldType::Int,
             NotCaptured(_, t) => *t,
             EvtFailed | EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec | ProcIsExeFromMemfd | ProcIsVpgidLeader
-            | ProcIsSidLeader | ProcIsExeUpperLayer => FieldType::Bool,
+            | ProcIsSidLeader | ProcIsExeUpperLayer | FdConnected | FdNameChanged | ContainerPrivileged => {
+                FieldType::Bool
+            }
             ProcDuration => FieldType::Int,
             _ => FieldType::Str,
         }
@@ -689,6 +721,13 @@ impl<'a> EventView<'a> {
                 },
                 _ => Missing,
             },
+            Field::FdConnected | Field::FdNameChanged => match self.etype() {
+                Some(t) if t.uses_fd() => {
+                    let m = self.fd_mode();
+                    Bool(if *field == Field::FdConnected { m.connected } else { m.name_changed })
+                }
+                _ => Missing,
+            },
             Field::FdL4proto => match self.etype() {
                 Some(t) if t.uses_fd() => opt_str(self.fd_mode().l4proto()),
                 _ => Missing,
@@ -801,6 +840,20 @@ impl<'a> EventView<'a> {
                 Some(t) => Bool(t.flags.to_native() & task_info::EXE_UPPER_LAYER != 0),
                 None => Missing,
             },
+            Field::ContainerPrivileged => match self.process().map(|p| p.container.privileged) {
+                Some(v @ 1..=2) => Bool(v == 2),
+                _ => Missing,
+            },
+            Field::ContainerStartTs => match self.process().map(|p| p.container.start_ns.to_native()) {
+                Some(ns) if ns > 0 => Int(ns as i64),
+                _ => Missing,
+            },
+            Field::ContainerMounts => proc_str(self.process(), |p| p.container.mounts.to_native()),
+            Field::ContainerMountDest(key) | Field::ContainerMountSource(key) => {
+                let mounts = self.process().and_then(|p| self.s(p.container.mounts.to_native()));
+                let dest = matches!(field, Field::ContainerMountDest(_));
+                mounts.and_then(|m| find_mount(m, key, dest)).map_or(Missing, |v| Str(Cow::Borrowed(v)))
+            }
             Field::ProcApid(n) => self.ancestor(*n).map_or(Missing, |p| Int(p.pid.to_native() as i64)),
             Field::ThreadTid => Int(self.ev.tid as i64),
             Field::UserUid => self.process().map_or(Missing, |p| Int(p.uid.to_native() as i64)),
@@ -1005,11 +1058,6 @@ pub enum ArgKind {
 pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("container.image.id", FieldType::Str, ArgKind::None),
     ("container.info", FieldType::Str, ArgKind::None),
-    ("container.mounts", FieldType::Str, ArgKind::None),
-    ("container.mount.dest", FieldType::Str, ArgKind::Required),
-    ("container.mount.source", FieldType::Str, ArgKind::Required),
-    ("container.privileged", FieldType::Bool, ArgKind::None),
-    ("container.start_ts", FieldType::Int, ArgKind::None),
     ("container.type", FieldType::Str, ArgKind::None),
     ("k8s.pod.id", FieldType::Str, ArgKind::None),
     ("k8s.pod.uid", FieldType::Str, ArgKind::None),
@@ -1020,8 +1068,6 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("fd.sip.name", FieldType::Str, ArgKind::None),
     ("fd.lip.name", FieldType::Str, ArgKind::None),
     ("fd.rip.name", FieldType::Str, ArgKind::None),
-    ("fd.connected", FieldType::Bool, ArgKind::None),
-    ("fd.name_changed", FieldType::Bool, ArgKind::None),
     ("fd.dev", FieldType::Int, ArgKind::None),
     ("fd.ino", FieldType::Int, ArgKind::None),
     ("proc.is_exe_writable", FieldType::Bool, ArgKind::None),
@@ -1264,6 +1310,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn capability_sets_print_as_libsinsp_names() {
+        assert_eq!(cap_names(0), "");
+        assert_eq!(cap_names(1 << 21 | 1), "CAP_CHOWN CAP_SYS_ADMIN");
+        assert_eq!(cap_names(1 << 40 | 1 << 41), "CAP_CHECKPOINT_RESTORE CAP_41");
+    }
+
+    #[test]
+    fn mounts_are_found_by_index_or_by_a_glob_over_the_other_end() {
+        let m = "/proc:/host/proc:ro:false:rprivate /var/run/docker.sock:/var/run/docker.sock::true:";
+        assert_eq!(find_mount(m, "0", true), Some("/host/proc"));
+        assert_eq!(find_mount(m, "1", false), Some("/var/run/docker.sock"));
+        assert_eq!(find_mount(m, "/proc*", true), Some("/host/proc"));
+        assert_eq!(find_mount(m, "/host/*", false), Some("/proc"));
+        assert_eq!(find_mount(m, "/etc*", true), None);
+        assert_eq!(find_mount(m, "2", true), None);
+        assert_eq!(find_mount("", "0", true), None);
+    }
+
+    #[test]
     fn images_split_into_repository_and_tag() {
         for (image, repo, tag) in [
             ("nginx", Some("nginx"), None),
@@ -1376,4 +1441,22 @@ pub fn cap_names(set: u64) -> String {
         .map(|b| CAP_NAMES.get(b).map_or_else(|| format!("CAP_{b}"), |n| (*n).to_owned()))
         .collect();
     names.join(" ")
+}
+
+/// A mount of a `container.mounts` list: by index (`key` a number), or the first whose source
+/// (`want_dest`) or destination matches the glob `key`; its destination or its source.
+pub fn find_mount<'a>(mounts: &'a str, key: &str, want_dest: bool) -> Option<&'a str> {
+    let parts = |m: &'a str| -> Option<(&'a str, &'a str)> {
+        let mut f = m.splitn(3, ':');
+        Some((f.next()?, f.next()?))
+    };
+    let mut items = mounts.split(' ').filter(|m| !m.is_empty()).filter_map(parts);
+    let found = match key.parse::<usize>() {
+        Ok(i) => items.nth(i),
+        Err(_) => items.find(|(src, dst)| {
+            let by = if want_dest { src } else { dst };
+            crate::filter::glob_match(key.as_bytes(), by.as_bytes())
+        }),
+    };
+    found.map(|(src, dst)| if want_dest { dst } else { src })
 }

@@ -380,7 +380,7 @@ fn memo(cell: Option<&mut u8>, compute: impl FnOnce() -> bool) -> bool {
 }
 
 /// Length of a [`class_key`].
-const CLASS_KEY_LEN: usize = 34;
+const CLASS_KEY_LEN: usize = 38;
 
 /// Everything a process-only field can read of entry `p`: equal keys give equal values for
 /// every such field. Listing the fields by name (no `..`) makes a new column a compile error
@@ -407,6 +407,7 @@ fn class_key(p: &ArchivedProcess, parent_class: u32, pids: bool) -> [u32; CLASS_
         k8s_pod,
         k8s_ns,
         task,
+        container,
     } = p;
     let (pid, ppid) = if pids { (pid.to_native(), ppid.to_native()) } else { (0, 0) };
     // The ids in the pid namespace count as pids; the rest of the task facts always count.
@@ -419,6 +420,7 @@ fn class_key(p: &ArchivedProcess, parent_class: u32, pids: bool) -> [u32; CLASS_
     let [i0, i1] = halves(task.exe_ino.to_native());
     let [t0, t1] = halves(task.exe_ctime_ns.to_native());
     let [t2, t3] = halves(task.exe_mtime_ns.to_native());
+    let [s0, s1] = halves(container.start_ns.to_native());
     [
         parent_class,
         pid,
@@ -454,6 +456,10 @@ fn class_key(p: &ArchivedProcess, parent_class: u32, pids: bool) -> [u32; CLASS_
         t1,
         t2,
         t3,
+        container.privileged as u32,
+        s0,
+        s1,
+        container.mounts.to_native(),
     ]
 }
 
@@ -552,6 +558,7 @@ mod tests {
             k8s_pod: NONE,
             k8s_ns: NONE,
             task: lanner_formats::event::TaskFacts::UNKNOWN,
+            container: lanner_formats::event::ContainerFacts::UNKNOWN,
         }
     }
 

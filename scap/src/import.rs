@@ -149,6 +149,7 @@ pub fn import<E>(
             l4,
             role: fdkind::ROLE_UNKNOWN,
             raw: String::new(),
+            connected: false,
         };
         im.fds.entry(pid).or_default().insert(f.fd, entry);
     }
@@ -283,6 +284,7 @@ impl<'a> Importer<'a> {
             k8s_pod: NONE,
             k8s_ns: NONE,
             task: lanner_formats::event::TaskFacts::UNKNOWN,
+            container: lanner_formats::event::ContainerFacts::UNKNOWN,
         };
         let i = b.add_process(p);
         self.in_chunk.insert(key, i);
@@ -612,12 +614,20 @@ impl<'a> Importer<'a> {
                 current(self, newfd)
             }
             T::Connect => {
+                let before = self.fd(tid, fd_arg).map(|f| f.name.clone()).unwrap_or_default();
                 if connect_names_socket(res) {
                     if let Some((k, name)) = p("tuple").and_then(|b| socket(b, true)) {
                         self.fds_of(tid).name_socket(fd_arg, name, kind_code(&k), 0, fdkind::ROLE_CLIENT);
+                        if res >= 0 {
+                            self.fds_of(tid).set_connected(fd_arg);
+                        }
                     }
                 }
-                current(self, fd_arg)
+                let mut r = current(self, fd_arg);
+                if r.name.as_deref().is_some_and(|n| n != before) {
+                    r.mode = fdkind::FdMode { name_changed: true, ..fdkind::FdMode::from_column(r.mode) }.to_column();
+                }
+                r
             }
             T::Bind => {
                 if res >= 0 {

@@ -57,6 +57,7 @@ fn sample_chunk(b: &mut ChunkBuilder, n: u32) -> lanner_formats::event::Chunk {
         k8s_pod: NONE,
         k8s_ns: NONE,
         task: lanner_formats::event::TaskFacts::UNKNOWN,
+        container: lanner_formats::event::ContainerFacts::UNKNOWN,
     });
     let child = b.add_process(Process { pid: 2, ppid: 1, parent, ..b_process(name, exe, args, cwd) });
     for i in 0..n {
@@ -99,6 +100,7 @@ fn b_process(name: u32, exe: u32, args: u32, cwd: u32) -> Process {
         k8s_pod: NONE,
         k8s_ns: NONE,
         task: lanner_formats::event::TaskFacts::UNKNOWN,
+        container: lanner_formats::event::ContainerFacts::UNKNOWN,
     }
 }
 

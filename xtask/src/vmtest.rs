@@ -221,6 +221,15 @@ fn build_initramfs(root: &Path, bin: &Path) -> Result<PathBuf> {
     if !cc.status.success() {
         bail!("cc -m32 xtask/vmtest/x32.c: {}", String::from_utf8_lossy(&cc.stderr));
     }
+    let udpsend = tree.join("udpsend");
+    let cc = Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&udpsend)
+        .arg(root.join("xtask/vmtest/udpsend.c"))
+        .output()?;
+    if !cc.status.success() {
+        bail!("cc xtask/vmtest/udpsend.c: {}", String::from_utf8_lossy(&cc.stderr));
+    }
     let init = tree.join("init");
     std::fs::copy(root.join("xtask/vmtest/init.sh"), &init)?;
     std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
@@ -569,6 +578,25 @@ fn check_run(root: &Path, bin: &Path, k: &Kernel, console: &Console) -> Vec<Chec
                 Ok(format!("vpid {} = pid, inode {inode}, env and capabilities read; vpid 1 in a new namespace", f[0]))
             } else {
                 Err(format!("{f:?} {n:?} {cap:?} (inode {inode})"))
+            }
+        }),
+    );
+    check(
+        "datagrams to addresses",
+        query(
+            "proc.name = udpsend and evt.type in (sendto, connect)",
+            "%evt.type %fd.name %fd.connected %fd.name_changed %fd.l4proto",
+        )
+        .and_then(|l| {
+            let ends = ["->127.0.0.1:9 false true udp", "->127.0.0.2:9 false true udp", "->127.0.0.2:9 true true udp"];
+            let kinds = ["sendto", "sendto", "connect"];
+            let ok =
+                l.len() == 3 && l.iter().zip(ends).zip(kinds).all(|((x, e), k)| x.starts_with(k) && x.ends_with(e));
+            if ok {
+                Ok("2 sendto to addresses and a connect, each renaming the socket; the send without one not recorded"
+                    .into())
+            } else {
+                Err(format!("{l:?}"))
             }
         }),
     );

@@ -64,6 +64,9 @@ kill $NC 2>/dev/null
 LANNER_VM_ENV=matrix /bin/sh -c 'exit 0' task-facts
 unshare -p -f /bin/sh -c 'exit 0' pid-namespace
 say sh-inode "$(stat -c %i /bin/sh)"
+# Datagrams from an unconnected UDP socket to two addresses, then a connect and a plain send.
+/udpsend
+say udpsend-exit $?
 # A static 32-bit program's exec and open.
 /x32 /etc/hostname
 say x32-exit $?

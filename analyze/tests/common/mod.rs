@@ -47,6 +47,7 @@ fn add(b: &mut ChunkBuilder, p: &P, parent: u32, ppid: u32) -> u32 {
         k8s_pod: NONE,
         k8s_ns: NONE,
         task: lanner_formats::event::TaskFacts::UNKNOWN,
+        container: lanner_formats::event::ContainerFacts::UNKNOWN,
     })
 }
 

@@ -82,7 +82,17 @@ impl LoadOptions {
     /// Whether the syscall with descriptor `d` is recorded: the forensic set, or with
     /// `all_syscalls` every syscall Lanner knows (adds read, write, send*, recv*).
     fn records(&self, d: u32) -> bool {
-        d != 0 && (self.all_syscalls || d & desc::HIGH_VOLUME == 0)
+        d != 0 && (self.all_syscalls || d & (desc::HIGH_VOLUME | desc::ADDRESSED) != desc::HIGH_VOLUME)
+    }
+
+    /// What the kernel side is told of a traced call: under `--syscalls all`, an addressed call
+    /// is recorded whatever its address.
+    fn descriptor(&self, d: u32) -> u32 {
+        if self.all_syscalls {
+            d & !desc::ADDRESSED
+        } else {
+            d
+        }
     }
 }
 
@@ -158,7 +168,7 @@ fn configure(opts: &LoadOptions, support: KernelSupport) -> Result<Configured> {
         for spec in TABLE {
             if let Some(nr) = syscall::native_nr(spec) {
                 if nr < SYSCALL_DESC_ENTRIES && opts.records(spec.desc) {
-                    desc.set(nr, spec.desc, 0)?;
+                    desc.set(nr, opts.descriptor(spec.desc), 0)?;
                 }
             }
         }

@@ -65,6 +65,27 @@ pub struct Container {
     pub image: String,
     /// UID of the pod it belongs to.
     pub pod_uid: String,
+    /// Its privilege, start and mounts, where the source said.
+    pub info: ContainerInfo,
+}
+
+/// What a container's spec or runtime says beyond its name: `container.privileged`,
+/// `container.start_ts` and `container.mounts` (each `None` where the source did not say).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Runs privileged (`securityContext.privileged`, `HostConfig.Privileged`).
+    pub privileged: Option<bool>,
+    /// When it started, unix ns.
+    pub started_ns: Option<u64>,
+    /// Its mounts as libsinsp lists them: `source:dest:mode:rw:propagation` items, space-separated.
+    pub mounts: Option<String>,
+}
+
+/// An RFC 3339 time as unix ns (`None` for a zero or unparsable time, as runtimes write for a
+/// container not started).
+pub fn rfc3339_ns(t: &str) -> Option<u64> {
+    let ns = chrono::DateTime::parse_from_rfc3339(t).ok()?.timestamp_nanos_opt()?;
+    (ns > 0).then_some(ns as u64)
 }
 
 /// This node's pods: pod UID → pod, and 12-character container id → container.
@@ -94,7 +115,90 @@ struct ListMeta {
 struct PodItem {
     metadata: PodMeta,
     #[serde(default)]
+    spec: PodSpec,
+    #[serde(default)]
     status: PodStatus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PodSpec {
+    #[serde(default)]
+    containers: Vec<SpecContainer>,
+    #[serde(default)]
+    init_containers: Vec<SpecContainer>,
+    #[serde(default)]
+    ephemeral_containers: Vec<SpecContainer>,
+    #[serde(default)]
+    volumes: Vec<Volume>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SpecContainer {
+    name: String,
+    #[serde(default)]
+    security_context: Option<SecurityContext>,
+    #[serde(default)]
+    volume_mounts: Vec<VolumeMount>,
+}
+
+#[derive(Deserialize)]
+struct SecurityContext {
+    #[serde(default)]
+    privileged: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VolumeMount {
+    name: String,
+    mount_path: String,
+    #[serde(default)]
+    read_only: bool,
+    #[serde(default)]
+    mount_propagation: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Volume {
+    name: String,
+    #[serde(default)]
+    host_path: Option<HostPath>,
+}
+
+#[derive(Deserialize)]
+struct HostPath {
+    path: String,
+}
+
+impl PodSpec {
+    /// What the spec says of container `name`: its privilege and its mounts (a host path's
+    /// source is the path; another volume's, its name).
+    fn info(&self, name: &str) -> ContainerInfo {
+        let all = self.containers.iter().chain(&self.init_containers).chain(&self.ephemeral_containers);
+        let Some(c) = all.into_iter().find(|c| c.name == name) else { return ContainerInfo::default() };
+        let mounts: Vec<String> = c
+            .volume_mounts
+            .iter()
+            .map(|m| {
+                let vol = self.volumes.iter().find(|v| v.name == m.name);
+                let source = vol.and_then(|v| v.host_path.as_ref()).map_or(m.name.as_str(), |h| h.path.as_str());
+                let propagation = match m.mount_propagation.as_deref() {
+                    Some("Bidirectional") => "rshared",
+                    Some("HostToContainer") => "rslave",
+                    _ => "rprivate",
+                };
+                format!("{source}:{}::{}:{propagation}", m.mount_path, !m.read_only)
+            })
+            .collect();
+        ContainerInfo {
+            privileged: Some(c.security_context.as_ref().and_then(|s| s.privileged).unwrap_or(false)),
+            started_ns: None,
+            mounts: Some(mounts.join(" ")),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -145,6 +249,8 @@ struct ContainerStatus {
     image: String,
     #[serde(rename = "containerID", default)]
     container_id: Option<String>,
+    #[serde(default)]
+    state: Option<serde_json::Value>,
 }
 
 /// The 12-character id of a status's `containerID` (`containerd://<64 hex>`, `docker://…`,
@@ -173,7 +279,14 @@ impl PodIndex {
         {
             // A container not started yet has no id.
             if let Some(id) = c.container_id.as_deref().and_then(short_container_id) {
-                self.containers.insert(id, Container { name: c.name, image: c.image, pod_uid: uid.clone() });
+                let mut info = item.spec.info(&c.name);
+                info.started_ns = c
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.pointer("/running/startedAt").or_else(|| s.pointer("/terminated/startedAt")))
+                    .and_then(|t| t.as_str())
+                    .and_then(rfc3339_ns);
+                self.containers.insert(id, Container { name: c.name, image: c.image, pod_uid: uid.clone(), info });
             }
         }
         self.pods.insert(uid, Pod { name: item.metadata.name, namespace: item.metadata.namespace });
@@ -545,11 +658,14 @@ mod tests {
         let json = format!(
             r#"{{"kind":"PodList","apiVersion":"v1","metadata":{{"resourceVersion":"1"}},"items":[
               {{"metadata":{{"name":"web-0","namespace":"shop","uid":"{UID}"}},
-                "spec":{{"nodeName":"n1"}},
+                "spec":{{"nodeName":"n1","containers":[{{"name":"nginx","securityContext":{{"privileged":true}},
+                    "volumeMounts":[{{"name":"host-proc","mountPath":"/host/proc","readOnly":true}},{{"name":"cache","mountPath":"/cache"}}]}}],
+                  "volumes":[{{"name":"host-proc","hostPath":{{"path":"/proc"}}}},{{"name":"cache","emptyDir":{{}}}}]}},
                 "status":{{"phase":"Running",
                   "initContainerStatuses":[{{"name":"init","image":"busybox:1.36","containerID":"docker://aaaaaaaaaaaabbbb"}}],
                   "containerStatuses":[
-                    {{"name":"nginx","image":"docker.io/library/nginx:1.25","containerID":"containerd://{CID}"}},
+                    {{"name":"nginx","image":"docker.io/library/nginx:1.25","containerID":"containerd://{CID}",
+                      "state":{{"running":{{"startedAt":"2026-12-07T05:00:00Z"}}}}}},
                     {{"name":"pending","image":"redis:7"}}]}}}},
               {{"metadata":{{"name":"new","namespace":"default","uid":"u2"}},"status":{{"phase":"Pending"}}}},
               {{"metadata":{{"name":"bare","namespace":"default","uid":"u3"}}}}]}}"#
@@ -561,9 +677,20 @@ mod tests {
         assert_eq!(idx.containers.len(), 2, "{:?}", idx.containers);
         assert_eq!(
             idx.containers["3f0c1a2b4d5e"],
-            Container { name: "nginx".into(), image: "docker.io/library/nginx:1.25".into(), pod_uid: UID.into() }
+            Container {
+                name: "nginx".into(),
+                image: "docker.io/library/nginx:1.25".into(),
+                pod_uid: UID.into(),
+                info: ContainerInfo {
+                    privileged: Some(true),
+                    started_ns: Some(1_796_619_600_000_000_000),
+                    mounts: Some("/proc:/host/proc::false:rprivate cache:/cache::true:rprivate".into()),
+                },
+            }
         );
+        // A container the spec does not list: nothing known beyond its status.
         assert_eq!(idx.containers["aaaaaaaaaaaa"].name, "init");
+        assert_eq!(idx.containers["aaaaaaaaaaaa"].info, ContainerInfo::default());
         assert_eq!(idx.lookup("3f0c1a2b4d5e", UID), ["nginx", "docker.io/library/nginx:1.25", "web-0", "shop"]);
         // The pod is found through the container when the cgroup path named no pod UID.
         assert_eq!(idx.lookup("3f0c1a2b4d5e", ""), ["nginx", "docker.io/library/nginx:1.25", "web-0", "shop"]);

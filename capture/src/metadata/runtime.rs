@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::metadata::k8s::{Container, PodIndex, PodMetadata};
+use crate::metadata::k8s::{rfc3339_ns, Container, ContainerInfo, PodIndex, PodMetadata};
 
 /// The sockets asked when `--container-socket` is not given (docker's, then rootful podman's).
 pub const DEFAULT_SOCKETS: [&str; 2] = ["/var/run/docker.sock", "/run/podman/podman.sock"];
@@ -40,9 +40,10 @@ pub enum LookupError {
     Failed(String),
 }
 
-/// `GET /containers/<id>/json` on the Engine API at `socket`: `(name, image)` of the container
-/// (`.Name` without its leading `/`, `.Config.Image`), or `None` when the runtime does not know it.
-pub fn inspect(socket: &Path, id: &str) -> Result<Option<(String, String)>, LookupError> {
+/// `GET /containers/<id>/json` on the Engine API at `socket`: the container's name (`.Name`
+/// without its leading `/`), image (`.Config.Image`), privilege (`.HostConfig.Privileged`), start
+/// (`.State.StartedAt`) and mounts (`.Mounts`), or `None` when the runtime does not know it.
+pub fn inspect(socket: &Path, id: &str) -> Result<Option<(String, String, ContainerInfo)>, LookupError> {
     if !id.bytes().all(|b| b.is_ascii_alphanumeric()) || id.is_empty() {
         return Ok(None);
     }
@@ -61,6 +62,35 @@ pub fn inspect(socket: &Path, id: &str) -> Result<Option<(String, String)>, Look
         name: String,
         #[serde(rename = "Config", default)]
         config: Option<Config>,
+        #[serde(rename = "HostConfig", default)]
+        host_config: Option<HostConfig>,
+        #[serde(rename = "State", default)]
+        state: Option<State>,
+        #[serde(rename = "Mounts", default)]
+        mounts: Option<Vec<Mount>>,
+    }
+    #[derive(Deserialize)]
+    struct HostConfig {
+        #[serde(rename = "Privileged", default)]
+        privileged: Option<bool>,
+    }
+    #[derive(Deserialize)]
+    struct State {
+        #[serde(rename = "StartedAt", default)]
+        started_at: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Mount {
+        #[serde(rename = "Source", default)]
+        source: String,
+        #[serde(rename = "Destination", default)]
+        destination: String,
+        #[serde(rename = "Mode", default)]
+        mode: String,
+        #[serde(rename = "RW", default)]
+        rw: bool,
+        #[serde(rename = "Propagation", default)]
+        propagation: String,
     }
     #[derive(Deserialize)]
     struct Config {
@@ -70,7 +100,19 @@ pub fn inspect(socket: &Path, id: &str) -> Result<Option<(String, String)>, Look
     let doc: Inspect = serde_json::from_slice(&body)
         .map_err(|e| LookupError::Failed(format!("container {id}: not an Engine API inspect document: {e}")))?;
     let image = doc.config.and_then(|c| c.image).unwrap_or_default();
-    Ok(Some((doc.name.trim_start_matches('/').to_owned(), image)))
+    let mounts = doc.mounts.map(|ms| {
+        let items: Vec<String> = ms
+            .iter()
+            .map(|m| format!("{}:{}:{}:{}:{}", m.source, m.destination, m.mode, m.rw, m.propagation))
+            .collect();
+        items.join(" ")
+    });
+    let info = ContainerInfo {
+        privileged: doc.host_config.and_then(|h| h.privileged),
+        started_ns: doc.state.and_then(|s| s.started_at).as_deref().and_then(rfc3339_ns),
+        mounts,
+    };
+    Ok(Some((doc.name.trim_start_matches('/').to_owned(), image, info)))
 }
 
 /// One HTTP/1.1 GET over the unix socket `socket`: the status and the (de-chunked) body.
@@ -236,10 +278,10 @@ fn serve(sockets: &[PathBuf], rx: &Receiver<String>, cache: &PodMetadata, retry:
             }
         }
         match answer {
-            Some((name, image)) => {
+            Some((name, image, info)) => {
                 misses.remove(&id);
                 log::debug!("container {id}: {name} ({image})");
-                found.containers.insert(id.clone(), Container { name, image, pod_uid: String::new() });
+                found.containers.insert(id.clone(), Container { name, image, pod_uid: String::new(), info });
                 order.push_back(id);
                 while order.len() > MAX_CACHED {
                     if let Some(old) = order.pop_front() {
@@ -299,7 +341,7 @@ mod tests {
 
     #[test]
     fn inspect_reads_name_and_image_plain_and_chunked_and_404() {
-        let doc = r#"{"Id":"3f0c1a2b4d5e6f70","Name":"/web","Image":"sha256:abc","Config":{"Image":"nginx:1.25"}}"#;
+        let doc = r#"{"Id":"3f0c1a2b4d5e6f70","Name":"/web","Image":"sha256:abc","Config":{"Image":"nginx:1.25"},"HostConfig":{"Privileged":true},"State":{"StartedAt":"2026-12-07T05:00:00.123456789Z"},"Mounts":[{"Type":"bind","Source":"/proc","Destination":"/host/proc","Mode":"ro","RW":false,"Propagation":"rprivate"},{"Source":"/var/lib/x","Destination":"/data","Mode":"","RW":true,"Propagation":""}]}"#;
         let (a, b) = doc.split_at(30);
         let chunked = format!(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
@@ -312,12 +354,17 @@ mod tests {
             format!("HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\n\r\n{NO_SUCH}", NO_SUCH.len()).into_bytes(),
             ok(r#"{"Name":"podman-ctr"}"#),
         ]);
-        let want = Some(("web".to_owned(), "nginx:1.25".to_owned()));
+        let info = ContainerInfo {
+            privileged: Some(true),
+            started_ns: Some(1_796_619_600_123_456_789),
+            mounts: Some("/proc:/host/proc:ro:false:rprivate /var/lib/x:/data::true:".into()),
+        };
+        let want = Some(("web".to_owned(), "nginx:1.25".to_owned(), info));
         assert_eq!(inspect(&path, CID), Ok(want.clone()));
         assert_eq!(inspect(&path, CID), Ok(want));
         assert_eq!(inspect(&path, CID), Ok(None));
         // No Config: the name alone.
-        assert_eq!(inspect(&path, CID), Ok(Some(("podman-ctr".to_owned(), String::new()))));
+        assert_eq!(inspect(&path, CID), Ok(Some(("podman-ctr".to_owned(), String::new(), ContainerInfo::default()))));
         let seen = server.join().unwrap();
         assert!(seen[0].starts_with(&format!("GET /containers/{CID}/json HTTP/1.1\r\n")), "{seen:?}");
         assert!(seen[0].contains("\r\nHost: "), "{seen:?}");

@@ -205,6 +205,7 @@ impl Spool {
                 k8s_pod: NONE,
                 k8s_ns: NONE,
                 task: lanner_formats::event::TaskFacts::UNKNOWN,
+                container: lanner_formats::event::ContainerFacts::UNKNOWN,
             });
             return idx;
         }
@@ -222,6 +223,12 @@ impl Spool {
             let (k8s_pod, k8s_ns) = (opt(&p.k8s_pod), opt(&p.k8s_ns));
             let env = p.image.env.as_ref().map_or(NONE, |e| b.intern(&e.join("\0")));
             let task = lanner_formats::event::TaskFacts::from_wire(&p.image.task, env);
+            let info = &p.container_info;
+            let container = lanner_formats::event::ContainerFacts {
+                privileged: info.privileged.map_or(0, |v| 1 + v as u8),
+                start_ns: info.started_ns.unwrap_or(0),
+                mounts: info.mounts.as_deref().map_or(NONE, |m| b.intern(m)),
+            };
             idx = b.add_process(Process {
                 pid: p.pid,
                 ppid: p.ppid,
@@ -242,6 +249,7 @@ impl Spool {
                 k8s_pod,
                 k8s_ns,
                 task,
+                container,
             });
             self.in_chunk.insert((p.pid, p.version), idx);
         }

@@ -451,6 +451,7 @@ fn check_references(c: &ArchivedChunk) -> Result<(), String> {
             p.k8s_pod,
             p.k8s_ns,
             p.task.env,
+            p.container.mounts,
         ] {
             if !s_ok(id.to_native()) {
                 return Err(format!("process {i} references missing string {}", id.to_native()));

@@ -30,6 +30,7 @@ fn sample_chunk(builder: &mut ChunkBuilder, n: u64) -> Chunk {
         k8s_pod: pod,
         k8s_ns: ns,
         task: crate::event::TaskFacts::UNKNOWN,
+        container: crate::event::ContainerFacts::UNKNOWN,
     });
     for i in 0..n {
         let path = builder.intern_path(&format!("/etc/file{i}"));

@@ -1,5 +1,6 @@
 //! `cargo xtask bench …`: runs a workload under a real capture and measures it.
 
+mod capture_ab;
 mod object_storage;
 mod report;
 
@@ -22,6 +23,10 @@ pub enum Which {
     /// Capture overhead on a syscall loop, an exec storm, the first drop rate, and CPU and peak
     /// RSS at the loop's unpaced rate under `--syscalls all` (over 1M events/s).
     Capture,
+    /// This build's capture against another build's (`LANNER_BENCH_BASELINE`: a directory with
+    /// its lanner-capture and lanner-analyze), alternated in one run: the syscall loop and the
+    /// exec storm, and bytes per event of the mixed workload.
+    CaptureAb,
     /// Object storage on a local S3 API (moto_server): replay from the bucket vs local disk, and
     /// capture's CPU with and without `--ship` at 500k events/s.
     ObjectStorage,
@@ -38,6 +43,7 @@ pub fn run(what: Which) -> Result<()> {
         Which::Replay => replay(),
         Which::Scap => scap(),
         Which::Capture => capture(),
+        Which::CaptureAb => capture_ab::run(),
         Which::ObjectStorage => object_storage::run(),
         Which::Report => report::run(),
     }
@@ -299,6 +305,19 @@ fn scap() -> Result<()> {
 /// RATE iterations per second for SECONDS and prints how many it did; `paced RATE SECONDS -`
 /// makes `close(-1)` calls instead (one recorded event each, failing with EBADF: the cheapest
 /// recorded syscall, to reach rates one core's open/read/close cannot).
+/// Compiles the load generator into `dir`, with the 64-byte file its loop opens: (program, file,
+/// the file's path as text).
+fn build_load(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf, String)> {
+    let src = dir.join("lbload.c");
+    std::fs::write(&src, LOAD_C)?;
+    let load = dir.join("lbload");
+    super::run(Command::new("gcc").args(["-O2", "-Wall", "-o"]).arg(&load).arg(&src))?;
+    let file = dir.join("target-file");
+    std::fs::write(&file, [b'x'; 64])?;
+    let file_s = file.to_str().context("temp path is not UTF-8")?.to_owned();
+    Ok((load, file, file_s))
+}
+
 const LOAD_C: &str = r#"
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -593,13 +612,7 @@ fn capture() -> Result<()> {
     let analyze = super::target_dir().join("release/lanner-analyze");
     let tmp = TempDir(std::env::temp_dir().join(format!("lanner-bench-capture-{}", std::process::id())));
     std::fs::create_dir_all(&tmp.0)?;
-    let src = tmp.0.join("lbload.c");
-    std::fs::write(&src, LOAD_C)?;
-    let load = tmp.0.join("lbload");
-    super::run(Command::new("gcc").args(["-O2", "-Wall", "-o"]).arg(&load).arg(&src))?;
-    let file = tmp.0.join("target-file");
-    std::fs::write(&file, [b'x'; 64])?;
-    let file_s = file.to_str().context("temp path is not UTF-8")?.to_owned();
+    let (load, file, file_s) = build_load(&tmp.0)?;
     let mut failures: Vec<String> = Vec::new();
     if quick {
         println!("**Quick run (LANNER_BENCH_QUICK=1): shortened workloads, not the reference figures.**\n");

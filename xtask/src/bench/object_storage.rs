@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use lanner_formats::archive::SegmentReader;
 use lanner_objectstore::{segment_key, Connection, Store, StoreUrl};
 
-use super::{paced_pair, prepare, replicate, spool_drops, stats_count, timed_replay, under_capture, LOAD_C};
+use super::{paced_pair, prepare, replicate, spool_drops, stats_count, timed_replay, under_capture};
 
 /// moto_server on a free loopback port, killed on drop.
 struct Moto(Child, u16);
@@ -103,13 +103,7 @@ pub fn run() -> Result<()> {
 
     // 2. Capture CPU at ~500k events/s (250k open+close iterations/s), without and with --ship.
     let analyze = super::super::target_dir().join("release/lanner-analyze");
-    let src = tmp.0.join("lbload.c");
-    std::fs::write(&src, LOAD_C)?;
-    let load = tmp.0.join("lbload");
-    super::super::run(Command::new("gcc").args(["-O2", "-Wall", "-o"]).arg(&load).arg(&src))?;
-    let file = tmp.0.join("target-file");
-    std::fs::write(&file, [b'x'; 64])?;
-    let file_s = file.to_str().context("temp path is not UTF-8")?.to_owned();
+    let (load, _file, file_s) = super::build_load(&tmp.0)?;
     let secs = 10.0;
     let base = ["--segment-bytes", "16MiB", "--segment-age", "2s"];
     let ship = [&base[..], &["--ship", "s3://bench/ship", "--cluster", "bench"]].concat();
