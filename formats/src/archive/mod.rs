@@ -7,6 +7,7 @@
 mod builder;
 mod error;
 mod layout;
+pub mod legacy;
 mod reader;
 mod spool;
 mod verify;
@@ -16,7 +17,8 @@ pub use builder::ChunkBuilder;
 pub use error::ArchiveError;
 pub use layout::{FrameHeader, SegmentMeta, FORMAT_MAJOR, FORMAT_MINOR, FRAME_HEADER_LEN, SEGMENT_EXTENSION};
 pub use reader::{
-    decode_payload, index_location, ChunkRef, DecodedChunk, IndexLocation, SegmentReader, TornTail, HEAD_BYTES,
+    decode_payload, decode_payload_of, index_location, ChunkRef, DecodedChunk, IndexLocation, SegmentReader, TornTail,
+    HEAD_BYTES,
 };
 pub use spool::{
     capture_of_file_name, is_segment_file_name, list_segments, segment_file_name, start_of_file_name, SegmentFile,

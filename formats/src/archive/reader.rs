@@ -187,10 +187,11 @@ impl SegmentReader {
                 supported: FORMAT_MAJOR,
             });
         }
-        if major < FORMAT_MAJOR {
+        if major < FORMAT_MAJOR && major != 3 {
             // Version 1 process records lack the terminal and login uid; version 2 stored event
             // columns as plain arrays (both 2026-11-27); version 3 process records lack the
-            // task's ids, capabilities, executable inode and environment (2026-12-07).
+            // task's ids, capabilities, executable inode and environment (2026-12-07), and are
+            // still read: each chunk is converted (`legacy`) with those facts unknown.
             return Err(bad(
                 8,
                 format!(
@@ -390,7 +391,7 @@ impl SegmentReader {
         if fh.codec != CODEC_ZSTD {
             return Err(corrupt(format!("unknown compression codec {}", fh.codec)));
         }
-        decode_payload(payload, fh.raw_len).map_err(corrupt)
+        decode_payload_of(payload, fh.raw_len, self.version.0).map_err(corrupt)
     }
 }
 
@@ -404,6 +405,11 @@ thread_local! {
 /// Decompresses a zstd chunk payload of `raw_len` bytes and validates it (rkyv bytecheck and
 /// every cross-reference), so that the result can be read without further checks.
 pub fn decode_payload(payload: &[u8], raw_len: u32) -> Result<DecodedChunk, String> {
+    decode_payload_of(payload, raw_len, FORMAT_MAJOR)
+}
+
+/// As [`decode_payload`], for a chunk of format `major` (3 is converted to this build's format).
+pub fn decode_payload_of(payload: &[u8], raw_len: u32, major: u16) -> Result<DecodedChunk, String> {
     if raw_len > MAX_RAW_CHUNK {
         return Err(format!("declared size {raw_len} exceeds the {MAX_RAW_CHUNK}-byte limit"));
     }
@@ -421,6 +427,9 @@ pub fn decode_payload(payload: &[u8], raw_len: u32) -> Result<DecodedChunk, Stri
         .map_err(|e| format!("zstd: {e}"))?;
     if n != raw_len as usize {
         return Err(format!("decompressed to {n} bytes, header says {raw_len}"));
+    }
+    if major == 3 {
+        bytes = super::legacy::upgrade_v3(&bytes)?;
     }
     let chunk = rkyv::access::<ArchivedChunk, rkyv::rancor::BoxedError>(&bytes)
         .map_err(|e| format!("invalid chunk data: {e}"))?;

@@ -297,3 +297,60 @@ fn a_hand_built_chunk_with_path_ids_out_of_order_is_refused_not_written() {
     assert_eq!(w.len(), before);
     assert_eq!(fs::metadata(&path).unwrap().len(), before, "nothing written");
 }
+
+#[test]
+fn a_format_3_chunk_reads_with_its_task_and_container_facts_unknown() {
+    use crate::archive::legacy::{ChunkV3, ProcessV3};
+    let mut b = ChunkBuilder::new();
+    let now = sample_chunk(&mut b, 5);
+    let old = ChunkV3 {
+        strings: now.strings.clone(),
+        paths: now.paths.clone(),
+        processes: now
+            .processes
+            .iter()
+            .map(|p| ProcessV3 {
+                pid: p.pid,
+                ppid: p.ppid,
+                parent: p.parent,
+                uid: p.uid,
+                gid: p.gid,
+                name: p.name,
+                exe: p.exe,
+                exepath: p.exepath,
+                args: p.args,
+                cwd: p.cwd,
+                start_ns: p.start_ns,
+                container_id: p.container_id,
+                tty: p.tty,
+                loginuid: p.loginuid,
+                container_name: p.container_name,
+                container_image: p.container_image,
+                k8s_pod: p.k8s_pod,
+                k8s_ns: p.k8s_ns,
+            })
+            .collect(),
+        events: now.events.clone(),
+        drops: now.drops,
+    };
+    let raw = rkyv::to_bytes::<rkyv::rancor::BoxedError>(&old).unwrap();
+    let payload = zstd::bulk::compress(&raw, 1).unwrap();
+    let d = crate::archive::decode_payload_of(&payload, raw.len() as u32, 3).unwrap();
+    let back: Chunk = rkyv::deserialize::<Chunk, rkyv::rancor::Error>(d.chunk()).unwrap();
+    let mut want = now.clone();
+    for p in &mut want.processes {
+        (p.task, p.container) = (crate::event::TaskFacts::UNKNOWN, crate::event::ContainerFacts::UNKNOWN);
+    }
+    assert_eq!(back, want);
+    // Read as this build's format, the same bytes are refused, not misread.
+    assert!(crate::archive::decode_payload(&payload, raw.len() as u32).is_err());
+
+    // A segment whose header says 3.0 opens (its chunks are then read as format 3).
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_segment(dir.path(), 1, true);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[8] = 3;
+    fs::write(&path, &bytes).unwrap();
+    let r = SegmentReader::open(&path).unwrap();
+    assert_eq!(r.version(), (3, 0));
+}
