@@ -7,7 +7,7 @@ use lanner_formats::event::args::Columns;
 use lanner_formats::event::{fdkind, oflags, sock_name, AT_FDCWD};
 use lanner_formats::syscall::{self, EventType};
 use lanner_formats::wire::RecordKind;
-use lanner_formats::wire::{task_info, SockInfo, TaskInfo, SOCK_INFO_LEN, TASK_INFO_LEN};
+use lanner_formats::wire::{task_info, SockInfo, TaskInfo};
 use lanner_procstate::fd::{connect_names_socket, connection_kind, fcntl_dup, server_kind, FcntlCodes};
 use lanner_procstate::{Exec, Fd, FdTable, Image, Semantics};
 
@@ -533,12 +533,17 @@ fn parse_sockaddr(b: &[u8]) -> Option<(u16, String, u16)> {
     }
 }
 
-fn parse_task_info(b: &[u8]) -> Option<TaskInfo> {
-    if b.len() < TASK_INFO_LEN {
+/// A plain-old-data wire struct ([`SockInfo`], [`TaskInfo`]) from the start of a blob.
+fn read_wire<T: Copy>(b: &[u8]) -> Option<T> {
+    if b.len() < std::mem::size_of::<T>() {
         return None;
     }
-    // SAFETY: length checked; TaskInfo is plain old data, read unaligned.
-    Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const TaskInfo) })
+    // SAFETY: length checked; the wire structs are repr(C) plain old data, read unaligned.
+    Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const T) })
+}
+
+fn parse_task_info(b: &[u8]) -> Option<TaskInfo> {
+    read_wire(b)
 }
 
 /// A forked child's view of itself, from its parent's: the same capabilities, executable,
@@ -560,11 +565,7 @@ fn forked_task(parent: &TaskInfo, ppid: u32, child: u32, flags: Option<u64>) -> 
 }
 
 fn parse_sock_info(b: &[u8]) -> Option<SockInfo> {
-    if b.len() < SOCK_INFO_LEN {
-        return None;
-    }
-    // SAFETY: length checked; SockInfo is plain old data, read unaligned.
-    Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const SockInfo) })
+    read_wire(b)
 }
 
 /// (local, remote) ends of a kernel socket description as `ip:port` text.
@@ -709,8 +710,8 @@ impl ProcessTable {
         d.dirfd = fd as i32;
         // An fd missing from the table keeps its number and gets an empty name, as in libsinsp.
         let e = entry.unwrap_or_default();
-        let after = fds.get(fd).map(|f| f.name.as_str()).unwrap_or_default();
-        let name_changed = before.is_some_and(|b| b != after);
+        // Only connect and sendto look the name up again (not every fd event).
+        let name_changed = before.is_some_and(|b| fds.get(fd).map_or("", |f| f.name.as_str()) != b);
         d.mode = fdkind::FdMode { name_changed, ..e.mode() }.to_column();
         d.path = Some(e.name);
         // The name as the process passed it at open (`fd.nameraw`), where it differs.
