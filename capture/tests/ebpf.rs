@@ -1205,8 +1205,10 @@ fn exec_records_carry_the_tasks_namespace_ids_capabilities_executable_and_enviro
     run(Command::new("setpriv")
         .args(["--bounding-set", "-all", "--inh-caps", "-all", "/bin/echo", &tag])
         .stdout(Stdio::null()));
-    // A recon command typed at a terminal: it leads its process group (sandbox's rule).
-    run(Command::new("script").args(["-qc", "whoami", "/dev/null"]).stdout(Stdio::null()));
+    // A recon command typed at a terminal: it leads its process group (sandbox's rule), as a
+    // job-control shell makes it. `script` runs `$SHELL -c`; without SHELL that is dash, which
+    // forks for the command and keeps the group itself, so the command is exec'd.
+    run(Command::new("script").args(["-qc", "exec whoami", "/dev/null"]).stdout(Stdio::null()));
     std::thread::sleep(Duration::from_millis(500));
     let (spool, _) = cap.stop();
     let q = |filter: &str, format: &str| {
