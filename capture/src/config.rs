@@ -32,6 +32,7 @@ struct RawConfig {
     k8s_api: Option<Spanned<String>>,
     k8s_node: Option<Spanned<String>>,
     container_socket: Option<OneOrMany>,
+    resolve: Option<OneOrMany>,
     ship: Option<Spanned<String>>,
     cluster: Option<Spanned<String>>,
     ship_endpoint: Option<Spanned<String>>,
@@ -65,6 +66,7 @@ pub struct FileConfig {
     k8s_api: Option<String>,
     k8s_node: Option<String>,
     container_socket: Option<Vec<PathBuf>>,
+    resolve: Option<Vec<String>>,
     ship: Option<String>,
     cluster: Option<String>,
     ship_endpoint: Option<String>,
@@ -188,6 +190,10 @@ fn parse(file: &str, text: &str) -> Result<FileConfig> {
             OneOrMany::One(s) => vec![PathBuf::from(s)],
             OneOrMany::Many(l) => l.into_iter().map(PathBuf::from).collect(),
         }),
+        resolve: raw.resolve.map(|v| match v {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(l) => l,
+        }),
         ship: value(f, "ship", &raw.ship, |s| {
             lanner_objectstore::StoreUrl::parse(s).map(|_| s.to_owned()).map_err(|e| e.to_string())
         })?,
@@ -239,6 +245,7 @@ pub fn merge(cli: &mut Cli, matches: &ArgMatches, file: FileConfig) {
     take!(k8s_api, option);
     take!(k8s_node, option);
     take!(container_socket, option);
+    take!(resolve, option);
     take!(ship, option);
     take!(cluster, option);
     take!(ship_endpoint, option);
@@ -252,7 +259,7 @@ mod tests {
 
     use super::*;
 
-    const GOOD: &str = "# node defaults\nspool: /var/lib/lanner/spool\nlive: true\nsegment-bytes: 64MiB\nsegment-age: 1h\nretain-bytes: 10G\nretain-age: 7days\nzstd-level: 5\nchunk-events: 1000\nmetrics-addr: 127.0.0.1:9464\nk8s-api: https://10.96.0.1:443\nk8s-node: worker-1\ncontainer-socket: [/run/docker.sock, /run/podman/podman.sock]\nship: s3://evidence/lanner\ncluster: prod-eu\nship-endpoint: http://127.0.0.1:5000\nship-path-style: true\nship-may-delete-unshipped: false\n";
+    const GOOD: &str = "# node defaults\nspool: /var/lib/lanner/spool\nlive: true\nsegment-bytes: 64MiB\nsegment-age: 1h\nretain-bytes: 10G\nretain-age: 7days\nzstd-level: 5\nchunk-events: 1000\nmetrics-addr: 127.0.0.1:9464\nk8s-api: https://10.96.0.1:443\nk8s-node: worker-1\ncontainer-socket: [/run/docker.sock, /run/podman/podman.sock]\nresolve: kubernetes.default.svc.cluster.local\nship: s3://evidence/lanner\ncluster: prod-eu\nship-endpoint: http://127.0.0.1:5000\nship-path-style: true\nship-may-delete-unshipped: false\n";
 
     #[test]
     fn good_file_sets_every_value() {
@@ -272,6 +279,7 @@ mod tests {
             c.container_socket,
             Some(vec![PathBuf::from("/run/docker.sock"), PathBuf::from("/run/podman/podman.sock")])
         );
+        assert_eq!(c.resolve, Some(vec!["kubernetes.default.svc.cluster.local".to_owned()]));
         assert_eq!(c.ship.as_deref(), Some("s3://evidence/lanner"));
         assert_eq!(c.cluster.as_deref(), Some("prod-eu"));
         assert_eq!(c.ship_endpoint.as_deref(), Some("http://127.0.0.1:5000"));

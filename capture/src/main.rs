@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use lanner_capture::drain::{self, Stop};
 use lanner_capture::kernel::{btf, loader, support as kernel_support};
-use lanner_capture::metadata::{k8s, procfs, runtime};
+use lanner_capture::metadata::{k8s, names, procfs, runtime};
 use lanner_capture::metrics::{self, Metrics};
 use lanner_capture::ship::{ShipConfig, Shipper};
 use lanner_capture::spool::retention::RetentionPolicy;
@@ -98,6 +98,12 @@ struct Cli {
     /// /run/podman/podman.sock, where present).
     #[arg(long, value_name = "PATH")]
     container_socket: Option<Vec<PathBuf>>,
+    /// Host name to resolve on this host every 10 s while capturing, repeatable: each chunk
+    /// records every address the name had while it was open, for rules that compare
+    /// `fd.sip.name` and the other `fd.*.name` fields with it (`lanner-analyze rules check` lists
+    /// the names a rules file needs).
+    #[arg(long, value_name = "NAME")]
+    resolve: Option<Vec<String>>,
     /// zstd compression level.
     #[arg(long, default_value_t = 3)]
     zstd_level: i32,
@@ -241,6 +247,11 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> Result<()> {
     }
     let capture_id = meta.capture_id.clone();
     let mut spool = Spool::new(&spool_dir, limits, meta, Arc::clone(&metrics))?;
+    let names = cli.resolve.clone().unwrap_or_default();
+    if let Some(r) = names::NameResolver::start(&names).context("starting the name resolver thread")? {
+        log::info!("resolving {} every {:?}", names.join(", "), names::REFRESH);
+        spool.resolve_names(r);
+    }
     let shipper = match &cli.ship {
         Some(url) => {
             let cfg = ShipConfig {

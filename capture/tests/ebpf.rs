@@ -1332,3 +1332,76 @@ c.send(b"e")
     let closes = q("evt.type = close and fd.l4proto = tcp and fd.connected = true", "%fd.name");
     assert_eq!(closes.len(), 1, "{closes:?}");
 }
+
+#[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
+fn connections_to_a_resolved_name_carry_it_and_upstream_k8s_api_rule_fires() {
+    let Some(stable) =
+        lanner_testdata::require("falcosecurity-rules/current/falco_rules.yaml", "upstream k8s API rule")
+    else {
+        return;
+    };
+    let Some(root) = cgroup2_root() else { return };
+    // The capture resolves two names, through a hosts file of its own: the API server's service
+    // name and a second name for the same address; a third name does not resolve.
+    let work = tempfile::tempdir().unwrap();
+    let hosts = work.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.77 kubernetes.default.svc.cluster.local\n127.0.0.77 api.lanner.test\n").unwrap();
+    let args = ["--chunk-interval", "200ms", "--resolve", "kubernetes.default.svc.cluster.local"];
+    let Some(cap) = Capture::start_with_hosts(
+        &hosts,
+        &[&args[..], &["--resolve", "api.lanner.test", "--resolve", "lanner-unresolved.invalid"]].concat(),
+    ) else {
+        return;
+    };
+    // From a container's cgroup: a connection to the resolved address, and one to another.
+    let id = format!("{:064x}", 0xd15ea5e_u64 + std::process::id() as u64);
+    let cg = root.join(format!("docker-{id}.scope"));
+    std::fs::create_dir(&cg).unwrap();
+    let tag = format!("lnr-names-{}", std::process::id());
+    let script = r#"
+import socket
+srv = [socket.create_server((a, 0)) for a in ("127.0.0.77", "127.0.0.1")]
+for s in srv:
+    c = socket.create_connection(s.getsockname())
+    c.close()
+"#;
+    let st = Command::new("sh")
+        .args(["-c", &format!("echo $$ > {}/cgroup.procs && exec python3 -c \"$0\" {tag}", cg.display()), script])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let removed = std::fs::remove_dir(&cg);
+    let (spool, _) = cap.stop();
+    assert!(st.success());
+    removed.unwrap();
+
+    let mine = format!("evt.type = connect and proc.args contains {tag}");
+    let q = |filter: &str, format: &str| query(spool.path(), &format!("{mine} and {filter}"), format);
+    assert_eq!(
+        q("fd.sip = 127.0.0.77", "*%fd.sip.name %fd.rip.name %fd.cip.name"),
+        vec!["api.lanner.test api.lanner.test <NA>"],
+        "the first name in name order, on the server and remote end only"
+    );
+    assert_eq!(q("fd.sip = 127.0.0.1", "*%fd.sip.name"), vec!["<NA>"]);
+    assert_eq!(q("fd.sip.name = kubernetes.default.svc.cluster.local", "%fd.sip"), vec!["127.0.0.77"]);
+    assert_eq!(q("fd.sip.name in (lanner-unresolved.invalid, api.lanner.test)", "%fd.sip"), vec!["127.0.0.77"]);
+    assert_eq!(q("fd.sip.name != kubernetes.default.svc.cluster.local", "%fd.sip"), vec!["127.0.0.1"]);
+    assert_eq!(q("fd.sip.name = lanner-unresolved.invalid", "%fd.sip"), Vec::<String>::new());
+    assert_eq!(q("fd.rip.name startswith kube", "%fd.sip"), vec!["127.0.0.77"]);
+
+    // Upstream's rule, unmodified: its `k8s_api_server` macro is fd.sip.name's.
+    let out = Command::new(analyze_bin()).arg("replay").arg("--rules").arg(&stable).arg(spool.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let alerts: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let hits: Vec<_> = alerts
+        .iter()
+        .filter(|a| {
+            a["rule"] == "Contact K8S API Server From Container"
+                && a["output_fields"]["proc.cmdline"].as_str().unwrap_or_default().contains(&tag)
+        })
+        .collect();
+    assert_eq!(hits.len(), 1, "{alerts:#?}");
+    assert!(hits[0]["output"].as_str().unwrap().contains("->127.0.0.77:"), "{hits:#?}");
+}

@@ -30,6 +30,28 @@ pub struct Chunk {
     pub events: EventColumns,
     /// Events the kernel could not deliver while this chunk was being filled.
     pub drops: u64,
+    /// The host names the capture was asked to resolve (`--resolve`), each with every address
+    /// it resolved to while this chunk was open: what `fd.sip.name` and the other `fd.*.name`
+    /// fields compare with. Sorted by name.
+    pub resolved: Vec<ResolvedName>,
+}
+
+/// An address as [`ResolvedName::addrs`] stores it: IPv6, or IPv4-mapped IPv6.
+pub fn stored_addr(ip: std::net::IpAddr) -> [u8; 16] {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// One host name and the addresses the recording host resolved it to during a chunk.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResolvedName {
+    /// The name as the capture was given it.
+    pub name: String,
+    /// Its addresses, IPv6 or IPv4-mapped IPv6 (`::ffff:a.b.c.d`), sorted; empty when it did not
+    /// resolve.
+    pub addrs: Vec<[u8; 16]>,
 }
 
 /// Event paths, front-coded: each path stores how many leading bytes it shares with the

@@ -34,6 +34,8 @@ pub struct CompiledRule {
     pub pos: Pos,
     /// Fields the rule reads or prints that capture does not record yet (always `<NA>`).
     pub not_captured: Vec<&'static str>,
+    /// Host names the rule compares `fd.*.name` with: capture must resolve them (`--resolve`).
+    pub names_to_resolve: Vec<String>,
 }
 
 /// What became of one rule of the loaded files.
@@ -466,6 +468,8 @@ impl Compiler {
         };
         filter.visit_fields(&mut note);
         output.fields().for_each(&mut note);
+        let mut names_to_resolve = BTreeSet::new();
+        filter.names_compared(&mut names_to_resolve);
         Ok(CompiledRule {
             name: r.name.clone(),
             priority,
@@ -474,6 +478,7 @@ impl Compiler {
             filter,
             pos: r.pos.clone(),
             not_captured: not_captured.into_iter().collect(),
+            names_to_resolve: names_to_resolve.into_iter().collect(),
         })
     }
 

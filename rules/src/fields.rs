@@ -96,6 +96,9 @@ pub enum Field {
     FdSockfamily,
     /// `fd.l4proto`: `tcp`, `udp` or `raw` for an IPv4/IPv6 socket whose protocol is known
     FdL4proto,
+    /// `fd.cip.name`, `fd.sip.name`, `fd.lip.name`, `fd.rip.name`: the host names the capture
+    /// resolved (`--resolve`) to that end's address while the event's chunk was open
+    FdIpName(End),
     /// `fd.nameraw`: the fd's path exactly as the process passed it to `open`
     FdNameraw,
     /// `fd.connected`: the socket is connected (connect succeeded, or accept returned it)
@@ -278,6 +281,10 @@ impl Field {
             "fd.lnet" => no_arg(Field::FdNet(End::Local)),
             "fd.rnet" => no_arg(Field::FdNet(End::Remote)),
             "fd.l4proto" => no_arg(Field::FdL4proto),
+            "fd.cip.name" => no_arg(Field::FdIpName(End::Client)),
+            "fd.sip.name" => no_arg(Field::FdIpName(End::Server)),
+            "fd.lip.name" => no_arg(Field::FdIpName(End::Local)),
+            "fd.rip.name" => no_arg(Field::FdIpName(End::Remote)),
             "fd.nameraw" => no_arg(Field::FdNameraw),
             "fd.connected" => no_arg(Field::FdConnected),
             "fd.name_changed" => no_arg(Field::FdNameChanged),
@@ -595,6 +602,18 @@ impl<'a> EventView<'a> {
 
     /// The client or server end that `end` (local or remote) stands for on this event's socket:
     /// by the role its fd was recorded with; a listening socket's local end is the server's.
+    /// The names resolved to the address at `end` of the event's socket, in name order; `None`
+    /// when the event has no IP socket with that end.
+    pub fn ip_names(&self, end: End) -> Option<Vec<&'a str>> {
+        let ip = match self.get(&Field::FdIp(end)) {
+            FieldValue::Str(s) => s.parse::<std::net::IpAddr>().ok()?,
+            _ => return None,
+        };
+        let key = lanner_formats::event::stored_addr(ip);
+        let chunk: &'a ArchivedChunk = self.chunk;
+        Some(chunk.resolved.iter().filter(|r| r.addrs.contains(&key)).map(|r| r.name.as_str()).collect())
+    }
+
     fn local_or_remote(&self, end: End) -> Option<End> {
         let m = self.fd_mode();
         let local_is_server = match m.kind {
@@ -727,6 +746,11 @@ impl<'a> EventView<'a> {
                     Bool(if *field == Field::FdConnected { m.connected } else { m.name_changed })
                 }
                 _ => Missing,
+            },
+            // The first name (in name order) that had the address; libsinsp gives one too.
+            Field::FdIpName(end) => match self.ip_names(*end) {
+                Some(names) => names.first().map_or(Missing, |n| Str(Cow::Borrowed(n))),
+                None => Missing,
             },
             Field::FdL4proto => match self.etype() {
                 Some(t) if t.uses_fd() => opt_str(self.fd_mode().l4proto()),
@@ -1064,10 +1088,6 @@ pub const NOT_CAPTURED: &[(&str, FieldType, ArgKind)] = &[
     ("k8s.pod.label", FieldType::Str, ArgKind::Required),
     ("evt.buffer", FieldType::Str, ArgKind::None),
     ("evt.plugininfo", FieldType::Str, ArgKind::None),
-    ("fd.cip.name", FieldType::Str, ArgKind::None),
-    ("fd.sip.name", FieldType::Str, ArgKind::None),
-    ("fd.lip.name", FieldType::Str, ArgKind::None),
-    ("fd.rip.name", FieldType::Str, ArgKind::None),
     ("fd.dev", FieldType::Int, ArgKind::None),
     ("fd.ino", FieldType::Int, ArgKind::None),
     ("proc.is_exe_writable", FieldType::Bool, ArgKind::None),

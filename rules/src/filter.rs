@@ -43,6 +43,22 @@ impl Filter {
         }
     }
 
+    /// Adds to `out` every host name the filter compares an `fd.*.name` field with.
+    pub fn names_compared(&self, out: &mut std::collections::BTreeSet<String>) {
+        match self {
+            Filter::And(v) | Filter::Or(v) => v.iter().for_each(|x| x.names_compared(out)),
+            Filter::Not(x) => x.names_compared(out),
+            Filter::Check(c) if matches!(c.field, Field::FdIpName(_)) && matches!(c.op, Op::Eq | Op::Ne | Op::In) => {
+                match &c.values {
+                    Values::Str(v) => out.extend(v.iter().cloned()),
+                    Values::Set(v) => out.extend(v.iter().cloned()),
+                    _ => {}
+                }
+            }
+            Filter::Check(_) => {}
+        }
+    }
+
     /// Evaluates the filter on one event (the plain tree walk; rule sets evaluate through
     /// their compiled [`Program`](super::Program)).
     pub fn matches(&self, v: &EventView<'_>) -> bool {
@@ -164,11 +180,32 @@ impl Check {
         ) {
             return v.get_all(&self.field).into_iter().any(|x| self.compare(transform(x, &self.transformers), v));
         }
+        if let Field::FdIpName(end) = self.field {
+            return self.matches_name(v, end);
+        }
         let val = v.get(&self.field);
         if self.transformers.is_empty() {
             self.compare(val, v)
         } else {
             self.compare(transform(val, &self.transformers), v)
+        }
+    }
+
+    /// `fd.*.name` as libsinsp compares it: `=` and `in` ask whether a name given resolved to
+    /// the socket's address, `!=` whether it did not; other operators test each name that did.
+    /// False for an event without an IP socket at that end, whatever the operator.
+    fn matches_name(&self, v: &EventView<'_>, end: End) -> bool {
+        let Some(names) = v.ip_names(end) else { return false };
+        let given = |n: &str| match &self.values {
+            Values::Set(set) => set.contains(n),
+            Values::Str(vals) => vals.iter().any(|x| x == n),
+            _ => false,
+        };
+        match self.op {
+            Op::Eq | Op::In => names.into_iter().any(given),
+            Op::Ne => !names.into_iter().any(given),
+            Op::Exists => !names.is_empty(),
+            _ => names.into_iter().any(|n| self.compare(transform(FieldValue::Str(n.into()), &self.transformers), v)),
         }
     }
 

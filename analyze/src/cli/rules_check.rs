@@ -28,7 +28,11 @@ pub fn run(sources: &[Source], as_json: bool) -> bool {
     };
     let mut rows = Vec::new();
     let (mut ok, mut disabled, mut skipped, mut partial) = (0, 0, 0, 0);
+    let mut names = std::collections::BTreeSet::new();
     if let Some(rs) = &rules {
+        for r in &rs.rules {
+            names.extend(r.names_to_resolve.iter().cloned());
+        }
         for (name, pos, status) in &rs.statuses {
             let not_captured: Vec<&str> =
                 rs.rules.iter().find(|r| &r.name == name).map(|r| r.not_captured.clone()).unwrap_or_default();
@@ -61,6 +65,7 @@ pub fn run(sources: &[Source], as_json: bool) -> bool {
             })).collect::<Vec<_>>(),
             "errors": errors.iter().map(diag_json).collect::<Vec<_>>(),
             "warnings": warnings.iter().map(diag_json).collect::<Vec<_>>(),
+            "names_to_resolve": names,
             "counts": { "ok": ok, "disabled": disabled, "unsupported": skipped,
                         "ok_with_fields_not_captured": partial, "errors": errors.len(), "warnings": warnings.len() },
         });
@@ -78,6 +83,14 @@ pub fn run(sources: &[Source], as_json: bool) -> bool {
         }
         for w in &warnings {
             println!("warning     {w}");
+        }
+        if !names.is_empty() {
+            let flags: Vec<String> = names.iter().map(|n| format!("--resolve {n}")).collect();
+            println!(
+                "note        rules compare fd.*.name with {} host name(s); capture records their addresses with: lanner-capture {}",
+                names.len(),
+                flags.join(" ")
+            );
         }
         for e in &errors {
             println!("error       {e}");

@@ -107,6 +107,8 @@ pub struct Spool {
     chunk_opened: Instant,
     last_maintain: Instant,
     metrics: Arc<Metrics>,
+    /// The host names each sealed chunk records the addresses of (`--resolve`).
+    names: Option<crate::metadata::names::NameResolver>,
     /// `None` once closed.
     writer: Option<WriterThread>,
 }
@@ -131,8 +133,15 @@ impl Spool {
             chunk_opened: Instant::now(),
             last_maintain: Instant::now(),
             metrics,
+            names: None,
             writer: Some(WriterThread { tx, thread }),
         })
+    }
+
+    /// Records in every chunk sealed from now on the addresses `names` resolved to while it was
+    /// open.
+    pub fn resolve_names(&mut self, names: crate::metadata::names::NameResolver) {
+        self.names = Some(names);
     }
 
     /// Adds one event; its process (and ancestors) are copied into the chunk on first use.
@@ -270,7 +279,10 @@ impl Spool {
         if self.builder.is_empty() {
             return;
         }
-        let chunk = self.builder.take();
+        let mut chunk = self.builder.take();
+        if let Some(names) = &self.names {
+            chunk.resolved = names.take_for_chunk();
+        }
         self.in_chunk.clear();
         if self.hand_over(ToWriter::Chunk(Box::new(chunk))) {
             self.metrics.writer_waits.fetch_add(1, Relaxed);

@@ -33,11 +33,22 @@ pub fn analyze_bin() -> PathBuf {
 /// its stderr lines keep arriving in the returned log. `None` (after [`skip_or_fail`]) when it
 /// cannot run here.
 pub fn launch(spool: &Path, duration: &str, extra: &[&str]) -> Option<(Child, Arc<Mutex<Vec<String>>>)> {
+    launch_with(Command::new(env!("CARGO_BIN_EXE_lanner-capture")), spool, duration, extra)
+}
+
+/// As [`launch`], with `capture` as the command (`lanner-capture`, or a wrapper that ends by
+/// running it with the arguments appended).
+pub fn launch_with(
+    mut capture: Command,
+    spool: &Path,
+    duration: &str,
+    extra: &[&str],
+) -> Option<(Child, Arc<Mutex<Vec<String>>>)> {
     if !is_root() {
         skip_or_fail("not running as root");
         return None;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lanner-capture"))
+    let mut child = capture
         .arg("--spool")
         .arg(spool)
         .args(["--duration", duration])
@@ -81,6 +92,20 @@ impl Capture {
     pub fn start(extra: &[&str]) -> Option<Capture> {
         let spool = tempfile::tempdir().unwrap();
         let (child, log) = launch(spool.path(), "60s", extra)?;
+        Some(Capture { child, spool, log })
+    }
+
+    /// As [`Capture::start`], with `hosts` bind-mounted on `/etc/hosts` in a mount namespace of
+    /// the capture's own: the names it resolves (`--resolve`) then have the addresses in `hosts`,
+    /// as in a pod given `hostAliases`, and nothing else on the machine changes.
+    pub fn start_with_hosts(hosts: &Path, extra: &[&str]) -> Option<Capture> {
+        let spool = tempfile::tempdir().unwrap();
+        let mut wrapper = Command::new("unshare");
+        wrapper
+            .args(["--mount", "--propagation", "private", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\""])
+            .arg(hosts)
+            .arg(env!("CARGO_BIN_EXE_lanner-capture"));
+        let (child, log) = launch_with(wrapper, spool.path(), "60s", extra)?;
         Some(Capture { child, spool, log })
     }
 

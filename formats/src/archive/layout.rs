@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// File extension of segment files.
 pub const SEGMENT_EXTENSION: &str = "lnr";
 /// Major format version written by this build; readers refuse larger majors.
-pub const FORMAT_MAJOR: u16 = 4;
+pub const FORMAT_MAJOR: u16 = 5;
 /// Minor format version written by this build.
 pub const FORMAT_MINOR: u16 = 0;
 

@@ -1,26 +1,35 @@
-//! Format 3 chunks, read by converting them: their process records lack the task and container
-//! facts that format 4 added, so each is rebuilt as a format 4 chunk with those facts unknown.
+//! Chunks of older formats, read by converting them to this build's format:
+//! - format 3 process records lack the task and container facts that format 4 added, so each
+//!   is rebuilt with those facts unknown;
+//! - format 4 chunks lack the resolved host names that format 5 added: none were resolved.
+//!
 //! Everything else (strings, paths, event columns) is carried over as it was.
 
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::event::{stored, Chunk, ContainerFacts, EventColumns, PathTable, Process, TaskFacts};
 
-/// A format 3 chunk.
+/// A chunk of format 3 (with [`ProcessV3`] records) or 4 (with [`Process`] records): [`Chunk`]
+/// without `resolved`, which format 5 added.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct ChunkV3 {
+pub struct ChunkBeforeV5<P> {
     /// As [`Chunk::strings`].
     pub strings: Vec<String>,
     /// As [`Chunk::paths`].
     pub paths: PathTable,
-    /// Format 3 process records.
-    pub processes: Vec<ProcessV3>,
+    /// The process records of that format.
+    pub processes: Vec<P>,
     /// As [`Chunk::events`].
     #[rkyv(with = stored::Encoded)]
     pub events: EventColumns,
     /// As [`Chunk::drops`].
     pub drops: u64,
 }
+
+/// A format 3 chunk.
+pub type ChunkV3 = ChunkBeforeV5<ProcessV3>;
+/// A format 4 chunk.
+pub type ChunkV4 = ChunkBeforeV5<Process>;
 
 /// A format 3 process record: [`Process`] without `task` and `container`.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -73,16 +82,32 @@ impl From<ProcessV3> for Process {
     }
 }
 
-/// The format 4 bytes of the format 3 chunk `raw` (validated as format 3 first).
-pub fn upgrade_v3(raw: &[u8]) -> Result<rkyv::util::AlignedVec<16>, String> {
-    let old = rkyv::from_bytes::<ChunkV3, rkyv::rancor::BoxedError>(raw)
-        .map_err(|e| format!("invalid format 3 chunk data: {e}"))?;
-    let chunk = Chunk {
+/// This build's bytes for the chunk `raw` of format `major` (3 or 4), validated as that format
+/// first.
+pub fn upgrade(raw: &[u8], major: u16) -> Result<rkyv::util::AlignedVec<16>, String> {
+    let chunk = match major {
+        3 => convert::<ProcessV3>(raw, major)?,
+        4 => convert::<Process>(raw, major)?,
+        _ => return Err(format!("format {major} chunks are not converted")),
+    };
+    rkyv::to_bytes::<rkyv::rancor::BoxedError>(&chunk).map_err(|e| format!("converting a format {major} chunk: {e}"))
+}
+
+/// Reads `raw` as a chunk with `P` process records and converts it.
+fn convert<P>(raw: &[u8], major: u16) -> Result<Chunk, String>
+where
+    P: Archive + Into<Process>,
+    P::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::BoxedError>>
+        + Deserialize<P, rkyv::api::high::HighDeserializer<rkyv::rancor::BoxedError>>,
+{
+    let old = rkyv::from_bytes::<ChunkBeforeV5<P>, rkyv::rancor::BoxedError>(raw)
+        .map_err(|e| format!("invalid format {major} chunk data: {e}"))?;
+    Ok(Chunk {
         strings: old.strings,
         paths: old.paths,
-        processes: old.processes.into_iter().map(Process::from).collect(),
+        processes: old.processes.into_iter().map(Into::into).collect(),
         events: old.events,
         drops: old.drops,
-    };
-    rkyv::to_bytes::<rkyv::rancor::BoxedError>(&chunk).map_err(|e| format!("converting a format 3 chunk: {e}"))
+        resolved: Vec::new(),
+    })
 }

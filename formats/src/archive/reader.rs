@@ -187,7 +187,7 @@ impl SegmentReader {
                 supported: FORMAT_MAJOR,
             });
         }
-        if major < FORMAT_MAJOR && major != 3 {
+        if major < FORMAT_MAJOR && !(3..FORMAT_MAJOR).contains(&major) {
             // Version 1 process records lack the terminal and login uid; version 2 stored event
             // columns as plain arrays (both 2026-11-27); version 3 process records lack the
             // task's ids, capabilities, executable inode and environment (2026-12-07), and are
@@ -408,7 +408,8 @@ pub fn decode_payload(payload: &[u8], raw_len: u32) -> Result<DecodedChunk, Stri
     decode_payload_of(payload, raw_len, FORMAT_MAJOR)
 }
 
-/// As [`decode_payload`], for a chunk of format `major` (3 is converted to this build's format).
+/// As [`decode_payload`], for a chunk of format `major` (3 and 4 are converted to this build's
+/// format).
 pub fn decode_payload_of(payload: &[u8], raw_len: u32, major: u16) -> Result<DecodedChunk, String> {
     if raw_len > MAX_RAW_CHUNK {
         return Err(format!("declared size {raw_len} exceeds the {MAX_RAW_CHUNK}-byte limit"));
@@ -428,8 +429,8 @@ pub fn decode_payload_of(payload: &[u8], raw_len: u32, major: u16) -> Result<Dec
     if n != raw_len as usize {
         return Err(format!("decompressed to {n} bytes, header says {raw_len}"));
     }
-    if major == 3 {
-        bytes = super::legacy::upgrade_v3(&bytes)?;
+    if major < FORMAT_MAJOR {
+        bytes = super::legacy::upgrade(&bytes, major)?;
     }
     let chunk = rkyv::access::<ArchivedChunk, rkyv::rancor::BoxedError>(&bytes)
         .map_err(|e| format!("invalid chunk data: {e}"))?;

@@ -354,3 +354,39 @@ fn a_format_3_chunk_reads_with_its_task_and_container_facts_unknown() {
     let r = SegmentReader::open(&path).unwrap();
     assert_eq!(r.version(), (3, 0));
 }
+
+#[test]
+fn a_format_4_chunk_reads_with_no_names_resolved() {
+    use crate::archive::legacy::ChunkV4;
+    let mut b = ChunkBuilder::new();
+    let mut now = sample_chunk(&mut b, 5);
+    let old = ChunkV4 {
+        strings: now.strings.clone(),
+        paths: now.paths.clone(),
+        processes: now.processes.clone(),
+        events: now.events.clone(),
+        drops: now.drops,
+    };
+    let raw = rkyv::to_bytes::<rkyv::rancor::BoxedError>(&old).unwrap();
+    let payload = zstd::bulk::compress(&raw, 1).unwrap();
+    let d = crate::archive::decode_payload_of(&payload, raw.len() as u32, 4).unwrap();
+    let back: Chunk = rkyv::deserialize::<Chunk, rkyv::rancor::Error>(d.chunk()).unwrap();
+    now.resolved.clear();
+    assert_eq!(back, now);
+    assert!(crate::archive::decode_payload(&payload, raw.len() as u32).is_err());
+}
+
+#[test]
+fn resolved_names_round_trip() {
+    let mut b = ChunkBuilder::new();
+    let mut chunk = sample_chunk(&mut b, 3);
+    chunk.resolved = vec![crate::event::ResolvedName {
+        name: "api.example".into(),
+        addrs: vec![std::net::Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().octets()],
+    }];
+    let raw = rkyv::to_bytes::<rkyv::rancor::BoxedError>(&chunk).unwrap();
+    let payload = zstd::bulk::compress(&raw, 1).unwrap();
+    let d = crate::archive::decode_payload(&payload, raw.len() as u32).unwrap();
+    let back: Chunk = rkyv::deserialize::<Chunk, rkyv::rancor::Error>(d.chunk()).unwrap();
+    assert_eq!(back.resolved, chunk.resolved);
+}
