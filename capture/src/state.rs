@@ -121,6 +121,8 @@ pub struct ProcessTable {
     containers: crate::metadata::containers::ContainerResolver,
     k8s: Option<PodMetadata>,
     runtime: Option<RuntimeMetadata>,
+    /// Each container's users and groups, read from inside it at the first exec seen in it.
+    accounts: HashMap<String, std::sync::Arc<lanner_formats::event::ContainerAccounts>>,
     /// Records that could not be used (unknown syscall numbers).
     pub unknown_records: u64,
 }
@@ -146,11 +148,39 @@ impl ProcessTable {
         self.runtime = Some(meta);
     }
 
+    /// The users and groups of container `id`, once a process of it has exec'd.
+    pub fn container_accounts(&self, id: &str) -> Option<&std::sync::Arc<lanner_formats::event::ContainerAccounts>> {
+        self.accounts.get(id)
+    }
+
     /// Seeds the table from a `/proc` snapshot.
     pub fn seed(&mut self, snaps: Vec<ProcSnapshot>) {
         for s in snaps {
             let p = self.adopt_snapshot(s);
+            // Containers running before capture started: read from their running processes.
+            let (id, pid) = (p.image.container_id.clone(), p.pid);
             self.procs.insert(p.pid, p);
+            self.read_accounts(&id, pid);
+        }
+    }
+
+    /// Reads container `id`'s users and groups from inside it, once: through `pid`'s root (a
+    /// process of it that just exec'd: by then a runtime has switched it to the container's
+    /// root, which it had not yet when it joined the container's cgroup), or, when that process
+    /// is already gone, through another live process of the container.
+    fn read_accounts(&mut self, id: &str, pid: u32) {
+        if id == crate::metadata::containers::HOST || self.accounts.contains_key(id) {
+            return;
+        }
+        let others = self
+            .procs
+            .values()
+            .filter(|p| p.pid != pid && p.exited_ns.is_none() && p.image.container_id == id)
+            .map(|p| p.pid)
+            .take(8);
+        let found = std::iter::once(pid).chain(others).find_map(|p| procfs::container_accounts(id, p));
+        if let Some(a) = found {
+            self.accounts.insert(id.to_owned(), std::sync::Arc::new(a));
         }
     }
 
@@ -435,6 +465,8 @@ impl ProcessTable {
                         }
                     }
                 }
+                let id = p.image.container_id.clone();
+                self.read_accounts(&id, pid);
             }
             d.path = Some(path);
             return Some(d);

@@ -1335,6 +1335,70 @@ c.send(b"e")
 
 #[test]
 #[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
+fn users_and_groups_in_a_container_are_named_by_its_own_passwd_and_group() {
+    let Some(root) = cgroup2_root() else { return };
+    // A container's root filesystem with accounts the host does not have: uid 0 is `croot`
+    // there, and uid 1234 `appuser` in group `apps`.
+    let fs = tempfile::tempdir().unwrap();
+    let r = fs.path();
+    for d in ["bin", "etc", "dev"] {
+        std::fs::create_dir(r.join(d)).unwrap();
+    }
+    // The shell's background jobs read /dev/null.
+    assert!(Command::new("mknod").arg(r.join("dev/null")).args(["c", "1", "3"]).status().unwrap().success());
+    std::fs::copy("/bin/busybox", r.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", r.join("bin/sh")).unwrap();
+    std::fs::write(r.join("etc/passwd"), "croot:x:0:0::/:/bin/sh\nappuser:x:1234:1234::/:/bin/sh\n").unwrap();
+    std::fs::write(r.join("etc/group"), "cwheel:x:0:\napps:x:1234:\n").unwrap();
+    let id = format!("{:064x}", 0xacc0_u64 + std::process::id() as u64);
+    let cg = root.join(format!("docker-{id}.scope"));
+    std::fs::create_dir(&cg).unwrap();
+    // The cgroup's process list, reachable inside the root: the shell joins the container after
+    // entering its root, as runtimes do (pivot_root, then the container's first exec).
+    std::fs::write(r.join("cgroup.procs"), "").unwrap();
+    let bind = |a: &Path, b: &Path| Command::new("mount").arg("--bind").arg(a).arg(b).status().unwrap().success();
+    assert!(bind(&cg.join("cgroup.procs"), &r.join("cgroup.procs")));
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else {
+        let _ = Command::new("umount").arg(r.join("cgroup.procs")).status();
+        return;
+    };
+    let tag = format!("lnr-acct-{}", std::process::id());
+    // The container's long-lived process, then short ones as root and as appuser.
+    let inner = format!(
+        "echo $$ > /cgroup.procs && (/bin/busybox sleep 60 & echo $! > /sleep.pid) && /bin/busybox true {tag} \
+         && exec /bin/busybox su appuser -c '/bin/busybox true {tag}'"
+    );
+    let st = Command::new("chroot").arg(r).args(["/bin/busybox", "sh", "-c", &inner]).status().unwrap();
+    // On the host, for contrast.
+    let host = Command::new("true").arg(&tag).status().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (spool, _) = cap.stop();
+    // The long-lived process outlives the capture, however far behind a loaded machine made it.
+    let sleeper: i32 = std::fs::read_to_string(r.join("sleep.pid")).unwrap().trim().parse().unwrap();
+    // SAFETY: kill(2) on a process this test started.
+    unsafe { libc::kill(sleeper, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = Command::new("umount").arg(r.join("cgroup.procs")).status();
+    let removed = std::fs::remove_dir(&cg);
+    assert!(st.success() && host.success());
+    removed.unwrap();
+    let rows = query(
+        spool.path(),
+        &format!("evt.type = execve and evt.res = SUCCESS and proc.cmdline endswith \"true {tag}\""),
+        "*%container.id %user.uid %user.name %group.name",
+    );
+    let short = &id[..12];
+    let mut rows = rows;
+    rows.sort();
+    rows.dedup();
+    let mut want =
+        vec![format!("{short} 0 croot cwheel"), format!("{short} 1234 appuser apps"), "host 0 root root".to_owned()];
+    want.sort();
+    assert_eq!(rows, want);
+}
+
+#[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
 fn connections_to_a_resolved_name_carry_it_and_upstream_k8s_api_rule_fires() {
     let Some(stable) =
         lanner_testdata::require("falcosecurity-rules/current/falco_rules.yaml", "upstream k8s API rule")

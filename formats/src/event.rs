@@ -34,6 +34,38 @@ pub struct Chunk {
     /// it resolved to while this chunk was open: what `fd.sip.name` and the other `fd.*.name`
     /// fields compare with. Sorted by name.
     pub resolved: Vec<ResolvedName>,
+    /// The users and groups of the containers this chunk's processes run in, from each
+    /// container's own `/etc/passwd` and `/etc/group`, sorted by container id: a container
+    /// listed here names its processes' users and groups (`user.name`, `group.name`), not the
+    /// host's files.
+    pub accounts: Vec<ContainerAccounts>,
+}
+
+/// A container's users and groups (from inside its root filesystem).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerAccounts {
+    /// The container id, as processes' `container_id` strings hold it.
+    pub container_id: String,
+    /// User names by uid, sorted by uid (empty when the container has no `/etc/passwd`).
+    pub users: Vec<IdName>,
+    /// Group names by gid, sorted by gid.
+    pub groups: Vec<IdName>,
+}
+
+/// A numeric id and its name.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct IdName {
+    /// The uid or gid.
+    pub id: u32,
+    /// Its name.
+    pub name: String,
+}
+
+impl ArchivedContainerAccounts {
+    /// The name of `id` in `list` (the archived `users` or `groups`).
+    pub fn name_in(list: &rkyv::vec::ArchivedVec<ArchivedIdName>, id: u32) -> Option<&str> {
+        list.binary_search_by_key(&id, |e| e.id.to_native()).ok().map(|i| list[i].name.as_str())
+    }
 }
 
 /// An address as [`ResolvedName::addrs`] stores it: IPv6, or IPv4-mapped IPv6.

@@ -4,8 +4,8 @@ use std::borrow::Cow;
 
 use lanner_formats::archive::SegmentMeta;
 use lanner_formats::event::{
-    args, fdkind, oflags, sock_name, ArchivedChunk, ArchivedProcess, ArchivedTaskFacts, Event, PathIndex, NONE,
-    RET_UNKNOWN,
+    args, fdkind, oflags, sock_name, ArchivedChunk, ArchivedContainerAccounts, ArchivedProcess, ArchivedTaskFacts,
+    Event, PathIndex, NONE, RET_UNKNOWN,
 };
 use lanner_formats::syscall::EventType;
 use lanner_formats::wire::task_info;
@@ -614,6 +614,16 @@ impl<'a> EventView<'a> {
         Some(chunk.resolved.iter().filter(|r| r.addrs.contains(&key)).map(|r| r.name.as_str()).collect())
     }
 
+    /// The accounts the chunk holds for `p`'s container.
+    fn container_accounts(&self, p: &ArchivedProcess) -> Option<&'a ArchivedContainerAccounts> {
+        let chunk: &'a ArchivedChunk = self.chunk;
+        if chunk.accounts.is_empty() {
+            return None;
+        }
+        let id = self.s(p.container_id.to_native())?;
+        chunk.accounts.binary_search_by(|a| a.container_id.as_str().cmp(id)).ok().map(|i| &chunk.accounts[i])
+    }
+
     fn local_or_remote(&self, end: End) -> Option<End> {
         let m = self.fd_mode();
         let local_is_server = match m.kind {
@@ -881,18 +891,22 @@ impl<'a> EventView<'a> {
             Field::ProcApid(n) => self.ancestor(*n).map_or(Missing, |p| Int(p.pid.to_native() as i64)),
             Field::ThreadTid => Int(self.ev.tid as i64),
             Field::UserUid => self.process().map_or(Missing, |p| Int(p.uid.to_native() as i64)),
-            Field::UserName => self
-                .process()
-                .and_then(|p| self.meta.users.get(&p.uid.to_native()))
-                .map_or(Missing, |n| Str(Cow::Borrowed(n))),
-            Field::UserLoginname => self
-                .process()
-                .and_then(|p| self.meta.users.get(&p.loginuid.to_native()))
-                .map_or(Missing, |n| Str(Cow::Borrowed(n))),
-            Field::GroupName => self
-                .process()
-                .and_then(|p| self.meta.groups.get(&p.gid.to_native()))
-                .map_or(Missing, |n| Str(Cow::Borrowed(n))),
+            Field::UserName | Field::UserLoginname | Field::GroupName => {
+                let Some(p) = self.process() else { return Missing };
+                let id = match field {
+                    Field::UserName => p.uid.to_native(),
+                    Field::UserLoginname => p.loginuid.to_native(),
+                    _ => p.gid.to_native(),
+                };
+                let group = *field == Field::GroupName;
+                // A container whose accounts capture read names its own users; elsewhere (the
+                // host, or a container not read) the recording host's files do.
+                let name = match self.container_accounts(p) {
+                    Some(a) => ArchivedContainerAccounts::name_in(if group { &a.groups } else { &a.users }, id),
+                    None => (if group { &self.meta.groups } else { &self.meta.users }).get(&id).map(String::as_str),
+                };
+                name.map_or(Missing, |n| Str(Cow::Borrowed(n)))
+            }
             Field::ProcTty => self.process().map_or(Missing, |p| Int(p.tty.to_native() as i64)),
             Field::UserLoginuid => self.process().map_or(Missing, |p| Int(p.loginuid.to_native() as i32 as i64)),
             Field::GroupGid => self.process().map_or(Missing, |p| Int(p.gid.to_native() as i64)),

@@ -112,6 +112,28 @@ pub fn groups() -> std::collections::BTreeMap<u32, String> {
     parse_id_names(&fs::read_to_string("/etc/group").unwrap_or_default())
 }
 
+/// The users and groups of container `container_id`, from the `/etc/passwd` and `/etc/group`
+/// of process `pid`'s root directory (a process of that container); a file the container does
+/// not have counts as empty. `None` when the process's root cannot be read (it exited).
+pub fn container_accounts(container_id: &str, pid: u32) -> Option<lanner_formats::event::ContainerAccounts> {
+    use lanner_formats::event::{ContainerAccounts, IdName};
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    fs::read_dir(&root).ok()?;
+    let read = |file: &str| -> Option<Vec<IdName>> {
+        let text = match fs::read_to_string(root.join(file)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(_) => return None,
+        };
+        Some(parse_id_names(&text).into_iter().map(|(id, name)| IdName { id, name }).collect())
+    };
+    Some(ContainerAccounts {
+        container_id: container_id.to_owned(),
+        users: read("etc/passwd")?,
+        groups: read("etc/group")?,
+    })
+}
+
 /// `name:password:id:...` lines (`/etc/passwd`, `/etc/group`) to an id → name map; malformed
 /// lines are skipped.
 pub fn parse_id_names(text: &str) -> std::collections::BTreeMap<u32, String> {

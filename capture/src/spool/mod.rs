@@ -107,6 +107,8 @@ pub struct Spool {
     chunk_opened: Instant,
     last_maintain: Instant,
     metrics: Arc<Metrics>,
+    /// The accounts of the containers of the open chunk's processes.
+    accounts: Vec<Arc<lanner_formats::event::ContainerAccounts>>,
     /// The host names each sealed chunk records the addresses of (`--resolve`).
     names: Option<crate::metadata::names::NameResolver>,
     /// `None` once closed.
@@ -133,6 +135,7 @@ impl Spool {
             chunk_opened: Instant::now(),
             last_maintain: Instant::now(),
             metrics,
+            accounts: Vec::new(),
             names: None,
             writer: Some(WriterThread { tx, thread }),
         })
@@ -220,6 +223,12 @@ impl Spool {
         }
         let mut idx = parent_idx;
         for p in chain.into_iter().rev() {
+            let id = &p.image.container_id;
+            if !self.accounts.iter().any(|a| &a.container_id == id) {
+                if let Some(a) = table.container_accounts(id) {
+                    self.accounts.push(Arc::clone(a));
+                }
+            }
             let b = &mut self.builder;
             let name = b.intern(&p.image.comm);
             let exe = b.intern(&p.image.exe);
@@ -283,6 +292,8 @@ impl Spool {
         if let Some(names) = &self.names {
             chunk.resolved = names.take_for_chunk();
         }
+        self.accounts.sort_by(|a, b| a.container_id.cmp(&b.container_id));
+        chunk.accounts = self.accounts.drain(..).map(|a| (*a).clone()).collect();
         self.in_chunk.clear();
         if self.hand_over(ToWriter::Chunk(Box::new(chunk))) {
             self.metrics.writer_waits.fetch_add(1, Relaxed);

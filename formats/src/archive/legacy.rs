@@ -10,7 +10,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 use crate::event::{stored, Chunk, ContainerFacts, EventColumns, PathTable, Process, TaskFacts};
 
 /// A chunk of format 3 (with [`ProcessV3`] records) or 4 (with [`Process`] records): [`Chunk`]
-/// without `resolved`, which format 5 added.
+/// without `resolved` and `accounts`, which format 5 added.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct ChunkBeforeV5<P> {
     /// As [`Chunk::strings`].
@@ -109,5 +109,6 @@ where
         events: old.events,
         drops: old.drops,
         resolved: Vec::new(),
+        accounts: Vec::new(),
     })
 }
