@@ -27,7 +27,10 @@ const TYPES: &str = "open,openat,creat,mkdir,mkdirat,unlink,unlinkat,rmdir,renam
 execveat,chdir,fchdir,clone,procexit,chmod,fchmod,fchmodat,chown,lchown,fchown,fchownat,link,linkat,symlink,\
 symlinkat,mount,umount,setuid,setgid,setresuid,setresgid,ptrace,kill,tkill,tgkill,close,read,write,fstat,mmap,\
 munmap,brk,access,socket,connect,accept,accept4,bind,listen,sendto,sendmsg,recvfrom,recvmsg,dup,dup2,dup3,fcntl,\
-madvise,fork,vfork";
+madvise,fork,vfork,ioctl,shutdown,lseek,llseek,pread,pwrite,readv,writev,preadv,pwritev,getdents,getdents64,flock,\
+setns,setsockopt,getsockopt,recvmmsg,sendmmsg,poll,ppoll,select,epoll_wait,mprotect,nanosleep,futex,getrlimit,\
+setrlimit,prlimit,unshare,chroot,seccomp,stat,lstat,pipe,eventfd,signalfd,timerfd_create,inotify_init,arch_prctl,\
+rt_sigaction";
 
 const FORMATS: &[&str] = &[
     "%evt.type %evt.dir %proc.name %thread.tid %proc.pid %proc.ppid",

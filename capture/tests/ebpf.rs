@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{analyze_bin, cgroup2_root, query, skip_or_fail, Capture};
+use common::{analyze_bin, cgroup2_root, query, replay_alerts, skip_or_fail, Capture};
 use lanner_formats::archive::SegmentReader;
 use lanner_formats::event::{oflags, Chunk, NONE};
 use lanner_formats::syscall::EventType;
@@ -1272,16 +1272,7 @@ fn exec_records_carry_the_tasks_namespace_ids_capabilities_executable_and_enviro
     );
 
     // The unmodified upstream rules fire on these.
-    let out = Command::new(analyze_bin())
-        .arg("replay")
-        .args(["--rules".as_ref(), stable.as_os_str(), "--rules".as_ref(), incubating.as_os_str()])
-        .args(["--rules".as_ref(), sandbox.as_os_str()])
-        .arg(spool.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let alerts: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let alerts = replay_alerts(spool.path(), &[&stable, &incubating, &sandbox]);
     let fired = |rule: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
         alerts.iter().filter(|a| a["rule"] == rule && f(a)).count()
     };
@@ -1331,6 +1322,66 @@ c.send(b"e")
     // The socket stays connected on its later events (its close).
     let closes = q("evt.type = close and fd.l4proto = tcp and fd.connected = true", "%fd.name");
     assert_eq!(closes.len(), 1, "{closes:?}");
+}
+
+#[test]
+#[ignore = "needs root: loads eBPF programs (cargo xtask test runs it)"]
+fn namespace_module_and_userfaultfd_calls_are_recorded_and_upstream_rules_fire() {
+    let (Some(stable), Some(incubating), Some(sandbox)) = (
+        lanner_testdata::require("falcosecurity-rules/current/falco_rules.yaml", "kernel module rule"),
+        lanner_testdata::require("falcosecurity-rules/current/falco-incubating_rules.yaml", "namespace rules"),
+        lanner_testdata::require("falcosecurity-rules/current/falco-sandbox_rules.yaml", "userfaultfd rule"),
+    ) else {
+        return;
+    };
+    let Some(root) = cgroup2_root() else { return };
+    let Some(cap) = Capture::start(&["--chunk-interval", "200ms"]) else { return };
+    let id = format!("{:064x}", 0x5e75_u64 + std::process::id() as u64);
+    let cg = root.join(format!("docker-{id}.scope"));
+    std::fs::create_dir(&cg).unwrap();
+    let tag = format!("lnr-ns-{}", std::process::id());
+    // In a container: an unprivileged user namespace, a namespace entered, an unprivileged
+    // userfaultfd (user-mode only, allowed without privileges), and a module load from a bad fd
+    // (it fails, or this kernel has no modules; the call is what the rule watches).
+    let unpriv = "setpriv --reuid 65534 --regid 65534 --clear-groups --inh-caps -all --bounding-set -all";
+    let script = format!(
+        "echo $$ > {cg}/cgroup.procs && {unpriv} unshare -U /bin/echo {tag} > /dev/null \
+         && nsenter -t $$ -u /bin/echo {tag} > /dev/null \
+         && {unpriv} /usr/bin/python3 -c 'import ctypes, sys; sys.exit(ctypes.CDLL(None).syscall(323, 1) < 0)' {tag} \
+         && /usr/bin/python3 -c 'import ctypes; ctypes.CDLL(None).syscall(313, -1, b\"\", 0)' {tag}",
+        cg = cg.display()
+    );
+    let st = Command::new("sh").args(["-c", &script]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (spool, _) = cap.stop();
+    let removed = std::fs::remove_dir(&cg);
+    assert!(st.success(), "{script}");
+    removed.unwrap();
+    let calls = query(
+        spool.path(),
+        &format!("evt.type in (unshare, setns, userfaultfd, finit_module) and proc.args contains {tag}"),
+        "%evt.type %proc.name %user.uid",
+    );
+    for want in ["unshare unshare 65534", "setns nsenter 0", "userfaultfd python3 65534", "finit_module python3 0"] {
+        assert!(calls.iter().any(|l| l == want), "{want}: {calls:?}");
+    }
+    let alerts = replay_alerts(spool.path(), &[&stable, &incubating, &sandbox]);
+    let mine = |rule: &str| {
+        alerts
+            .iter()
+            .filter(|a| {
+                a["rule"] == rule && a["output_fields"]["proc.cmdline"].as_str().unwrap_or_default().contains(&tag)
+            })
+            .count()
+    };
+    for rule in [
+        "Change namespace privileges via unshare",
+        "Change thread namespace",
+        "Unprivileged Delegation of Page Faults Handling to a Userspace Process",
+        "Linux Kernel Module Injection Detected",
+    ] {
+        assert_eq!(mine(rule), 1, "{rule}: {alerts:#?}");
+    }
 }
 
 #[test]
@@ -1455,10 +1506,7 @@ for s in srv:
     assert_eq!(q("fd.rip.name startswith kube", "%fd.sip"), vec!["127.0.0.77"]);
 
     // Upstream's rule, unmodified: its `k8s_api_server` macro is fd.sip.name's.
-    let out = Command::new(analyze_bin()).arg("replay").arg("--rules").arg(&stable).arg(spool.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let alerts: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let alerts = replay_alerts(spool.path(), &[&stable]);
     let hits: Vec<_> = alerts
         .iter()
         .filter(|a| {

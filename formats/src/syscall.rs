@@ -147,6 +147,92 @@ pub enum EventType {
     Fork = 67,
     /// `vfork(2)`
     Vfork = 68,
+    /// `ioctl(2)`, read from `.scap` captures (capture does not trace it)
+    Ioctl = 69,
+    /// `shutdown(2)`, read from `.scap` captures (capture does not trace it)
+    Shutdown = 70,
+    /// `lseek(2)`, read from `.scap` captures (capture does not trace it)
+    Lseek = 71,
+    /// `llseek(2)`, read from `.scap` captures (capture does not trace it)
+    Llseek = 72,
+    /// `pread(2)`, read from `.scap` captures (capture does not trace it)
+    Pread = 73,
+    /// `pwrite(2)`, read from `.scap` captures (capture does not trace it)
+    Pwrite = 74,
+    /// `readv(2)`, read from `.scap` captures (capture does not trace it)
+    Readv = 75,
+    /// `writev(2)`, read from `.scap` captures (capture does not trace it)
+    Writev = 76,
+    /// `preadv(2)`, read from `.scap` captures (capture does not trace it)
+    Preadv = 77,
+    /// `pwritev(2)`, read from `.scap` captures (capture does not trace it)
+    Pwritev = 78,
+    /// `getdents(2)`, read from `.scap` captures (capture does not trace it)
+    Getdents = 79,
+    /// `getdents64(2)`, read from `.scap` captures (capture does not trace it)
+    Getdents64 = 80,
+    /// `flock(2)`, read from `.scap` captures (capture does not trace it)
+    Flock = 81,
+    /// `setns(2)`
+    Setns = 82,
+    /// `setsockopt(2)`, read from `.scap` captures (capture does not trace it)
+    Setsockopt = 83,
+    /// `getsockopt(2)`, read from `.scap` captures (capture does not trace it)
+    Getsockopt = 84,
+    /// `recvmmsg(2)`, read from `.scap` captures (capture does not trace it)
+    Recvmmsg = 85,
+    /// `sendmmsg(2)`, read from `.scap` captures (capture does not trace it)
+    Sendmmsg = 86,
+    /// `poll(2)`, read from `.scap` captures (capture does not trace it)
+    Poll = 87,
+    /// `ppoll(2)`, read from `.scap` captures (capture does not trace it)
+    Ppoll = 88,
+    /// `select(2)`, read from `.scap` captures (capture does not trace it)
+    Select = 89,
+    /// `epoll_wait(2)`, read from `.scap` captures (capture does not trace it)
+    EpollWait = 90,
+    /// `mprotect(2)`, read from `.scap` captures (capture does not trace it)
+    Mprotect = 91,
+    /// `nanosleep(2)`, read from `.scap` captures (capture does not trace it)
+    Nanosleep = 92,
+    /// `futex(2)`, read from `.scap` captures (capture does not trace it)
+    Futex = 93,
+    /// `getrlimit(2)`, read from `.scap` captures (capture does not trace it)
+    Getrlimit = 94,
+    /// `setrlimit(2)`, read from `.scap` captures (capture does not trace it)
+    Setrlimit = 95,
+    /// `prlimit(2)`, read from `.scap` captures (capture does not trace it)
+    Prlimit = 96,
+    /// `unshare(2)`
+    Unshare = 97,
+    /// `chroot(2)`, read from `.scap` captures (capture does not trace it)
+    Chroot = 98,
+    /// `seccomp(2)`, read from `.scap` captures (capture does not trace it)
+    Seccomp = 99,
+    /// `stat(2)`, read from `.scap` captures (capture does not trace it)
+    Stat = 100,
+    /// `lstat(2)`, read from `.scap` captures (capture does not trace it)
+    Lstat = 101,
+    /// `pipe(2)`, read from `.scap` captures (capture does not trace it)
+    Pipe = 102,
+    /// `eventfd(2)`, read from `.scap` captures (capture does not trace it)
+    Eventfd = 103,
+    /// `signalfd(2)`, read from `.scap` captures (capture does not trace it)
+    Signalfd = 104,
+    /// `timerfd_create(2)`, read from `.scap` captures (capture does not trace it)
+    TimerfdCreate = 105,
+    /// `inotify_init(2)`, read from `.scap` captures (capture does not trace it)
+    InotifyInit = 106,
+    /// `arch_prctl(2)`, read from `.scap` captures (capture does not trace it)
+    ArchPrctl = 107,
+    /// `rt_sigaction(2)`, read from `.scap` captures (capture does not trace it)
+    RtSigaction = 108,
+    /// `init_module(2)`
+    InitModule = 109,
+    /// `finit_module(2)`
+    FinitModule = 110,
+    /// `userfaultfd(2)`
+    Userfaultfd = 111,
 }
 
 /// Set in a stored event type for the enter half of a syscall. Only imported `.scap` data has
@@ -267,6 +353,54 @@ pub const TABLE: &[SyscallSpec] = &[
     sc(EventType::Madvise, "madvise", Some(28), Some(233), 0),
     sc(EventType::Fork, "fork", Some(57), None, 0),
     sc(EventType::Vfork, "vfork", Some(58), None, 0),
+    // libscap's event types for these calls, read from `.scap` captures. Capture does not trace
+    // those without a descriptor (no syscall numbers): they never occur in its archives. It
+    // traces setns and unshare, which upstream rules watch.
+    sc(EventType::Ioctl, "ioctl", None, None, 0),
+    sc(EventType::Shutdown, "shutdown", None, None, 0),
+    sc(EventType::Lseek, "lseek", None, None, 0),
+    sc(EventType::Llseek, "llseek", None, None, 0),
+    sc(EventType::Pread, "pread", None, None, 0),
+    sc(EventType::Pwrite, "pwrite", None, None, 0),
+    sc(EventType::Readv, "readv", None, None, 0),
+    sc(EventType::Writev, "writev", None, None, 0),
+    sc(EventType::Preadv, "preadv", None, None, 0),
+    sc(EventType::Pwritev, "pwritev", None, None, 0),
+    sc(EventType::Getdents, "getdents", None, None, 0),
+    sc(EventType::Getdents64, "getdents64", None, None, 0),
+    sc(EventType::Flock, "flock", None, None, 0),
+    sc(EventType::Setns, "setns", Some(308), Some(268), NONE),
+    sc(EventType::Setsockopt, "setsockopt", None, None, 0),
+    sc(EventType::Getsockopt, "getsockopt", None, None, 0),
+    sc(EventType::Recvmmsg, "recvmmsg", None, None, 0),
+    sc(EventType::Sendmmsg, "sendmmsg", None, None, 0),
+    sc(EventType::Poll, "poll", None, None, 0),
+    sc(EventType::Ppoll, "ppoll", None, None, 0),
+    sc(EventType::Select, "select", None, None, 0),
+    sc(EventType::EpollWait, "epoll_wait", None, None, 0),
+    sc(EventType::Mprotect, "mprotect", None, None, 0),
+    sc(EventType::Nanosleep, "nanosleep", None, None, 0),
+    sc(EventType::Futex, "futex", None, None, 0),
+    sc(EventType::Getrlimit, "getrlimit", None, None, 0),
+    sc(EventType::Setrlimit, "setrlimit", None, None, 0),
+    sc(EventType::Prlimit, "prlimit", None, None, 0),
+    sc(EventType::Unshare, "unshare", Some(272), Some(97), NONE),
+    sc(EventType::Chroot, "chroot", None, None, 0),
+    sc(EventType::Seccomp, "seccomp", None, None, 0),
+    sc(EventType::Stat, "stat", None, None, 0),
+    sc(EventType::Lstat, "lstat", None, None, 0),
+    sc(EventType::Pipe, "pipe", None, None, 0),
+    sc(EventType::Eventfd, "eventfd", None, None, 0),
+    sc(EventType::Signalfd, "signalfd", None, None, 0),
+    sc(EventType::TimerfdCreate, "timerfd_create", None, None, 0),
+    sc(EventType::InotifyInit, "inotify_init", None, None, 0),
+    sc(EventType::ArchPrctl, "arch_prctl", None, None, 0),
+    sc(EventType::RtSigaction, "rt_sigaction", None, None, 0),
+    // Traced: upstream rules watch for these (module loading, userfaultfd as an exploit
+    // primitive).
+    sc(EventType::InitModule, "init_module", Some(175), Some(105), NONE),
+    sc(EventType::FinitModule, "finit_module", Some(313), Some(273), NONE),
+    sc(EventType::Userfaultfd, "userfaultfd", Some(323), Some(282), NONE),
 ];
 
 /// 32-bit x86 (ia32) syscall numbers of the traced types whose arguments mean the same as on
@@ -422,6 +556,20 @@ impl EventType {
                 | Self::Dup2
                 | Self::Dup3
                 | Self::Fcntl
+                | Self::Ioctl
+                | Self::Shutdown
+                | Self::Lseek
+                | Self::Llseek
+                | Self::Pread
+                | Self::Pwrite
+                | Self::Readv
+                | Self::Writev
+                | Self::Preadv
+                | Self::Pwritev
+                | Self::Getdents
+                | Self::Getdents64
+                | Self::Flock
+                | Self::Setns
         )
     }
 }

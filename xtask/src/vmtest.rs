@@ -582,6 +582,16 @@ fn check_run(root: &Path, bin: &Path, k: &Kernel, console: &Console) -> Vec<Chec
         }),
     );
     check(
+        "namespace change",
+        query("evt.type = unshare", "%proc.name %evt.res").and_then(|l| {
+            if l == ["unshare SUCCESS"] {
+                Ok("the unshare of the new pid namespace".into())
+            } else {
+                Err(format!("{l:?}"))
+            }
+        }),
+    );
+    check(
         "datagrams to addresses",
         query(
             "proc.name = udpsend and evt.type in (sendto, connect)",

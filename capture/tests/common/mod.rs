@@ -188,3 +188,15 @@ pub fn assert_named_later(lines: &[String], named: &str, unnamed: &str, context:
     assert!(first_named > 0, "named before the metadata arrived: {lines:?}");
     assert!(lines[first_named..].iter().all(|l| l == named), "{lines:?}");
 }
+
+/// `lanner-analyze replay --rules R… spool`: the alerts it printed, parsed.
+pub fn replay_alerts(spool: &Path, rules: &[&Path]) -> Vec<serde_json::Value> {
+    let mut cmd = Command::new(analyze_bin());
+    cmd.arg("replay");
+    for r in rules {
+        cmd.arg("--rules").arg(r);
+    }
+    let out = cmd.arg(spool).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
