@@ -306,3 +306,39 @@ fn a_backtest_split_into_shards_reads_every_segment_once_and_merges_back_into_th
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn rules_check_names_the_host_names_and_event_types_capture_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("r.yaml");
+    let rule = |name: &str, cond: &str| {
+        format!("- rule: {name}\n  desc: d\n  condition: {cond}\n  output: o\n  priority: info\n")
+    };
+    let text_of = [
+        rule("api", "evt.type = connect and fd.sip.name in (api.example, db.example)"),
+        rule("recv", "evt.type in (recvfrom, open)"),
+        rule("ioctl", "evt.type = ioctl"),
+        rule("unknown", "evt.type = no_such_call"),
+        rule("recorded", "evt.type in (open, setns) and not evt.type = recvfrom"),
+    ]
+    .concat();
+    fs::write(&rules, text_of).unwrap();
+    let out = analyze(&["rules", "check", "--json", rules.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["names_to_resolve"], serde_json::json!(["api.example", "db.example"]));
+    let types = |name: &str| {
+        v["rules"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["event_types_not_recorded"].clone()
+    };
+    assert_eq!(types("recv"), serde_json::json!([{"type": "recvfrom", "recorded": "recorded with --syscalls all"}]));
+    assert_eq!(types("ioctl"), serde_json::json!([{"type": "ioctl", "recorded": "only in imported .scap captures"}]));
+    assert_eq!(
+        types("unknown"),
+        serde_json::json!([{"type": "no_such_call", "recorded": "an event type Lanner does not know"}])
+    );
+    assert_eq!(types("recorded"), serde_json::json!([]), "a type asked for with != is not needed");
+    assert_eq!(v["counts"]["ok_with_event_types_not_recorded"], 3);
+    let out = analyze(&["rules", "check", rules.to_str().unwrap()]);
+    let t = text(&out.stdout);
+    assert!(t.contains("lanner-capture --resolve api.example --resolve db.example"), "{t}");
+}

@@ -124,6 +124,13 @@ pub mod desc {
     /// emitted only when its sockaddr argument is set (a `sendto` to an explicit address).
     pub const ADDRESSED: u32 = 1 << 21;
 
+    /// Whether capture traces a syscall with descriptor `d`: the forensic set by default, or
+    /// with `all_syscalls` (`--syscalls all`) every syscall with a descriptor (adding read,
+    /// write, send*, recv*). A descriptor of 0 is a type read only from `.scap` captures.
+    pub const fn traced(d: u32, all_syscalls: bool) -> bool {
+        d != 0 && (all_syscalls || d & (HIGH_VOLUME | ADDRESSED) != HIGH_VOLUME)
+    }
+
     /// Marks argument `i` as a `struct sockaddr *` copied (binary) into blob 0 at exit.
     pub const fn sockaddr_arg(i: u8) -> u32 {
         (i as u32 + 1) << 16

@@ -36,6 +36,9 @@ pub struct CompiledRule {
     pub not_captured: Vec<&'static str>,
     /// Host names the rule compares `fd.*.name` with: capture must resolve them (`--resolve`).
     pub names_to_resolve: Vec<String>,
+    /// Event types the rule asks for that capture does not record by default, each with what it
+    /// takes: `--syscalls all`, an imported `.scap` capture, or nothing Lanner knows.
+    pub types_not_recorded: Vec<(String, &'static str)>,
 }
 
 /// What became of one rule of the loaded files.
@@ -470,6 +473,21 @@ impl Compiler {
         output.fields().for_each(&mut note);
         let mut names_to_resolve = BTreeSet::new();
         filter.names_compared(&mut names_to_resolve);
+        let mut types = BTreeSet::new();
+        filter.event_types_named(&mut types);
+        let types_not_recorded = types
+            .into_iter()
+            .filter_map(|n| {
+                use lanner_formats::wire::desc;
+                let why = match lanner_formats::syscall::EventType::from_name(&n) {
+                    None => "an event type Lanner does not know",
+                    Some(t) if desc::traced(t.spec().desc, false) => return None,
+                    Some(t) if desc::traced(t.spec().desc, true) => "recorded with --syscalls all",
+                    Some(_) => "only in imported .scap captures",
+                };
+                Some((n, why))
+            })
+            .collect();
         Ok(CompiledRule {
             name: r.name.clone(),
             priority,
@@ -479,6 +497,7 @@ impl Compiler {
             pos: r.pos.clone(),
             not_captured: not_captured.into_iter().collect(),
             names_to_resolve: names_to_resolve.into_iter().collect(),
+            types_not_recorded,
         })
     }
 

@@ -59,6 +59,26 @@ impl Filter {
         }
     }
 
+    /// Adds to `out` every event type name the filter asks for (`evt.type =` or `in`, or `!=`
+    /// under a `not`), as opposed to one it excludes.
+    pub fn event_types_named(&self, out: &mut std::collections::BTreeSet<String>) {
+        self.types_asked(true, out);
+    }
+
+    fn types_asked(&self, positive: bool, out: &mut std::collections::BTreeSet<String>) {
+        match self {
+            Filter::And(v) | Filter::Or(v) => v.iter().for_each(|x| x.types_asked(positive, out)),
+            Filter::Not(x) => x.types_asked(!positive, out),
+            Filter::Check(c) => {
+                if let Values::Types(_, names) = &c.values {
+                    if (c.op == Op::Ne) != positive {
+                        out.extend(names.iter().cloned());
+                    }
+                }
+            }
+        }
+    }
+
     /// Evaluates the filter on one event (the plain tree walk; rule sets evaluate through
     /// their compiled [`Program`](super::Program)).
     pub fn matches(&self, v: &EventView<'_>) -> bool {

@@ -27,20 +27,24 @@ pub fn run(sources: &[Source], as_json: bool) -> bool {
         None => errors.into_iter().partition(|d| d.code.is_error()),
     };
     let mut rows = Vec::new();
-    let (mut ok, mut disabled, mut skipped, mut partial) = (0, 0, 0, 0);
+    let (mut ok, mut disabled, mut skipped, mut partial, mut unrecorded_types) = (0, 0, 0, 0, 0);
     let mut names = std::collections::BTreeSet::new();
     if let Some(rs) = &rules {
         for r in &rs.rules {
             names.extend(r.names_to_resolve.iter().cloned());
         }
         for (name, pos, status) in &rs.statuses {
-            let not_captured: Vec<&str> =
-                rs.rules.iter().find(|r| &r.name == name).map(|r| r.not_captured.clone()).unwrap_or_default();
+            let compiled = rs.rules.iter().find(|r| &r.name == name);
+            let not_captured: Vec<&str> = compiled.map(|r| r.not_captured.clone()).unwrap_or_default();
+            let types: Vec<(String, &str)> = compiled.map(|r| r.types_not_recorded.clone()).unwrap_or_default();
             let (word, reason) = match status {
                 RuleStatus::Ok => {
                     ok += 1;
                     if !not_captured.is_empty() {
                         partial += 1;
+                    }
+                    if !types.is_empty() {
+                        unrecorded_types += 1;
                     }
                     ("ok", String::new())
                 }
@@ -53,31 +57,36 @@ pub fn run(sources: &[Source], as_json: bool) -> bool {
                     ("unsupported", why.clone())
                 }
             };
-            rows.push((name.clone(), pos.clone(), word, reason, not_captured));
+            rows.push((name.clone(), pos.clone(), word, reason, not_captured, types));
         }
     }
     if as_json {
         let out = json!({
             "loaded": rules.is_some(),
-            "rules": rows.iter().map(|(name, pos, status, reason, nc)| json!({
+            "rules": rows.iter().map(|(name, pos, status, reason, nc, types)| json!({
                 "name": name, "file": pos.file.as_ref(), "line": pos.line, "status": status,
                 "reason": reason, "fields_not_captured": nc,
+                "event_types_not_recorded": types.iter().map(|(t, why)| json!({"type": t, "recorded": why})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "errors": errors.iter().map(diag_json).collect::<Vec<_>>(),
             "warnings": warnings.iter().map(diag_json).collect::<Vec<_>>(),
             "names_to_resolve": names,
             "counts": { "ok": ok, "disabled": disabled, "unsupported": skipped,
-                        "ok_with_fields_not_captured": partial, "errors": errors.len(), "warnings": warnings.len() },
+                        "ok_with_fields_not_captured": partial, "ok_with_event_types_not_recorded": unrecorded_types, "errors": errors.len(), "warnings": warnings.len() },
         });
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     } else {
-        for (name, pos, status, reason, nc) in &rows {
+        for (name, pos, status, reason, nc, types) in &rows {
             let mut line = format!("{status:<11} {pos}  {name}");
             if !reason.is_empty() {
                 line.push_str(&format!(": {reason}"));
             }
             if !nc.is_empty() {
                 line.push_str(&format!("  [not captured yet, always <NA>: {}]", nc.join(", ")));
+            }
+            if !types.is_empty() {
+                let t: Vec<String> = types.iter().map(|(t, why)| format!("{t}: {why}")).collect();
+                line.push_str(&format!("  [event types capture does not record by default: {}]", t.join(", ")));
             }
             println!("{line}");
         }
@@ -96,7 +105,7 @@ pub fn run(sources: &[Source], as_json: bool) -> bool {
             println!("error       {e}");
         }
         println!(
-            "{} rule(s): {ok} ok ({partial} of them read fields capture does not record yet), {disabled} disabled, {skipped} unsupported; {} warning(s), {} error(s)",
+            "{} rule(s): {ok} ok ({partial} of them read fields capture does not record yet, {unrecorded_types} ask for event types it does not record by default), {disabled} disabled, {skipped} unsupported; {} warning(s), {} error(s)",
             rows.len(),
             warnings.len(),
             errors.len()

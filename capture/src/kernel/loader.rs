@@ -82,7 +82,7 @@ impl LoadOptions {
     /// Whether the syscall with descriptor `d` is recorded: the forensic set, or with
     /// `all_syscalls` every syscall Lanner knows (adds read, write, send*, recv*).
     fn records(&self, d: u32) -> bool {
-        d != 0 && (self.all_syscalls || d & (desc::HIGH_VOLUME | desc::ADDRESSED) != desc::HIGH_VOLUME)
+        desc::traced(d, self.all_syscalls)
     }
 
     /// What the kernel side is told of a traced call: under `--syscalls all`, an addressed call
