@@ -123,6 +123,8 @@ pub struct ProcessTable {
     runtime: Option<RuntimeMetadata>,
     /// Each container's users and groups, read from inside it at the first exec seen in it.
     accounts: HashMap<String, std::sync::Arc<lanner_formats::event::ContainerAccounts>>,
+    /// When each container not read yet was last tried.
+    accounts_tried: HashMap<String, std::time::Instant>,
     /// Records that could not be used (unknown syscall numbers).
     pub unknown_records: u64,
 }
@@ -172,6 +174,13 @@ impl ProcessTable {
         if id == crate::metadata::containers::HOST || self.accounts.contains_key(id) {
             return;
         }
+        // The search below walks the table: a container that could not be read is tried again
+        // at most once a second, not at each of its execs.
+        let now = std::time::Instant::now();
+        if self.accounts_tried.get(id).is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(1)) {
+            return;
+        }
+        self.accounts_tried.insert(id.to_owned(), now);
         let others = self
             .procs
             .values()
@@ -180,6 +189,7 @@ impl ProcessTable {
             .take(8);
         let found = std::iter::once(pid).chain(others).find_map(|p| procfs::container_accounts(id, p));
         if let Some(a) = found {
+            self.accounts_tried.remove(id);
             self.accounts.insert(id.to_owned(), std::sync::Arc::new(a));
         }
     }

@@ -29,54 +29,49 @@ impl Filter {
         crate::RuleSet::compile_filter(&[], "filter", condition)
     }
 
+    /// Calls `f` with every comparison of the filter and whether it counts as written (true) or
+    /// negated by an odd number of enclosing `not`s (false).
+    fn visit_checks(&self, positive: bool, f: &mut impl FnMut(&Check, bool)) {
+        match self {
+            Filter::And(v) | Filter::Or(v) => v.iter().for_each(|x| x.visit_checks(positive, f)),
+            Filter::Not(x) => x.visit_checks(!positive, f),
+            Filter::Check(c) => f(c, positive),
+        }
+    }
+
     /// Calls `f` with every field the filter reads.
     pub fn visit_fields(&self, f: &mut impl FnMut(&Field)) {
-        match self {
-            Filter::And(v) | Filter::Or(v) => v.iter().for_each(|x| x.visit_fields(f)),
-            Filter::Not(x) => x.visit_fields(f),
-            Filter::Check(c) => {
-                f(&c.field);
-                if let Values::Field(o, _) = &c.values {
-                    f(o);
-                }
+        self.visit_checks(true, &mut |c, _| {
+            f(&c.field);
+            if let Values::Field(o, _) = &c.values {
+                f(o);
             }
-        }
+        });
     }
 
     /// Adds to `out` every host name the filter compares an `fd.*.name` field with.
     pub fn names_compared(&self, out: &mut std::collections::BTreeSet<String>) {
-        match self {
-            Filter::And(v) | Filter::Or(v) => v.iter().for_each(|x| x.names_compared(out)),
-            Filter::Not(x) => x.names_compared(out),
-            Filter::Check(c) if matches!(c.field, Field::FdIpName(_)) && matches!(c.op, Op::Eq | Op::Ne | Op::In) => {
+        self.visit_checks(true, &mut |c, _| {
+            if matches!(c.field, Field::FdIpName(_)) && matches!(c.op, Op::Eq | Op::Ne | Op::In) {
                 match &c.values {
                     Values::Str(v) => out.extend(v.iter().cloned()),
                     Values::Set(v) => out.extend(v.iter().cloned()),
                     _ => {}
                 }
             }
-            Filter::Check(_) => {}
-        }
+        });
     }
 
     /// Adds to `out` every event type name the filter asks for (`evt.type =` or `in`, or `!=`
     /// under a `not`), as opposed to one it excludes.
     pub fn event_types_named(&self, out: &mut std::collections::BTreeSet<String>) {
-        self.types_asked(true, out);
-    }
-
-    fn types_asked(&self, positive: bool, out: &mut std::collections::BTreeSet<String>) {
-        match self {
-            Filter::And(v) | Filter::Or(v) => v.iter().for_each(|x| x.types_asked(positive, out)),
-            Filter::Not(x) => x.types_asked(!positive, out),
-            Filter::Check(c) => {
-                if let Values::Types(_, names) = &c.values {
-                    if (c.op == Op::Ne) != positive {
-                        out.extend(names.iter().cloned());
-                    }
+        self.visit_checks(true, &mut |c, positive| {
+            if let Values::Types(_, names) = &c.values {
+                if (c.op == Op::Ne) != positive {
+                    out.extend(names.iter().cloned());
                 }
             }
-        }
+        });
     }
 
     /// Evaluates the filter on one event (the plain tree walk; rule sets evaluate through

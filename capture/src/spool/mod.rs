@@ -224,7 +224,7 @@ impl Spool {
         let mut idx = parent_idx;
         for p in chain.into_iter().rev() {
             let id = &p.image.container_id;
-            if !self.accounts.iter().any(|a| &a.container_id == id) {
+            if id != crate::metadata::containers::HOST && !self.accounts.iter().any(|a| &a.container_id == id) {
                 if let Some(a) = table.container_accounts(id) {
                     self.accounts.push(Arc::clone(a));
                 }

@@ -333,17 +333,15 @@ fn a_format_3_chunk_reads_with_its_task_and_container_facts_unknown() {
         events: now.events.clone(),
         drops: now.drops,
     };
-    let raw = rkyv::to_bytes::<rkyv::rancor::BoxedError>(&old).unwrap();
-    let payload = zstd::bulk::compress(&raw, 1).unwrap();
-    let d = crate::archive::decode_payload_of(&payload, raw.len() as u32, 3).unwrap();
-    let back: Chunk = rkyv::deserialize::<Chunk, rkyv::rancor::Error>(d.chunk()).unwrap();
+    let (payload, len) = compressed(&old);
+    let back = decoded(&payload, len, 3);
     let mut want = now.clone();
     for p in &mut want.processes {
         (p.task, p.container) = (crate::event::TaskFacts::UNKNOWN, crate::event::ContainerFacts::UNKNOWN);
     }
     assert_eq!(back, want);
     // Read as this build's format, the same bytes are refused, not misread.
-    assert!(crate::archive::decode_payload(&payload, raw.len() as u32).is_err());
+    assert!(crate::archive::decode_payload(&payload, len).is_err());
 
     // A segment whose header says 3.0 opens (its chunks are then read as format 3).
     let dir = tempfile::tempdir().unwrap();
@@ -359,7 +357,7 @@ fn a_format_3_chunk_reads_with_its_task_and_container_facts_unknown() {
 fn a_format_4_chunk_reads_with_no_names_resolved() {
     use crate::archive::legacy::ChunkV4;
     let mut b = ChunkBuilder::new();
-    let mut now = sample_chunk(&mut b, 5);
+    let now = sample_chunk(&mut b, 5);
     let old = ChunkV4 {
         strings: now.strings.clone(),
         paths: now.paths.clone(),
@@ -367,26 +365,46 @@ fn a_format_4_chunk_reads_with_no_names_resolved() {
         events: now.events.clone(),
         drops: now.drops,
     };
-    let raw = rkyv::to_bytes::<rkyv::rancor::BoxedError>(&old).unwrap();
-    let payload = zstd::bulk::compress(&raw, 1).unwrap();
-    let d = crate::archive::decode_payload_of(&payload, raw.len() as u32, 4).unwrap();
-    let back: Chunk = rkyv::deserialize::<Chunk, rkyv::rancor::Error>(d.chunk()).unwrap();
-    now.resolved.clear();
-    assert_eq!(back, now);
-    assert!(crate::archive::decode_payload(&payload, raw.len() as u32).is_err());
+    let (payload, len) = compressed(&old);
+    assert_eq!(decoded(&payload, len, 4), now);
+    assert!(crate::archive::decode_payload(&payload, len).is_err());
 }
 
 #[test]
-fn resolved_names_round_trip() {
+fn resolved_names_and_container_accounts_round_trip() {
+    use crate::event::{ContainerAccounts, IdName, ResolvedName};
     let mut b = ChunkBuilder::new();
     let mut chunk = sample_chunk(&mut b, 3);
-    chunk.resolved = vec![crate::event::ResolvedName {
+    chunk.resolved = vec![ResolvedName {
         name: "api.example".into(),
         addrs: vec![std::net::Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().octets()],
     }];
-    let raw = rkyv::to_bytes::<rkyv::rancor::BoxedError>(&chunk).unwrap();
-    let payload = zstd::bulk::compress(&raw, 1).unwrap();
-    let d = crate::archive::decode_payload(&payload, raw.len() as u32).unwrap();
-    let back: Chunk = rkyv::deserialize::<Chunk, rkyv::rancor::Error>(d.chunk()).unwrap();
-    assert_eq!(back.resolved, chunk.resolved);
+    chunk.accounts = vec![ContainerAccounts {
+        container_id: "cat".into(),
+        users: vec![IdName { id: 0, name: "croot".into() }, IdName { id: 1234, name: "app".into() }],
+        groups: vec![IdName { id: 0, name: "cwheel".into() }],
+    }];
+    let (payload, len) = compressed(&chunk);
+    assert_eq!(decoded(&payload, len, crate::archive::FORMAT_MAJOR), chunk);
+}
+
+/// `value`'s rkyv bytes, zstd-compressed, and their uncompressed length.
+fn compressed<T>(value: &T) -> (Vec<u8>, u32)
+where
+    T: for<'a> rkyv::Serialize<
+        rkyv::api::high::HighSerializer<
+            rkyv::util::AlignedVec,
+            rkyv::ser::allocator::ArenaHandle<'a>,
+            rkyv::rancor::BoxedError,
+        >,
+    >,
+{
+    let raw = rkyv::to_bytes::<rkyv::rancor::BoxedError>(value).unwrap();
+    (zstd::bulk::compress(&raw, 1).unwrap(), raw.len() as u32)
+}
+
+/// The chunk a reader gets from a compressed payload of format `major`.
+fn decoded(payload: &[u8], len: u32, major: u16) -> Chunk {
+    let d = crate::archive::decode_payload_of(payload, len, major).unwrap();
+    rkyv::deserialize::<Chunk, rkyv::rancor::Error>(d.chunk()).unwrap()
 }
