@@ -174,20 +174,23 @@ impl ProcessTable {
         if id == crate::metadata::containers::HOST || self.accounts.contains_key(id) {
             return;
         }
-        // The search below walks the table: a container that could not be read is tried again
-        // at most once a second, not at each of its execs.
+        // The exec'ing process itself is always tried (one directory read). Walking the table
+        // for another live process of the container is done at most once a second per
+        // container, not at each of its execs.
+        let mut found = procfs::container_accounts(id, pid);
         let now = std::time::Instant::now();
-        if self.accounts_tried.get(id).is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(1)) {
-            return;
+        let walk_due =
+            self.accounts_tried.get(id).is_none_or(|t| now.duration_since(*t) >= std::time::Duration::from_secs(1));
+        if found.is_none() && walk_due {
+            self.accounts_tried.insert(id.to_owned(), now);
+            found = self
+                .procs
+                .values()
+                .filter(|p| p.pid != pid && p.exited_ns.is_none() && p.image.container_id == id)
+                .map(|p| p.pid)
+                .take(8)
+                .find_map(|p| procfs::container_accounts(id, p));
         }
-        self.accounts_tried.insert(id.to_owned(), now);
-        let others = self
-            .procs
-            .values()
-            .filter(|p| p.pid != pid && p.exited_ns.is_none() && p.image.container_id == id)
-            .map(|p| p.pid)
-            .take(8);
-        let found = std::iter::once(pid).chain(others).find_map(|p| procfs::container_accounts(id, p));
         if let Some(a) = found {
             self.accounts_tried.remove(id);
             self.accounts.insert(id.to_owned(), std::sync::Arc::new(a));
